@@ -1,0 +1,99 @@
+"""Every exception Followup raises on purpose derives from :class:`FollowupError`.
+
+::
+
+    FollowupError
+    ├── UserError                 bad input a person can fix; carries every problem found
+    │   ├── ConfigError           config.toml
+    │   ├── RulesError            rules/*.toml
+    │   ├── TemplateError         templates/<purpose>/<lang>.j2
+    │   └── ClientsError          the clients file
+    └── ProviderError             anything a mail or calendar provider answered
+        ├── Transient             retry later with backoff; honours ``retry_after`` (seconds)
+        │   └── SendLimitReached  the mailbox's daily sending limit; retry after ``retry_after``
+        ├── CursorExpired         the sync cursor is stale: resync fully, lose nothing
+        ├── AuthRevoked           the grant is gone: park the mailbox, tell the rep, never loop
+        └── Permanent             record it, do not retry
+
+The CLI is the one place that turns a ``UserError`` into a message for a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file a person edits: where it is and what would be right."""
+
+    file: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        place = f"{self.file}:{self.where}" if self.where else self.file
+        return f"{place}: {self.message}"
+
+
+class FollowupError(Exception):
+    """Root of every exception Followup raises on purpose."""
+
+
+class UserError(FollowupError):
+    """Bad input a person can fix. ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(UserError):
+    pass
+
+
+class RulesError(UserError):
+    pass
+
+
+class TemplateError(UserError):
+    pass
+
+
+class ClientsError(UserError):
+    pass
+
+
+class ProviderError(FollowupError):
+    """Something a provider answered. ``mailbox`` names the mailbox when known."""
+
+    def __init__(self, message: str, *, mailbox: str | None = None) -> None:
+        self.mailbox = mailbox
+        super().__init__(message)
+
+
+class Transient(ProviderError):
+    """Retry later. ``retry_after`` is the provider's Retry-After in seconds, if it gave one."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, mailbox: str | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, mailbox=mailbox)
+
+
+class SendLimitReached(Transient):
+    """The mailbox hit its provider's daily sending limit; sends wait ``retry_after`` seconds."""
+
+
+class CursorExpired(ProviderError):
+    """The stored sync cursor is no longer valid: a full resync is needed."""
+
+
+class AuthRevoked(ProviderError):
+    """The grant was revoked or expired: the mailbox needs reconnecting by its rep."""
+
+
+class Permanent(ProviderError):
+    """A request that will never succeed as made: record it and move on."""

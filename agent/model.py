@@ -1,0 +1,247 @@
+"""The nouns of Followup as frozen dataclasses.
+
+Every datetime here is timezone-aware and in UTC; zones are applied only in business-time math and
+in rendering. Planners receive and return these values and nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` in UTC; refuse naive datetimes, which have no place in Followup."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt.isoformat()} has no zone")
+    return dt.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Address:
+    email: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "email", self.email.strip().lower())
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class MessageKind(enum.StrEnum):
+    """What a message is, beyond who sent it. Only HUMAN messages start or stop promises."""
+
+    HUMAN = "human"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    LIST = "list"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One mail message as a provider reported it: headers only, the body is fetched on demand.
+
+    ``provider_id`` is the provider's stable id (Gmail message id, Graph immutable id, Maildir
+    key). ``thread_id`` is the provider's conversation id. ``headers`` holds the headers the
+    planners look at (Auto-Submitted, X-Autoreply, Precedence, List-Id, Content-Type,
+    X-Followup-Key ...), with lower-case names. ``labels`` carries folder facts such as
+    ``INBOX`` and ``SENT`` (a message to oneself has both).
+    """
+
+    mailbox: str
+    provider_id: str
+    thread_id: str
+    message_id: str
+    sender: Address
+    to: tuple[Address, ...]
+    date: datetime
+    subject: str = ""
+    cc: tuple[Address, ...] = ()
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default=EMPTY)
+    labels: frozenset[str] = frozenset()
+    body: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "date", utc(self.date))
+        object.__setattr__(self, "headers", MappingProxyType({k.lower(): v for k, v in self.headers.items()}))
+
+    @property
+    def recipients(self) -> tuple[Address, ...]:
+        return self.to + self.cc
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client company contact as the CRM export describes it."""
+
+    key: str
+    name: str
+    emails: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    company: str = ""
+    language: str = ""
+    zone: str = ""
+    country: str = ""
+    subdivision: str = ""
+    tier: str = ""
+    owner: str = ""
+    tags: frozenset[str] = frozenset()
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class Attendee:
+    email: str
+    name: str = ""
+    # RFC 5545 PARTSTAT: NEEDS-ACTION, ACCEPTED, DECLINED, TENTATIVE
+    partstat: str = "NEEDS-ACTION"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A calendar event; ``start``/``end`` in UTC (all-day events span whole local days)."""
+
+    mailbox: str
+    provider_id: str
+    summary: str
+    start: datetime
+    end: datetime
+    status: str = "confirmed"  # confirmed | tentative | cancelled
+    transparent: bool = False
+    all_day: bool = False
+    organizer: str = ""
+    attendees: tuple[Attendee, ...] = ()
+    uid: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", utc(self.start))
+        object.__setattr__(self, "end", utc(self.end))
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """A half-open span of time ``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", utc(self.start))
+        object.__setattr__(self, "end", utc(self.end))
+        if self.end < self.start:
+            raise ValueError(f"interval ends before it starts: {self.start} > {self.end}")
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+class ActionKind(enum.StrEnum):
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    FOLLOW_UP = "follow_up"
+    THANK_YOU = "thank_you"
+    FEEDBACK = "feedback"
+    PROPOSAL = "proposal"
+    WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something a planner decided should happen at ``due``.
+
+    ``key`` is deterministic (rule, thread, stage): the outbox stores it under a unique
+    constraint, so planning the same thing twice never sends twice. ``template`` names the
+    purpose under templates/, ``context`` is the plain data it renders with, ``reason`` is the
+    human explanation shown by the demo, status and logs.
+    """
+
+    key: str
+    kind: ActionKind
+    mailbox: str
+    due: datetime
+    to: tuple[Address, ...]
+    language: str
+    template: str
+    reason: str
+    client: str = ""
+    thread_id: str = ""
+    rule: str = ""
+    reply_to_message_id: str = ""
+    references: tuple[str, ...] = ()
+    subject: str = ""
+    context: Mapping[str, Any] = field(default=EMPTY)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "due", utc(self.due))
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one ``sync`` call found: changed messages, deleted provider ids and the next cursor.
+
+    ``full`` is true when the provider listed everything (first sync or after CursorExpired):
+    the store then knows that messages it holds and the listing lacks were deleted.
+    """
+
+    messages: tuple[Message, ...]
+    cursor: str
+    deleted: tuple[str, ...] = ()
+    full: bool = False
+    skipped: tuple[tuple[str, str], ...] = ()  # (provider_id, reason) of malformed items
+
+
+@dataclass(frozen=True)
+class EventSyncResult:
+    events: tuple[Event, ...]
+    cursor: str
+    deleted: tuple[str, ...] = ()
+    full: bool = False
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SentRef:
+    """A message the provider accepted: its provider id and its (possibly rewritten) Message-ID."""
+
+    provider_id: str
+    message_id: str
+    thread_id: str = ""
+
+
+@dataclass(frozen=True)
+class Invite:
+    """An event to create on the rep's calendar and send to its attendees."""
+
+    key: str
+    summary: str
+    start: datetime
+    end: datetime
+    zone: str
+    organizer: Address
+    attendees: tuple[Address, ...]
+    description: str = ""
+    location: str = ""
+    send_updates: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", utc(self.start))
+        object.__setattr__(self, "end", utc(self.end))

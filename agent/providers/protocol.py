@@ -1,0 +1,72 @@
+"""What every mail and calendar provider offers. Providers hide every vendor difference here.
+
+Each method raises only the classes of :mod:`agent.errors` under ``ProviderError``:
+``Transient`` (retry with backoff, honour ``retry_after``), ``CursorExpired`` (resync fully),
+``AuthRevoked`` (park the mailbox) and ``Permanent`` (record, do not retry). Vendor exceptions
+are translated with ``raise ... from exc``.
+
+Sending is split in two so that the outbox can make it exactly-once: ``draft`` creates a draft
+carrying the outbox key (an ``X-Followup-Key`` header or the vendor's equivalent), ``send_draft``
+sends that draft once and is never retried by any layer. After a crash ``find_sent`` and
+``find_draft`` tell the outbox what happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol, runtime_checkable
+
+from agent.model import EventSyncResult, Interval, Invite, SentRef, SyncResult
+
+KEY_HEADER = "X-Followup-Key"
+
+
+@runtime_checkable
+class MailProvider(Protocol):
+    name: str
+
+    def sync(self, cursor: str | None) -> SyncResult:
+        """Changes since ``cursor`` (``None``: everything). Raises ``CursorExpired`` when stale."""
+        ...
+
+    def fetch_body(self, provider_id: str) -> str:
+        """The plain-text body of one message, fetched only when a planner needs it."""
+        ...
+
+    def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
+        """Create a draft that carries ``key``; return its draft id."""
+        ...
+
+    def send_draft(self, draft_id: str) -> SentRef:
+        """Send the draft once. Never retried: an unknown outcome is reconciled, not repeated."""
+        ...
+
+    def find_sent(self, key: str) -> SentRef | None:
+        """The sent message carrying ``key``, if the provider holds one."""
+        ...
+
+    def find_draft(self, key: str) -> str | None:
+        """The id of the unsent draft carrying ``key``, if one exists."""
+        ...
+
+
+@runtime_checkable
+class CalendarProvider(Protocol):
+    name: str
+
+    def events(self, cursor: str | None) -> EventSyncResult:
+        """Events changed since ``cursor``. Raises ``CursorExpired`` when stale."""
+        ...
+
+    def busy(self, window: Interval) -> list[Interval]:
+        """Busy intervals of the mailbox's own calendar inside ``window``, merged and sorted."""
+        ...
+
+    def create_event(self, invite: Invite) -> str:
+        """Create the event (idempotent on ``invite.key``) and return its provider id."""
+        ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
