@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-EMPTY: Mapping[str, str] = MappingProxyType({})
-
 
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` in UTC; refuse naive datetimes, which have no place in Followup."""
@@ -76,13 +74,14 @@ class Message:
     cc: tuple[Address, ...] = ()
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
-    headers: Mapping[str, str] = field(default=EMPTY)
+    headers: Mapping[str, str] = field(default_factory=dict)
     labels: frozenset[str] = frozenset()
     body: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "date", utc(self.date))
-        object.__setattr__(self, "headers", MappingProxyType({k.lower(): v for k, v in self.headers.items()}))
+        lowered = {k.lower(): v for k, v in self.headers.items()}
+        object.__setattr__(self, "headers", MappingProxyType(lowered))
 
     @property
     def recipients(self) -> tuple[Address, ...]:
@@ -188,7 +187,7 @@ class Action:
     reply_to_message_id: str = ""
     references: tuple[str, ...] = ()
     subject: str = ""
-    context: Mapping[str, Any] = field(default=EMPTY)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "due", utc(self.due))
