@@ -244,3 +244,40 @@ class Invite:
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", utc(self.start))
         object.__setattr__(self, "end", utc(self.end))
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A message after matching: whose it is, which way it went, and what kind of mail it is.
+
+    ``reason`` says how the client was found ("address", "domain", "thread") or why it was
+    not, and why the kind was chosen, so a lead can audit every decision.
+    """
+
+    message: Message
+    direction: Direction
+    kind: MessageKind
+    client: str = ""
+    reason: str = ""
+
+    @property
+    def is_human(self) -> bool:
+        return self.kind is MessageKind.HUMAN
+
+
+@dataclass(frozen=True)
+class Thread:
+    """One conversation in one mailbox, its messages oldest first, with its client if known."""
+
+    mailbox: str
+    thread_id: str
+    messages: tuple[Classified, ...]
+    client: Client | None = None
+
+    @property
+    def subject(self) -> str:
+        return self.messages[0].message.subject if self.messages else ""
+
+    @property
+    def last(self) -> Classified | None:
+        return self.messages[-1] if self.messages else None
