@@ -1,0 +1,172 @@
+"""A mailbox on disk: Maildir folders for incoming, sent and drafts, and a folder of .ics files.
+
+Layout under the mailbox's folder::
+
+    inbox/      Maildir of incoming mail
+    sent/       Maildir of sent mail ("send" files the draft here)
+    drafts/     Maildir of drafts the agent created
+    calendar/   *.ics files, the rep's calendar
+
+It serves the bundled demo and anyone who wants Followup on mail fetched by other tools
+(fetchmail, mbsync, offlineimap all write Maildir). Every ``sync`` lists the folders in full
+(``full=True``): Maildir has no change log, and the store's upsert makes a full listing cheap
+and exact. Unreadable messages and .ics files are reported in ``skipped``.
+"""
+
+from __future__ import annotations
+
+import mailbox as mbox
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from agent import calendars, mime
+from agent.errors import Permanent
+from agent.model import Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
+from agent.providers.protocol import KEY_HEADER
+
+FOLDERS = {"inbox": "INBOX", "sent": "SENT"}
+EVENT_HORIZON = timedelta(days=120)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalMailbox:
+    name = "local"
+
+    def __init__(
+        self, root: Path, *, mailbox: str, address: str, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.root = Path(root)
+        self.mailbox = mailbox
+        self.address = address
+        self.clock = clock
+        for folder in (*FOLDERS, "drafts"):
+            mbox.Maildir(self.root / folder, create=True)
+        (self.root / "calendar").mkdir(parents=True, exist_ok=True)
+
+    def _box(self, folder: str) -> mbox.Maildir:
+        return mbox.Maildir(self.root / folder, factory=None, create=False)
+
+    def _raw(self, provider_id: str) -> bytes:
+        folder, _, key = provider_id.partition("/")
+        try:
+            return self._box(folder).get_bytes(key)
+        except (KeyError, FileNotFoundError) as exc:
+            raise Permanent(f"no message {provider_id}", mailbox=self.mailbox) from exc
+
+    # -- mail ---------------------------------------------------------------------------
+    def sync(self, cursor: str | None) -> SyncResult:
+        messages, skipped = [], []
+        for folder, label in FOLDERS.items():
+            box = self._box(folder)
+            for key in sorted(box.keys()):
+                provider_id = f"{folder}/{key}"
+                try:
+                    messages.append(
+                        mime.to_message(
+                            box.get_bytes(key),
+                            mailbox=self.mailbox,
+                            provider_id=provider_id,
+                            labels=frozenset({label}),
+                        )
+                    )
+                except mime.MalformedMessage as exc:
+                    skipped.append((provider_id, str(exc)))
+        return SyncResult(
+            messages=tuple(messages), cursor="full", full=True, skipped=tuple(skipped)
+        )
+
+    def fetch_body(self, provider_id: str) -> str:
+        return mime.body_text(self._raw(provider_id))
+
+    def deliver(self, raw: bytes, folder: str = "inbox") -> str:
+        return f"{folder}/{self._box(folder).add(raw)}"
+
+    def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
+        del message[KEY_HEADER]
+        message[KEY_HEADER] = key
+        if message["Date"] is None:
+            message["Date"] = format_datetime(self.clock())
+        return self._box("drafts").add(bytes(message))
+
+    def send_draft(self, draft_id: str) -> SentRef:
+        drafts = self._box("drafts")
+        try:
+            raw = drafts.get_bytes(draft_id)
+        except (KeyError, FileNotFoundError) as exc:
+            raise Permanent(f"no draft {draft_id}", mailbox=self.mailbox) from exc
+        # Filed in sent before the draft goes: a crash between the two leaves a draft that
+        # find_sent already accounts for, never a note that vanished.
+        sent_key = self._box("sent").add(raw)
+        drafts.discard(draft_id)
+        parsed = mime.parse(raw)
+        return SentRef(f"sent/{sent_key}", str(parsed.get("message-id", "")))
+
+    def _find(self, folder: str, key: str) -> tuple[str, bytes] | None:
+        box = self._box(folder)
+        for item in box.iterkeys():
+            raw = box.get_bytes(item)
+            if mime.parse(raw).get(KEY_HEADER) == key:
+                return item, raw
+        return None
+
+    def find_sent(self, key: str) -> SentRef | None:
+        found = self._find("sent", key)
+        if found is None:
+            return None
+        item, raw = found
+        return SentRef(f"sent/{item}", str(mime.parse(raw).get("message-id", "")))
+
+    def find_draft(self, key: str) -> str | None:
+        found = self._find("drafts", key)
+        if found is None:
+            return None
+        # A draft whose twin is already in sent was sent; it is stale, not pending.
+        if self.find_sent(key) is not None:
+            self._box("drafts").discard(found[0])
+            return None
+        return found[0]
+
+    # -- calendar -----------------------------------------------------------------------
+    def _window(self) -> Interval:
+        now = self.clock()
+        return Interval(now - EVENT_HORIZON, now + EVENT_HORIZON)
+
+    def events(self, cursor: str | None) -> EventSyncResult:
+        found: list[Event] = []
+        skipped: list[tuple[str, str]] = []
+        window = self._window()
+        for path in sorted((self.root / "calendar").glob("*.ics")):
+            try:
+                found.extend(calendars.events_from_ics(path.read_bytes(), window, self.mailbox))
+            except (ValueError, OSError) as exc:
+                skipped.append((path.name, str(exc)))
+        return EventSyncResult(
+            events=tuple(found), cursor="full", full=True, skipped=tuple(skipped)
+        )
+
+    def busy(self, window: Interval) -> list[Interval]:
+        spans: list[Interval] = []
+        for path in sorted((self.root / "calendar").glob("*.ics")):
+            try:
+                spans.extend(
+                    calendars.busy_from_ics(
+                        path.read_bytes(), window, attendee_emails=[self.address]
+                    )
+                )
+            except (ValueError, OSError):
+                continue  # reported by events(); busy time from the readable files still counts
+        return calendars.merge(spans)
+
+    def create_event(self, invite: Invite) -> str:
+        from agent import invites
+
+        path = self.root / "calendar" / f"followup-{invite.key.replace('/', '_')}.ics"
+        if not path.exists():
+            path.write_bytes(invites.build_invite(invite))
+        return path.stem
