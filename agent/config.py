@@ -1,0 +1,208 @@
+"""config.toml -> validated settings. Every problem is reported at once, with file and key.
+
+Secrets never live in this file: provider client secrets are paths, and the key that seals
+stored tokens comes from the environment (see agent/providers/tokens.py).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.businesstime import BusinessCalendar, WeeklyHours
+from agent.errors import ConfigError, Problem
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
+        ) from exc
+    return value
+
+
+class Database(_Strict):
+    url: str = "sqlite:///followup.db"
+
+
+class Team(_Strict):
+    name: str = "Sales"
+    domains: list[str] = Field(default_factory=list)
+    default_language: str = "en"
+    languages: list[str] = Field(
+        default_factory=lambda: ["en", "te", "hi", "ja", "de", "fr", "es", "pt", "ar", "zh"]
+    )
+    webhook_url: str = ""
+
+
+class Paths(_Strict):
+    rules: Path = Path("rules")
+    templates: Path = Path("templates")
+    clients: Path = Path("clients.csv")
+
+
+class Outbox(_Strict):
+    mode: Literal["draft", "send"] = "draft"
+    daily_cap: int = Field(50, ge=1)
+    min_gap_hours: float = Field(24, ge=0)
+
+
+class Lead(_Strict):
+    name: str
+    email: str
+    language: str = "en"
+    zone: str = "UTC"
+
+    _zone = field_validator("zone")(_check_zone)
+
+
+class Mailbox(_Strict):
+    name: str
+    provider: Literal["local", "gmail", "outlook"]
+    address: str
+    aliases: list[str] = Field(default_factory=list)
+    rep_name: str
+    zone: str
+    hours: str | dict[str, str] = "09:00-17:00"
+    weekend: list[str] = Field(default_factory=lambda: ["sat", "sun"])
+    country: str = ""
+    subdivision: str = ""
+    language: str = "en"
+    team: str = ""
+    lead: str = ""
+    path: Path | None = None  # local provider: the folder holding inbox/, sent/, calendar/
+    client_secrets: Path | None = None  # gmail: the OAuth client JSON downloaded from Google
+    client_id: str = ""  # outlook: the Entra application (client) id
+    tenant: str = "common"  # outlook
+
+    _zone = field_validator("zone")(_check_zone)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        WeeklyHours.parse(value)
+        return value
+
+    @property
+    def addresses(self) -> frozenset[str]:
+        return frozenset(a.lower() for a in (self.address, *self.aliases))
+
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(
+            self.zone,
+            WeeklyHours.parse(self.hours, self.weekend),
+            country=self.country,
+            subdivision=self.subdivision,
+        )
+
+
+class Service(_Strict):
+    listen: str = "127.0.0.1:9464"
+    log_format: Literal["text", "json"] = "text"
+    poll_seconds: float = Field(60, gt=0)
+    lease_seconds: float = Field(120, gt=0)
+    shutdown_timeout: float = Field(30, gt=0)
+
+
+class Settings(_Strict):
+    database: Database = Database()
+    team: Team = Team()
+    paths: Paths = Paths()
+    outbox: Outbox = Outbox()
+    service: Service = Service()
+    leads: list[Lead] = Field(default_factory=list)
+    mailboxes: list[Mailbox] = Field(default_factory=list)
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _unique(cls, value: list[Mailbox]) -> list[Mailbox]:
+        names = [m.name for m in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"mailbox names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    def mailbox(self, name: str) -> Mailbox:
+        for m in self.mailboxes:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.mailboxes) or "none configured"
+        raise ConfigError([Problem("config", "mailboxes", f"no mailbox {name!r} (known: {known})")])
+
+    def lead(self, email: str) -> Lead | None:
+        return next((lead for lead in self.leads if lead.email.lower() == email.lower()), None)
+
+
+def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """Turn pydantic's location into the TOML key a person sees: mailboxes[asha].zone."""
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            entry = node[item] if isinstance(node, list) and item < len(node) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            parts[-1] += f"[{name}]" if name else f"[{item}]"
+        else:
+            parts.append(str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts)
+
+
+def parse_settings(data: dict[str, Any], source: str) -> Settings:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling against config.example.toml)"
+            problems.append(Problem(source, _where(err["loc"], data), msg))
+        raise ConfigError(problems) from exc
+    return _resolve(settings, Path(source).parent)
+
+
+def _resolve(settings: Settings, base: Path) -> Settings:
+    """Relative paths in the file are relative to the file, not to wherever `followup` runs."""
+
+    def rel(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else base / p
+
+    paths = settings.paths.model_copy(
+        update={k: rel(getattr(settings.paths, k)) for k in ("rules", "templates", "clients")}
+    )
+    mailboxes = [
+        m.model_copy(update={"path": rel(m.path), "client_secrets": rel(m.client_secrets)})
+        for m in settings.mailboxes
+    ]
+    url = settings.database.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        url = f"sqlite:///{base / url.removeprefix('sqlite:///')}"
+    return settings.model_copy(
+        update={"paths": paths, "mailboxes": mailboxes, "database": Database(url=url)}
+    )
+
+
+def load(path: Path) -> Settings:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(str(path), "", f"not valid TOML: {exc}")]) from exc
+    return parse_settings(data, str(path))

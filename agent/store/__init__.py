@@ -1,0 +1,519 @@
+"""The store: the only place that knows SQL.
+
+SQLite (a file, in WAL mode) serves one worker; PostgreSQL (``postgresql+psycopg://``) serves
+several, which lease streams with ``FOR UPDATE SKIP LOCKED``. ``Store.open`` migrates the schema
+to the newest revision before handing the store out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from agent.model import (
+    Action,
+    ActionKind,
+    Address,
+    Attendee,
+    Event,
+    EventSyncResult,
+    Message,
+    SyncResult,
+)
+from agent.store import tables as t
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
+PLANNED = "planned"
+AWAITING_APPROVAL = "awaiting_approval"
+DRAFTING = "drafting"
+DRAFTED = "drafted"
+SENDING = "sending"
+SENT = "sent"
+CANCELLED = "cancelled"
+NEEDS_ATTENTION = "needs_attention"
+FAILED = "failed"
+OPEN_STATES = (PLANNED, AWAITING_APPROVAL, DRAFTING, DRAFTED, SENDING)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _addr_json(addrs: Iterable[Address]) -> list[list[str]]:
+    return [[a.email, a.name] for a in addrs]
+
+
+def _addr_load(rows: Iterable[Sequence[str]]) -> tuple[Address, ...]:
+    return tuple(Address(email, name) for email, name in rows)
+
+
+def _action_json(action: Action) -> dict[str, Any]:
+    data = asdict(action)
+    data["due"] = action.due.isoformat()
+    data["to"] = _addr_json(action.to)
+    data["references"] = list(action.references)
+    data["context"] = _jsonable(dict(action.context))
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, timedelta):
+        return {"$td": value.total_seconds()}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _unjson(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$dt"}:
+            return datetime.fromisoformat(value["$dt"])
+        if set(value) == {"$td"}:
+            return timedelta(seconds=value["$td"])
+        return {k: _unjson(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unjson(v) for v in value]
+    return value
+
+
+def action_from_json(data: dict[str, Any]) -> Action:
+    return Action(
+        key=data["key"],
+        kind=ActionKind(data["kind"]),
+        mailbox=data["mailbox"],
+        due=datetime.fromisoformat(data["due"]),
+        to=_addr_load(data["to"]),
+        language=data["language"],
+        template=data["template"],
+        reason=data["reason"],
+        client=data.get("client", ""),
+        thread_id=data.get("thread_id", ""),
+        rule=data.get("rule", ""),
+        reply_to_message_id=data.get("reply_to_message_id", ""),
+        references=tuple(data.get("references", ())),
+        subject=data.get("subject", ""),
+        context=_unjson(data.get("context", {})),
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+            return True
+        except Exception:
+            return False
+
+    # -- messages -----------------------------------------------------------------------
+    def apply_sync(self, mailbox: str, result: SyncResult, *, at: datetime | None = None) -> int:
+        """Upsert the messages, drop deletions and advance the cursor in one transaction.
+
+        A full listing also removes stored messages the listing no longer has. Returns the
+        number of messages new to the store.
+        """
+        at = at or _now()
+        with self.tx() as conn:
+            existing = set(
+                conn.scalars(
+                    select(t.messages.c.provider_id).where(t.messages.c.mailbox == mailbox)
+                )
+            )
+            new = 0
+            for m in result.messages:
+                row = _message_row(m)
+                if m.provider_id in existing:
+                    conn.execute(
+                        update(t.messages)
+                        .where(
+                            t.messages.c.mailbox == mailbox,
+                            t.messages.c.provider_id == m.provider_id,
+                        )
+                        .values({k: v for k, v in row.items() if k != "body" or v is not None})
+                    )
+                else:
+                    conn.execute(insert(t.messages).values(row))
+                    new += 1
+            gone = set(result.deleted)
+            if result.full:
+                gone |= (
+                    existing
+                    - {m.provider_id for m in result.messages}
+                    - {pid for pid, _ in result.skipped}
+                )
+            if gone:
+                conn.execute(
+                    delete(t.messages).where(
+                        t.messages.c.mailbox == mailbox, t.messages.c.provider_id.in_(gone)
+                    )
+                )
+            for pid, reason in result.skipped:
+                self._record_skipped(conn, mailbox, "mail", pid, reason, at)
+            self._save_cursor(conn, mailbox, "mail", result.cursor, at)
+        return new
+
+    def messages(self, mailbox: str | None = None, since: datetime | None = None) -> list[Message]:
+        q = select(t.messages).order_by(t.messages.c.date, t.messages.c.provider_id)
+        if mailbox:
+            q = q.where(t.messages.c.mailbox == mailbox)
+        if since:
+            q = q.where(t.messages.c.date >= since)
+        with self.engine.connect() as conn:
+            return [_message_from_row(r._mapping) for r in conn.execute(q)]
+
+    def set_body(self, mailbox: str, provider_id: str, body: str) -> None:
+        with self.tx() as conn:
+            conn.execute(
+                update(t.messages)
+                .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
+                .values(body=body)
+            )
+
+    # -- events -------------------------------------------------------------------------
+    def apply_event_sync(
+        self, mailbox: str, result: EventSyncResult, *, at: datetime | None = None
+    ) -> None:
+        at = at or _now()
+        with self.tx() as conn:
+            ids = [e.provider_id for e in result.events]
+            doomed = set(result.deleted) | set(ids)
+            if result.full:
+                conn.execute(delete(t.events).where(t.events.c.mailbox == mailbox))
+            elif doomed:
+                conn.execute(
+                    delete(t.events).where(
+                        t.events.c.mailbox == mailbox, t.events.c.provider_id.in_(doomed)
+                    )
+                )
+            for e in result.events:
+                conn.execute(insert(t.events).values(_event_row(e)))
+            for item, reason in result.skipped:
+                self._record_skipped(conn, mailbox, "calendar", item, reason, at)
+            self._save_cursor(conn, mailbox, "calendar", result.cursor, at)
+
+    def events(self, mailbox: str | None = None) -> list[Event]:
+        q = select(t.events).order_by(t.events.c.start)
+        if mailbox:
+            q = q.where(t.events.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [_event_from_row(r._mapping) for r in conn.execute(q)]
+
+    # -- cursors and skipped input --------------------------------------------------------
+    def _save_cursor(
+        self, conn: Connection, mailbox: str, kind: str, cursor: str, at: datetime
+    ) -> None:
+        found = conn.execute(
+            update(t.streams)
+            .where(t.streams.c.mailbox == mailbox, t.streams.c.kind == kind)
+            .values(cursor=cursor, synced_at=at)
+        ).rowcount
+        if not found:
+            conn.execute(
+                insert(t.streams).values(
+                    mailbox=mailbox,
+                    kind=kind,
+                    state="incremental",
+                    cursor=cursor,
+                    failures=0,
+                    synced_at=at,
+                )
+            )
+
+    def cursor(self, mailbox: str, kind: str = "mail") -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(
+                select(t.streams.c.cursor).where(
+                    t.streams.c.mailbox == mailbox, t.streams.c.kind == kind
+                )
+            )
+
+    def _record_skipped(
+        self, conn: Connection, mailbox: str, source: str, item: str, reason: str, at: datetime
+    ) -> None:
+        exists = conn.scalar(
+            select(func.count()).where(
+                t.skipped.c.mailbox == mailbox,
+                t.skipped.c.source == source,
+                t.skipped.c.item == item,
+            )
+        )
+        if not exists:
+            conn.execute(
+                insert(t.skipped).values(
+                    mailbox=mailbox, source=source, item=item, reason=reason, at=at
+                )
+            )
+
+    def record_skipped(self, mailbox: str, source: str, item: str, reason: str) -> None:
+        with self.tx() as conn:
+            self._record_skipped(conn, mailbox, source, item, reason, _now())
+
+    def skipped(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [
+                dict(r._mapping) for r in conn.execute(select(t.skipped).order_by(t.skipped.c.id))
+            ]
+
+    # -- decisions (audit) ----------------------------------------------------------------
+    def record_decisions(
+        self, rows: Iterable[tuple[str, str, str, str, str]], *, at: datetime | None = None
+    ) -> None:
+        """Store (mailbox, thread_id, subject_id, decision, reason) once each."""
+        at = at or _now()
+        with self.tx() as conn:
+            for mailbox, thread_id, subject_id, decision, reason in rows:
+                exists = conn.scalar(
+                    select(func.count()).where(
+                        t.decisions.c.mailbox == mailbox,
+                        t.decisions.c.subject_id == subject_id,
+                        t.decisions.c.decision == decision,
+                    )
+                )
+                if not exists:
+                    conn.execute(
+                        insert(t.decisions).values(
+                            mailbox=mailbox,
+                            thread_id=thread_id,
+                            subject_id=subject_id,
+                            decision=decision,
+                            reason=reason,
+                            at=at,
+                        )
+                    )
+
+    def decisions(self, mailbox: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.decisions).order_by(t.decisions.c.id)
+        if mailbox:
+            q = q.where(t.decisions.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- outbox ---------------------------------------------------------------------------
+    def enqueue(self, actions: Iterable[Action], *, status: str = PLANNED) -> list[str]:
+        """Insert actions whose key is new; return the keys inserted. A known key is a no-op."""
+        added = []
+        now = _now()
+        for action in actions:
+            try:
+                with self.tx() as conn:
+                    conn.execute(
+                        insert(t.outbox).values(
+                            key=action.key,
+                            kind=action.kind.value,
+                            mailbox=action.mailbox,
+                            client=action.client,
+                            thread_id=action.thread_id,
+                            due=action.due,
+                            status=status,
+                            action=_action_json(action),
+                            attempts=0,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                added.append(action.key)
+            except IntegrityError:
+                continue  # the unique key: planned before, never twice
+        return added
+
+    def outbox(
+        self, *, statuses: Sequence[str] | None = None, mailbox: str | None = None
+    ) -> list[dict[str, Any]]:
+        q = select(t.outbox).order_by(t.outbox.c.due, t.outbox.c.id)
+        if statuses:
+            q = q.where(t.outbox.c.status.in_(statuses))
+        if mailbox:
+            q = q.where(t.outbox.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def outbox_row(self, ident: int | str) -> dict[str, Any] | None:
+        col = t.outbox.c.id if isinstance(ident, int) else t.outbox.c.key
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.outbox).where(col == ident)).first()
+        return dict(row._mapping) if row else None
+
+    def transition(self, key: str, expect: Sequence[str], status: str, **fields: Any) -> bool:
+        """Move a row from one of ``expect`` to ``status``; False if another worker moved it."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.key == key, t.outbox.c.status.in_(expect))
+                .values(status=status, updated_at=_now(), **fields)
+            ).rowcount
+        return bool(moved)
+
+    def due_outbox(self, now: datetime, *, mailbox: str | None = None) -> list[dict[str, Any]]:
+        """Rows ready to execute, unfinished sends first so they are reconciled before new work."""
+        q = select(t.outbox).where(
+            or_(
+                t.outbox.c.status.in_((DRAFTING, DRAFTED, SENDING)),
+                and_(t.outbox.c.status == PLANNED, t.outbox.c.due <= now),
+            )
+        )
+        if mailbox:
+            q = q.where(t.outbox.c.mailbox == mailbox)
+        q = q.order_by((t.outbox.c.status == PLANNED).asc(), t.outbox.c.due, t.outbox.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def sent_since(self, mailbox: str, since: datetime) -> list[dict[str, Any]]:
+        q = select(t.outbox).where(
+            t.outbox.c.mailbox == mailbox,
+            t.outbox.c.status == SENT,
+            t.outbox.c.updated_at >= since,
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- credentials ----------------------------------------------------------------------
+    def load_credentials(self, mailbox: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(
+                select(t.credentials.c.sealed).where(t.credentials.c.mailbox == mailbox)
+            )
+
+    def save_credentials(self, mailbox: str, sealed: bytes) -> None:
+        with self.tx() as conn:
+            done = conn.execute(
+                update(t.credentials)
+                .where(t.credentials.c.mailbox == mailbox)
+                .values(sealed=sealed, updated_at=_now())
+            ).rowcount
+            if not done:
+                conn.execute(
+                    insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=_now())
+                )
+
+
+def _message_row(m: Message) -> dict[str, Any]:
+    return {
+        "mailbox": m.mailbox,
+        "provider_id": m.provider_id,
+        "thread_id": m.thread_id,
+        "message_id": m.message_id,
+        "sender": m.sender.email,
+        "sender_name": m.sender.name,
+        "to_addrs": _addr_json(m.to),
+        "cc_addrs": _addr_json(m.cc),
+        "subject": m.subject,
+        "date": m.date,
+        "in_reply_to": m.in_reply_to,
+        "refs": list(m.references),
+        "headers": dict(m.headers),
+        "labels": sorted(m.labels),
+        "body": m.body,
+    }
+
+
+def _message_from_row(r: Any) -> Message:
+    return Message(
+        mailbox=r["mailbox"],
+        provider_id=r["provider_id"],
+        thread_id=r["thread_id"],
+        message_id=r["message_id"],
+        sender=Address(r["sender"], r["sender_name"]),
+        to=_addr_load(r["to_addrs"]),
+        cc=_addr_load(r["cc_addrs"]),
+        date=r["date"],
+        subject=r["subject"],
+        in_reply_to=r["in_reply_to"],
+        references=tuple(r["refs"]),
+        headers=r["headers"],
+        labels=frozenset(r["labels"]),
+        body=r["body"],
+    )
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "mailbox": e.mailbox,
+        "provider_id": e.provider_id,
+        "summary": e.summary,
+        "start": e.start,
+        "end": e.end,
+        "status": e.status,
+        "transparent": e.transparent,
+        "all_day": e.all_day,
+        "organizer": e.organizer,
+        "attendees": [[a.email, a.name, a.partstat] for a in e.attendees],
+        "uid": e.uid,
+    }
+
+
+def _event_from_row(r: Any) -> Event:
+    return Event(
+        mailbox=r["mailbox"],
+        provider_id=r["provider_id"],
+        summary=r["summary"],
+        start=r["start"],
+        end=r["end"],
+        status=r["status"],
+        transparent=r["transparent"],
+        all_day=r["all_day"],
+        organizer=r["organizer"],
+        attendees=tuple(Attendee(e, n, p) for e, n, p in r["attendees"]),
+        uid=r["uid"],
+    )

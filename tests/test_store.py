@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.model import Action, ActionKind, Address, Message, SyncResult
+from agent.store import PLANNED, SENDING, SENT, Store
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def msg(pid: str, minutes: int = 0) -> Message:
+    return Message(
+        mailbox="asha",
+        provider_id=pid,
+        thread_id="<t1@x>",
+        message_id=f"<{pid}@x>",
+        sender=Address("Kenji@Client.example", "Kenji"),
+        to=(Address("asha@acme.example"),),
+        date=T0 + timedelta(minutes=minutes),
+        subject="Quote",
+        headers={"List-Id": "x"},
+        labels=frozenset({"INBOX"}),
+    )
+
+
+def action(key: str, due: datetime = T0) -> Action:
+    return Action(
+        key=key,
+        kind=ActionKind.REMINDER,
+        mailbox="asha",
+        due=due,
+        to=(Address("asha@acme.example", "Asha"),),
+        language="en",
+        template="reminder",
+        reason="first reply due",
+        context={"deadline": T0, "remaining": timedelta(hours=2), "items": [1, "a"]},
+    )
+
+
+def test_sync_upserts_and_advances_the_cursor_together(store: Store) -> None:
+    assert store.apply_sync("asha", SyncResult((msg("a"), msg("b", 5)), cursor="10")) == 2
+    assert store.apply_sync("asha", SyncResult((msg("b", 5),), cursor="11")) == 0
+    assert store.cursor("asha") == "11"
+    stored = store.messages("asha")
+    assert [m.provider_id for m in stored] == ["a", "b"]
+    assert stored[0].sender.email == "kenji@client.example"
+    assert stored[0].date == T0 and stored[0].date.tzinfo is not None
+    assert stored[0].headers["list-id"] == "x"
+
+
+def test_deletions_and_full_listings_remove_what_is_gone(store: Store) -> None:
+    store.apply_sync("asha", SyncResult((msg("a"), msg("b"), msg("c")), cursor="1"))
+    store.apply_sync("asha", SyncResult((), cursor="2", deleted=("a",)))
+    assert [m.provider_id for m in store.messages("asha")] == ["b", "c"]
+    store.apply_sync("asha", SyncResult((msg("c"),), cursor="3", full=True))
+    assert [m.provider_id for m in store.messages("asha")] == ["c"]
+
+
+def test_skipped_items_are_recorded_once_with_their_reason(store: Store) -> None:
+    bad = SyncResult((), cursor="1", skipped=(("x1", "no From address"),))
+    store.apply_sync("asha", bad)
+    store.apply_sync("asha", bad)
+    assert [(r["item"], r["reason"]) for r in store.skipped()] == [("x1", "no From address")]
+
+
+def test_an_action_key_is_enqueued_once(store: Store) -> None:
+    assert store.enqueue([action("k1"), action("k2")]) == ["k1", "k2"]
+    assert store.enqueue([action("k1"), action("k3")]) == ["k3"]
+    assert len(store.outbox()) == 3
+    row = store.outbox_row("k1")
+    assert row is not None and row["status"] == PLANNED
+
+
+def test_actions_round_trip_with_their_context(store: Store) -> None:
+    from agent.store import action_from_json
+
+    store.enqueue([action("k1")])
+    row = store.outbox_row("k1")
+    assert row is not None
+    back = action_from_json(row["action"])
+    assert back == action("k1")
+
+
+def test_transition_is_guarded_by_the_expected_state(store: Store) -> None:
+    store.enqueue([action("k1")])
+    assert store.transition("k1", [PLANNED], SENDING)
+    assert not store.transition("k1", [PLANNED], SENDING)
+    assert store.transition("k1", [SENDING], SENT, sent_provider_id="p1")
+    row = store.outbox_row("k1")
+    assert row is not None and row["sent_provider_id"] == "p1"
+
+
+def test_due_outbox_puts_unfinished_sends_first(store: Store) -> None:
+    store.enqueue([action("later", T0 + timedelta(days=1)), action("now"), action("mid")])
+    store.transition("mid", [PLANNED], SENDING)
+    assert [r["key"] for r in store.due_outbox(T0)] == ["mid", "now"]
+
+
+def test_credentials_are_replaced_in_place(store: Store) -> None:
+    assert store.load_credentials("asha") is None
+    store.save_credentials("asha", b"one")
+    store.save_credentials("asha", b"two")
+    assert store.load_credentials("asha") == b"two"
