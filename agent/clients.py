@@ -1,0 +1,115 @@
+"""The clients file: a CSV in the shape a CRM exports, one contact or company a row.
+
+Columns (header names are case-insensitive; unknown columns are ignored, since CRMs add many):
+``name, emails, domains, company, language, zone, country, subdivision, tier, owner, tags,
+opted_out``. ``emails``, ``domains`` and ``tags`` hold several values separated by ``;`` or
+``,``. ``time zone``/``timezone`` are accepted for ``zone``. A bad row is reported with its line
+number and skipped; the other rows load.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+
+from agent.errors import Problem
+from agent.model import Client
+
+ALIASES = {
+    "time zone": "zone",
+    "timezone": "zone",
+    "time_zone": "zone",
+    "email": "emails",
+    "domain": "domains",
+    "opt_out": "opted_out",
+    "opted out": "opted_out",
+}
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DOMAIN = re.compile(r"^(?!-)[a-z0-9-]+(\.[a-z0-9-]+)+$")
+TRUE = {"1", "true", "yes", "y", "x"}
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip().lower() for v in re.split(r"[;,]", value or "") if v.strip()]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def parse_clients(text: str, source: str) -> tuple[list[Client], list[Problem]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        return [], [
+            Problem(source, "line 1", "empty file: expected a header row with name,emails,...")
+        ]
+    reader.fieldnames = [
+        ALIASES.get(f.strip().lower(), f.strip().lower()) for f in reader.fieldnames
+    ]
+    if "name" not in reader.fieldnames:
+        return [], [Problem(source, "line 1", "no 'name' column in the header row")]
+    clients: list[Client] = []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    countries = holidays.list_supported_countries()
+    for row in reader:
+        where = f"line {reader.line_num}"
+        errs: list[str] = []
+        name = (row.get("name") or "").strip()
+        if not name:
+            errs.append("name is empty")
+        emails = _split(row.get("emails") or "")
+        domains = [d.removeprefix("@") for d in _split(row.get("domains") or "")]
+        errs += [f"emails: {e!r} is not an email address" for e in emails if not EMAIL.match(e)]
+        errs += [f"domains: {d!r} is not a domain name" for d in domains if not DOMAIN.match(d)]
+        if not emails and not domains:
+            errs.append("no emails and no domains: nothing to match messages with")
+        zone = (row.get("zone") or "").strip()
+        if zone:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                errs.append(
+                    f"zone: unknown time zone {zone!r}; use an IANA name such as Asia/Tokyo"
+                )
+        country = (row.get("country") or "").strip().upper()
+        if country and country not in countries:
+            errs.append(f"country: {country!r} is not an ISO 3166 code the holiday calendar knows")
+        key = _slug(name) or f"row-{reader.line_num}"
+        if key in seen:
+            errs.append(f"name: {name!r} appears twice")
+        if errs:
+            problems.extend(Problem(source, where, e) for e in errs)
+            continue
+        seen.add(key)
+        clients.append(
+            Client(
+                key=key,
+                name=name,
+                emails=frozenset(emails),
+                domains=frozenset(domains),
+                company=(row.get("company") or "").strip(),
+                language=(row.get("language") or "").strip(),
+                zone=zone,
+                country=country,
+                subdivision=(row.get("subdivision") or "").strip(),
+                tier=(row.get("tier") or "").strip().lower(),
+                owner=(row.get("owner") or "").strip().lower(),
+                tags=frozenset(_split(row.get("tags") or "")),
+                opted_out=(row.get("opted_out") or "").strip().lower() in TRUE,
+            )
+        )
+    return clients, problems
+
+
+def load_clients(path: Path) -> tuple[list[Client], list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        return [], [Problem(str(path), "", f"cannot read: {exc.strerror}")]
+    return parse_clients(text, str(path))

@@ -1,0 +1,187 @@
+"""Message -> client, direction and kind. Pure.
+
+A client is found by exact address, then by company domain (never for free-mail domains, never
+for the team's own), then by thread continuity: a message in a thread already tied to a client
+belongs to that client. Auto-replies, bounces and mailing lists are told apart from human mail
+by RFC 3834 ``Auto-Submitted``, ``X-Autoreply``/``X-Autorespond``, ``Precedence``, ``List-Id``
+and delivery-status reports, so they never start or stop a promise.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from agent.model import Classified, Client, Direction, Message, MessageKind, Thread
+
+FREE_MAIL = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.co.jp",
+        "yahoo.co.in",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "t-online.de",
+        "mail.ru",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "rediffmail.com",
+        "zoho.com",
+        "fastmail.com",
+        "orange.fr",
+        "free.fr",
+        "laposte.net",
+        "libero.it",
+        "uol.com.br",
+        "bol.com.br",
+        "naver.com",
+        "hanmail.net",
+        "seznam.cz",
+        "wp.pl",
+    }
+)
+BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
+AUTO_SUBJECTS = (
+    "automatic reply",
+    "auto-reply",
+    "autoreply",
+    "out of office",
+    "abwesenheitsnotiz",
+    "réponse automatique",
+    "respuesta automática",
+    "resposta automática",
+    "自動応答",
+    "自动回复",
+    "رد تلقائي",
+)
+
+
+def kind_of(message: Message) -> tuple[MessageKind, str]:
+    """What kind of mail this is, and the header that said so."""
+    h = message.headers
+    ctype = h.get("content-type", "").lower()
+    if "multipart/report" in ctype and "delivery-status" in ctype:
+        return MessageKind.BOUNCE, "delivery-status report"
+    if message.sender.email.startswith(BOUNCE_SENDERS):
+        return MessageKind.BOUNCE, f"sent by {message.sender.email}"
+    if h.get("x-failed-recipients"):
+        return MessageKind.BOUNCE, "X-Failed-Recipients header"
+    auto = h.get("auto-submitted", "").strip().lower()
+    if auto and auto != "no":
+        return MessageKind.AUTO_REPLY, f"Auto-Submitted: {auto}"
+    if h.get("x-autoreply") or h.get("x-autorespond"):
+        return MessageKind.AUTO_REPLY, "X-Autoreply header"
+    precedence = h.get("precedence", "").strip().lower()
+    if precedence == "auto_reply":
+        return MessageKind.AUTO_REPLY, "Precedence: auto_reply"
+    if h.get("list-id"):
+        return MessageKind.LIST, f"List-Id: {h['list-id']}"
+    if precedence in ("bulk", "list", "junk"):
+        return MessageKind.LIST, f"Precedence: {precedence}"
+    subject = message.subject.lower()
+    if any(subject.startswith(s) for s in AUTO_SUBJECTS):
+        return MessageKind.AUTO_REPLY, f"subject {message.subject!r}"
+    return MessageKind.HUMAN, "human mail"
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Lookup tables from addresses and domains to clients, and what counts as the team."""
+
+    clients: Sequence[Client]
+    team_domains: frozenset[str] = frozenset()
+    team_addresses: frozenset[str] = frozenset()
+    by_email: dict[str, Client] = field(default_factory=dict, init=False)
+    by_domain: dict[str, Client] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for c in self.clients:
+            for e in c.emails:
+                self.by_email.setdefault(e.lower(), c)
+            for d in c.domains:
+                if d not in FREE_MAIL and d not in self.team_domains:
+                    self.by_domain.setdefault(d.lower(), c)
+
+    def is_team(self, email: str) -> bool:
+        email = email.lower()
+        return email in self.team_addresses or email.rpartition("@")[2] in self.team_domains
+
+    def find(self, email: str) -> tuple[Client | None, str]:
+        email = email.lower()
+        if email in self.by_email:
+            return self.by_email[email], f"address {email}"
+        domain = email.rpartition("@")[2]
+        if domain in FREE_MAIL:
+            return None, f"free-mail domain {domain} is never matched by domain"
+        if domain in self.by_domain:
+            return self.by_domain[domain], f"company domain {domain}"
+        return None, f"no client has {email} or {domain}"
+
+    def get(self, key: str) -> Client | None:
+        return next((c for c in self.clients if c.key == key), None)
+
+
+def classify(message: Message, own: frozenset[str], directory: Directory) -> Classified:
+    """Direction, kind and client of one message, with the reasons."""
+    kind, kind_reason = kind_of(message)
+    sender = message.sender.email
+    if sender in own or directory.is_team(sender):
+        external = [
+            a for a in message.recipients if not directory.is_team(a.email) and a.email not in own
+        ]
+        direction = Direction.OUTBOUND if external else Direction.INTERNAL
+        candidates = external
+    else:
+        direction = Direction.INBOUND
+        candidates = [message.sender]
+    reasons = [kind_reason]
+    for addr in candidates:
+        client, why = directory.find(addr.email)
+        if client:
+            return Classified(message, direction, kind, client.key, f"{why}; {kind_reason}")
+        reasons.append(why)
+    return Classified(message, direction, kind, "", "; ".join(reversed(reasons)))
+
+
+def build_threads(
+    messages: Iterable[Message], own: dict[str, frozenset[str]], directory: Directory
+) -> list[Thread]:
+    """Group messages into threads per mailbox, oldest first, and give each thread its client.
+
+    ``own`` maps each mailbox to the rep's addresses. A message with no client of its own takes
+    its thread's client (thread continuity).
+    """
+    grouped: dict[tuple[str, str], list[Classified]] = defaultdict(list)
+    for m in sorted(messages, key=lambda m: (m.date, m.provider_id)):
+        grouped[(m.mailbox, m.thread_id)].append(
+            classify(m, own.get(m.mailbox, frozenset()), directory)
+        )
+    threads = []
+    for (mailbox, thread_id), items in grouped.items():
+        client_key = next((c.client for c in items if c.client), "")
+        if client_key:
+            items = [
+                c
+                if c.client
+                else Classified(
+                    c.message, c.direction, c.kind, client_key, f"thread continuity; {c.reason}"
+                )
+                for c in items
+            ]
+        threads.append(Thread(mailbox, thread_id, tuple(items), directory.get(client_key)))
+    return sorted(threads, key=lambda t: (t.mailbox, t.messages[0].message.date))
