@@ -1,0 +1,269 @@
+"""Executes planned actions exactly once.
+
+Each action sits in the outbox under its unique key and moves forward only::
+
+    planned -> drafting -> drafted -> sending -> sent
+                  |           |          |
+                  +-----------+----------+--> needs_attention | failed | cancelled
+
+The state is written *before* each provider call, so after a crash the outbox knows which call
+may have happened and asks the provider before doing anything else:
+
+- ``drafting``: a draft carrying the key may exist. Sent already -> ``sent``; a draft ->
+  ``drafted``;
+  nothing -> ``planned`` again.
+- ``sending``: the send may have happened. A sent message carrying the key -> ``sent``; the draft
+  still there -> send that same draft; neither -> ``needs_attention`` for a person.
+
+A send is never retried blindly: a Transient error during ``send_draft`` leaves the row in
+``sending`` for the next reconciliation. In ``draft`` mode notes to clients stop at ``drafted``
+(the draft waits in the rep's Drafts folder) until the rep sends it or runs
+``followup outbox approve``; reminders and escalations to the team are always sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+from agent.compose import Composer, build_message, message_id_for
+from agent.errors import AuthRevoked, Permanent, ProviderError, TemplateError, Transient
+from agent.model import Action, ActionKind, Address
+from agent.providers.protocol import MailProvider
+from agent.store import (
+    CANCELLED,
+    DRAFTED,
+    DRAFTING,
+    FAILED,
+    NEEDS_ATTENTION,
+    PLANNED,
+    SENDING,
+    SENT,
+    Store,
+    action_from_json,
+)
+
+log = logging.getLogger("followup.outbox")
+INTERNAL_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    status: str
+    detail: str = ""
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        providers: Mapping[str, MailProvider],
+        composer: Composer,
+        senders: Mapping[str, Address],
+        *,
+        mode: str = "draft",
+        daily_cap: int = 50,
+        domain: str = "followup.invalid",
+        on_message: Callable[[Action, Any], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.composer = composer
+        self.senders = senders
+        self.mode = mode
+        self.daily_cap = daily_cap
+        self.domain = domain
+        self.on_message = on_message
+
+    # -- the one entry point ----------------------------------------------------------------
+    def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
+        """Reconcile unfinished sends, then execute what is due. Returns one outcome per row."""
+        outcomes = []
+        for row in self.store.due_outbox(now, mailbox=mailbox):
+            provider = self.providers.get(row["mailbox"])
+            if provider is None:
+                continue
+            try:
+                outcomes.append(self._step(row, provider, now))
+            except AuthRevoked:
+                raise  # the worker parks the whole mailbox
+            except Transient as exc:
+                log.warning("outbox %s: transient provider error: %s", row["key"], exc)
+                outcomes.append(Outcome(row["key"], row["status"], f"will retry: {exc}"))
+        return outcomes
+
+    def cancel_obsolete(self, keys: set[str] | frozenset[str]) -> int:
+        """Cancel planned rows whose reason has gone (the client was answered)."""
+        return sum(self.store.transition(k, [PLANNED], CANCELLED) for k in keys)
+
+    # -- the protocol -------------------------------------------------------------------
+    def _step(self, row: dict[str, Any], provider: MailProvider, now: datetime) -> Outcome:
+        key, status = row["key"], row["status"]
+        action = action_from_json(row["action"])
+        if status == DRAFTING:
+            return self._reconcile_drafting(action, provider)
+        if status == SENDING:
+            return self._reconcile_sending(action, row, provider)
+        if status == DRAFTED:
+            if self._sends(action):
+                return self._send(action, row["draft_id"], provider, expect=DRAFTED)
+            found = provider.find_sent(key)  # the rep may have sent the draft by hand
+            if found:
+                self.store.transition(
+                    key,
+                    [DRAFTED],
+                    SENT,
+                    sent_provider_id=found.provider_id,
+                    sent_message_id=found.message_id,
+                )
+                return Outcome(key, SENT, "sent by the rep")
+            return Outcome(key, DRAFTED, "waiting for the rep to send or approve")
+        if status == PLANNED:
+            if self._over_cap(action, now):
+                return Outcome(key, PLANNED, f"daily cap of {self.daily_cap} reached")
+            return self._draft_and_send(action, provider, now)
+        return Outcome(key, status)
+
+    def _sends(self, action: Action) -> bool:
+        return self.mode == "send" or action.kind in INTERNAL_KINDS
+
+    def _over_cap(self, action: Action, now: datetime) -> bool:
+        if action.kind in INTERNAL_KINDS:
+            return False
+        sent = self.store.sent_since(action.mailbox, now - timedelta(days=1))
+        return len([r for r in sent if r["kind"] not in INTERNAL_KINDS]) >= self.daily_cap
+
+    def compose(self, action: Action, now: datetime) -> Any:
+        sender = self.senders[action.mailbox]
+        rendered = self.composer.render(action.template, action.language, dict(action.context))
+        msg = build_message(
+            rendered,
+            sender=sender,
+            to=action.to,
+            in_reply_to=action.reply_to_message_id,
+            references=action.references,
+            reply_subject=action.subject if action.reply_to_message_id else "",
+            message_id=message_id_for(action.key, self.domain),
+            key=action.key,
+        )
+        if msg["Date"] is None:
+            msg["Date"] = format_datetime(now)
+        return msg
+
+    def _draft_and_send(self, action: Action, provider: MailProvider, now: datetime) -> Outcome:
+        key = action.key
+        try:
+            message = self.compose(action, now)
+        except TemplateError as exc:
+            self.store.transition(key, [PLANNED], NEEDS_ATTENTION, last_error=str(exc))
+            return Outcome(key, NEEDS_ATTENTION, str(exc))
+        if not self.store.transition(key, [PLANNED], DRAFTING, attempts=1):
+            return Outcome(key, "taken", "another worker took it")
+        try:
+            draft_id = provider.draft(message, key=key, thread_id=action.thread_id)
+        except Permanent as exc:
+            self.store.transition(key, [DRAFTING], FAILED, last_error=str(exc))
+            return Outcome(key, FAILED, str(exc))
+        except ProviderError:
+            raise  # stays in drafting: reconciled next time
+        self.store.transition(key, [DRAFTING], DRAFTED, draft_id=draft_id)
+        if self.on_message:
+            self.on_message(action, message)
+        if not self._sends(action):
+            return Outcome(key, DRAFTED, "draft waiting for the rep")
+        return self._send(action, draft_id, provider, expect=DRAFTED)
+
+    def _send(
+        self, action: Action, draft_id: str, provider: MailProvider, *, expect: str
+    ) -> Outcome:
+        key = action.key
+        if not self.store.transition(key, [expect], SENDING):
+            return Outcome(key, "taken", "another worker took it")
+        try:
+            sent = provider.send_draft(draft_id)
+        except Permanent as exc:
+            self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=str(exc))
+            return Outcome(key, NEEDS_ATTENTION, str(exc))
+        # Transient and AuthRevoked propagate with the row in ``sending``: the outcome is
+        # unknown, and only reconciliation may decide whether to send again.
+        self.store.transition(
+            key, [SENDING], SENT, sent_provider_id=sent.provider_id, sent_message_id=sent.message_id
+        )
+        log.info("sent %s %s via %s", action.kind.value, key, action.mailbox)
+        return Outcome(key, SENT)
+
+    def _reconcile_drafting(self, action: Action, provider: MailProvider) -> Outcome:
+        key = action.key
+        sent = provider.find_sent(key)
+        if sent:
+            self.store.transition(
+                key,
+                [DRAFTING],
+                SENT,
+                sent_provider_id=sent.provider_id,
+                sent_message_id=sent.message_id,
+            )
+            return Outcome(key, SENT, "reconciled: found in sent mail")
+        draft_id = provider.find_draft(key)
+        if draft_id:
+            self.store.transition(key, [DRAFTING], DRAFTED, draft_id=draft_id)
+            return Outcome(key, DRAFTED, "reconciled: draft found")
+        self.store.transition(key, [DRAFTING], PLANNED)
+        return Outcome(key, PLANNED, "reconciled: no draft was made, planned again")
+
+    def _reconcile_sending(
+        self, action: Action, row: dict[str, Any], provider: MailProvider
+    ) -> Outcome:
+        key = action.key
+        sent = provider.find_sent(key)
+        if sent:
+            self.store.transition(
+                key,
+                [SENDING],
+                SENT,
+                sent_provider_id=sent.provider_id,
+                sent_message_id=sent.message_id,
+            )
+            return Outcome(key, SENT, "reconciled: found in sent mail")
+        draft_id = provider.find_draft(key)
+        if draft_id:
+            self.store.transition(key, [SENDING], DRAFTED, draft_id=draft_id)
+            return self._send(action, draft_id, provider, expect=DRAFTED)
+        self.store.transition(
+            key,
+            [SENDING],
+            NEEDS_ATTENTION,
+            last_error="neither a sent message nor a draft carries the key",
+        )
+        return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
+
+    # -- the rep's draft workflow ---------------------------------------------------------------
+    def approve(self, ident: int | str, now: datetime) -> Outcome:
+        row = self.store.outbox_row(ident)
+        if row is None:
+            raise KeyError(ident)
+        if row["status"] == DRAFTED:
+            provider = self.providers[row["mailbox"]]
+            return self._send(
+                action_from_json(row["action"]), row["draft_id"], provider, expect=DRAFTED
+            )
+        if row["status"] == PLANNED:
+            action = action_from_json(row["action"])
+            mode, self.mode = self.mode, "send"
+            try:
+                return self._draft_and_send(action, self.providers[row["mailbox"]], now)
+            finally:
+                self.mode = mode
+        return Outcome(row["key"], row["status"], "nothing to approve")
+
+    def cancel(self, ident: int | str) -> Outcome:
+        row = self.store.outbox_row(ident)
+        if row is None:
+            raise KeyError(ident)
+        ok = self.store.transition(row["key"], [PLANNED, DRAFTED], CANCELLED)
+        return Outcome(row["key"], CANCELLED if ok else row["status"])

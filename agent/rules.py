@@ -1,0 +1,370 @@
+"""rules/*.toml -> a validated rule set. Every problem is reported at once as file:rule:key.
+
+The keys are documented, with examples, in rules/README.md. Files are read in name order and
+their ``[[promise]]`` tables keep that order: the first rule that matches a thread wins, so a
+rule with no ``match`` (the default, required) belongs last.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.errors import Problem, RulesError
+from agent.model import Client
+
+KINDS = ("first_reply", "next_reply")
+CLOCKS = ("business", "calendar")
+HOURS_OF = ("rep", "client")
+PROMISE_KEYS = {
+    "name",
+    "kind",
+    "target",
+    "clock",
+    "hours_of",
+    "match",
+    "warn",
+    "escalate_to",
+    "escalate_after",
+    "webhook",
+    "description",
+}
+MATCH_KEYS = {"tier", "tags", "domain", "language", "mailbox", "team"}
+TOP_KEYS = {"promise", "follow_up", "thank_you", "meeting"}
+DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$"
+)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """'4h', '1h30m', '45m', '2d' (days of 24 hours) -> timedelta; ValueError otherwise."""
+    m = DURATION.match(text or "")
+    if not m or not any(m.groups()):
+        raise ValueError(f"{text!r} is not a duration; write it like '4h', '1h30m' or '45m'")
+    days, hours, minutes = (float(g) if g else 0.0 for g in m.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+@dataclass(frozen=True)
+class Match:
+    tier: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    domain: frozenset[str] = frozenset()
+    language: frozenset[str] = frozenset()
+    mailbox: frozenset[str] = frozenset()
+    team: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not any(getattr(self, k) for k in MATCH_KEYS)
+
+    def accepts(self, client: Client, mailbox: str, team: str) -> bool:
+        lang = client.language.lower()
+        return (
+            (not self.tier or client.tier in self.tier)
+            and (not self.tags or bool(self.tags & client.tags))
+            and (not self.domain or bool(self.domain & client.domains))
+            and (not self.language or lang in self.language or lang.split("-")[0] in self.language)
+            and (not self.mailbox or mailbox in self.mailbox)
+            and (not self.team or team in self.team)
+        )
+
+
+@dataclass(frozen=True)
+class Warning:
+    """When to remind the rep: a share of the target, or a time before the deadline."""
+
+    label: str
+    fraction: float | None = None
+    before: timedelta | None = None
+
+    def offset(self, target: timedelta) -> timedelta:
+        """Time from the clock's start to this warning, in the rule's clock."""
+        if self.fraction is not None:
+            return target * self.fraction
+        assert self.before is not None
+        return target - self.before
+
+
+@dataclass(frozen=True)
+class PromiseRule:
+    name: str
+    kind: str
+    target: timedelta
+    source: str
+    clock: str = "business"
+    hours_of: str = "rep"
+    match: Match = field(default_factory=Match)
+    warn: tuple[Warning, ...] = ()
+    escalate_to: str = ""
+    escalate_after: tuple[timedelta, ...] = (timedelta(0),)
+    webhook: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    promises: tuple[PromiseRule, ...]
+    sources: tuple[str, ...] = ()
+    raw: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def promise_for(
+        self, kind: str, client: Client, mailbox: str, team: str = ""
+    ) -> PromiseRule | None:
+        for rule in self.promises:
+            if rule.kind == kind and rule.match.accepts(client, mailbox, team):
+                return rule
+        return None
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+def _parse_warning(text: Any) -> Warning:
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a warning; write '50%' or '1h before'")
+    t = text.strip()
+    if t.endswith("%"):
+        try:
+            pct = float(t[:-1])
+        except ValueError:
+            raise ValueError(f"{t!r} is not a percentage; write it like '50%'") from None
+        if not 0 < pct < 100:
+            raise ValueError(f"{t!r} must lie between 0% and 100% of the target")
+        return Warning(t, fraction=pct / 100)
+    if t.endswith("before"):
+        return Warning(t, before=parse_duration(t.removesuffix("before")))
+    raise ValueError(f"{t!r} is not a warning; write '50%' or '1h before'")
+
+
+def _parse_promise(
+    raw: Any, source: str, index: int, problems: list[Problem]
+) -> PromiseRule | None:
+    if not isinstance(raw, dict):
+        problems.append(Problem(source, f"promise[{index}]", "must be a table ([[promise]])"))
+        return None
+    name = raw.get("name")
+    where = name if isinstance(name, str) and name else f"promise[{index}]"
+    start = len(problems)
+
+    def bad(key: str, message: str) -> None:
+        problems.append(Problem(source, f"{where}:{key}", message))
+
+    for key in sorted(set(raw) - PROMISE_KEYS):
+        bad(key, f"unknown key; known keys are {', '.join(sorted(PROMISE_KEYS))}")
+    if not isinstance(name, str) or not name:
+        bad("name", 'missing: every promise needs a name, such as name = "gold-first-reply"')
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        bad("kind", f"{kind!r} is not a kind; use one of {', '.join(KINDS)}")
+    target = timedelta(0)
+    if "target" not in raw:
+        bad("target", 'missing: how long the rep has to answer, such as target = "4h"')
+    else:
+        try:
+            target = parse_duration(str(raw["target"]))
+            if target <= timedelta(0):
+                bad(
+                    "target",
+                    'is zero, so the promise is breached the moment mail arrives; use e.g. "4h"',
+                )
+        except ValueError as exc:
+            bad("target", str(exc))
+    clock = raw.get("clock", "business")
+    if clock not in CLOCKS:
+        bad("clock", f"{clock!r} is not a clock; use one of {', '.join(CLOCKS)}")
+    hours_of = raw.get("hours_of", "rep")
+    if hours_of not in HOURS_OF:
+        bad("hours_of", f"{hours_of!r}: whose hours count must be one of {', '.join(HOURS_OF)}")
+    match = Match()
+    m = raw.get("match", {})
+    if not isinstance(m, dict):
+        bad("match", 'must be a table, such as match = { tier = ["gold"] }')
+    else:
+        values: dict[str, frozenset[str]] = {}
+        for key, value in m.items():
+            if key not in MATCH_KEYS:
+                bad(f"match.{key}", f"unknown key; match on {', '.join(sorted(MATCH_KEYS))}")
+                continue
+            items = _strings(value)
+            if items is None or not items:
+                bad(f"match.{key}", "must be a string or a non-empty list of strings")
+                continue
+            values[key] = frozenset(v.lower() for v in items)
+        match = Match(**values)
+    warnings: list[Warning] = []
+    warn_raw = raw.get("warn", [])
+    if not isinstance(warn_raw, list):
+        bad("warn", 'must be a list, such as warn = ["50%", "1h before"]')
+    else:
+        for w in warn_raw:
+            try:
+                warning = _parse_warning(w)
+            except ValueError as exc:
+                bad("warn", str(exc))
+                continue
+            if warning.before is not None and target and warning.before >= target:
+                bad(
+                    "warn",
+                    f"{warning.label!r} falls before the clock starts (target {raw.get('target')})",
+                )
+                continue
+            warnings.append(warning)
+    escalate_to = raw.get("escalate_to", "")
+    if escalate_to and (not isinstance(escalate_to, str) or not EMAIL.match(escalate_to)):
+        bad(
+            "escalate_to",
+            f'{escalate_to!r} is not an email address; name the lead, such as "lead@example.com"',
+        )
+    levels: list[timedelta] = []
+    after_raw = raw.get("escalate_after", ["0h"])
+    after_items = _strings(after_raw)
+    if after_items is None:
+        bad("escalate_after", 'must be a list of durations after the breach, such as ["0h", "4h"]')
+    else:
+        for a in after_items:
+            try:
+                levels.append(parse_duration(a) if a.strip() not in ("0", "") else timedelta(0))
+            except ValueError as exc:
+                bad("escalate_after", str(exc))
+        if levels != sorted(levels):
+            bad("escalate_after", "levels must grow: each later than the one before")
+    if len(problems) > start:
+        return None
+    assert isinstance(name, str) and isinstance(kind, str)
+    return PromiseRule(
+        name=name,
+        kind=kind,
+        target=target,
+        source=source,
+        clock=str(clock),
+        hours_of=str(hours_of),
+        match=match,
+        warn=tuple(sorted(warnings, key=lambda w: w.offset(target))),
+        escalate_to=str(escalate_to),
+        escalate_after=tuple(levels) or (timedelta(0),),
+        webhook=str(raw.get("webhook", "")),
+        description=str(raw.get("description", "")),
+    )
+
+
+def rule_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.toml")) if path.is_dir() else [path]
+
+
+def parse_rules(files: Iterable[tuple[str, str]]) -> tuple[RuleSet, list[Problem]]:
+    """Parse (file name, TOML text) pairs; return the rule set and every problem found."""
+    problems: list[Problem] = []
+    rules: list[PromiseRule] = []
+    raw_sections: dict[str, list[dict[str, Any]]] = {}
+    sources = []
+    for source, text in files:
+        sources.append(source)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(Problem(source, "", f"not valid TOML: {exc}"))
+            continue
+        for key in sorted(set(data) - TOP_KEYS):
+            problems.append(
+                Problem(source, key, f"unknown section; use {', '.join(sorted(TOP_KEYS))}")
+            )
+        for section in TOP_KEYS - {"promise"}:
+            items = data.get(section, [])
+            if isinstance(items, list):
+                raw_sections.setdefault(section, []).extend(
+                    {**item, "_source": source} for item in items if isinstance(item, dict)
+                )
+        promises = data.get("promise", [])
+        if not isinstance(promises, list):
+            problems.append(Problem(source, "promise", "write each promise as [[promise]]"))
+            continue
+        for i, raw in enumerate(promises):
+            rule = _parse_promise(raw, source, i, problems)
+            if rule:
+                rules.append(rule)
+    names = [r.name for r in rules]
+    for rule in rules:
+        if names.count(rule.name) > 1 and names.index(rule.name) != rules.index(rule):
+            problems.append(
+                Problem(
+                    rule.source, f"{rule.name}:name", "this name is used by an earlier rule too"
+                )
+            )
+    first_reply = [r for r in rules if r.kind == "first_reply"]
+    if not any(r.match.empty for r in first_reply) and not problems:
+        problems.append(
+            Problem(
+                ", ".join(sources) or "rules",
+                "default",
+                "no default rule: add a first_reply [[promise]] with no match, "
+                "so every client is covered",
+            )
+        )
+    for kind in KINDS:
+        seen_default = None
+        for r in (r for r in rules if r.kind == kind):
+            if seen_default:
+                problems.append(
+                    Problem(
+                        r.source,
+                        f"{r.name}:match",
+                        f"can never apply: the rule {seen_default!r} before it "
+                        f"matches every {kind} first",
+                    )
+                )
+            elif r.match.empty:
+                seen_default = r.name
+    return RuleSet(tuple(rules), tuple(sources), raw_sections), problems
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Load every rule file under ``path``; raise RulesError listing every problem."""
+    files = rule_files(path)
+    if not files or not all(f.exists() for f in files):
+        raise RulesError([Problem(str(path), "", "no rule files found (expected rules/*.toml)")])
+    ruleset, problems = parse_rules((str(f), f.read_text(encoding="utf-8")) for f in files)
+    if problems:
+        raise RulesError(problems)
+    return ruleset
+
+
+def lint_against(
+    ruleset: RuleSet, clients: Collection[Client], mailboxes: Collection[str]
+) -> list[Problem]:
+    """Rules that are valid but can never fire for the clients and mailboxes we have."""
+    problems = []
+    tiers = {c.tier for c in clients}
+    tags = {t for c in clients for t in c.tags}
+    for r in ruleset.promises:
+        for tier in sorted(r.match.tier - tiers):
+            problems.append(
+                Problem(
+                    r.source,
+                    f"{r.name}:match.tier",
+                    f"no client has tier {tier!r}, so this never fires",
+                )
+            )
+        for tag in sorted(r.match.tags - tags) if r.match.tags else []:
+            if not (r.match.tags & tags):
+                problems.append(
+                    Problem(r.source, f"{r.name}:match.tags", f"no client has tag {tag!r}")
+                )
+        for mb in sorted(r.match.mailbox - set(mailboxes)):
+            problems.append(
+                Problem(
+                    r.source, f"{r.name}:match.mailbox", f"no mailbox is named {mb!r} in the config"
+                )
+            )
+    return problems
