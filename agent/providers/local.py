@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from agent import calendars, mime
+from agent import mime
 from agent.errors import Permanent
 from agent.model import Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
 from agent.providers.protocol import KEY_HEADER
@@ -45,6 +45,7 @@ class LocalMailbox:
         self.mailbox = mailbox
         self.address = address
         self.clock = clock
+        self.root.mkdir(parents=True, exist_ok=True)
         for folder in (*FOLDERS, "drafts"):
             mbox.Maildir(self.root / folder, create=True)
         (self.root / "calendar").mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,8 @@ class LocalMailbox:
         skipped: list[tuple[str, str]] = []
         window = self._window()
         for path in sorted((self.root / "calendar").glob("*.ics")):
+            from agent import calendars  # only once there is a calendar to read
+
             try:
                 found.extend(calendars.events_from_ics(path.read_bytes(), window, self.mailbox))
             except (ValueError, OSError) as exc:
@@ -153,6 +156,8 @@ class LocalMailbox:
     def busy(self, window: Interval) -> list[Interval]:
         spans: list[Interval] = []
         for path in sorted((self.root / "calendar").glob("*.ics")):
+            from agent import calendars
+
             try:
                 spans.extend(
                     calendars.busy_from_ics(
@@ -161,7 +166,7 @@ class LocalMailbox:
                 )
             except (ValueError, OSError):
                 continue  # reported by events(); busy time from the readable files still counts
-        return calendars.merge(spans)
+        return sorted(spans)
 
     def create_event(self, invite: Invite) -> str:
         from agent import invites

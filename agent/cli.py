@@ -1,0 +1,111 @@
+"""The ``followup`` command: parse, call, print. Every decision lives in the modules it calls.
+
+A ``UserError`` becomes a list of problems and exit status 1 here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from agent import __version__, views
+from agent.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err_console = Console(stderr=True)
+
+
+def reports_problems(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            views.problems(err_console, exc.problems)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("config.toml"),
+    envvar="FOLLOWUP_CONFIG",
+    show_default=True,
+    help="The configuration file (see config.example.toml).",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="followup")
+def main() -> None:
+    """Followup keeps a sales team's promises to its clients."""
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("followup-demo-out"),
+    show_default=True,
+    help="Folder for the demo's mailboxes, store and .eml files.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
+@reports_problems
+def demo(out: Path, as_json: bool) -> None:
+    """Run the whole pipeline over the bundled demo mailboxes, with a fixed 'now'."""
+    from agent.demo import run_demo
+
+    result = run_demo(out)
+    if as_json:
+        rows = [
+            views.action_json(
+                a, result.outcomes[a.key].status if a.key in result.outcomes else "scheduled"
+            )
+            for a in result.actions
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    views.demo(console, result)
+
+
+@main.group()
+def rules() -> None:
+    """Check and preview the response-time rules in rules/*.toml."""
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@config_option
+@reports_problems
+def rules_check(path: Path | None, config_path: Path) -> None:
+    """Load every rule file and report every problem as file:rule:key."""
+    from agent.rulecheck import check
+
+    found, summary = check(path, config_path)
+    if found:
+        views.problems(err_console, found)
+        sys.exit(1)
+    console.print(f"[green]✓[/] {summary}")
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new key for sealing stored credentials (FOLLOWUP_SECRET_KEY)."""
+    from agent.providers.tokens import new_key
+
+    click.echo(new_key())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

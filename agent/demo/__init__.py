@@ -1,0 +1,144 @@
+"""The bundled demo: three reps, six clients, real threads, a fixed ``now``.
+
+``run_demo`` builds Maildir mailboxes from scenario.toml in an output folder, then runs the very
+pipeline the worker runs: local provider -> store -> matching -> planners -> outbox. Every
+outgoing message is also written there as an .eml file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from agent import config, pipeline
+from agent.compose import Composer
+from agent.model import Action, Address
+from agent.outbox import Outbox, Outcome
+from agent.promises import Decision, Promise
+from agent.providers.local import LocalMailbox
+from agent.store import Store
+
+HERE = Path(__file__).parent
+
+
+def bundled(name: str) -> Path:
+    """The rules/ or templates/ shipped with Followup (in the wheel, or the source tree)."""
+    packaged = resources.files("agent").joinpath("bundled", name)
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return HERE.parent.parent / name
+
+
+@dataclass
+class DemoResult:
+    now: datetime
+    out: Path
+    actions: list[Action]
+    promises: list[Promise]
+    decisions: list[Decision]
+    outcomes: dict[str, Outcome]
+    files: dict[str, Path]
+    zones: dict[str, str]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _build_mailboxes(scenario: dict[str, Any], settings: config.Settings, now: datetime) -> None:
+    ids: dict[str, str] = {}
+    refs: dict[str, list[str]] = {}
+    for item in scenario["message"]:
+        mb = settings.mailbox(item["mailbox"])
+        assert mb.path is not None
+        box = LocalMailbox(mb.path, mailbox=mb.name, address=mb.address, clock=lambda: now)
+        msg = EmailMessage()
+        msg["From"] = item["from"]
+        msg["To"] = item["to"]
+        msg["Subject"] = item["subject"]
+        msg["Date"] = format_datetime(item["date"])
+        msg["Message-ID"] = ids.setdefault(item["id"], make_msgid(item["id"], "demo.example"))
+        if "reply_to" in item:
+            parent = ids[item["reply_to"]]
+            chain = [*refs.get(item["reply_to"], []), parent]
+            refs[item["id"]] = chain
+            msg["In-Reply-To"] = parent
+            msg["References"] = " ".join(chain)
+        for name, value in item.get("headers", {}).items():
+            msg[name] = value
+        msg.set_content(item["body"])
+        box.deliver(bytes(msg), item["folder"])
+
+
+def run_demo(out: Path) -> DemoResult:
+    scenario = tomllib.loads((HERE / "scenario.toml").read_text(encoding="utf-8"))
+    now: datetime = scenario["now"]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy(HERE / "clients.csv", out / "clients.csv")
+    data = tomllib.loads((HERE / "config.toml").read_text(encoding="utf-8"))
+    data["paths"].update(rules=str(bundled("rules")), templates=str(bundled("templates")))
+    settings = config.parse_settings(data, str(out / "config.toml"))
+    _build_mailboxes(scenario, settings, now)
+
+    store = Store.open(settings.database.url)
+    team = pipeline.load_team(settings)
+    providers = {}
+    for mb in settings.mailboxes:
+        assert mb.path is not None
+        box = LocalMailbox(mb.path, mailbox=mb.name, address=mb.address, clock=lambda: now)
+        pipeline.sync_mailbox(store, mb.name, box, box)
+        providers[mb.name] = box
+
+    # Bodies are fetched only for the messages a planner reads (here: every inbound one).
+    for m in store.messages():
+        if "INBOX" in m.labels and m.body is None:
+            store.set_body(m.mailbox, m.provider_id, providers[m.mailbox].fetch_body(m.provider_id))
+
+    result = pipeline.plan(team, store.messages(), now)
+    pipeline.record(store, result)
+    store.enqueue(result.actions)
+
+    files: dict[str, Path] = {}
+    emails = out / "outbox"
+    emails.mkdir()
+
+    def keep(action: Action, message: EmailMessage) -> None:
+        path = emails / f"{len(files) + 1:02d}-{action.kind.value}-{action.client or 'team'}.eml"
+        path.write_bytes(bytes(message))
+        files[action.key] = path
+
+    composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
+    senders = {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes}
+    outbox = Outbox(
+        store,
+        providers,
+        composer,
+        senders,
+        mode=settings.outbox.mode,
+        daily_cap=settings.outbox.daily_cap,
+        domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
+        on_message=keep,
+    )
+    outcomes = {o.key: o for o in outbox.run(now)}
+    # Notes scheduled for later are rendered too, so the folder shows every message the
+    # agent will write; they stay planned in the outbox until their time.
+    for action in sorted(result.actions, key=lambda a: a.due):
+        if action.key not in files:
+            keep(action, outbox.compose(action, now))
+    return DemoResult(
+        now=now,
+        out=out,
+        actions=sorted(result.actions, key=lambda a: a.due),
+        promises=list(result.promises),
+        decisions=list(result.decisions),
+        outcomes=outcomes,
+        files=files,
+        zones={m.name: m.zone for m in settings.mailboxes},
+        skipped=store.skipped(),
+    )

@@ -1,0 +1,124 @@
+"""One pass of the agent's main job: sync -> match -> plan -> execute.
+
+The worker runs it per leased mailbox; the demo and ``rules simulate`` run the same pieces over
+stored mail with a fixed ``now``. Nothing here decides anything: deciding is in the planners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from agent import matching, promises
+from agent.businesstime import BusinessCalendar
+from agent.clients import load_clients
+from agent.config import Settings
+from agent.errors import ClientsError, CursorExpired, Problem
+from agent.model import Client, Message, Thread
+from agent.providers.protocol import CalendarProvider, MailProvider
+from agent.rules import RuleSet, load_rules
+from agent.store import Store
+
+
+@dataclass(frozen=True)
+class Team:
+    """Everything the planners need that does not come from the mailboxes."""
+
+    settings: Settings
+    rules: RuleSet
+    clients: tuple[Client, ...]
+    client_problems: tuple[Problem, ...] = ()
+
+    @property
+    def directory(self) -> matching.Directory:
+        own = frozenset(a for m in self.settings.mailboxes for a in m.addresses)
+        return matching.Directory(
+            self.clients,
+            team_domains=frozenset(d.lower() for d in self.settings.team.domains),
+            team_addresses=own,
+        )
+
+    def reps(self) -> dict[str, promises.Rep]:
+        reps = {}
+        for m in self.settings.mailboxes:
+            lead = self.settings.lead(m.lead) if m.lead else None
+            reps[m.name] = promises.Rep(
+                mailbox=m.name,
+                name=m.rep_name,
+                address=m.address,
+                addresses=m.addresses,
+                language=m.language,
+                zone=m.zone,
+                calendar=m.calendar(),
+                team=m.team,
+                lead_email=lead.email if lead else m.lead,
+                lead_name=lead.name if lead else "",
+                lead_language=lead.language if lead else m.language,
+            )
+        return reps
+
+
+def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
+    """Rules must load (RulesError otherwise); bad client rows are reported and skipped."""
+    rules = load_rules(rules_path or settings.paths.rules)
+    clients, problems = load_clients(settings.paths.clients)
+    if problems and not clients:
+        raise ClientsError(problems)
+    return Team(settings, rules, tuple(clients), tuple(problems))
+
+
+_CAL_CACHE: dict[tuple[str, str, str], BusinessCalendar] = {}
+
+
+def client_calendar(client: Client) -> BusinessCalendar:
+    """A client's business hours: their zone and country's holidays, 09:00-17:00 on weekdays.
+
+    Countries with a Friday-Saturday week get that weekend.
+    """
+    zone = client.zone or "UTC"
+    key = (zone, client.country, client.subdivision)
+    if key not in _CAL_CACHE:
+        weekend = ("fri", "sat") if client.country in FRI_SAT_COUNTRIES else ("sat", "sun")
+        _CAL_CACHE[key] = BusinessCalendar.simple(
+            zone, "09:00-17:00", weekend, country=client.country, subdivision=client.subdivision
+        )
+    return _CAL_CACHE[key]
+
+
+FRI_SAT_COUNTRIES = frozenset({"SA", "AE", "BH", "KW", "OM", "QA", "EG", "JO", "IQ", "DZ", "SY"})
+
+
+def threads(team: Team, messages: Iterable[Message]) -> list[Thread]:
+    own = {m.name: m.addresses for m in team.settings.mailboxes}
+    return matching.build_threads(messages, own, team.directory)
+
+
+def plan(team: Team, messages: Iterable[Message], now: datetime) -> promises.PromisePlan:
+    return promises.plan(threads(team, messages), team.rules, team.reps(), client_calendar, now)
+
+
+def sync_mailbox(
+    store: Store, mailbox: str, mail: MailProvider, calendar: CalendarProvider | None = None
+) -> int:
+    """Sync mail (and the calendar) into the store; return how many messages were new."""
+    cursor = store.cursor(mailbox, "mail")
+    try:
+        result = mail.sync(cursor)
+    except CursorExpired:
+        result = mail.sync(None)  # a full listing: the store's upsert loses and doubles nothing
+    new = store.apply_sync(mailbox, result)
+    if calendar is not None:
+        try:
+            events = calendar.events(store.cursor(mailbox, "calendar"))
+        except CursorExpired:
+            events = calendar.events(None)
+        store.apply_event_sync(mailbox, events)
+    return new
+
+
+def record(store: Store, result: promises.PromisePlan) -> None:
+    store.record_decisions(
+        (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in result.decisions
+    )
