@@ -94,7 +94,8 @@ class Outbox:
                 raise  # the worker parks the whole mailbox
             except Transient as exc:
                 log.warning("outbox %s: transient provider error: %s", row["key"], exc)
-                outcomes.append(Outcome(row["key"], row["status"], f"will retry: {exc}"))
+                now_row = self.store.outbox_row(row["key"]) or row
+                outcomes.append(Outcome(row["key"], now_row["status"], f"will retry: {exc}"))
         return outcomes
 
     def cancel_obsolete(self, keys: set[str] | frozenset[str]) -> int:

@@ -259,7 +259,7 @@ def _evaluate(
     }
     state = State.ACTIVE
     warned_at = None
-    breached_at = deadline if (met_at or now) > deadline else None
+    breached_at = deadline if (met_at or now) >= deadline and met_at != deadline else None
     if met_at is not None:
         state = State.BREACHED if met_at > deadline else State.MET
         response = _elapsed(cal, rule, clock_start, met_at)

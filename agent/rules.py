@@ -295,12 +295,10 @@ def parse_rules(files: Iterable[tuple[str, str]]) -> tuple[RuleSet, list[Problem
             if rule:
                 rules.append(rule)
     names = [r.name for r in rules]
-    for rule in rules:
-        if names.count(rule.name) > 1 and names.index(rule.name) != rules.index(rule):
+    for i, rule in enumerate(rules):
+        if rule.name in names[:i]:
             problems.append(
-                Problem(
-                    rule.source, f"{rule.name}:name", "this name is used by an earlier rule too"
-                )
+                Problem(rule.source, f"{rule.name}:name", "an earlier rule has this name too")
             )
     first_reply = [r for r in rules if r.kind == "first_reply"]
     if not any(r.match.empty for r in first_reply) and not problems:

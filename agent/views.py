@@ -66,8 +66,12 @@ def demo(console: Console, result: Any) -> None:
     console.print(table)
 
     timeline = Table(title="What the agent does, and why", expand=True, show_lines=True)
-    for col in ("due (UTC)", "action", "to", "lang", "status", "why"):
-        timeline.add_column(col, overflow="fold")
+    timeline.add_column("due (UTC)", width=12)
+    timeline.add_column("action", width=10)
+    timeline.add_column("to", overflow="fold", width=14)
+    timeline.add_column("lang", width=4)
+    timeline.add_column("status", width=9)
+    timeline.add_column("why", overflow="fold", ratio=1)
     for a in result.actions:
         outcome = result.outcomes.get(a.key)
         status = outcome.status if outcome else ("scheduled" if a.due > result.now else "due")

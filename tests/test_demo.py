@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from agent.cli import main
+
+
+def test_demo_json_shows_reminders_escalations_and_writes_eml(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.output)
+    kinds = {a["kind"] for a in actions}
+    assert {"reminder", "escalation"} <= kinds
+    for a in actions:
+        assert {"kind", "client", "mailbox", "due", "language", "subject"} <= set(a)
+        assert a["due"].endswith("Z")
+    sent = [a for a in actions if a["status"] == "sent"]
+    assert any(a["client"] == "fatima-al-sayed" and a["kind"] == "escalation" for a in sent)
+    emls = sorted((out / "outbox").glob("*.eml"))
+    assert len(emls) == len(actions)
+    msg = message_from_bytes(emls[0].read_bytes(), policy=default)
+    assert msg["X-Followup-Key"] and msg["Subject"]
+
+
+def test_demo_prints_the_timeline_with_reasons(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "What the agent does, and why" in result.output
+    assert "escalation" in result.output and "reminder" in result.output
+
+
+def test_rules_check_reports_problems_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[promise]]\nname = "x"\nkind = "first_reply"\ntarget = "0h"\n')
+    result = CliRunner().invoke(
+        main, ["rules", "check", str(bad), "--config", str(tmp_path / "none.toml")]
+    )
+    assert result.exit_code == 1
+    good = CliRunner().invoke(
+        main,
+        [
+            "rules",
+            "check",
+            str(Path(__file__).parent.parent / "rules"),
+            "--config",
+            str(tmp_path / "none.toml"),
+        ],
+    )
+    assert good.exit_code == 0, good.output

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.businesstime import BusinessCalendar
+from agent.matching import Directory, build_threads
+from agent.model import Address, Client, Message
+from agent.pipeline import client_calendar
+from agent.promises import Rep, State, plan
+from agent.rules import parse_rules
+
+RULES = """
+[[promise]]
+name = "first"
+kind = "first_reply"
+target = "4h"
+warn = ["50%", "1h before"]
+escalate_to = "lead@acme.example"
+escalate_after = ["0h", "2h"]
+
+[[promise]]
+name = "next"
+kind = "next_reply"
+target = "8h"
+"""
+CLIENT = Client(
+    key="noor",
+    name="Noor",
+    emails=frozenset({"noor@client.sa"}),
+    language="ar",
+    zone="Asia/Riyadh",
+    country="SA",
+)
+# Riyadh rep, Friday-Saturday weekend, 09:00-17:00.
+REP = Rep(
+    mailbox="omar",
+    name="Omar",
+    address="omar@acme.example",
+    addresses=frozenset({"omar@acme.example", "o.haddad@acme.example"}),
+    language="ar",
+    zone="Asia/Riyadh",
+    calendar=BusinessCalendar.simple("Asia/Riyadh", "09:00-17:00", ("fri", "sat")),
+    lead_email="lead@acme.example",
+    lead_name="Lead",
+)
+
+
+def rules():
+    ruleset, problems = parse_rules([("r.toml", RULES)])
+    assert not problems
+    return ruleset
+
+
+def mail(
+    n: int, sender: str, when: datetime, body: str = "Can you send the price?", **headers: str
+) -> Message:
+    to = "omar@acme.example" if sender != "omar@acme.example" else "noor@client.sa"
+    return Message(
+        mailbox="omar",
+        provider_id=f"p{n}",
+        thread_id="<t@x>",
+        message_id=f"<m{n}@x>",
+        sender=Address(sender),
+        to=(Address(to),),
+        date=when,
+        subject="Offer",
+        headers=headers,
+        body=body,
+    )
+
+
+def run(messages: list[Message], now: datetime):
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads(messages, {"omar": REP.addresses}, d)
+    return plan(threads, rules(), {"omar": REP}, client_calendar, now)
+
+
+THU_EVENING = datetime(2026, 11, 19, 15, 0, tzinfo=UTC)  # Thursday 18:00 in Riyadh, after hours
+
+
+def test_a_message_on_thursday_evening_starts_the_clock_on_sunday_morning() -> None:
+    result = run([mail(1, "noor@client.sa", THU_EVENING)], THU_EVENING + timedelta(hours=1))
+    [p] = result.promises
+    assert p.clock_start == datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # Sunday 09:00 Riyadh
+    assert p.deadline == datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    assert p.state is State.ACTIVE
+    warns = sorted(a.due for a in result.actions if a.kind.value == "reminder")
+    assert warns == [
+        datetime(2026, 11, 22, 8, 0, tzinfo=UTC),
+        datetime(2026, 11, 22, 9, 0, tzinfo=UTC),
+    ]
+    escalations = sorted(a.due for a in result.actions if a.kind.value == "escalation")
+    assert escalations == [p.deadline, p.deadline + timedelta(hours=2)]
+
+
+def test_a_reply_from_any_rep_address_meets_the_promise_and_obsoletes_its_actions() -> None:
+    msgs = [
+        mail(1, "noor@client.sa", THU_EVENING),
+        mail(2, "o.haddad@acme.example", datetime(2026, 11, 22, 7, 0, tzinfo=UTC)),
+    ]
+    msgs[1] = Message(**{**msgs[1].__dict__, "to": (Address("noor@client.sa"),)})
+    result = run(msgs, datetime(2026, 11, 23, tzinfo=UTC))
+    [p] = result.promises
+    assert p.state is State.MET and p.response == timedelta(hours=1)
+    assert not result.actions
+    assert f"{p.key}/warn/0" in result.obsolete
+
+
+def test_breach_is_recorded_and_only_escalations_remain() -> None:
+    result = run(
+        [mail(1, "noor@client.sa", THU_EVENING)], datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
+    )
+    [p] = result.promises
+    assert p.state is State.BREACHED and p.breached_at == p.deadline
+    assert {a.kind.value for a in result.actions} == {"escalation"}
+
+
+def test_auto_replies_and_acknowledgements_start_no_clock_and_are_audited() -> None:
+    msgs = [
+        mail(
+            1, "noor@client.sa", THU_EVENING, "Out of office", **{"Auto-Submitted": "auto-replied"}
+        ),
+        mail(2, "noor@client.sa", THU_EVENING + timedelta(minutes=5), "شكراً"),
+    ]
+    result = run(msgs, THU_EVENING + timedelta(hours=1))
+    assert not result.promises
+    assert [d.decision for d in result.decisions] == [
+        "no clock: auto_reply",
+        "no clock: needs no answer",
+    ]
+
+
+def test_a_later_question_opens_a_next_reply_cycle() -> None:
+    reply = mail(2, "omar@acme.example", datetime(2026, 11, 22, 7, 0, tzinfo=UTC))
+    again = mail(3, "noor@client.sa", datetime(2026, 11, 23, 6, 0, tzinfo=UTC))
+    result = run(
+        [mail(1, "noor@client.sa", THU_EVENING), reply, again],
+        datetime(2026, 11, 23, 7, tzinfo=UTC),
+    )
+    assert [(p.rule, p.state) for p in result.promises] == [
+        ("first", State.MET),
+        ("next", State.ACTIVE),
+    ]
+
+
+def test_messages_after_now_are_ignored_so_replays_are_honest() -> None:
+    reply = mail(2, "omar@acme.example", datetime(2026, 11, 22, 7, 0, tzinfo=UTC))
+    before_reply = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)
+    result = run([mail(1, "noor@client.sa", THU_EVENING), reply], before_reply)
+    assert result.promises[0].state is State.ACTIVE
