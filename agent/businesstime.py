@@ -41,6 +41,7 @@ datetime returned is in UTC.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def _check_shifts(shifts: Iterable[Shift]) -> tuple[Shift, ...]:
     for shift in ordered:
         if not isinstance(shift, Shift):
             raise ValueError(f"expected a Shift, got {shift!r}")
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         if _end_key(before.end) > _start_key(after.start):
             raise ValueError(f"shifts {before} and {after} overlap")
     return ordered
@@ -145,7 +146,9 @@ def parse_shifts(spec: str) -> tuple[Shift, ...]:
     for part in text.split(","):
         pieces = part.split("-")
         if len(pieces) != 2:
-            raise ValueError(f"bad shift {part.strip()!r}: expected HH:MM-HH:MM such as 09:00-17:00")
+            raise ValueError(
+                f"bad shift {part.strip()!r}: expected HH:MM-HH:MM such as 09:00-17:00"
+            )
         start = _parse_time(pieces[0], end=False)
         end = _parse_time(pieces[1], end=True)
         shifts.append(Shift(start, end))
@@ -262,7 +265,7 @@ class BusinessCalendar:
         country: str = "",
         subdivision: str = "",
         closures: Iterable[date] = (),
-        overrides: Mapping[date, tuple[Shift, ...]] = {},  # noqa: B006 - read only, never mutated
+        overrides: Mapping[date, tuple[Shift, ...]] = {},
         absences: Iterable[Interval] = (),
     ) -> None:
         """Raise ``ValueError`` for an unknown zone, country or subdivision, overlapping shifts
@@ -298,7 +301,7 @@ class BusinessCalendar:
         country: str = "",
         subdivision: str = "",
     ) -> BusinessCalendar:
-        """The same hours on every day outside ``weekend``; raises ``ValueError`` like ``__init__``."""
+        """The same hours on every day outside ``weekend``; raises ValueError like __init__."""
         return cls(
             zone, WeeklyHours.parse(hours, weekend), country=country, subdivision=subdivision
         )

@@ -14,6 +14,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from agent.businesstime import BusinessCalendar
 from agent.model import (
@@ -98,7 +99,9 @@ class PromisePlan:
 ClientCalendar = Callable[[Client], BusinessCalendar]
 
 
-def _clock(rule: PromiseRule, rep: Rep, client: Client, client_calendar: ClientCalendar):  # type: ignore[no-untyped-def]
+def _clock(
+    rule: PromiseRule, rep: Rep, client: Client, client_calendar: ClientCalendar
+) -> BusinessCalendar:
     return rep.calendar if rule.hours_of == "rep" else client_calendar(client)
 
 
@@ -242,7 +245,7 @@ def _evaluate(
         keys.add(f"{base}/escalate/{level}")
         escalations.append((level, after, deadline + after))
     hours = "the rep's" if rule.hours_of == "rep" else "the client's"
-    common = dict(
+    common: dict[str, Any] = dict(
         client=client.key,
         thread_id=thread.thread_id,
         rule=rule.name,

@@ -143,7 +143,7 @@ class LocalMailbox:
         skipped: list[tuple[str, str]] = []
         window = self._window()
         for path in sorted((self.root / "calendar").glob("*.ics")):
-            from agent import calendars  # only once there is a calendar to read
+            import agent.calendars as calendars  # only once there is a calendar to read
 
             try:
                 found.extend(calendars.events_from_ics(path.read_bytes(), window, self.mailbox))
@@ -156,7 +156,7 @@ class LocalMailbox:
     def busy(self, window: Interval) -> list[Interval]:
         spans: list[Interval] = []
         for path in sorted((self.root / "calendar").glob("*.ics")):
-            from agent import calendars
+            import agent.calendars as calendars
 
             try:
                 spans.extend(
@@ -169,7 +169,7 @@ class LocalMailbox:
         return sorted(spans)
 
     def create_event(self, invite: Invite) -> str:
-        from agent import invites
+        import agent.invites as invites
 
         path = self.root / "calendar" / f"followup-{invite.key.replace('/', '_')}.ics"
         if not path.exists():
