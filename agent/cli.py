@@ -99,6 +99,63 @@ def rules_check(path: Path | None, config_path: Path) -> None:
     console.print(f"[green]✓[/] {summary}")
 
 
+def _simulation(
+    config_path: Path,
+    since: str,
+    rules_path: Path | None,
+    now: str | None,
+    as_json: bool,
+    show_actions: bool,
+) -> None:
+    from agent.app import simulate
+
+    sim = simulate(config_path, since, rules_path=rules_path, now=now)
+    if as_json:
+        click.echo(json.dumps(views.simulation_json(sim), ensure_ascii=False, indent=2))
+    else:
+        views.simulation(console, sim, show_actions=show_actions)
+
+
+since_option = click.option(
+    "--since", default="30d", show_default=True, help="How far back: 30d, 12h, 2w."
+)
+now_option = click.option(
+    "--now", default=None, help="Replay up to this ISO 8601 time instead of the present."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@rules.command("simulate")
+@since_option
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Draft rules (file or folder) to try instead of the rules in force.",
+)
+@now_option
+@json_option
+@config_option
+@reports_problems
+def rules_simulate(
+    since: str, rules_path: Path | None, now: str | None, as_json: bool, config_path: Path
+) -> None:
+    """Replay stored mail against a rule set and show what it would have done."""
+    _simulation(config_path, since, rules_path, now, as_json, show_actions=True)
+
+
+@main.command()
+@since_option
+@now_option
+@json_option
+@config_option
+@reports_problems
+def report(since: str, now: str | None, as_json: bool, config_path: Path) -> None:
+    """Response-time figures per rep and per team for the period."""
+    _simulation(config_path, since, None, now, as_json, show_actions=False)
+
+
 @main.command()
 def keygen() -> None:
     """Print a new key for sealing stored credentials (FOLLOWUP_SECRET_KEY)."""

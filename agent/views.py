@@ -103,3 +103,82 @@ def demo(console: Console, result: Any) -> None:
             title=f"Every outgoing message, as .eml, in {result.out / 'outbox'}",
         )
     )
+
+
+def figures_table(title: str, rows: Iterable[Any]) -> Table:
+    table = Table(title=title, expand=True)
+    for col in (
+        "",
+        "applied",
+        "met",
+        "missed",
+        "open",
+        "SLA %",
+        "median h",
+        "p90 h",
+        "reminders",
+        "escalations",
+    ):
+        table.add_column(col, justify="left" if not col else "right")
+    for f in rows:
+        sla = "-" if f.sla is None else f"{f.sla * 100:.1f}"
+        table.add_row(
+            Text(f.group, style="bold" if f.group == "all" else ""),
+            str(f.applied),
+            str(f.met),
+            str(f.missed),
+            str(f.open),
+            sla,
+            "-" if f.median_hours is None else f"{f.median_hours:.2f}",
+            "-" if f.p90_hours is None else f"{f.p90_hours:.2f}",
+            str(f.reminders),
+            str(f.escalations),
+        )
+    return table
+
+
+def simulation(console: Console, sim: Any, *, show_actions: bool) -> None:
+    console.rule(
+        f"[bold]{sim.since:%Y-%m-%d %H:%M} → {sim.now:%Y-%m-%d %H:%M} UTC[/]"
+        f" · rules: {sim.rules_source}"
+    )
+    if show_actions:
+        table = Table(title="What the rules would have done", expand=True)
+        for col in ("due (UTC)", "action", "mailbox", "client", "rule"):
+            table.add_column(col)
+        for a in sim.replay.fired:
+            table.add_row(
+                a.due.strftime("%a %d %b %H:%M"), a.kind.value, a.mailbox, a.client, a.rule
+            )
+        console.print(table)
+    console.print(figures_table("Per rep", sim.per_rep))
+    console.print(figures_table("Per team", [f for f in sim.per_team if f.group != "all"]))
+    console.print(
+        "SLA % = (applied - missed) / applied; response times in business hours "
+        "(first replies, the rule's clock)."
+    )
+
+
+def simulation_json(sim: Any) -> dict[str, Any]:
+    return {
+        "since": sim.since.isoformat(),
+        "now": sim.now.isoformat(),
+        "rules": sim.rules_source,
+        "actions": [action_json(a) for a in sim.replay.fired],
+        "promises": [
+            {
+                "key": p.key,
+                "rule": p.rule,
+                "kind": p.kind,
+                "mailbox": p.mailbox,
+                "client": p.client,
+                "received": p.received.isoformat(),
+                "deadline": p.deadline.isoformat(),
+                "state": p.state.value,
+                "met_at": p.met_at.isoformat() if p.met_at else None,
+            }
+            for p in sim.replay.promises
+        ],
+        "per_rep": [f.as_json() for f in sim.per_rep],
+        "per_team": [f.as_json() for f in sim.per_team],
+    }

@@ -7,6 +7,7 @@ outgoing message is also written there as an .eml file.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tomllib
 from dataclasses import dataclass, field
@@ -81,9 +82,19 @@ def run_demo(out: Path) -> DemoResult:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copy(HERE / "clients.csv", out / "clients.csv")
-    data = tomllib.loads((HERE / "config.toml").read_text(encoding="utf-8"))
-    data["paths"].update(rules=str(bundled("rules")), templates=str(bundled("templates")))
-    settings = config.parse_settings(data, str(out / "config.toml"))
+    # The demo's config is written next to its mailboxes, so every other command can be tried
+    # on the demo: followup --config followup-demo-out/config.toml rules simulate ...
+    text = (
+        (HERE / "config.toml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "[paths]\n",
+            f"[paths]\nrules = {json.dumps(str(bundled('rules')))}\n"
+            f"templates = {json.dumps(str(bundled('templates')))}\n",
+        )
+    )
+    (out / "config.toml").write_text(text, encoding="utf-8")
+    settings = config.load(out / "config.toml")
     _build_mailboxes(scenario, settings, now)
 
     store = Store.open(settings.database.url)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli import main
+from agent.demo import run_demo
+
+NOW = "2026-11-25T08:00Z"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out)
+    return out / "config.toml"
+
+
+def simulate(config: Path, *extra: str) -> dict:
+    result = CliRunner().invoke(
+        main,
+        [
+            "rules",
+            "simulate",
+            "--config",
+            str(config),
+            "--since",
+            "30d",
+            "--now",
+            NOW,
+            "--json",
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_simulate_replays_the_demo_and_scores_each_rep(demo: Path) -> None:
+    data = simulate(demo)
+    reps = {row["group"]: row for row in data["per_rep"]}
+    assert reps["lukas"]["met"] == 1 and reps["lukas"]["sla_percent"] == 100.0
+    assert reps["omar"]["applied"] == 2 and reps["omar"]["missed"] == 1
+    assert reps["omar"]["sla_percent"] == 50.0
+    assert reps["all"]["reminders"] == len([a for a in data["actions"] if a["kind"] == "reminder"])
+    # Fatima's next-reply reminder fired on Tuesday, long before the escalation on Wednesday.
+    fatima = [(a["kind"], a["due"]) for a in data["actions"] if a["client"] == "fatima-al-sayed"]
+    assert fatima == [("reminder", "2026-11-24T14:00:00Z"), ("escalation", "2026-11-25T07:00:00Z")]
+
+
+def test_a_draft_rule_set_is_previewed_without_touching_the_rules_in_force(
+    demo: Path, tmp_path: Path
+) -> None:
+    draft = tmp_path / "draft.toml"
+    draft.write_text('[[promise]]\nname = "relaxed"\nkind = "first_reply"\ntarget = "40h"\n')
+    data = simulate(demo, "--rules", str(draft))
+    assert {p["rule"] for p in data["promises"]} == {"relaxed"}
+    reps = {row["group"]: row for row in data["per_rep"]}
+    assert reps["all"]["missed"] == 0 and reps["all"]["escalations"] == 0
+    assert "relaxed" not in simulate(demo)["rules"]
+
+
+def test_report_prints_per_rep_and_team_figures(demo: Path) -> None:
+    result = CliRunner().invoke(main, ["report", "--config", str(demo), "--now", NOW])
+    assert result.exit_code == 0, result.output
+    assert "Per rep" in result.output and "Per team" in result.output
+
+
+def test_bad_since_and_now_are_clear_errors(demo: Path) -> None:
+    result = CliRunner().invoke(main, ["report", "--config", str(demo), "--since", "a while"])
+    assert result.exit_code == 1 and "--since" in result.output
+    result = CliRunner().invoke(
+        main, ["report", "--config", str(demo), "--now", "2026-11-25T08:00"]
+    )
+    assert result.exit_code == 1 and "needs a zone" in result.output
