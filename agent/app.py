@@ -11,8 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent import config, pipeline, report
+from agent import outbox as outbox_mod
+from agent import promises as promises_mod
+from agent.compose import Composer
 from agent.errors import ConfigError, Problem
-from agent.store import Store
+from agent.model import Address
+from agent.providers.local import LocalMailbox
+from agent.providers.protocol import MailProvider
+from agent.store import NEEDS_ATTENTION, OPEN_STATES, Store
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
 
@@ -75,3 +81,76 @@ def simulate(
         per_rep=report.figures(result, at),
         per_team=report.figures(result, at, lambda mb: teams.get(mb, mb)),
     )
+
+
+@dataclass(frozen=True)
+class Status:
+    now: datetime
+    promises: list[promises_mod.Promise]
+    zones: dict[str, str]
+    outbox: list[dict[str, object]]
+    skipped: list[dict[str, object]]
+
+
+def status(config_path: Path, *, mailbox: str | None = None, now: str | None = None) -> Status:
+    """Open promises with deadlines, pending drafts and scheduled notes, for one rep or all."""
+    settings = config.load(config_path)
+    if mailbox:
+        settings.mailbox(mailbox)  # a clear error for an unknown name
+    at = parse_now(now)
+    team = pipeline.load_team(settings)
+    store = Store.open(settings.database.url)
+    try:
+        messages = store.messages(mailbox)
+        rows = store.outbox(statuses=(*OPEN_STATES, NEEDS_ATTENTION), mailbox=mailbox)
+        skipped = [s for s in store.skipped() if not mailbox or s["mailbox"] == mailbox]
+    finally:
+        store.close()
+    result = pipeline.plan(team, messages, at)
+    open_promises = [p for p in result.promises if p.met_at is None]
+    return Status(
+        now=at,
+        promises=sorted(open_promises, key=lambda p: p.deadline),
+        zones={m.name: m.zone for m in settings.mailboxes},
+        outbox=rows,
+        skipped=skipped,
+    )
+
+
+def outbox_rows(config_path: Path, *, everything: bool = False) -> list[dict[str, object]]:
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        return store.outbox(statuses=None if everything else (*OPEN_STATES, NEEDS_ATTENTION))
+    finally:
+        store.close()
+
+
+def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod.Outcome:
+    """Approve (send now) or cancel one outbox row; raises ConfigError for an unknown id."""
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        if store.outbox_row(ident) is None:
+            raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
+        providers = connect_providers(settings, store)
+        box = outbox_mod.Outbox(
+            store,
+            providers,
+            Composer(settings.paths.templates, team_default=settings.team.default_language),
+            {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
+            mode=settings.outbox.mode,
+            domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
+        )
+        return box.approve(ident, datetime.now(UTC)) if approve else box.cancel(ident)
+    finally:
+        store.close()
+
+
+def connect_providers(settings: config.Settings, store: Store) -> dict[str, MailProvider]:
+    """The mail provider of each configured mailbox that can be reached without a browser."""
+    providers: dict[str, MailProvider] = {}
+    for m in settings.mailboxes:
+        if m.provider == "local" and m.path is not None:
+            providers[m.name] = LocalMailbox(m.path, mailbox=m.name, address=m.address)
+    return providers

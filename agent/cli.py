@@ -157,6 +157,58 @@ def report(since: str, now: str | None, as_json: bool, config_path: Path) -> Non
 
 
 @main.command()
+@click.option("--mailbox", default=None, help="One rep's mailbox (default: all).")
+@now_option
+@config_option
+@reports_problems
+def status(mailbox: str | None, now: str | None, config_path: Path) -> None:
+    """Open promises with their deadlines, pending drafts and scheduled notes."""
+    from agent.app import status as get_status
+
+    views.status(console, get_status(config_path, mailbox=mailbox, now=now))
+
+
+@main.group()
+def outbox() -> None:
+    """The notes the agent has planned: list them, approve a draft, cancel one."""
+
+
+@outbox.command("list")
+@click.option("--all", "everything", is_flag=True, help="Include sent and cancelled entries.")
+@config_option
+@reports_problems
+def outbox_list(everything: bool, config_path: Path) -> None:
+    """List pending and scheduled entries."""
+    from agent.app import outbox_rows
+
+    console.print(views.outbox_table(outbox_rows(config_path, everything=everything)))
+
+
+@outbox.command("approve")
+@click.argument("ident", type=int)
+@config_option
+@reports_problems
+def outbox_approve(ident: int, config_path: Path) -> None:
+    """Send a draft now."""
+    from agent.app import outbox_decide
+
+    outcome = outbox_decide(config_path, ident, approve=True)
+    console.print(f"{ident}: {outcome.status} {outcome.detail}")
+
+
+@outbox.command("cancel")
+@click.argument("ident", type=int)
+@config_option
+@reports_problems
+def outbox_cancel(ident: int, config_path: Path) -> None:
+    """Cancel a planned note or a draft."""
+    from agent.app import outbox_decide
+
+    outcome = outbox_decide(config_path, ident, approve=False)
+    console.print(f"{ident}: {outcome.status} {outcome.detail}")
+
+
+@main.command()
 def keygen() -> None:
     """Print a new key for sealing stored credentials (FOLLOWUP_SECRET_KEY)."""
     from agent.providers.tokens import new_key

@@ -182,3 +182,46 @@ def simulation_json(sim: Any) -> dict[str, Any]:
         "per_rep": [f.as_json() for f in sim.per_rep],
         "per_team": [f.as_json() for f in sim.per_team],
     }
+
+
+def status(console: Console, st: Any) -> None:
+    console.rule(f"[bold]Followup status[/] · {st.now:%Y-%m-%d %H:%M} UTC")
+    table = Table(title="Open promises", expand=True)
+    for col in ("deadline (rep's zone)", "rep", "client", "subject", "rule", "state"):
+        table.add_column(col, overflow="fold")
+    colours = {"active": "cyan", "warned": "yellow", "breached": "red"}
+    for p in st.promises:
+        zone = st.zones.get(p.mailbox, "UTC")
+        table.add_row(
+            local(p.deadline, zone) + f" {zone}",
+            p.mailbox,
+            p.client,
+            p.subject,
+            p.rule,
+            Text(p.state.value, style=colours.get(p.state.value, "")),
+        )
+    console.print(table if st.promises else "[green]No open promises.[/]")
+    console.print(outbox_table(st.outbox, "Drafts waiting and notes scheduled"))
+    if st.skipped:
+        problems(
+            console,
+            [Problem(s["mailbox"], s["item"], s["reason"]) for s in st.skipped],
+            "Skipped input",
+        )
+
+
+def outbox_table(rows: list[dict[str, Any]], title: str = "Outbox") -> Table:
+    table = Table(title=title, expand=True)
+    for col in ("id", "due (UTC)", "kind", "mailbox", "client", "status", "note"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["due"].strftime("%a %d %b %H:%M"),
+            r["kind"],
+            r["mailbox"],
+            r["client"],
+            r["status"],
+            r.get("last_error") or "",
+        )
+    return table

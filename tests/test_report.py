@@ -76,3 +76,29 @@ def test_bad_since_and_now_are_clear_errors(demo: Path) -> None:
         main, ["report", "--config", str(demo), "--now", "2026-11-25T08:00"]
     )
     assert result.exit_code == 1 and "needs a zone" in result.output
+
+
+def test_status_lists_open_promises_and_the_outbox(demo: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["status", "--config", str(demo), "--now", NOW, "--mailbox", "asha"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "priya-reddy" in result.output and "anna-schmidt" not in result.output
+    unknown = CliRunner().invoke(main, ["status", "--config", str(demo), "--mailbox", "nobody"])
+    assert unknown.exit_code == 1 and "no mailbox 'nobody'" in unknown.output
+
+
+def test_outbox_cancel_moves_a_planned_note_to_cancelled(demo: Path) -> None:
+    listing = CliRunner().invoke(main, ["outbox", "list", "--config", str(demo)])
+    assert listing.exit_code == 0 and "planned" in listing.output
+    from agent import config
+    from agent.store import Store
+
+    store = Store.open(config.load(demo).database.url)
+    planned = store.outbox(statuses=["planned"])[0]
+    result = CliRunner().invoke(
+        main, ["outbox", "cancel", str(planned["id"]), "--config", str(demo)]
+    )
+    assert result.exit_code == 0, result.output
+    assert store.outbox_row(planned["id"])["status"] == "cancelled"
+    store.close()
