@@ -1,0 +1,220 @@
+"""The client's language: the client record, else detection, else the team default.
+
+``choose_language`` applies the order the team relies on:
+
+1. a language on the client record wins, kept as written (canonical casing: "pt-BR",
+   "zh-Hans", "te");
+2. otherwise the client's own recent inbound text (quoted replies and signatures stripped by
+   ``agent.textparts.own_text``) is detected, restricted to the languages the team supports,
+   and used when the confidence reaches the threshold;
+3. otherwise the team default.
+
+Detection uses the Lingua detector (``lingua-language-detector``: models ship in the wheel, no
+network, deterministic). The detector is built from the supported languages plus a fixed set of
+*decoy* languages (Italian, Dutch, Korean, Russian, Catalan ...). Decoys are never returned; they
+are there so that an Italian mail spreads its confidence over Italian instead of landing on
+Spanish with high confidence, and so falls below the threshold to the team default.
+
+Pure apart from the detector's model tables, which are loaded once per supported set and cached.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+
+from agent.textparts import own_text
+
+__all__ = ["DECOYS", "LanguageDecision", "canonical_tag", "choose_language", "detect"]
+
+# Languages a client of a team supporting the usual set may still write in; chosen for their
+# likeness to a supported one (it/ca ~ es/pt, nl/sv ~ de/en, ur/fa ~ ar/hi, ko ~ ja/zh,
+# kn/ta/bn ~ te) so their text is recognised as "not ours" rather than mislabelled. Marathi is
+# left out on purpose: on short Devanagari mails it takes a third of Hindi's confidence.
+DECOYS: frozenset[str] = frozenset(
+    {"it", "nl", "ko", "ru", "ca", "pl", "tr", "sv", "id", "vi", "ur", "fa", "ta", "kn", "bn"}
+)
+
+# Fewer letters than this carry no signal ("ok", "👍"); returned as ("", 0.0). A Han, kana or
+# Hangul character counts as two: "谢谢" says more than "ok".
+MIN_LETTERS = 3
+# Only the newest few messages count: a client who switched language is followed quickly.
+MAX_TEXTS = 5
+# Longer texts weigh more in the vote, up to this many letters each.
+MAX_WEIGHT = 400
+
+_URL = re.compile(r"(https?://|www\.)\S+|\S+@\S+\.\S+", re.IGNORECASE)
+_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+@dataclass(frozen=True)
+class LanguageDecision:
+    """Which language to write to a client in, and why.
+
+    ``source`` is "client record", "detected" or "team default"; ``confidence`` is 1.0 for a
+    record, the detector's confidence when detected, and the (below-threshold) best detection
+    confidence, or 0.0, for the team default.
+    """
+
+    language: str
+    source: str
+    confidence: float
+    reason: str
+
+
+def canonical_tag(tag: str) -> str:
+    """``tag`` with BCP-47 casing ("pt_br" -> "pt-BR", "zh-hans" -> "zh-Hans"); "" if not a tag."""
+    tag = tag.strip().replace("_", "-")
+    if not _TAG.match(tag):
+        return ""
+    parts = tag.split("-")
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 4 and part.isalpha():
+            out.append(part.title())
+        elif (len(part) == 2 and part.isalpha()) or (len(part) == 3 and part.isdigit()):
+            out.append(part.upper())
+        else:
+            out.append(part.lower())
+    return "-".join(out)
+
+
+def _base(tag: str) -> str:
+    return canonical_tag(tag).split("-")[0]
+
+
+def choose_language(
+    *,
+    record: str,
+    texts: Sequence[str],
+    supported: Collection[str],
+    team_default: str,
+    threshold: float = 0.80,
+) -> LanguageDecision:
+    """Decide the language for a client.
+
+    ``texts`` are the client's recent inbound bodies, newest first (only the newest
+    ``MAX_TEXTS`` are read; quotes and signatures are stripped here). ``supported`` holds base
+    codes ("en", "te" ...). Returns a ``LanguageDecision``; never raises for odd input: an
+    unreadable record is ignored and said so in ``reason``.
+    """
+    note = ""
+    if record.strip():
+        tag = canonical_tag(record)
+        if tag:
+            return LanguageDecision(tag, "client record", 1.0, f"client record says {tag!r}")
+        note = f"client record {record.strip()!r} is not a language tag; "
+
+    language, confidence, used = _vote(texts, supported)
+    if language and confidence >= threshold:
+        return LanguageDecision(
+            language,
+            "detected",
+            confidence,
+            f"{note}detected {language!r} at {confidence:.2f} from {used} recent message(s)",
+        )
+    default = canonical_tag(team_default) or team_default
+    if not used:
+        why = "no recent text from the client to detect from"
+    elif not language:
+        why = "the client's text is in none of the supported languages"
+    else:
+        why = f"best guess {language!r} at {confidence:.2f} is under the {threshold:.2f} threshold"
+    return LanguageDecision(default, "team default", confidence, f"{note}{why}; team default")
+
+
+def _vote(texts: Sequence[str], supported: Collection[str]) -> tuple[str, float, int]:
+    scores: dict[str, float] = {}
+    total = 0.0
+    used = 0
+    for body in list(texts)[:MAX_TEXTS]:
+        text = own_text(body)
+        letters = _letters(text)
+        if letters < MIN_LETTERS:
+            continue
+        used += 1
+        weight = float(min(letters, MAX_WEIGHT))
+        total += weight
+        for code, value in _confidences(text, supported):
+            scores[code] = scores.get(code, 0.0) + weight * value
+    if not total:
+        return "", 0.0, 0
+    wanted = {_base(s) for s in supported}
+    best = max(
+        ((c, v) for c, v in scores.items() if c in wanted), key=lambda cv: cv[1], default=None
+    )
+    if best is None:
+        return "", 0.0, used
+    return best[0], round(best[1] / total, 4), used
+
+
+def detect(text: str, supported: Collection[str]) -> tuple[str, float]:
+    """The best supported language for ``text`` and the detector's confidence in it (0..1).
+
+    ``text`` is read as given (strip quotes first with ``own_text`` if needed). Returns
+    ("", 0.0) when there are fewer than ``MIN_LETTERS`` letters or no supported language is
+    known to the detector. A text in an unsupported language gives a supported language with a
+    low confidence, since the decoy languages take most of it.
+    """
+    if _letters(text) < MIN_LETTERS:
+        return "", 0.0
+    wanted = {_base(s) for s in supported}
+    for code, value in _confidences(text, supported):
+        if code in wanted:
+            return code, round(value, 4)
+    return "", 0.0
+
+
+def _confidences(text: str, supported: Collection[str]) -> list[tuple[str, float]]:
+    """(base code, confidence) for every language of the detector, best first."""
+    detector = _detector(frozenset(_base(s) for s in supported))
+    if detector is None:
+        return []
+    cleaned = _URL.sub(" ", text)
+    return [
+        (c.language.iso_code_639_1.name.lower(), c.value)
+        for c in detector.compute_language_confidence_values(cleaned)
+    ]
+
+
+def _letters(text: str) -> int:
+    return sum(
+        2 if _dense(ch) else 1
+        for ch in _URL.sub(" ", text)
+        if unicodedata.category(ch).startswith("L")
+    )
+
+
+def _dense(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        0x3040 <= cp <= 0x30FF
+        or 0x3400 <= cp <= 0x9FFF
+        or 0xAC00 <= cp <= 0xD7AF
+        or 0xF900 <= cp <= 0xFAFF
+        or cp >= 0x20000
+    )
+
+
+@lru_cache(maxsize=8)
+def _detector(supported: frozenset[str]) -> LanguageDetector | None:
+    languages = {_lingua(code) for code in supported | DECOYS}
+    languages.discard(None)
+    if not any(_lingua(code) for code in supported):
+        return None
+    return LanguageDetectorBuilder.from_languages(*languages).build()  # type: ignore[arg-type]
+
+
+def _lingua(code: str) -> Language | None:
+    iso = getattr(IsoCode639_1, code.upper(), None)
+    if iso is None:
+        return None
+    try:
+        return Language.from_iso_code_639_1(iso)
+    except ValueError:
+        return None
