@@ -1,90 +1,494 @@
-"""Templates -> email messages, in the recipient's language, formatted by Babel.
+"""Templates in the client's language -> subject, text and HTML -> a threaded ``EmailMessage``.
 
-A template is ``templates/<purpose>/<lang>.j2`` with three blocks: ``subject``, ``text`` and
-optionally ``html``. Team leads edit these files, so they run in Jinja2's sandbox with
-``StrictUndefined``: a template cannot run code, and a missing value fails before sending
-instead of mailing "Dear ,". ``{{ value | fallback("...") }}`` declares a default for an
-optional field. Languages fall back ``pt-BR`` -> ``pt`` -> the team default -> ``en``.
+A template is one file, ``templates/<purpose>/<lang>.j2``, holding up to three blocks::
+
+    {% block subject %}...{% endblock %}   required, one line
+    {% block text %}...{% endblock %}      required, the plain-text body
+    {% block html %}...{% endblock %}      optional; without it the message is plain text
+
+The whole file renders once per part, so macros and ``{% set %}`` at the top serve every block.
+Subject and text render without escaping; the HTML part renders in a second environment with
+autoescaping and is wrapped in a document carrying ``lang`` and, for right-to-left languages,
+``dir="rtl"``.
+
+Safety: templates run in Jinja2's immutable sandbox (no attribute starting with ``_``, no
+mutation of the data), and every missing value is an error (``StrictUndefined``) raised as
+:class:`agent.errors.TemplateError` naming file and line, before anything is sent. Optional
+values are read with ``{{ value | fallback("...") }}``. The data each purpose receives is the
+contract in :data:`CONTRACTS`; templates/README.md documents it for people.
+
+Language: ``requested tag -> templates/fallbacks.toml -> base language -> team default -> en``.
+Dates, times and zone names are formatted by :mod:`agent.localefmt` in the requested locale
+when the template is in that language, else in the template's language.
 """
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+import tomllib
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
-from babel.dates import (
-    format_date,
-    format_datetime,
-    format_time,
-    format_timedelta,
-    get_timezone_name,
-)
-from babel.numbers import format_decimal
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, pass_context
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import FileSystemLoader, Template, nodes, pass_context
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.runtime import Context, StrictUndefined, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup, escape
 
+from agent import localefmt
 from agent.errors import Problem, TemplateError
 from agent.model import Address
+from agent.providers.protocol import KEY_HEADER
 
-RTL = frozenset({"ar", "he", "fa", "ur"})
-REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw|r|rif|回复|回覆|答复|返信)\s*[:：]", re.IGNORECASE)
+BLOCKS = ("subject", "text", "html")
+REQUIRED_BLOCKS = ("subject", "text")
+FALLBACKS_FILE = "fallbacks.toml"
+LAST_RESORT = "en"
+
+# --- the context contract --------------------------------------------------------------------
+# A field name ending in "?" is optional: templates must read it with `fallback` or `is defined`.
+# A list holds one schema, the schema of its items.
+
+_CLIENT: dict[str, Any] = {
+    "name": str,
+    "first_name": str,
+    "last_name?": str,
+    "company": str,
+    "honorific?": str,
+}
+_REP: dict[str, Any] = {
+    "name": str,
+    "first_name?": str,
+    "company": str,
+    "title?": str,
+    "email?": str,
+    "phone?": str,
+    "signature?": str,
+}
+_THREAD: dict[str, Any] = {"subject": str}
+_MEETING: dict[str, Any] = {"summary": str, "start": datetime, "zone": str, "next_steps?": [str]}
+# Reminders and escalations get what the promise planner knows (agent/promises.py).
+_TEAM_CLIENT: dict[str, Any] = {"name": str, "company": str}
+_TEAM_REP: dict[str, Any] = {"name": str, "email?": str}
+_PROMISE: dict[str, Any] = {
+    "rep": _TEAM_REP,
+    "client": _TEAM_CLIENT,
+    "thread": _THREAD,
+    "received": datetime,
+    "deadline": datetime,
+    "rep_zone": str,
+    "rule": str,
+}
+
+CONTRACTS: dict[str, dict[str, Any]] = {
+    "thank_you": {"client": _CLIENT, "rep": _REP, "meeting": _MEETING},
+    "follow_up": {
+        "client": _CLIENT,
+        "rep": _REP,
+        "thread": _THREAD,
+        "step": int,
+        "last_sent": datetime,
+        "zone": str,
+    },
+    "feedback": {"client": _CLIENT, "rep": _REP, "meeting": _MEETING, "survey_url?": str},
+    "proposal": {
+        "client": _CLIENT,
+        "rep": _REP,
+        "slots": [{"start": datetime, "end": datetime}],
+        "client_zone": str,
+        "rep_zone": str,
+        "duration_minutes": int,
+    },
+    "reminder": {**_PROMISE, "remaining": timedelta, "warning?": str},
+    "escalation": {
+        **_PROMISE,
+        "lead": {"name": str, "email?": str},
+        "overdue": timedelta,
+        "level": int,
+    },
+}
+# Purposes whose reader is on the team (rep or lead), not the client.
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation"})
+# Set by the composer for every template; a context may override ``locale``.
+PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
 
-def _locale(ctx: Context) -> str:
-    tag = str(ctx.get("locale") or "en").replace("-", "_")
+def field_names(schema: Mapping[str, Any]) -> dict[str, bool]:
+    """``{name: required}`` for one level of a contract schema."""
+    return {key.rstrip("?"): not key.endswith("?") for key in schema}
+
+
+def field_schema(schema: Mapping[str, Any], name: str) -> Any:
+    """The schema of field ``name`` (optional or not); raises ``KeyError`` when absent."""
+    if name in schema:
+        return schema[name]
+    return schema[f"{name}?"]
+
+
+# --- sample data -----------------------------------------------------------------------------
+
+
+def sample_context(purpose: str, *, minimal: bool = False) -> dict[str, Any]:
+    """Plain sample data for ``purpose``, as the planners would pass it.
+
+    With ``minimal`` every optional field is left out, which is how ``templates check`` proves
+    that templates fall back gracefully. Raises ``KeyError`` for a purpose with no contract.
+    """
+    from datetime import UTC
+
+    client = {
+        "name": "Anjali Rao",
+        "first_name": "Anjali",
+        "last_name": "Rao",
+        "company": "Godavari Textiles",
+        "honorific": "Ms",
+    }
+    rep = {
+        "name": "Daniel Becker",
+        "first_name": "Daniel",
+        "company": "Northwind Analytics",
+        "title": "Account Executive",
+        "email": "daniel.becker@northwind.example",
+        "phone": "+49 30 1234567",
+    }
+    thread = {"subject": "Pricing for the 2025 rollout"}
+    team_rep = {"name": rep["name"], "email": rep["email"]}
+    team_client = {"name": client["name"], "company": client["company"]}
+    meeting_start = datetime(2025, 3, 14, 4, 30, tzinfo=UTC)
+    meeting = {
+        "summary": "Rollout planning",
+        "start": meeting_start,
+        "zone": "Asia/Kolkata",
+        "next_steps": ["Send the revised quote", "Share the onboarding plan"],
+    }
+    data: dict[str, dict[str, Any]] = {
+        "thank_you": {"client": client, "rep": rep, "meeting": meeting},
+        "follow_up": {
+            "client": client,
+            "rep": rep,
+            "thread": thread,
+            "step": 1,
+            "last_sent": datetime(2025, 3, 10, 9, 15, tzinfo=UTC),
+            "zone": "Asia/Kolkata",
+        },
+        "feedback": {
+            "client": client,
+            "rep": rep,
+            "meeting": meeting,
+            "survey_url": "https://survey.northwind.example/r/7f3a",
+        },
+        "proposal": {
+            "client": client,
+            "rep": rep,
+            "slots": [
+                {
+                    "start": datetime(2025, 3, 18, 9, 0, tzinfo=UTC),
+                    "end": datetime(2025, 3, 18, 9, 30, tzinfo=UTC),
+                },
+                {
+                    "start": datetime(2025, 3, 19, 11, 30, tzinfo=UTC),
+                    "end": datetime(2025, 3, 19, 12, 0, tzinfo=UTC),
+                },
+                {
+                    "start": datetime(2025, 3, 20, 8, 0, tzinfo=UTC),
+                    "end": datetime(2025, 3, 20, 8, 30, tzinfo=UTC),
+                },
+            ],
+            "client_zone": "Asia/Kolkata",
+            "rep_zone": "Europe/Berlin",
+            "duration_minutes": 30,
+        },
+        "reminder": {
+            "rep": team_rep,
+            "client": team_client,
+            "thread": thread,
+            "received": datetime(2025, 3, 14, 6, 0, tzinfo=UTC),
+            "deadline": datetime(2025, 3, 14, 14, 0, tzinfo=UTC),
+            "rep_zone": "Europe/Berlin",
+            "rule": "gold-4h",
+            "remaining": timedelta(hours=2, minutes=30),
+            "warning": "50%",
+        },
+        "escalation": {
+            "lead": {"name": "Maria Schulz", "email": "maria.schulz@northwind.example"},
+            "rep": team_rep,
+            "client": team_client,
+            "thread": thread,
+            "received": datetime(2025, 3, 14, 6, 0, tzinfo=UTC),
+            "deadline": datetime(2025, 3, 14, 14, 0, tzinfo=UTC),
+            "rep_zone": "Europe/Berlin",
+            "rule": "gold-4h",
+            "overdue": timedelta(hours=3, minutes=15),
+            "level": 1,
+        },
+    }
+    sample = data[purpose]
+    if minimal:
+        return _strip_optional(CONTRACTS[purpose], sample)
+    return _copy(sample)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _strip_optional(schema: Any, value: Any) -> Any:
+    if isinstance(schema, dict) and isinstance(value, dict):
+        out = {}
+        for key, sub in schema.items():
+            name = key.rstrip("?")
+            if key.endswith("?") or name not in value:
+                continue
+            out[name] = _strip_optional(sub, value[name])
+        return out
+    if isinstance(schema, list) and isinstance(value, list):
+        return [_strip_optional(schema[0], item) for item in value]
+    return value
+
+
+# --- the sandbox -----------------------------------------------------------------------------
+
+
+def _locale(context: Context, locale: str | None) -> str:
+    return locale or str(context.get("locale") or context.get("language") or LAST_RESORT)
+
+
+def _fallback(value: Any, default: Any = "") -> Any:
+    """The value, or ``default`` when it is missing, ``None`` or blank."""
+    if isinstance(value, Undefined) or value is None:
+        return default
+    if isinstance(value, str) and not value.strip():
+        return default
+    return value
+
+
+@pass_context
+def _f_datetime(
+    context: Context, value: datetime, zone: str, format: str = "long", locale: str | None = None
+) -> str:
+    return localefmt.format_datetime(value, zone, _locale(context, locale), format)
+
+
+@pass_context
+def _f_date(
+    context: Context,
+    value: datetime,
+    zone: str | None = None,
+    format: str = "long",
+    locale: str | None = None,
+) -> str:
+    return localefmt.format_date(value, zone, _locale(context, locale), format)
+
+
+@pass_context
+def _f_time(
+    context: Context,
+    value: datetime,
+    zone: str,
+    format: str = "short",
+    locale: str | None = None,
+    beside: str | None = None,
+) -> str:
+    return localefmt.format_time(value, zone, _locale(context, locale), format, beside=beside)
+
+
+@pass_context
+def _f_weekday(context: Context, value: datetime, zone: str, locale: str | None = None) -> str:
+    return localefmt.format_weekday(value, zone, _locale(context, locale))
+
+
+@pass_context
+def _f_zone_name(
+    context: Context, zone: str, at: datetime | None = None, locale: str | None = None
+) -> str:
+    return localefmt.zone_name(zone, _locale(context, locale), at=at)
+
+
+@pass_context
+def _f_duration(context: Context, value: timedelta, locale: str | None = None) -> str:
+    return localefmt.format_duration(value, _locale(context, locale))
+
+
+@pass_context
+def _f_number(context: Context, value: float, locale: str | None = None) -> str:
+    return localefmt.format_number(value, _locale(context, locale))
+
+
+def _paragraphs(value: Any) -> Markup:
+    """Plain text -> ``<p>`` per blank-line-separated paragraph, ``<br>`` per line break."""
+    text = str(escape(value)).replace("\r\n", "\n").strip()
+    paras = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return Markup("\n".join("<p>" + p.strip().replace("\n", "<br>\n") + "</p>" for p in paras))
+
+
+def _lines(value: Any) -> Markup:
+    """Plain text -> the same lines joined by ``<br>``, for use inside a paragraph."""
+    text = str(escape(value)).replace("\r\n", "\n").strip()
+    return Markup("<br>\n".join(line.strip() for line in text.split("\n")))
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "datetime": _f_datetime,
+    "date": _f_date,
+    "time": _f_time,
+    "weekday": _f_weekday,
+    "zone_name": _f_zone_name,
+    "duration": _f_duration,
+    "number": _f_number,
+    "fallback": _fallback,
+    "paragraphs": _paragraphs,
+    "lines": _lines,
+}
+
+
+def make_environment(templates_dir: Path, *, html: bool) -> ImmutableSandboxedEnvironment:
+    """The sandbox templates run in; ``html`` switches autoescaping on."""
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        undefined=StrictUndefined,
+        autoescape=html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+# --- errors with file and line ---------------------------------------------------------------
+
+_MISSING_ATTR = re.compile(r"has no attribute '([^']+)'|has no element '([^']+)'")
+_MISSING_NAME = re.compile(r"^'([^']+)' is undefined")
+
+
+def dotted(node: nodes.Node) -> str | None:
+    """``client.first_name`` for a Getattr/Getitem chain on a name; ``None`` otherwise."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        base = dotted(node.node)
+        return f"{base}.{node.attr}" if base else None
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        base = dotted(node.node)
+        return f"{base}.{node.arg.value}" if base else None
+    return None
+
+
+def _template_frame(exc: BaseException) -> tuple[Template | None, int]:
+    """The innermost template frame of ``exc``'s traceback: (template, template line)."""
+    found: tuple[Template | None, int] = (None, 0)
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        tmpl = frame.f_globals.get("__jinja_template__")
+        if isinstance(tmpl, Template):
+            found = (tmpl, tmpl.get_corresponding_lineno(lineno))
+    return found
+
+
+def _describe_missing(message: str, ast: nodes.Template | None, line: int) -> str:
+    name_match = _MISSING_NAME.match(message)
+    if name_match:
+        return f"undefined variable '{name_match.group(1)}'"
+    attr_match = _MISSING_ATTR.search(message)
+    if attr_match and ast is not None:
+        attr = attr_match.group(1) or attr_match.group(2)
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            path = dotted(node)
+            if node.lineno == line and path and path.rsplit(".", 1)[-1] == attr:
+                return f"undefined variable '{path}'"
+        return f"undefined variable '{attr}'"
+    return f"undefined variable: {message}"
+
+
+# --- languages -------------------------------------------------------------------------------
+
+
+def _norm(tag: str) -> str:
+    return tag.strip().replace("_", "-").lower()
+
+
+def language_chain(
+    tag: str, team_default: str = LAST_RESORT, fallbacks: Mapping[str, str] | None = None
+) -> list[str]:
+    """Languages to try for ``tag``, best first, lower-cased and without repeats.
+
+    ``pt-BR`` -> declared fallback of ``pt-BR`` -> ``pt`` -> its declared fallback -> team
+    default (and its base) -> ``en``.
+    """
+    declared = {_norm(k): _norm(v) for k, v in (fallbacks or {}).items()}
+    chain: list[str] = []
+
+    def add(code: str) -> None:
+        seen: set[str] = set()
+        while code and code not in seen:
+            seen.add(code)
+            if code not in chain:
+                chain.append(code)
+            code = declared.get(code, "")
+
+    for start in (tag, team_default, LAST_RESORT):
+        code = _norm(start or "")
+        if not code:
+            continue
+        add(code)
+        if "-" in code:
+            add(code.split("-", 1)[0])
+    return chain
+
+
+def choose_language(
+    available: Iterable[str],
+    tag: str,
+    team_default: str = LAST_RESORT,
+    fallbacks: Mapping[str, str] | None = None,
+) -> str | None:
+    """The first language of :func:`language_chain` that ``available`` has, as spelled there."""
+    spelled = {_norm(code): code for code in available}
+    for code in language_chain(tag, team_default, fallbacks):
+        if code in spelled:
+            return spelled[code]
+    return None
+
+
+def read_fallbacks(templates_dir: Path) -> tuple[dict[str, str], list[Problem]]:
+    """templates/fallbacks.toml as ``{tag: tag}``; a missing file is an empty mapping."""
+    path = templates_dir / FALLBACKS_FILE
+    if not path.is_file():
+        return {}, []
     try:
-        Locale.parse(tag)
-    except (UnknownLocaleError, ValueError):
-        return tag.split("_")[0]
-    return tag
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return {}, [Problem(str(path), "", f"not valid TOML: {exc}")]
+    out: dict[str, str] = {}
+    problems = []
+    for key, value in data.items():
+        if not isinstance(value, str) or not _LANG.match(value) or not _LANG.match(key):
+            problems.append(Problem(str(path), key, 'expected `tag = "tag"`, e.g. `pt-BR = "pt"`'))
+            continue
+        out[key] = value
+    return out, problems
 
 
-def _undefined(value: Any) -> bool:
-    return isinstance(value, StrictUndefined) or value is None or value == ""
+_LANG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
 
-@pass_context
-def _fallback(ctx: Context, value: Any, default: Any) -> Any:
-    return default if _undefined(value) else value
-
-
-@pass_context
-def _datetime(ctx: Context, value: datetime, zone: str = "UTC", fmt: str = "long") -> str:
-    return format_datetime(value, fmt, tzinfo=ZoneInfo(zone), locale=_locale(ctx))
-
-
-@pass_context
-def _date(ctx: Context, value: datetime, zone: str = "UTC", fmt: str = "full") -> str:
-    return format_date(value.astimezone(ZoneInfo(zone)).date(), fmt, locale=_locale(ctx))
-
-
-@pass_context
-def _time(ctx: Context, value: datetime, zone: str = "UTC", fmt: str = "short") -> str:
-    return format_time(value, fmt, tzinfo=ZoneInfo(zone), locale=_locale(ctx))
-
-
-@pass_context
-def _zone_name(ctx: Context, zone: str) -> str:
-    return get_timezone_name(ZoneInfo(zone), locale=_locale(ctx))
-
-
-@pass_context
-def _duration(ctx: Context, value: timedelta) -> str:
-    return format_timedelta(value, threshold=1.5, locale=_locale(ctx))
-
-
-@pass_context
-def _number(ctx: Context, value: float) -> str:
-    return format_decimal(value, locale=_locale(ctx))
+# --- the composer ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -96,103 +500,295 @@ class Rendered:
     template_path: Path
 
 
-class Composer:
-    def __init__(self, templates_dir: Path, *, team_default: str = "en") -> None:
-        self.root = Path(templates_dir)
-        self.team_default = team_default
-        self.env = SandboxedEnvironment(
-            undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-        )
-        self.env.filters.update(
-            fallback=_fallback,
-            datetime=_datetime,
-            date=_date,
-            time=_time,
-            zone_name=_zone_name,
-            duration=_duration,
-            number=_number,
-        )
-        self._cache: dict[Path, Any] = {}
-        problems = []
-        for path in sorted(self.root.glob("*/*.j2")):
-            try:
-                self._load(path)
-            except TemplateError as exc:
-                problems += exc.problems
-        if problems:
-            raise TemplateError(problems)
+@dataclass(frozen=True)
+class _Loaded:
+    path: Path
+    name: str  # loader name, "thank_you/ja.j2"
+    text: Template
+    html: Template | None
+    ast: nodes.Template
 
-    def _load(self, path: Path) -> Any:
-        if path not in self._cache:
-            try:
-                self._cache[path] = self.env.from_string(path.read_text(encoding="utf-8"))
-            except TemplateSyntaxError as exc:
-                raise TemplateError(
-                    [Problem(str(path), f"line {exc.lineno}", exc.message or "syntax error")]
-                ) from exc
-        return self._cache[path]
+
+class Composer:
+    """Every template under ``templates_dir``, parsed and checked once at start-up.
+
+    ``Composer(dir)`` raises :class:`TemplateError` listing every template that fails to parse
+    (with file and line), lacks a required block or has an unknown one. With ``strict=False``
+    the problems are kept in ``self.problems`` instead, and the good templates still load;
+    ``templates check`` uses that to report everything at once.
+    """
+
+    def __init__(
+        self, templates_dir: Path, *, team_default: str = LAST_RESORT, strict: bool = True
+    ) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.team_default = team_default
+        self.problems: list[Problem] = []
+        self._templates: dict[str, dict[str, _Loaded]] = {}
+        self._text_env = make_environment(self.templates_dir, html=False)
+        self._html_env = make_environment(self.templates_dir, html=True)
+        if not self.templates_dir.is_dir():
+            self.problems.append(Problem(str(self.templates_dir), "", "no templates folder"))
+        else:
+            self.fallbacks, problems = read_fallbacks(self.templates_dir)
+            self.problems.extend(problems)
+            self._load_all()
+        if strict and self.problems:
+            raise TemplateError(self.problems)
+
+    def _load_all(self) -> None:
+        for folder in sorted(self.templates_dir.iterdir()):
+            if not folder.is_dir() or folder.name.startswith(("_", ".")):
+                continue
+            for path in sorted(folder.glob("*.j2")):
+                lang = path.stem
+                if not _LANG.match(lang):
+                    self.problems.append(
+                        Problem(str(path), "", f"'{lang}' is not a language tag (en, pt-BR)")
+                    )
+                    continue
+                loaded = self._load(path, f"{folder.name}/{path.name}")
+                if loaded is not None:
+                    self._templates.setdefault(folder.name, {})[lang] = loaded
+
+    def _load(self, path: Path, name: str) -> _Loaded | None:
+        try:
+            source = path.read_text(encoding="utf-8")
+            ast = self._text_env.parse(source, name, str(path))
+            text = self._text_env.get_template(name)
+        except UnicodeDecodeError as exc:
+            self.problems.append(Problem(str(path), "", f"not UTF-8: {exc}"))
+            return None
+        except TemplateSyntaxError as exc:
+            where = str(exc.lineno)
+            if exc.filename and Path(exc.filename) != path:  # an imported file is at fault
+                self.problems.append(Problem(exc.filename, where, exc.message or str(exc)))
+            else:
+                self.problems.append(Problem(str(path), where, exc.message or str(exc)))
+            return None
+        blocks = {block.name: block.lineno for block in ast.find_all(nodes.Block)}
+        bad = False
+        for block_name, lineno in blocks.items():
+            if block_name not in BLOCKS:
+                self.problems.append(
+                    Problem(
+                        str(path),
+                        str(lineno),
+                        f"unknown block '{block_name}' (blocks are {', '.join(BLOCKS)})",
+                    )
+                )
+                bad = True
+        for block_name in REQUIRED_BLOCKS:
+            if block_name not in blocks:
+                self.problems.append(Problem(str(path), "", f"no {{% block {block_name} %}}"))
+                bad = True
+        if bad:
+            return None
+        html = self._html_env.get_template(name) if "html" in blocks else None
+        return _Loaded(path=path, name=name, text=text, html=html, ast=ast)
+
+    # -- queries --
 
     def purposes(self) -> set[str]:
-        return {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
+        """Purposes with at least one template."""
+        return set(self._templates)
 
     def languages(self, purpose: str) -> set[str]:
-        return {p.stem for p in (self.root / purpose).glob("*.j2")}
+        """Languages ``purpose`` has a template for (empty for an unknown purpose)."""
+        return set(self._templates.get(purpose, {}))
 
-    def resolve_language(self, purpose: str, tag: str) -> str:
-        available = self.languages(purpose)
-        for candidate in (tag, tag.split("-")[0], self.team_default, "en"):
-            if candidate in available:
-                return candidate
-        raise TemplateError(
-            [Problem(str(self.root / purpose), "", f"no template for {tag!r} nor any fallback")]
-        )
+    def template_path(self, purpose: str, language: str) -> Path:
+        """The file for exactly ``purpose``/``language``; raises ``KeyError`` when absent."""
+        return self._templates[purpose][language].path
+
+    def resolve_language(self, purpose: str, tag: str, team_default: str | None = None) -> str:
+        """The template language that serves ``tag`` for ``purpose``.
+
+        ``tag`` -> declared fallback -> base language -> team default -> ``en``. Raises
+        ``TemplateError`` when the purpose has no template at all.
+        """
+        default = team_default or self.team_default
+        found = choose_language(self.languages(purpose), tag, default, self.fallbacks)
+        if found is None:
+            raise TemplateError(
+                [
+                    Problem(
+                        str(self.templates_dir / purpose),
+                        "",
+                        f"no template for '{tag}', '{default}' or '{LAST_RESORT}'",
+                    )
+                ]
+            )
+        return found
+
+    # -- rendering --
 
     def render(self, purpose: str, language: str, context: Mapping[str, Any]) -> Rendered:
-        lang = self.resolve_language(purpose, language or self.team_default)
-        path = self.root / purpose / f"{lang}.j2"
-        template = self._load(path)
-        values = {"locale": language or lang, **context}
-        parts: dict[str, str | None] = {}
+        """Render ``purpose`` for a reader of ``language`` (a BCP 47 tag such as ``pt-BR``).
+
+        Returns subject (one line), text (ends with a newline) and HTML (a whole document, or
+        ``None`` when the template has no html block). Raises ``TemplateError`` naming file and
+        line for a missing value (``undefined variable 'client.first_name'``), an unsafe access
+        or a value a filter cannot format (a naive datetime, an unknown zone).
+        """
+        lang = self.resolve_language(purpose, language)
+        loaded = self._templates[purpose][lang]
+        same_language = _norm(language).split("-")[0] == _norm(lang).split("-")[0]
+        values = dict(context)
+        values.setdefault("locale", language if same_language else lang)
+        values["language"] = lang
+        values["direction"] = "rtl" if localefmt.is_rtl(lang) else "ltr"
+
+        parts = self._run(loaded, loaded.text, values, ("subject", "text"))
+        subject = " ".join(parts["subject"].split())
+        text = _tidy_text(parts["text"])
+        if not subject:
+            raise TemplateError([Problem(str(loaded.path), "", "the subject renders empty")])
+        html = None
+        if loaded.html is not None:
+            fragment = self._run(loaded, loaded.html, values, ("html",))["html"]
+            html = _html_document(fragment, subject, lang)
+        return Rendered(subject, text, html, lang, loaded.path)
+
+    def _run(
+        self, loaded: _Loaded, template: Template, values: dict[str, Any], wanted: Sequence[str]
+    ) -> dict[str, str]:
         try:
-            for block in ("subject", "text", "html"):
-                if block not in template.blocks:
-                    parts[block] = None
-                    continue
-                ctx = template.new_context(values)
-                parts[block] = "".join(template.blocks[block](ctx)).strip()
-        except (UndefinedError, SecurityError) as exc:
-            raise TemplateError([Problem(str(path), _line(exc), str(exc))]) from exc
-        if not parts["subject"] or not parts["text"]:
-            raise TemplateError([Problem(str(path), "", "needs a subject block and a text block")])
-        html = parts["html"]
-        if html and lang.split("-")[0] in RTL:
-            html = f'<div dir="rtl" lang="{lang}">{html}</div>'
-        return Rendered(
-            " ".join(str(parts["subject"]).split()), str(parts["text"]), html, lang, path
-        )
+            return _render_blocks(template, values, wanted)
+        except SecurityError as exc:
+            raise self._error(loaded, exc, f"not allowed in a template: {exc}") from exc
+        except UndefinedError as exc:
+            tmpl, line = _template_frame(exc)
+            ast = loaded.ast if tmpl is None or tmpl.name == loaded.name else None
+            raise self._error(loaded, exc, _describe_missing(str(exc), ast, line)) from exc
+        except (JinjaTemplateError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise self._error(loaded, exc, f"{type(exc).__name__}: {exc}") from exc
+
+    def _error(self, loaded: _Loaded, exc: BaseException, message: str) -> TemplateError:
+        tmpl, line = _template_frame(exc)
+        file = tmpl.filename if tmpl is not None and tmpl.filename else str(loaded.path)
+        return TemplateError([Problem(file, str(line) if line else "", message)])
 
 
-def _line(exc: Exception) -> str:
-    tb = exc.__traceback__
-    line = ""
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = f"line {tb.tb_lineno}"
-        tb = tb.tb_next
-    return line
+def _render_blocks(
+    template: Template, values: Mapping[str, Any], wanted: Sequence[str]
+) -> dict[str, str]:
+    """Run the whole template once and keep what each wanted block produced.
+
+    Running the root (not just the block functions) makes top-level macros and ``{% set %}``
+    visible inside the blocks, as they are in any Jinja template.
+    """
+    context = template.new_context(dict(values))
+    captured: dict[str, str] = {}
+
+    def capture(name: str, func: Callable[[Context], Iterator[str]]) -> Callable[..., Any]:
+        def run(ctx: Context) -> Iterator[str]:
+            out = "".join(func(ctx))
+            captured.setdefault(name, out)
+            return iter((out,))
+
+        return run
+
+    for name in wanted:
+        stack = context.blocks.get(name)
+        if stack:
+            stack[0] = capture(name, stack[0])
+    for _ in template.root_render_func(context):
+        pass
+    return {name: captured.get(name, "") for name in wanted}
 
 
-def _clean(value: str) -> str:
-    """No header injection: a name or subject never carries a line break into a header."""
-    return " ".join(value.replace("\r", " ").replace("\n", " ").split())
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    body = "\n".join(lines).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n", body) + "\n"
+
+
+def _html_document(fragment: str, subject: str, language: str) -> str:
+    direction = "rtl" if localefmt.is_rtl(language) else "ltr"
+    lang = escape(language)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="{lang}" dir="{direction}">\n'
+        '<head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(subject)}</title></head>\n"
+        f'<body dir="{direction}">\n{fragment.strip()}\n</body>\n</html>\n'
+    )
+
+
+# --- the message -----------------------------------------------------------------------------
+
+# Reply prefixes mail clients write in many languages; a subject that has one stays as it is.
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:re|aw|antw|antwort|sv|vs|odp|r|rif|réf|ref|res|ynt|απ|σχετ|отв|ответ"
+    r"|回复|回覆|答复|返信|رد|השב|תגובה|jawab|balas|trả lời)\s*(?:\[\d+\])?\s*[:：]",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")
+_MSG_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+_MANAGED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Subject",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        KEY_HEADER,
+        "Content-Language",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+    )
+)
+_MAX_REFERENCES = 20
+
+
+def clean_header(value: str) -> str:
+    """One header line: CR, LF and other control characters become spaces, runs collapse."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def reply_subject_for(thread_subject: str) -> str:
+    """``Re: <subject>`` unless the subject already carries a reply prefix in any language."""
+    subject = clean_header(thread_subject)
+    if _REPLY_PREFIX.match(subject):
+        return subject
+    return f"Re: {subject}" if subject else "Re:"
 
 
 def message_id_for(key: str, domain: str) -> str:
-    return f"<followup.{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+    """The deterministic Message-ID of the message for outbox ``key``.
+
+    ``<followup.{sha256(key)[:32]}@{domain}>``; raises ``ValueError`` for a domain that could
+    not stand in a Message-ID.
+    """
+    domain = domain.strip().lower()
+    if not domain or re.search(r"[\s<>@\x00-\x1f\x7f]", domain):
+        raise ValueError(f"not a mail domain: {domain!r}")
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"<followup.{digest}@{domain}>"
 
 
-def reply_subject(subject: str) -> str:
-    return subject if REPLY_PREFIX.match(subject) else f"Re: {subject}"
+def _msg_id(value: str) -> str | None:
+    value = value.strip()
+    if value and not value.startswith("<"):
+        value = f"<{value}>"
+    return value if _MSG_ID.match(value) else None
+
+
+def _header_address(addr: Address) -> HeaderAddress:
+    if _CONTROL.search(addr.email) or re.search(r"[\s<>,;\"]", addr.email):
+        raise ValueError(f"not a mail address: {addr.email!r}")
+    try:
+        return HeaderAddress(display_name=clean_header(addr.name), addr_spec=addr.email)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"not a mail address: {addr.email!r}") from exc
 
 
 def build_message(
@@ -208,33 +804,56 @@ def build_message(
     key: str,
     extra_headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
-    from email.headerregistry import Address as HeaderAddress
+    """The message to draft or send: headers, text part and, when there is HTML, an alternative.
 
-    def addr(a: Address) -> HeaderAddress:
-        user, _, domain = a.email.partition("@")
-        return HeaderAddress(_clean(a.name), user, domain)
+    A reply (``in_reply_to`` set) gets ``In-Reply-To`` and ``References`` = the parent's
+    ``references`` + the parent id, and, when ``reply_subject`` (the thread's subject) is
+    given, that subject with a reply prefix instead of the rendered one so the thread holds
+    together. Display names, the subject and header values lose CR/LF and control characters,
+    so no value can start a header of its own. Malformed ids in ``references`` are dropped.
 
-    msg = EmailMessage()
-    msg["From"] = addr(sender)
-    msg["To"] = [addr(a) for a in to]
+    No Date header is set (the provider stamps it) unless ``extra_headers`` has one. Raises
+    ``ValueError`` for a malformed address, ``message_id`` or extra header name, or an extra
+    header this function owns (From, Subject, References ...).
+    """
+    if not to:
+        raise ValueError("a message needs at least one recipient")
+    own_id = _msg_id(message_id)
+    if own_id is None:
+        raise ValueError(f"not a Message-ID: {message_id!r}")
+
+    msg = EmailMessage(policy=email.policy.default)
+    msg["From"] = _header_address(sender)
+    msg["To"] = [_header_address(a) for a in to]
     if cc:
-        msg["Cc"] = [addr(a) for a in cc]
-    subject = _reply(reply_subject) if in_reply_to and reply_subject else rendered.subject
-    msg["Subject"] = _clean(subject)
-    msg["Message-ID"] = message_id
-    if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-        msg["References"] = " ".join(
-            [*references, in_reply_to] if in_reply_to not in references else references
-        )
-    msg["X-Followup-Key"] = _clean(key)
-    msg["Content-Language"] = rendered.language
+        msg["Cc"] = [_header_address(a) for a in cc]
+    if in_reply_to and reply_subject:
+        subject = reply_subject_for(reply_subject)
+    else:
+        subject = clean_header(rendered.subject)
+    msg["Subject"] = subject
+    msg["Message-ID"] = own_id
+
+    parent = _msg_id(in_reply_to) if in_reply_to else None
+    if parent:
+        refs = [r for r in (_msg_id(x) for x in references) if r]
+        refs = [r for r in dict.fromkeys(refs) if r != parent] + [parent]
+        if len(refs) > _MAX_REFERENCES:
+            # RFC 5322 3.6.4: keep the thread's root and the most recent ancestors.
+            refs = [refs[0], *refs[-(_MAX_REFERENCES - 1) :]]
+        msg["In-Reply-To"] = parent
+        msg["References"] = " ".join(refs)
+    msg[KEY_HEADER] = clean_header(key)
+    msg["Content-Language"] = clean_header(rendered.language)
+
     for name, value in (extra_headers or {}).items():
-        msg[name] = _clean(value)
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"not a header name: {name!r}")
+        if name.lower() in _MANAGED_HEADERS:
+            raise ValueError(f"header {name} is set by build_message")
+        msg[name] = clean_header(value)
+
     msg.set_content(rendered.text)
-    if rendered.html:
+    if rendered.html is not None:
         msg.add_alternative(rendered.html, subtype="html")
     return msg
-
-
-_reply = reply_subject
