@@ -1,0 +1,787 @@
+"""Follow-ups and thank-yous -> planned notes to clients. Pure: it takes ``now`` and reads nothing.
+
+Follow-ups
+----------
+In each thread with a client, the rep's last outbound human message is the *anchor*. If the
+client does not answer, step 1 is due one ``after`` wait (in the client's calendar) after the
+anchor, step 2 one wait after step 1, and so on up to ``steps``. The keys are
+``follow_up/{mailbox}/{thread_id}/{anchor message id}/{step}``: a new message from the rep makes
+it the anchor and the old anchor's keys obsolete, so the cadence starts again.
+
+The cadence stops at once, with a :class:`Decision` saying why, when anyone at the client's
+company writes (in any thread of the mailbox), a meeting with the client is booked, the thread
+bounces, the client asks to stop, or the client is opted out. An out-of-office auto-reply is no
+answer: it holds the next step until the return date it states, or for ``out_of_office_hold``.
+
+Notes the outbox sent (an ``X-Followup-Key`` header, or a Message-ID listed in ``notes``) are
+never taken for the rep's own mail; the next step counts from when a step really went out. A
+step that would already be overdue when planned goes out once, and the steps after it count
+from ``now``, so an agent started over old mail never sends several notes at once; a step
+overdue by more than :data:`TOO_LATE` ends the cadence instead.
+
+Thank-yous
+----------
+After a meeting with a client attendee ends, a thank-you is due ``delay`` later (and a feedback
+survey ``delay_feedback`` later, if the rule asks). None is planned for a cancelled meeting, a
+meeting every client attendee (or the rep) declined, a recurring meeting, or when the rep has
+already written to the client since the meeting ended: any outbound human message from the rep
+to that client counts, as the rep has then followed up in person.
+
+Every note is moved into the client's business hours (their weekend and public holidays
+skipped), inside the rule's ``send_window``, and notes to one client are kept ``min_gap`` apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from agent import phrases
+from agent.businesstime import BusinessCalendar, Shift
+from agent.cadences import MAX_STEPS, Cadences, FollowUpRule, ThankYouRule
+from agent.matching import FREE_MAIL
+from agent.model import (
+    Action,
+    ActionKind,
+    Address,
+    Classified,
+    Client,
+    Direction,
+    Event,
+    MessageKind,
+    Thread,
+    utc,
+)
+from agent.promises import Decision, Rep
+from agent.providers.protocol import KEY_HEADER
+
+ClientCalendar = Callable[[Client], BusinessCalendar]
+Languages = Callable[[Thread], str]
+
+# A step found overdue by more than this when planned is not sent late: the cadence ends.
+TOO_LATE = timedelta(days=7)
+# Return dates further out than this are more likely a misread than a long leave.
+MAX_ABSENCE = timedelta(days=120)
+_KEY = KEY_HEADER.lower()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FollowupPlan:
+    """What to send, what was decided against, and which earlier keys to cancel.
+
+    ``actions`` are FOLLOW_UP, THANK_YOU and FEEDBACK notes; ``obsolete`` holds keys whose
+    reason has gone (cancel them if unsent); ``modes`` maps an action key to "draft" or "send"
+    where its rule overrides the configured mode.
+    """
+
+    actions: tuple[Action, ...]
+    decisions: tuple[Decision, ...]
+    obsolete: frozenset[str]
+    modes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Note:
+    """A note on its way to becoming an Action; ``due`` may still move for ``min_gap``."""
+
+    action: Action
+    calendar: BusinessCalendar
+    window: tuple[Shift, ...]
+    gap: timedelta
+    mode: str
+    reason: list[str]
+
+
+@dataclass
+class _World:
+    """Indexes over everything the planner sees, built once per call."""
+
+    now: datetime
+    notes: Mapping[str, str]
+    opted_out: frozenset[str]
+    clients: dict[str, Client] = field(default_factory=dict)
+    by_email: dict[str, Client] = field(default_factory=dict)
+    by_domain: dict[str, Client] = field(default_factory=dict)
+    # (mailbox, client key) -> messages of that client in that mailbox, oldest first
+    mail: dict[tuple[str, str], list[tuple[Classified, Thread]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    stop_asked: dict[str, tuple[Classified, str]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    def client_of(self, email: str) -> Client | None:
+        email = email.lower()
+        if email in self.by_email:
+            return self.by_email[email]
+        domain = email.rpartition("@")[2]
+        return None if domain in FREE_MAIL else self.by_domain.get(domain)
+
+    def is_note(self, c: Classified) -> bool:
+        return bool(c.message.headers.get(_KEY)) or c.message.message_id in self.notes
+
+    def note_key(self, c: Classified) -> str:
+        return c.message.headers.get(_KEY) or self.notes.get(c.message.message_id, "")
+
+    def opt_out(self, client: Client) -> str:
+        if client.opted_out:
+            return f"{client.name} is marked opted out in the clients file"
+        if client.key in self.opted_out:
+            return f"{client.name} is on the opt-out list"
+        return ""
+
+
+def _index(
+    threads: list[Thread],
+    events: Iterable[Event],
+    clients: Iterable[Client],
+    now: datetime,
+    notes: Mapping[str, str],
+    opted_out: Iterable[str],
+) -> _World:
+    world = _World(now, notes, frozenset(opted_out))
+    known = [*clients, *(t.client for t in threads if t.client is not None)]
+    for client in known:
+        world.clients.setdefault(client.key, client)
+    for client in world.clients.values():
+        for email in client.emails:
+            world.by_email.setdefault(email.lower(), client)
+        for domain in client.domains:
+            world.by_domain.setdefault(domain.lower(), client)
+    for thread in threads:
+        for c in thread.messages:
+            if c.message.date > now or not c.client:
+                continue
+            world.mail[(thread.mailbox, c.client)].append((c, thread))
+            if c.direction is Direction.INBOUND and c.kind is MessageKind.HUMAN:
+                asked, why = _asks_to_stop(c)
+                if asked and c.client not in world.stop_asked:
+                    world.stop_asked[c.client] = (c, why)
+    for items in world.mail.values():
+        items.sort(key=lambda pair: (pair[0].message.date, pair[0].message.provider_id))
+    world.events = sorted(events, key=lambda e: (e.start, e.mailbox, e.provider_id))
+    return world
+
+
+def _asks_to_stop(c: Classified) -> tuple[bool, str]:
+    m = c.message
+    for text in (m.body, m.subject):
+        if text:
+            asked, why = phrases.asks_to_stop(text)
+            if asked:
+                return True, why
+    return False, ""
+
+
+def plan(
+    threads: Iterable[Thread],
+    events: Iterable[Event],
+    cadences: Cadences,
+    reps: Mapping[str, Rep],
+    client_calendar: ClientCalendar,
+    now: datetime,
+    *,
+    opted_out: Iterable[str] = frozenset(),
+    languages: Languages | None = None,
+    clients: Iterable[Client] = (),
+    notes: Mapping[str, str] | None = None,
+) -> FollowupPlan:
+    """Plan follow-ups for ``threads`` and thank-yous for ``events`` as of ``now``.
+
+    ``opted_out`` holds client keys that get no notes; ``languages(thread)`` picks the note's
+    language (default: the client record's, else "en"); ``clients`` lets meeting attendees be
+    recognised for clients with no thread yet; ``notes`` maps the Message-ID of each note the
+    outbox sent to its action key. Returns a :class:`FollowupPlan`. Messages dated after ``now``
+    are ignored. Raises ``ValueError`` only for a client calendar that never opens.
+    """
+    now = utc(now)
+    items = list(threads)
+    world = _index(items, events, clients, now, notes or {}, opted_out)
+    pending: list[_Note] = []
+    decisions: list[Decision] = []
+    obsolete: set[str] = set()
+    for thread in items:
+        rep = reps.get(thread.mailbox)
+        if rep is None or thread.client is None:
+            continue
+        n, d, o = _follow_thread(thread, thread.client, rep, cadences, client_calendar, world)
+        pending += n
+        decisions += d
+        obsolete |= o
+    n, d, o = _thank_yous(items, world, cadences, reps, client_calendar)
+    pending += n
+    decisions += d
+    obsolete |= o
+    for note in pending:
+        note.action = dataclasses.replace(note.action, language=_language(note, items, languages))
+    actions = _space(pending)
+    modes = {a.key: n.mode for a, n in zip(actions, pending, strict=True) if n.mode}
+    planned = {a.key for a in actions}
+    return FollowupPlan(tuple(actions), tuple(decisions), frozenset(obsolete - planned), modes)
+
+
+# -- follow-ups -------------------------------------------------------------------------------
+
+
+def _follow_keys(thread: Thread, anchor: Classified) -> set[str]:
+    base = f"follow_up/{thread.mailbox}/{thread.thread_id}/{anchor.message.message_id}"
+    return {f"{base}/{step}" for step in range(1, MAX_STEPS + 1)}
+
+
+def _decide(thread: Thread, c: Classified, decision: str, reason: str) -> Decision:
+    return Decision(thread.mailbox, thread.thread_id, c.message.message_id, decision, reason)
+
+
+def _follow_thread(
+    thread: Thread,
+    client: Client,
+    rep: Rep,
+    cadences: Cadences,
+    client_calendar: ClientCalendar,
+    world: _World,
+) -> tuple[list[_Note], list[Decision], set[str]]:
+    decisions: list[Decision] = []
+    obsolete: set[str] = set()
+    mine = [
+        c
+        for c in thread.messages
+        if c.message.date <= world.now
+        and c.direction is Direction.OUTBOUND
+        and c.is_human
+        and c.message.sender.email in rep.addresses
+        and not world.is_note(c)
+    ]
+    if not mine:
+        return [], decisions, obsolete
+    mailbox_mail = world.mail[(thread.mailbox, client.key)]
+    for old, new in itertools.pairwise(mine):
+        obsolete |= _follow_keys(thread, old)
+        replied = any(
+            c.direction is Direction.INBOUND
+            and c.is_human
+            and old.message.date < c.message.date <= new.message.date
+            for c, _ in mailbox_mail
+        )
+        if not replied:
+            decisions.append(
+                _decide(
+                    thread,
+                    old,
+                    "follow-ups restarted: the rep wrote again",
+                    f"{rep.name} wrote again on {new.message.date:%Y-%m-%d %H:%M} UTC with no "
+                    "answer in between; the follow-ups count from that message now",
+                )
+            )
+    anchor = mine[-1]
+    stop = _stopped(thread, client, anchor, world)
+    if stop is None and anchor.message.body:
+        no_answer, why = phrases.needs_no_answer(anchor.message.body, client.language)
+        if no_answer:
+            stop = ("no follow-up: the rep's message needs no answer", why)
+    rule = cadences.follow_up_for(client, thread.mailbox, rep.team)
+    if stop is None and rule is None:
+        stop = ("no follow-up: no rule matches", f"no [[follow_up]] rule accepts {client.key}")
+    if stop is not None:
+        decisions.append(_decide(thread, anchor, *stop))
+        obsolete |= _follow_keys(thread, anchor)
+        return [], decisions, obsolete
+    assert rule is not None
+    notes, late = _steps(thread, client, rep, anchor, rule, client_calendar(client), world)
+    if late is not None:
+        decisions.append(_decide(thread, anchor, "follow-ups ended: too late", late))
+    return notes, decisions, obsolete
+
+
+def _stopped(
+    thread: Thread, client: Client, anchor: Classified, world: _World
+) -> tuple[str, str] | None:
+    """Why the cadence after ``anchor`` must not run, as (decision, reason), or None."""
+    since = anchor.message.date
+    why = world.opt_out(client)
+    if why:
+        return "follow-ups stopped: opted out", why
+    if client.key in world.stop_asked:
+        c, phrase = world.stop_asked[client.key]
+        return (
+            "follow-ups stopped: asked to stop",
+            f"{c.message.sender} asked not to be contacted on "
+            f"{c.message.date:%Y-%m-%d %H:%M} UTC ({phrase})",
+        )
+    for c in thread.messages:
+        if c.kind is MessageKind.BOUNCE and since < c.message.date <= world.now:
+            return (
+                "follow-ups stopped: bounce",
+                f"{c.message.sender.email} reported a delivery failure on "
+                f"{c.message.date:%Y-%m-%d %H:%M} UTC ({c.reason})",
+            )
+    for c, where in world.mail[(thread.mailbox, client.key)]:
+        if c.direction is Direction.INBOUND and c.is_human and c.message.date > since:
+            other = "" if where.thread_id == thread.thread_id else f" in {where.subject!r}"
+            return (
+                "follow-ups stopped: client replied",
+                f"{c.message.sender} wrote on {c.message.date:%Y-%m-%d %H:%M} UTC{other}",
+            )
+    for event in world.events:
+        if event.status == "cancelled" or event.start <= since:
+            continue
+        if any(
+            _same(world.client_of(a.email), client) and a.partstat.upper() != "DECLINED"
+            for a in event.attendees
+        ):
+            return (
+                "follow-ups stopped: meeting booked",
+                f"{event.summary!r} with {client.name} on {event.start:%Y-%m-%d %H:%M} UTC",
+            )
+    return None
+
+
+def _steps(
+    thread: Thread,
+    client: Client,
+    rep: Rep,
+    anchor: Classified,
+    rule: FollowUpRule,
+    cal: BusinessCalendar,
+    world: _World,
+) -> tuple[list[_Note], str | None]:
+    """The cadence's notes, and a reason if it ended because a step was found too late."""
+    m = anchor.message
+    base_key = f"follow_up/{thread.mailbox}/{thread.thread_id}/{m.message_id}"
+    sent: dict[int, datetime] = {}
+    for c in thread.messages:
+        key = world.note_key(c)
+        if key.startswith(base_key + "/") and c.message.date <= world.now:
+            number = key.rpartition("/")[2]
+            if number.isdigit():
+                sent.setdefault(int(number), c.message.date)
+    holds = _absences(client, m.date, rule, cal, world, thread.mailbox)
+    to = _recipient(m.recipients, client, rep, world)
+    name = to.name or client.name
+    local = m.date.astimezone(cal.tz)
+    notes: list[_Note] = []
+    base = m.date
+    for step in range(1, rule.steps + 1):
+        due = rule.after.after(cal, base)
+        reason = [
+            f"no reply from {client.name} for {rule.after} in {cal.zone} since {local:%a %d %b %Y}"
+            if step == 1
+            else f"no reply from {client.name} since {local:%a %d %b %Y}; {rule.after} after "
+            f"follow-up {step - 1} in {cal.zone}",
+            f"follow-up {step} of {rule.steps}",
+        ]
+        for held_from, until, why in holds:
+            if held_from <= due < until:
+                due = until
+                reason.append(f"held to {_local(cal, until)} by {why}")
+        windowed = _into_window(cal, rule.send_window, due)
+        if windowed != due:
+            reason.append(_moved(cal, due, windowed))
+        due = windowed
+        key = f"{base_key}/{step}"
+        if step in sent:
+            base = sent[step]
+        elif due <= world.now:
+            if world.now - due > TOO_LATE:
+                return notes, (
+                    f"follow-up {step} was due {due:%Y-%m-%d %H:%M} UTC, over "
+                    f"{TOO_LATE.days} days ago; a chase that late is not sent"
+                )
+            # Only one overdue step at a time: the ones after it count from now.
+            base = world.now
+        else:
+            base = due
+        action = Action(
+            key=key,
+            kind=ActionKind.FOLLOW_UP,
+            mailbox=thread.mailbox,
+            due=due,
+            to=(to,),
+            language="",
+            template=rule.template,
+            reason="",
+            client=client.key,
+            thread_id=thread.thread_id,
+            rule=rule.name,
+            reply_to_message_id=m.message_id,
+            references=tuple(dict.fromkeys((*m.references, m.message_id))),
+            subject=thread.subject,
+            context={
+                "client": _person(client, name, to),
+                "rep": {"name": rep.name, "email": rep.address},
+                "thread": {"subject": thread.subject},
+                "step": step,
+                "steps": rule.steps,
+                "last_sent": m.date,
+                "zone": cal.zone,
+            },
+        )
+        notes.append(_Note(action, cal, rule.send_window, rule.min_gap, rule.mode, reason))
+    return notes, None
+
+
+def _absences(
+    client: Client,
+    since: datetime,
+    rule: FollowUpRule,
+    cal: BusinessCalendar,
+    world: _World,
+    mailbox: str,
+) -> list[tuple[datetime, datetime, str]]:
+    """Out-of-office replies after ``since``: (from, held until, why) for each."""
+    holds = []
+    for c, _ in world.mail[(mailbox, client.key)]:
+        m = c.message
+        if c.kind is not MessageKind.AUTO_REPLY or c.direction is not Direction.INBOUND:
+            continue
+        if m.date <= since:
+            continue
+        back = return_date(f"{m.subject}\n{m.body or ''}", m.date, cal.zone, client.language)
+        if back is not None:
+            until = cal.next_open(back)
+            why = f"an out-of-office until {back.astimezone(cal.tz):%d %b}"
+        else:
+            until = rule.out_of_office_hold.after(cal, m.date)
+            why = f"an out-of-office with no return date (held {rule.out_of_office_hold})"
+        holds.append((m.date, until, why))
+    return holds
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def return_date(text: str, sent: datetime, zone: str, language: str = "") -> datetime | None:
+    """The return date an out-of-office reply states, as the UTC start of that local day.
+
+    Only dates after the reply's own local date and within :data:`MAX_ABSENCE` count; of
+    several ("from 23 to 30 November"), the latest wins. Returns ``None`` when none is found.
+    """
+    from zoneinfo import ZoneInfo
+
+    from dateparser.search import search_dates
+
+    tz = ZoneInfo(zone)
+    local_sent = sent.astimezone(tz)
+    settings: Any = {
+        "PREFER_DATES_FROM": "future",
+        "RELATIVE_BASE": local_sent.replace(tzinfo=None),
+        "RETURN_AS_TIMEZONE_AWARE": False,
+    }
+    base = language.split("-")[0].lower()
+    found: list[tuple[str, datetime]] | None = None
+    for langs in ([base], None) if base else ([None]):
+        try:
+            found = search_dates(text, languages=langs, settings=settings)
+        except ValueError:  # a language dateparser does not know
+            found = None
+        if found:
+            break
+    best: datetime | None = None
+    for phrase, when in found or []:
+        # A lone word ("Je", "Out") is too often misread as a weekday or a month.
+        if not _DIGIT.search(phrase) and len(phrase.split()) < 2:
+            continue
+        day = when.date()
+        if day <= local_sent.date() or when - local_sent.replace(tzinfo=None) > MAX_ABSENCE:
+            continue
+        start = utc(datetime.combine(day, time(0), tzinfo=tz))
+        if best is None or start > best:
+            best = start
+    return best
+
+
+# -- thank-yous -------------------------------------------------------------------------------
+
+
+def _thank_yous(
+    threads: list[Thread],
+    world: _World,
+    cadences: Cadences,
+    reps: Mapping[str, Rep],
+    client_calendar: ClientCalendar,
+) -> tuple[list[_Note], list[Decision], set[str]]:
+    notes: list[_Note] = []
+    decisions: list[Decision] = []
+    obsolete: set[str] = set()
+    starts: dict[tuple[str, str], set[datetime]] = defaultdict(set)
+    for e in world.events:
+        if e.uid:
+            starts[(e.mailbox, e.uid)].add(e.start)
+    for event in world.events:
+        rep = reps.get(event.mailbox)
+        if rep is None or event.all_day:
+            continue
+        by_client: dict[str, list[Any]] = {}
+        for a in event.attendees:
+            client = world.client_of(a.email)
+            if client is not None and a.email.lower() not in rep.addresses:
+                by_client.setdefault(client.key, []).append(a)
+        for key, attendees in by_client.items():
+            client = world.clients[key]
+            ident = f"{event.mailbox}/{event.provider_id}/{client.key}"
+            keys = {f"thank_you/{ident}", f"feedback/{ident}"}
+            stop = _no_thanks(event, client, attendees, rep, world, starts)
+            rule = cadences.thank_you_for(client, event.mailbox, rep.team)
+            if stop is None and rule is None:
+                stop = ("no thank-you: no rule matches", f"no [[thank_you]] rule accepts {key}")
+            if stop is not None:
+                decisions.append(
+                    Decision(event.mailbox, "", f"thank_you/{ident}", stop[0], stop[1])
+                )
+                obsolete |= keys
+                continue
+            assert rule is not None
+            notes += _thank(event, client, attendees, rep, rule, client_calendar(client), ident)
+    return notes, decisions, obsolete
+
+
+def _no_thanks(
+    event: Event,
+    client: Client,
+    attendees: list[Any],
+    rep: Rep,
+    world: _World,
+    starts: Mapping[tuple[str, str], set[datetime]],
+) -> tuple[str, str] | None:
+    if event.status == "cancelled":
+        return "no thank-you: meeting cancelled", f"{event.summary!r} was cancelled"
+    if all(a.partstat.upper() == "DECLINED" for a in attendees):
+        names = ", ".join(a.name or a.email for a in attendees)
+        return "no thank-you: client declined", f"{names} declined {event.summary!r}"
+    if any(
+        a.email.lower() in rep.addresses and a.partstat.upper() == "DECLINED"
+        for a in event.attendees
+    ):
+        return "no thank-you: rep declined", f"{rep.name} declined {event.summary!r}"
+    if event.uid and len(starts.get((event.mailbox, event.uid), ())) > 1:
+        return (
+            "no thank-you: recurring meeting",
+            f"{event.summary!r} repeats; a thank-you after every occurrence would be noise",
+        )
+    why = world.opt_out(client)
+    if why:
+        return "no thank-you: opted out", why
+    if client.key in world.stop_asked:
+        c, phrase = world.stop_asked[client.key]
+        return "no thank-you: asked to stop", f"{c.message.sender} asked to stop ({phrase})"
+    for c, _ in world.mail[(event.mailbox, client.key)]:
+        m = c.message
+        if (
+            c.direction is Direction.OUTBOUND
+            and c.is_human
+            and m.sender.email in rep.addresses
+            and m.date >= event.end
+            and not world.is_note(c)
+        ):
+            return (
+                "no thank-you: the rep already wrote",
+                f"{rep.name} wrote to {client.name} on {m.date:%Y-%m-%d %H:%M} UTC, after "
+                f"{event.summary!r} ended ({m.subject!r})",
+            )
+    return None
+
+
+def _thank(
+    event: Event,
+    client: Client,
+    attendees: list[Any],
+    rep: Rep,
+    rule: ThankYouRule,
+    cal: BusinessCalendar,
+    ident: str,
+) -> list[_Note]:
+    present = [a for a in attendees if a.partstat.upper() != "DECLINED"]
+    to = tuple(Address(a.email, a.name) for a in present)
+    name = present[0].name or client.name
+    ended = _local(cal, event.end)
+    context = {
+        "client": _person(client, name, to[0]),
+        "rep": {"name": rep.name, "email": rep.address},
+        "meeting": {
+            "summary": event.summary,
+            "start": event.start,
+            "end": event.end,
+            "zone": cal.zone,
+        },
+    }
+    common: dict[str, Any] = dict(
+        mailbox=event.mailbox, to=to, language="", client=client.key, rule=rule.name
+    )
+    notes = []
+    due = _into_window(cal, rule.send_window, event.end + rule.delay)
+    notes.append(
+        _Note(
+            Action(
+                key=f"thank_you/{ident}",
+                kind=ActionKind.THANK_YOU,
+                due=due,
+                template=rule.template,
+                reason="",
+                context=context,
+                **common,
+            ),
+            cal,
+            rule.send_window,
+            timedelta(0),
+            rule.mode,
+            [
+                f"meeting {event.summary!r} with {client.name} ended {ended}; thank-you "
+                f"{_span(rule.delay)} later, in {client.name}'s business hours"
+            ],
+        )
+    )
+    if rule.feedback:
+        due = _into_window(cal, rule.send_window, event.end + rule.delay_feedback)
+        notes.append(
+            _Note(
+                Action(
+                    key=f"feedback/{ident}",
+                    kind=ActionKind.FEEDBACK,
+                    due=due,
+                    template="feedback",
+                    reason="",
+                    context=context,
+                    **common,
+                ),
+                cal,
+                rule.send_window,
+                timedelta(0),
+                rule.mode,
+                [
+                    f"meeting {event.summary!r} with {client.name} ended {ended}; feedback survey "
+                    f"{_span(rule.delay_feedback)} later"
+                ],
+            )
+        )
+    return notes
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+def _recipient(recipients: tuple[Address, ...], client: Client, rep: Rep, world: _World) -> Address:
+    """The client address the rep last wrote to: a known client address, else the first other."""
+    for a in recipients:
+        if _same(world.client_of(a.email), client):
+            return a
+    others = [a for a in recipients if a.email not in rep.addresses]
+    return (others or list(recipients))[0]
+
+
+def _same(found: Client | None, client: Client) -> bool:
+    return found is not None and found.key == client.key
+
+
+def _person(client: Client, name: str, to: Address) -> dict[str, str]:
+    parts = name.split()
+    return {
+        "name": name,
+        "first_name": parts[0] if parts else name,
+        "company": client.company or client.name,
+        "email": to.email,
+        "zone": client.zone or "UTC",
+    }
+
+
+def _language(note: _Note, threads: list[Thread], languages: Languages | None) -> str:
+    action = note.action
+    client_key = action.client
+    if languages is not None:
+        thread = next(
+            (t for t in threads if t.mailbox == action.mailbox and t.thread_id == action.thread_id),
+            None,
+        )
+        if thread is None:  # a thank-you: the newest thread with that client speaks for it
+            thread = next(
+                (
+                    t
+                    for t in sorted(threads, key=_newest, reverse=True)
+                    if t.mailbox == action.mailbox and t.client and t.client.key == client_key
+                ),
+                None,
+            )
+        if thread is not None:
+            chosen = languages(thread)
+            if chosen:
+                return chosen
+    client = next((t.client for t in threads if t.client and t.client.key == client_key), None)
+    return (client.language if client and client.language else "") or "en"
+
+
+def _newest(thread: Thread) -> datetime:
+    return thread.messages[-1].message.date if thread.messages else _EPOCH
+
+
+def _into_window(cal: BusinessCalendar, window: tuple[Shift, ...], at: datetime) -> datetime:
+    """The first instant at or after ``at`` open in ``cal`` and inside ``window`` (local hours).
+
+    With no window, the calendar's next opening. Raises ``ValueError`` if none within a year.
+    """
+    at = cal.next_open(at)
+    if not window:
+        return at
+    for _ in range(400):
+        day = at.astimezone(cal.tz).date()
+        for shift in window:
+            start = utc(datetime.combine(day, shift.start, tzinfo=cal.tz))
+            end_day = day + timedelta(days=1) if shift.end == time(0) else day
+            end = utc(datetime.combine(end_day, shift.end, tzinfo=cal.tz))
+            spans = cal.open_intervals(max(start, at), end)
+            if spans:
+                return spans[0].start
+        at = cal.next_open(utc(datetime.combine(day + timedelta(days=1), time(0), tzinfo=cal.tz)))
+    raise ValueError(f"{cal!r} is never open inside {', '.join(map(str, window))}")
+
+
+def _space(pending: list[_Note]) -> list[Action]:
+    """Keep notes to one client ``min_gap`` apart; return the actions in ``pending``'s order."""
+    by_client: dict[str, list[_Note]] = defaultdict(list)
+    for note in pending:
+        by_client[note.action.client].append(note)
+    for notes in by_client.values():
+        gap = max((n.gap for n in notes), default=timedelta(0))
+        previous: _Note | None = None
+        for note in sorted(notes, key=lambda n: (n.action.due, n.action.key)):
+            if previous is not None and gap and note.action.due < previous.action.due + gap:
+                due = _into_window(note.calendar, note.window, previous.action.due + gap)
+                note.action = dataclasses.replace(note.action, due=due)
+                note.reason.append(
+                    f"moved to {_local(note.calendar, due)} to stay {_span(gap)} after the "
+                    f"previous note to {note.action.client}"
+                )
+            previous = note
+    return [dataclasses.replace(n.action, reason="; ".join(n.reason)) for n in pending]
+
+
+def _moved(cal: BusinessCalendar, raw: datetime, due: datetime) -> str:
+    """Why a note moved from ``raw`` to ``due``: the client's closed days in between, named."""
+    first, last = raw.astimezone(cal.tz).date(), due.astimezone(cal.tz).date()
+    closed = []
+    day = first
+    while day < last:
+        holiday = cal.holiday_name(day)
+        if holiday:
+            closed.append(holiday)
+        elif not cal.is_business_day(day) and (not closed or closed[-1] != "the weekend"):
+            weekly_off = not cal.hours.days[day.weekday()]
+            closed.append("the weekend" if weekly_off else "a closed day")
+        day += timedelta(days=1)
+    after = f", after {' and '.join(closed)}" if closed else ""
+    return f"moved to {_local(cal, due)} in the client's business hours{after}"
+
+
+def _local(cal: BusinessCalendar, at: datetime) -> str:
+    return f"{at.astimezone(cal.tz):%a %d %b %H:%M} {cal.zone}"
+
+
+def _span(td: timedelta) -> str:
+    minutes = round(td.total_seconds() / 60)
+    if minutes and minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)}d"
+    h, m = divmod(minutes, 60)
+    return f"{h}h{m:02d}m" if m else f"{h}h"
