@@ -168,6 +168,8 @@ class _Injection:
     drop: bool
     retry_after: float | None
     times: int
+    message: str = ""
+    skip: int = 0
 
 
 class GraphEmulator:
@@ -406,15 +408,20 @@ class GraphEmulator:
         drop: bool = False,
         retry_after: float | None = None,
         times: int = 1,
+        message: str = "",
+        skip: int = 0,
     ) -> None:
-        """Fail the next ``times`` Graph requests whose path matches ``pattern`` (regex).
+        """Fail ``times`` Graph requests whose path matches ``pattern`` (regex), after letting
+        the first ``skip`` matching ones through.
 
         ``after``: the operation takes effect first and only the response is lost.
         ``drop``: the connection closes without any response.
         """
         with self._lock:
             self._injections.append(
-                _Injection(method, pattern, status, code, after, drop, retry_after, times)
+                _Injection(
+                    method, pattern, status, code, after, drop, retry_after, times, message, skip
+                )
             )
 
     def revoke(self, user: str) -> None:
@@ -494,14 +501,14 @@ class GraphEmulator:
         record = Req(method, path, query, prefer, mailbox)
         with self._lock:
             self.requests.append(record)
-        if self.latency:
-            time.sleep(self.latency)
         with self._lock:
             if self._throttle:
                 status, after, code = self._throttle.pop(0)
                 record.status = status
                 return status, {"Retry-After": f"{after:g}"}, GraphError(status, code).body()
         if path == "/v1.0/$batch" and method == "POST":
+            if self.latency:
+                time.sleep(self.latency)
             return self._batch(user, body, record)
         with self._lock:
             count = self._inflight.get(mailbox, 0) + 1
@@ -516,6 +523,8 @@ class GraphEmulator:
             self._inflight[mailbox] = count
             self.max_inflight[mailbox] = max(self.max_inflight.get(mailbox, 0), count)
         try:
+            if self.latency:
+                time.sleep(self.latency)
             status, out, payload = self._one(method, path, query, headers, body, user)
         finally:
             with self._lock:
@@ -550,12 +559,15 @@ class GraphEmulator:
 
     def _injected(self, inj: _Injection) -> tuple[int, dict[str, str], Any]:
         extra = {"Retry-After": f"{inj.retry_after:g}"} if inj.retry_after is not None else {}
-        return inj.status, extra, GraphError(inj.status, inj.code).body()
+        return inj.status, extra, GraphError(inj.status, inj.code, inj.message).body()
 
     def _take_injection(self, method: str, path: str) -> _Injection | None:
         with self._lock:
             for inj in self._injections:
                 if inj.method == method and re.search(inj.pattern, path):
+                    if inj.skip > 0:
+                        inj.skip -= 1
+                        return None
                     inj.times -= 1
                     if inj.times <= 0:
                         self._injections.remove(inj)

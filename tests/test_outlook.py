@@ -1,0 +1,564 @@
+"""The Outlook provider and MSAL sign-in, run for real against the Graph emulator over TLS."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.errors import AuthRevoked, CursorExpired, Permanent, Transient
+from agent.model import Address, Interval, Invite
+from agent.providers.msal_auth import AppAuth, GraphAuth, connect_outlook_device
+from agent.providers.outlook import (
+    KEY_PROPERTY,
+    MailboxGate,
+    OutlookProvider,
+    _merge,
+    _split,
+    parse_datetime_tz,
+    transaction_id,
+)
+from agent.providers.protocol import CalendarProvider, MailProvider
+from agent.providers.ratelimit import TokenBucket
+from agent.providers.tokens import MemoryCredentials, Vault, new_key
+from tests.fakes.graph import GraphEmulator
+from tests.provider_contract import MailProviderContract, incoming, outgoing
+
+ADDRESS = "asha@contoso.example"
+CLIENT_ID = "00000000-1111-2222-3333-444444444444"
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+class Rig:
+    """A connected mailbox: the emulator, the sealed credentials and a provider."""
+
+    def __init__(self, graph: GraphEmulator) -> None:
+        self.graph = graph
+        self.address = ADDRESS
+        self.session = graph.session()
+        self.vault = Vault(new_key())
+        self.creds = MemoryCredentials()
+        self.prompts: list[str] = []
+        self.username = connect_outlook_device(
+            "asha",
+            CLIENT_ID,
+            graph.authority,
+            self.vault,
+            self.creds,
+            prompt=self.prompts.append,
+            http_client=self.session,
+            custom_authority=True,
+        )
+        self.sleeps: list[float] = []
+        self.provider = self.make_provider()
+
+    def auth(self) -> GraphAuth:
+        return GraphAuth(
+            "asha",
+            CLIENT_ID,
+            self.graph.authority,
+            self.vault,
+            self.creds,
+            self.session,
+            custom_authority=True,
+        )
+
+    def make_provider(self, gate: MailboxGate | None = None, **kwargs: Any) -> OutlookProvider:
+        return OutlookProvider(
+            "asha",
+            ADDRESS,
+            self.auth(),
+            session=self.session,
+            base_url=self.graph.graph_url,
+            sleep=self.sleeps.append,
+            bucket=TokenBucket(1000, 1000),
+            gate=gate or MailboxGate(),
+            **kwargs,
+        )
+
+    def deliver(self, raw: bytes) -> None:
+        self.graph.deliver(ADDRESS, raw)
+
+    def count(self, method: str, pattern: str) -> int:
+        return sum(1 for r in self.graph.requests if r.method == method and pattern in r.path)
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphEmulator]:
+    with GraphEmulator() as emulator:
+        emulator.add_mailbox(ADDRESS, "Asha Rao")
+        yield emulator
+
+
+@pytest.fixture
+def rig(graph: GraphEmulator) -> Iterator[Rig]:
+    r = Rig(graph)
+    yield r
+    r.session.close()
+
+
+class TestOutlookContract(MailProviderContract):
+    @pytest.fixture
+    def harness(self, rig: Rig) -> Rig:
+        return rig
+
+
+# -- connecting ----------------------------------------------------------------------------
+
+
+def test_device_code_connect_seals_the_cache_and_tokens_work(rig: Rig) -> None:
+    assert rig.username == ADDRESS
+    assert len(rig.prompts) == 1 and "/devicelogin" in rig.prompts[0]
+    polls = [r for r in rig.graph.requests if r.path.endswith("/oauth2/v2.0/token")]
+    assert len(polls) == 2  # authorization_pending, then the tokens
+    sealed = rig.creds.load_credentials("asha")
+    assert sealed is not None and b"refresh_token" not in sealed and b"rt-" not in sealed
+    assert "RefreshToken" in rig.vault.open(sealed).decode()
+    assert isinstance(rig.provider, MailProvider) and isinstance(rig.provider, CalendarProvider)
+    rig.provider.sync(None)
+
+
+def test_refresh_rotation_is_written_back_and_a_stale_worker_recovers() -> None:
+    with GraphEmulator(token_lifetime=60) as graph:  # under MSAL's 5-minute margin: refresh
+        graph.add_mailbox(ADDRESS)
+        r = Rig(graph)
+        first, second = r.auth(), r.auth()
+        first.token()
+        stored = r.creds.load_credentials("asha")
+        second.token()  # loaded before the rotation would fail on the old refresh token
+        assert r.creds.load_credentials("asha") != stored
+        assert graph.refresh_redeemed == 2
+        r.session.close()
+
+
+def test_revoked_grant_raises_auth_revoked_without_looping(rig: Rig) -> None:
+    rig.provider.sync(None)
+    rig.graph.revoke(ADDRESS)
+    before = len(rig.graph.requests)
+    with pytest.raises(AuthRevoked):
+        rig.provider.sync(None)
+    assert len(rig.graph.requests) - before <= 3  # one refused call, one refused refresh
+    with pytest.raises(AuthRevoked):
+        rig.auth().token(force_refresh=True)
+
+
+def test_no_stored_grant_is_auth_revoked(graph: GraphEmulator) -> None:
+    session = graph.session()
+    auth = GraphAuth(
+        "nobody",
+        CLIENT_ID,
+        graph.authority,
+        Vault(new_key()),
+        MemoryCredentials(),
+        session,
+        custom_authority=True,
+    )
+    with pytest.raises(AuthRevoked):
+        auth.token()
+    session.close()
+
+
+def test_app_only_reads_users_mailbox_and_a_bad_secret_is_permanent(graph: GraphEmulator) -> None:
+    graph.client_secrets[CLIENT_ID] = "s3cret"
+    graph.add_message(ADDRESS, subject="Org-wide")
+    session = graph.session()
+    app = AppAuth(CLIENT_ID, graph.authority, "s3cret", session, custom_authority=True)
+    provider = OutlookProvider(
+        "asha",
+        ADDRESS,
+        app,
+        session=session,
+        base_url=graph.graph_url,
+        app_only=True,
+        gate=MailboxGate(),
+    )
+    assert [m.subject for m in provider.sync(None).messages] == ["Org-wide"]
+    assert all(r.path.startswith(f"/v1.0/users/{ADDRESS}") for r in graph.graph_requests())
+    with pytest.raises(Permanent):
+        AppAuth(CLIENT_ID, graph.authority, "wrong", session, custom_authority=True).token()
+    session.close()
+
+
+# -- mail sync -----------------------------------------------------------------------------
+
+
+def test_delta_sync_of_both_folders_initial_then_incremental(rig: Rig) -> None:
+    g = rig.graph
+    in1 = g.add_message(
+        ADDRESS,
+        subject="Quote please",
+        received=T0,
+        headers={
+            "In-Reply-To": "<a@x>",
+            "References": "<r@x> <a@x>",
+            "Auto-Submitted": "no",
+            "Received": "from mx",
+        },
+    )
+    out1 = g.add_message(
+        ADDRESS,
+        folder="sentitems",
+        sender=ADDRESS,
+        to=("c@customer.example",),
+        subject="Re: Quote",
+        received=T0 + timedelta(hours=1),
+    )
+    first = rig.provider.sync(None)
+    assert first.full
+    by_id = {m.provider_id: m for m in first.messages}
+    assert by_id[in1].labels == {"INBOX"} and by_id[out1].labels == {"SENT"}
+    assert by_id[in1].in_reply_to == "<a@x>" and by_id[in1].references == ("<r@x>", "<a@x>")
+    assert dict(by_id[in1].headers) == {"auto-submitted": "no"}
+    assert by_id[out1].sender.email == ADDRESS and by_id[out1].date == T0 + timedelta(hours=1)
+    assert set(json.loads(first.cursor)) == {"v", "inbox", "sentitems"}
+
+    in2 = g.add_message(ADDRESS, subject="Follow-up question")
+    g.delete(ADDRESS, out1)
+    second = rig.provider.sync(first.cursor)
+    assert not second.full
+    assert [m.provider_id for m in second.messages] == [in2]
+    assert second.deleted == (out1,)
+    third = rig.provider.sync(second.cursor)
+    assert not third.messages and not third.deleted
+
+    graph_calls = [r for r in g.requests if r.path.startswith("/v1.0")]
+    assert graph_calls and all('IdType="ImmutableId"' in r.prefer for r in graph_calls)
+    deltas = [r for r in graph_calls if r.path.endswith("/delta")]
+    assert all("odata.maxpagesize=" in r.prefer for r in deltas)
+    assert "%24select=" in deltas[0].query or "$select=" in deltas[0].query
+
+
+def test_paging_follows_next_links_to_the_delta_link(rig: Rig) -> None:
+    ids = {rig.graph.add_message(ADDRESS, subject=f"m{i}") for i in range(23)}
+    provider = rig.make_provider(page_size=5)
+    result = provider.sync(None)
+    assert {m.provider_id for m in result.messages} == ids
+    assert rig.count("GET", "/inbox/messages/delta") == 5
+
+
+def test_flag_only_change_is_fetched_whole_through_batch(rig: Rig) -> None:
+    ids = [rig.graph.add_message(ADDRESS, subject=f"m{i}") for i in range(45)]
+    cursor = rig.provider.sync(None).cursor
+    for pid in ids:
+        rig.graph.mark_read(ADDRESS, pid)
+    result = rig.provider.sync(cursor)
+    assert {m.provider_id for m in result.messages} == set(ids)
+    assert all(m.subject.startswith("m") for m in result.messages)
+    batched = [r for r in rig.graph.requests if r.batched]
+    assert len(batched) == 45 and all(r.status == 200 for r in batched)
+    assert rig.count("POST", "/$batch") == 3  # 20 + 20 + 5
+
+
+def test_moves_inside_the_mailbox_keep_the_id_and_archive_moves_delete(rig: Rig) -> None:
+    keep = rig.graph.add_message(ADDRESS, subject="keep")
+    gone = rig.graph.add_message(ADDRESS, subject="archive me")
+    cursor = rig.provider.sync(None).cursor
+    new_id = rig.graph.move_to_archive(ADDRESS, gone)
+    result = rig.provider.sync(cursor)
+    assert result.deleted == (gone,) and new_id != gone
+    rig.graph.move(ADDRESS, keep, "sentitems")
+    moved = rig.provider.sync(result.cursor)
+    assert [m.provider_id for m in moved.messages] == [keep] and not moved.deleted
+
+
+def test_malformed_items_are_skipped_with_a_reason(rig: Rig) -> None:
+    bad = rig.graph.add_message(ADDRESS, raw_fields={"from": None})
+    worse = rig.graph.add_message(ADDRESS, raw_fields={"receivedDateTime": "yesterday"})
+    good = rig.graph.add_message(ADDRESS, subject="fine")
+    result = rig.provider.sync(None)
+    assert [m.provider_id for m in result.messages] == [good]
+    reasons = dict(result.skipped)
+    assert reasons[bad] == "no From address" and "unreadable date" in reasons[worse]
+
+
+def test_expired_delta_link_raises_cursor_expired_and_a_full_resync_loses_nothing(rig: Rig) -> None:
+    a = rig.graph.add_message(ADDRESS, subject="a")
+    cursor = rig.provider.sync(None).cursor
+    b = rig.graph.add_message(ADDRESS, subject="b")
+    rig.graph.expire_delta(ADDRESS)
+    with pytest.raises(CursorExpired):
+        rig.provider.sync(cursor)
+    assert any(r.status == 410 for r in rig.graph.requests)
+    full = rig.provider.sync(None)
+    assert full.full and {m.provider_id for m in full.messages} == {a, b}
+    assert not rig.provider.sync(full.cursor).messages
+    with pytest.raises(CursorExpired):
+        rig.provider.sync("not json")
+
+
+def test_throttling_storm_waits_retry_after_then_succeeds(rig: Rig) -> None:
+    rig.graph.add_message(ADDRESS, subject="a")
+    rig.graph.throttle(3, retry_after=7)
+    result = rig.provider.sync(None)
+    assert len(result.messages) == 1
+    assert len(rig.sleeps) == 3 and all(s >= 7 for s in rig.sleeps)
+    rig.graph.throttle(10, retry_after=2, status=503)
+    with pytest.raises(Transient) as err:
+        rig.provider.sync(None)
+    assert err.value.retry_after == 2
+    assert rig.graph.graph_requests()[-1].status == 503
+
+
+def test_a_retry_after_longer_than_the_cap_is_raised_at_once(rig: Rig) -> None:
+    rig.graph.throttle(1, retry_after=600)
+    with pytest.raises(Transient) as err:
+        rig.provider.sync(None)
+    assert err.value.retry_after == 600 and not rig.sleeps
+
+
+def test_at_most_four_requests_in_flight_per_mailbox() -> None:
+    with GraphEmulator(latency=0.05) as graph:
+        graph.add_mailbox(ADDRESS)
+        r = Rig(graph)
+        ids = [graph.add_message(ADDRESS, body=f"body {i}") for i in range(12)]
+        bodies: list[str] = []
+        threads = [
+            threading.Thread(target=lambda i=i: bodies.append(r.provider.fetch_body(i)))
+            for i in ids
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(bodies) == sorted(f"body {i}" for i in range(12))
+        assert graph.max_inflight[ADDRESS] == 4
+        assert all(req.status == 200 for req in graph.graph_requests())
+        r.session.close()
+
+
+def test_mailbox_concurrency_answers_lower_the_gate(rig: Rig) -> None:
+    pid = rig.graph.add_message(ADDRESS, body="hello")
+    rig.graph.inject(
+        "GET",
+        r"/messages/",
+        status=429,
+        code="ApplicationThrottled",
+        message="Application is over its MailboxConcurrency limit.",
+        retry_after=1,
+    )
+    gate = MailboxGate()
+    assert rig.make_provider(gate=gate).fetch_body(pid) == "hello"
+    assert gate.limit == 3 and rig.sleeps == [1.0]
+
+
+# -- sending exactly once ------------------------------------------------------------------
+
+
+def _sent_count(rig: Rig) -> int:
+    return sum(1 for i in rig.graph.boxes[ADDRESS].messages.values() if i.folder == "sentitems")
+
+
+def test_draft_is_tagged_with_the_key_property(rig: Rig) -> None:
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:1"), key="k:1")
+    item = rig.graph.boxes[ADDRESS].messages[draft_id]
+    assert item.ext == {KEY_PROPERTY: "k:1"} and item.folder == "drafts"
+    assert item.data["toRecipients"][0]["emailAddress"]["address"] == "client1@customer.example"
+    assert {"name": "X-Followup-Key", "value": "k:1"} in item.headers
+
+
+def test_crash_after_drafting_finds_the_draft_and_sends_it_once(rig: Rig) -> None:
+    rig.provider.draft(outgoing(ADDRESS, key="k:1"), key="k:1")  # the id was lost in a crash
+    found = rig.provider.find_draft("k:1")
+    assert found is not None
+    sent = rig.provider.send_draft(found)
+    assert sent.provider_id == found and sent.message_id.startswith("<")
+    assert rig.provider.find_sent("k:1") == sent and _sent_count(rig) == 1
+
+
+def test_send_failing_before_it_took_effect_leaves_the_draft(rig: Rig) -> None:
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:2"), key="k:2")
+    rig.graph.inject("POST", r"/send$", status=503, retry_after=1)
+    with pytest.raises(Transient):
+        rig.provider.send_draft(draft_id)
+    assert rig.count("POST", "/send") == 1  # never retried
+    assert rig.provider.find_sent("k:2") is None
+    assert rig.provider.find_draft("k:2") == draft_id
+    rig.provider.send_draft(draft_id)
+    assert _sent_count(rig) == 1
+
+
+def test_send_whose_response_was_lost_is_reconciled_not_repeated(rig: Rig) -> None:
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:3"), key="k:3")
+    rig.graph.inject("POST", r"/send$", after=True, drop=True)
+    with pytest.raises(Transient):
+        rig.provider.send_draft(draft_id)
+    assert rig.count("POST", "/send") == 1
+    found = rig.provider.find_sent("k:3")
+    assert found is not None and found.provider_id == draft_id
+    assert rig.provider.find_draft("k:3") is None
+    again = rig.provider.send_draft(draft_id)  # a confused caller: still no second send
+    assert again.provider_id == draft_id and rig.count("POST", "/send") == 1
+    assert _sent_count(rig) == 1
+
+
+def test_throttled_send_is_not_retried(rig: Rig) -> None:
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:4"), key="k:4")
+    rig.graph.inject("POST", r"/send$", status=429, code="TooManyRequests", retry_after=30)
+    with pytest.raises(Transient) as err:
+        rig.provider.send_draft(draft_id)
+    assert err.value.retry_after == 30 and rig.count("POST", "/send") == 1 and not rig.sleeps
+
+
+def test_crash_after_send_before_reading_back_is_found_by_key(rig: Rig) -> None:
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:5"), key="k:5")
+    # The read before the send passes; the read-back after it fails: the send still counts.
+    rig.graph.inject("GET", draft_id, status=503, skip=1)
+    sent = rig.provider.send_draft(draft_id)
+    assert sent.provider_id == draft_id and rig.count("POST", "/send") == 1
+    assert rig.provider.find_sent("k:5") == sent and rig.provider.find_draft("k:5") is None
+
+
+def test_reply_is_threaded_by_exchange_through_create_reply(rig: Rig) -> None:
+    rig.deliver(incoming(1, to=ADDRESS))
+    first = rig.provider.sync(None)
+    original = first.messages[0]
+    reply = outgoing(ADDRESS, key="k:r", reply_to=original.message_id)
+    draft_id = rig.provider.draft(reply, key="k:r")
+    assert rig.count("POST", "/createReply") == 1
+    rig.provider.send_draft(draft_id)
+    sent = [m for m in rig.provider.sync(first.cursor).messages if "SENT" in m.labels]
+    assert len(sent) == 1
+    assert sent[0].thread_id == original.thread_id
+    assert sent[0].in_reply_to == original.message_id
+
+
+def test_reply_to_an_unknown_message_starts_a_new_thread(rig: Rig) -> None:
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:n", reply_to="<gone@x>"), key="k:n")
+    assert rig.count("POST", "/createReply") == 0 and draft_id
+
+
+# -- calendar ------------------------------------------------------------------------------
+
+
+def test_get_schedule_across_25_people_takes_two_chunks_in_one_batch(rig: Rig) -> None:
+    people = [f"rep{i}@contoso.example" for i in range(25)]
+    for i, who in enumerate(people):
+        rig.graph.add_mailbox(who)
+        rig.graph.add_event(
+            who, "Call", T0 + timedelta(hours=i % 5), T0 + timedelta(hours=i % 5, minutes=30)
+        )
+        rig.graph.add_event(
+            who, "Lunch", T0 + timedelta(hours=3), T0 + timedelta(hours=4), show_as="free"
+        )
+    window = Interval(T0, T0 + timedelta(days=7))
+    busy = rig.provider.schedules(people, window)
+    assert set(busy) == set(people)
+    assert busy["rep7@contoso.example"] == [
+        Interval(T0 + timedelta(hours=2), T0 + timedelta(hours=2, minutes=30))
+    ]
+    calls = [r for r in rig.graph.requests if r.path.endswith("/getSchedule")]
+    assert len(calls) == 2 and all(r.batched for r in calls)
+    assert rig.count("POST", "/$batch") == 1
+
+
+def test_busy_splits_windows_under_62_days_and_merges(rig: Rig) -> None:
+    rig.graph.add_event(ADDRESS, "a", T0, T0 + timedelta(hours=2))
+    rig.graph.add_event(
+        ADDRESS, "b", T0 + timedelta(hours=1), T0 + timedelta(hours=3), show_as="tentative"
+    )
+    rig.graph.add_event(
+        ADDRESS, "far", T0 + timedelta(days=80), T0 + timedelta(days=80, hours=1), show_as="oof"
+    )
+    rig.graph.add_event(
+        ADDRESS, "gone", T0 + timedelta(days=2), T0 + timedelta(days=3), cancelled=True
+    )
+    window = Interval(T0 - timedelta(days=1), T0 + timedelta(days=100))
+    assert rig.provider.busy(window) == [
+        Interval(T0, T0 + timedelta(hours=3)),
+        Interval(T0 + timedelta(days=80), T0 + timedelta(days=80, hours=1)),
+    ]
+    assert len([r for r in rig.graph.requests if r.path.endswith("/getSchedule")]) == 2
+
+
+def test_event_created_twice_with_the_same_transaction_id_is_one_event(rig: Rig) -> None:
+    invite = Invite(
+        key="meet:t1:1",
+        summary="Pricing call",
+        start=T0,
+        end=T0 + timedelta(minutes=30),
+        zone="Asia/Kolkata",
+        organizer=Address(ADDRESS),
+        attendees=(Address("client1@customer.example", "Client One"),),
+    )
+    first = rig.provider.create_event(invite)
+    rig.graph.inject("POST", r"/events$", status=504, after=True)  # created, answer lost
+    second = rig.provider.create_event(invite)
+    assert first == second and len(rig.graph.boxes[ADDRESS].events) == 1
+    event = rig.graph.boxes[ADDRESS].events[first]
+    assert event.transaction_id == transaction_id("meet:t1:1") and event.start == T0
+
+
+def test_events_delta_reports_changes_and_deletions(rig: Rig) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    a = rig.graph.add_event(
+        ADDRESS, "Demo", now + timedelta(days=1), now + timedelta(days=1, hours=1)
+    )
+    first = rig.provider.events(None)
+    assert first.full and [e.provider_id for e in first.events] == [a]
+    assert first.events[0].start == now + timedelta(days=1)
+    b = rig.graph.add_event(
+        ADDRESS,
+        "Free slot",
+        now + timedelta(days=2),
+        now + timedelta(days=2, hours=1),
+        show_as="free",
+    )
+    second = rig.provider.events(first.cursor)
+    assert not second.full and [e.provider_id for e in second.events] == [b]
+    assert second.events[0].transparent
+
+
+def test_date_time_time_zone_has_no_offset_and_is_read_in_its_zone() -> None:
+    value = {"dateTime": "2026-11-02T09:00:00.0000000", "timeZone": "UTC"}
+    assert parse_datetime_tz(value) == T0
+
+
+@given(
+    start=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
+    length=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)),
+)
+def test_schedule_windows_cover_the_window_in_chunks_under_62_days(
+    start: datetime, length: timedelta
+) -> None:
+    window = Interval(start, start + length)
+    chunks = list(_split(window, timedelta(days=61)))
+    assert all(c.end - c.start < timedelta(days=62) for c in chunks)
+    assert all(a.end == b.start for a, b in itertools.pairwise(chunks))
+    if chunks:
+        assert chunks[0].start == window.start and chunks[-1].end == window.end
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10_000), st.integers(0, 600)).map(
+            lambda p: Interval(T0 + timedelta(minutes=p[0]), T0 + timedelta(minutes=p[0] + p[1]))
+        ),
+        max_size=30,
+    )
+)
+def test_merged_busy_time_is_sorted_disjoint_and_covers_the_same_minutes(
+    spans: list[Interval],
+) -> None:
+    merged = _merge(spans)
+    assert all(a.end < b.start for a, b in itertools.pairwise(merged))
+    for span in spans:
+        assert any(m.start <= span.start and span.end <= m.end for m in merged)
+    for m in merged:
+        assert any(s.start == m.start for s in spans) and any(s.end == m.end for s in spans)
+
+
+def test_paging_links_to_other_hosts_are_refused(rig: Rig) -> None:
+    cursor = json.dumps({"v": 1, "inbox": "https://evil.example/steal", "sentitems": "x"})
+    before = len(rig.graph.requests)
+    with pytest.raises(Permanent):
+        rig.provider.sync(cursor)
+    assert len(rig.graph.requests) == before
