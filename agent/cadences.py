@@ -29,7 +29,7 @@ from typing import Any
 from agent.businesstime import BusinessCalendar, Shift, parse_shifts
 from agent.errors import Problem
 from agent.model import Client, utc
-from agent.rules import MATCH_KEYS, Match, parse_duration
+from agent.rules import DURATION, MATCH_KEYS, Match, parse_duration
 
 MODES = ("draft", "send")
 # Chasing a client more often than this is no longer following up; it is spam.
@@ -86,11 +86,13 @@ class Wait:
             if days < 1:
                 raise ValueError(f"{text!r} is no wait at all; use at least '1d'")
             return cls(text.strip(), days=days)
-        if "d" in text:
-            raise ValueError(
-                f"{text!r}: write whole business days ('3d') or business hours ('48h'), not both"
-            )
         span = parse_duration(text)
+        parts = DURATION.match(text)
+        if parts and parts[1]:
+            raise ValueError(
+                f"{text!r}: write whole business days ('3d') or business hours ('48h'), "
+                "not both and not part days"
+            )
         if span <= timedelta(0):
             raise ValueError(f"{text!r} is no wait at all; use e.g. '3d' or '48h'")
         return cls(text.strip(), business=span)

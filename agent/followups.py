@@ -379,7 +379,7 @@ def _steps(
             if held_from <= due < until:
                 due = until
                 reason.append(f"held to {_local(cal, until)} by {why}")
-        windowed = _into_window(cal, rule.send_window, due)
+        windowed = into_window(cal, rule.send_window, due)
         if windowed != due:
             reason.append(_moved(cal, due, windowed))
         due = windowed
@@ -613,7 +613,7 @@ def _thank(
         mailbox=event.mailbox, to=to, language="", client=client.key, rule=rule.name
     )
     notes = []
-    due = _into_window(cal, rule.send_window, event.end + rule.delay)
+    due = into_window(cal, rule.send_window, event.end + rule.delay)
     notes.append(
         _Note(
             Action(
@@ -636,7 +636,7 @@ def _thank(
         )
     )
     if rule.feedback:
-        due = _into_window(cal, rule.send_window, event.end + rule.delay_feedback)
+        due = into_window(cal, rule.send_window, event.end + rule.delay_feedback)
         notes.append(
             _Note(
                 Action(
@@ -717,7 +717,7 @@ def _newest(thread: Thread) -> datetime:
     return thread.messages[-1].message.date if thread.messages else _EPOCH
 
 
-def _into_window(cal: BusinessCalendar, window: tuple[Shift, ...], at: datetime) -> datetime:
+def into_window(cal: BusinessCalendar, window: tuple[Shift, ...], at: datetime) -> datetime:
     """The first instant at or after ``at`` open in ``cal`` and inside ``window`` (local hours).
 
     With no window, the calendar's next opening. Raises ``ValueError`` if none within a year.
@@ -748,7 +748,7 @@ def _space(pending: list[_Note]) -> list[Action]:
         previous: _Note | None = None
         for note in sorted(notes, key=lambda n: (n.action.due, n.action.key)):
             if previous is not None and gap and note.action.due < previous.action.due + gap:
-                due = _into_window(note.calendar, note.window, previous.action.due + gap)
+                due = into_window(note.calendar, note.window, previous.action.due + gap)
                 note.action = dataclasses.replace(note.action, due=due)
                 note.reason.append(
                     f"moved to {_local(note.calendar, due)} to stay {_span(gap)} after the "
