@@ -234,7 +234,9 @@ class GraphEmulator:
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
         self._server = server
         self.base_url = f"https://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -773,9 +775,9 @@ class GraphEmulator:
             m = re.fullmatch(r"/mailFolders/([^/]+)/messages", rest, re.I)
             if m and method == "GET":
                 items = [i for i in box.messages.values() if i.folder == self._folder(m.group(1))]
-                return 200, self._listing(items, q, immutable)
+                return 200, self._listing(items, q, immutable, path)
             if rest == "/messages" and method == "GET":
-                return 200, self._listing(list(box.messages.values()), q, immutable)
+                return 200, self._listing(list(box.messages.values()), q, immutable, path)
             if rest == "/messages" and method == "POST":
                 item = self._new_draft(box, data)
                 return 201, self._render(item, None, immutable, full=True)
@@ -925,17 +927,25 @@ class GraphEmulator:
             result["@odata.deltaLink"] = link + urlencode({"$deltatoken": token})
         return result
 
-    def _listing(self, items: list[Item], q: dict[str, str], immutable: bool) -> dict[str, Any]:
+    def _listing(
+        self, items: list[Item], q: dict[str, str], immutable: bool, path: str
+    ) -> dict[str, Any]:
         flt = q.get("$filter", "")
         if flt:
             items = [i for i in items if _matches(i, flt)]
         top = min(int(q.get("$top", "10")), 1000)
-        return {
+        skip = int(q.get("$skip", "0"))
+        page = items[skip : skip + top]
+        result: dict[str, Any] = {
             "value": [
-                self._render(i, _select(q), immutable, expand=q.get("$expand", ""))
-                for i in items[:top]
+                self._render(i, _select(q), immutable, expand=q.get("$expand", "")) for i in page
             ]
         }
+        if skip + top < len(items):
+            result["@odata.nextLink"] = f"{self.base_url}{path}?" + urlencode(
+                dict(q, **{"$skip": str(skip + top)})
+            )
+        return result
 
     def _apply(self, item: Item, data: dict[str, Any]) -> None:
         for key in ("subject", "toRecipients", "ccRecipients", "bccRecipients"):
@@ -1270,6 +1280,7 @@ def _matches(item: Item, flt: str) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     graph: GraphEmulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
