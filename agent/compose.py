@@ -137,11 +137,25 @@ def field_schema(schema: Mapping[str, Any], name: str) -> Any:
 # --- sample data -----------------------------------------------------------------------------
 
 
-def sample_context(purpose: str, *, minimal: bool = False) -> dict[str, Any]:
+# How a client's honorific is written in each sample language (the CRM stores it that way).
+_SAMPLE_HONORIFICS = {
+    "en": "Ms",
+    "de": "Frau",
+    "fr": "Madame",
+    "es": "Sra.",
+    "pt": "Sra.",
+    "zh": "女士",
+    "ar": "السيدة",
+}
+
+
+def sample_context(purpose: str, *, language: str = "en", minimal: bool = False) -> dict[str, Any]:
     """Plain sample data for ``purpose``, as the planners would pass it.
 
-    With ``minimal`` every optional field is left out, which is how ``templates check`` proves
-    that templates fall back gracefully. Raises ``KeyError`` for a purpose with no contract.
+    ``language`` picks the client's honorific as that language writes it (``Frau``, ``女士``);
+    languages that address people without one (ja, hi, te) get none. With ``minimal`` every
+    optional field is left out, which is how ``templates check`` proves that templates fall
+    back gracefully. Raises ``KeyError`` for a purpose with no contract.
     """
     from datetime import UTC
 
@@ -150,8 +164,10 @@ def sample_context(purpose: str, *, minimal: bool = False) -> dict[str, Any]:
         "first_name": "Anjali",
         "last_name": "Rao",
         "company": "Godavari Textiles",
-        "honorific": "Ms",
     }
+    honorific = _SAMPLE_HONORIFICS.get(_norm(language).split("-")[0])
+    if honorific:
+        client["honorific"] = honorific
     rep = {
         "name": "Daniel Becker",
         "first_name": "Daniel",
@@ -323,6 +339,11 @@ def _f_duration(context: Context, value: timedelta, locale: str | None = None) -
 
 
 @pass_context
+def _f_minutes(context: Context, value: int, locale: str | None = None) -> str:
+    return localefmt.format_duration(timedelta(minutes=value), _locale(context, locale))
+
+
+@pass_context
 def _f_number(context: Context, value: float, locale: str | None = None) -> str:
     return localefmt.format_number(value, _locale(context, locale))
 
@@ -347,6 +368,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "weekday": _f_weekday,
     "zone_name": _f_zone_name,
     "duration": _f_duration,
+    "minutes": _f_minutes,
     "number": _f_number,
     "fallback": _fallback,
     "paragraphs": _paragraphs,
