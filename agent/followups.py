@@ -219,7 +219,8 @@ def plan(
     decisions += d
     obsolete |= o
     for note in pending:
-        note.action = dataclasses.replace(note.action, language=_language(note, items, languages))
+        language = _language(note.action, items, world.clients, languages)
+        note.action = dataclasses.replace(note.action, language=language)
     actions = _space(pending)
     modes = {a.key: n.mode for a, n in zip(actions, pending, strict=True) if n.mode}
     planned = {a.key for a in actions}
@@ -688,8 +689,12 @@ def _person(client: Client, name: str, to: Address) -> dict[str, str]:
     }
 
 
-def _language(note: _Note, threads: list[Thread], languages: Languages | None) -> str:
-    action = note.action
+def _language(
+    action: Action,
+    threads: list[Thread],
+    clients: Mapping[str, Client],
+    languages: Languages | None,
+) -> str:
     client_key = action.client
     if languages is not None:
         thread = next(
@@ -709,8 +714,8 @@ def _language(note: _Note, threads: list[Thread], languages: Languages | None) -
             chosen = languages(thread)
             if chosen:
                 return chosen
-    client = next((t.client for t in threads if t.client and t.client.key == client_key), None)
-    return (client.language if client and client.language else "") or "en"
+    client = clients.get(client_key)
+    return (client.language if client else "") or "en"
 
 
 def _newest(thread: Thread) -> datetime:
@@ -781,7 +786,7 @@ def _local(cal: BusinessCalendar, at: datetime) -> str:
 
 def _span(td: timedelta) -> str:
     minutes = round(td.total_seconds() / 60)
-    if minutes and minutes % (24 * 60) == 0:
+    if minutes >= 48 * 60 and minutes % (24 * 60) == 0:
         return f"{minutes // (24 * 60)}d"
     h, m = divmod(minutes, 60)
     return f"{h}h{m:02d}m" if m else f"{h}h"
