@@ -516,8 +516,36 @@ def test_events_delta_reports_changes_and_deletions(rig: Rig) -> None:
 
 
 def test_date_time_time_zone_has_no_offset_and_is_read_in_its_zone() -> None:
-    value = {"dateTime": "2026-11-02T09:00:00.0000000", "timeZone": "UTC"}
-    assert parse_datetime_tz(value) == T0
+    assert parse_datetime_tz({"dateTime": "2026-11-02T09:00:00.0000000", "timeZone": "UTC"}) == T0
+    india = {"dateTime": "2026-11-02T14:30:00.0000000", "timeZone": "India Standard Time"}
+    assert parse_datetime_tz(india) == T0
+    # 01:30 happens twice in Los Angeles on 2026-11-01; zoneinfo takes the first (PDT).
+    fold = {"dateTime": "2026-11-01T01:30:00", "timeZone": "Pacific Standard Time"}
+    assert parse_datetime_tz(fold) == datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
+
+
+def test_events_in_windows_zones_are_read_in_their_zone(rig: Rig) -> None:
+    rig.graph.ignore_timezone_preference = True  # Graph answers in each event's own zone
+    now = datetime.now(UTC).replace(microsecond=0)
+    rig.graph.add_event(
+        ADDRESS,
+        "Sync",
+        now + timedelta(days=1),
+        now + timedelta(days=1, hours=1),
+        zone="Tokyo Standard Time",
+    )
+    result = rig.provider.events(None)
+    assert [(e.start, e.end) for e in result.events] == [
+        (now + timedelta(days=1), now + timedelta(days=1, hours=1))
+    ]
+    assert '"Tokyo Standard Time"' in json.dumps(
+        rig.graph._event_json(next(iter(rig.graph.boxes[ADDRESS].events.values())), "")
+    )
+
+
+def test_unknown_zone_is_malformed_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="Mars"):
+        parse_datetime_tz({"dateTime": "2026-11-02T09:00:00", "timeZone": "Mars Standard Time"})
 
 
 @given(

@@ -34,10 +34,11 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import requests
 
+from agent import zones
 from agent.errors import AuthRevoked, CursorExpired, Permanent, ProviderError, Transient
 from agent.mime import KEPT_HEADERS
 from agent.model import (
@@ -170,15 +171,12 @@ def _key_filter(key: str) -> str:
 
 
 def _zone(name: str) -> ZoneInfo:
-    """The IANA zone of a Graph ``timeZone`` value (often a Windows name)."""
+    """The zone of a Graph ``timeZone`` value (often a Windows name such as
+    ``India Standard Time``), through the one mapping in :mod:`agent.zones`."""
     try:
-        from agent.zones import to_iana
-    except ImportError:  # the shared Windows-zone table is not in this tree yet
-        return ZoneInfo("UTC" if name in ("", "UTC", "Coordinated Universal Time") else name)
-    try:
-        return ZoneInfo(to_iana(name))
-    except (ZoneInfoNotFoundError, ValueError, KeyError) as exc:
-        raise _Malformed(f"unknown time zone {name!r}") from exc
+        return zones.zoneinfo(name)
+    except ValueError as exc:
+        raise _Malformed(str(exc)) from exc
 
 
 def parse_datetime_tz(value: Mapping[str, Any]) -> datetime:
@@ -194,10 +192,7 @@ def parse_datetime_tz(value: Mapping[str, Any]) -> datetime:
         raise _Malformed(f"unreadable dateTimeTimeZone {value!r}") from exc
     if naive.tzinfo is not None:
         return naive.astimezone(UTC)
-    try:
-        zone = _zone(str(value.get("timeZone") or "UTC"))
-    except ZoneInfoNotFoundError as exc:
-        raise _Malformed(f"unknown time zone {value.get('timeZone')!r}") from exc
+    zone = _zone(str(value.get("timeZone") or "UTC"))
     return naive.replace(tzinfo=zone).astimezone(UTC)
 
 

@@ -197,6 +197,7 @@ class GraphEmulator:
         self.requests: list[Req] = []
         self.client_secrets: dict[str, str] = {}
         self.signin_user = ""
+        self.ignore_timezone_preference = False
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
@@ -1035,7 +1036,7 @@ class GraphEmulator:
 
     # -- calendar -------------------------------------------------------------------------
     def _event_json(self, ev: CalEvent, zone: str) -> dict[str, Any]:
-        shown = zone or ev.zone
+        shown = ev.zone if self.ignore_timezone_preference else (zone or ev.zone)
         return {
             "@odata.type": "#microsoft.graph.event",
             "id": ev.id,
