@@ -1,0 +1,138 @@
+"""Meeting invitations as iCalendar ``METHOD:REQUEST`` data, and the MIME part that carries them.
+
+Mail clients show Accept / Decline only when both the calendar and its MIME part say
+``METHOD:REQUEST`` and every TZID has a VTIMEZONE; Outlook shifts or mangles events whose zone
+it has to guess. So the event is written in the invitation's own zone (normalised by
+:mod:`agent.zones`, so a Windows name from Graph works too) with a VTIMEZONE that covers the
+days of the event.
+
+The UID is derived from the invitation's key: building the same invitation twice gives the same
+UID, so a client that receives it again updates the event instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+import icalendar
+
+from agent import zones
+from agent.model import Address, Invite
+
+PRODID = "-//Followup//Followup invitations//EN"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
+
+
+def invite_uid(invite: Invite) -> str:
+    """The event UID for ``invite``: a hash of its key at the organizer's domain."""
+    digest = hashlib.sha256(invite.key.encode("utf-8")).hexdigest()[:32]
+    return f"{digest}@{invite.organizer.domain or 'followup.invalid'}"
+
+
+def _clean_name(name: str) -> str:
+    # icalendar 7.3 refuses CR/LF in a calendar address; a double quote cannot appear in a
+    # parameter value at all (RFC 5545 3.1), so names from mail headers are flattened first.
+    return " ".join(_CONTROL.sub(" ", name).replace('"', "'").split())
+
+
+def _address(who: Address, *, attendee: bool) -> icalendar.vCalAddress:
+    email = who.email.strip()
+    if not _EMAIL.match(email):
+        raise ValueError(f"not a usable e-mail address for an invitation: {email!r}")
+    address = icalendar.vCalAddress(f"mailto:{email}")
+    name = _clean_name(who.name)
+    if name:
+        address.params["CN"] = name
+    if attendee:
+        address.params["CUTYPE"] = "INDIVIDUAL"
+        address.params["ROLE"] = "REQ-PARTICIPANT"
+        address.params["PARTSTAT"] = "NEEDS-ACTION"
+        address.params["RSVP"] = "TRUE"
+    return address
+
+
+def build_invite(invite: Invite, *, stamp: datetime | None = None) -> bytes:
+    """The invitation as iCalendar bytes (CRLF lines).
+
+    One VCALENDAR with ``METHOD:REQUEST`` holding a VTIMEZONE for ``invite.zone`` (covering the
+    day before the start to the day after the end) and one VEVENT: UID from
+    :func:`invite_uid`, ``DTSTAMP`` = ``stamp`` (default: the current time), ``SEQUENCE:0``,
+    start and end in the zone's TZID, ORGANIZER, and one ATTENDEE per address with
+    ``RSVP=TRUE`` and ``PARTSTAT=NEEDS-ACTION``. Raises ``ValueError`` for an unknown zone, an
+    end not after the start, or an unusable e-mail address.
+    """
+    if invite.end <= invite.start:
+        raise ValueError(f"invitation {invite.key!r} ends before it starts")
+    if not invite.attendees:
+        raise ValueError(f"invitation {invite.key!r} has no attendees")
+    tz = zones.zoneinfo(invite.zone)
+    stamp = (stamp or datetime.now(UTC)).astimezone(UTC)
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "REQUEST")
+
+    event = icalendar.Event()
+    event.add("uid", invite_uid(invite))
+    event.add("dtstamp", stamp)
+    event.add("sequence", 0)
+    event.add("dtstart", invite.start.astimezone(tz))
+    event.add("dtend", invite.end.astimezone(tz))
+    event.add("summary", _CONTROL.sub(" ", invite.summary).strip())
+    if invite.description:
+        event.add("description", invite.description)
+    if invite.location:
+        event.add("location", _CONTROL.sub(" ", invite.location).strip())
+    event.add("status", "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    event.add("organizer", _address(invite.organizer, attendee=False))
+    for attendee in invite.attendees:
+        event.add("attendee", _address(attendee, attendee=True))
+
+    first = invite.start.astimezone(tz).date() - timedelta(days=1)
+    last = invite.end.astimezone(tz).date() + timedelta(days=1)
+    calendar.add_component(icalendar.Timezone.from_tzinfo(tz, first_date=first, last_date=last))
+    calendar.add_component(event)
+    return calendar.to_ical()
+
+
+def attach_invite(msg: EmailMessage, ics: bytes, *, as_attachment: bool = False) -> None:
+    """Add ``ics`` to ``msg`` as a ``text/calendar; method=REQUEST; charset=utf-8`` alternative.
+
+    A single-part message becomes ``multipart/alternative`` (its body first); in a
+    ``multipart/mixed`` message the calendar joins the alternative body part. With
+    ``as_attachment`` the same data is also attached as ``invite.ics``. Raises ``ValueError``
+    when ``ics`` is not a REQUEST.
+    """
+    text = ics.decode("utf-8")
+    if "METHOD:REQUEST" not in text.upper():
+        raise ValueError("only METHOD:REQUEST invitations go out as calendar alternatives")
+    target = _alternative_of(msg)
+    target.add_alternative(text, subtype="calendar", params={"method": "REQUEST"})
+    if as_attachment:
+        msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+
+
+def _alternative_of(msg: EmailMessage) -> EmailMessage:
+    """The multipart/alternative part the calendar belongs in, creating it if need be."""
+    kind = msg.get_content_type()
+    if not msg.is_multipart() or kind in ("multipart/alternative", "multipart/related"):
+        if kind != "multipart/alternative":
+            msg.make_alternative()
+        return msg
+    for part in msg.iter_parts():
+        if not isinstance(part, EmailMessage):
+            continue
+        if part.get_content_type() == "multipart/alternative":
+            return part
+        if part.get_content_maintype() == "text" and part.get_content_disposition() is None:
+            part.make_alternative()
+            return part
+    raise ValueError(f"no body part to add the invitation to in a {kind} message")
