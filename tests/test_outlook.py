@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
+import webbrowser
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.errors import AuthRevoked, CursorExpired, Permanent, Transient
 from agent.model import Address, Interval, Invite
-from agent.providers.msal_auth import AppAuth, GraphAuth, connect_outlook_device
+from agent.providers.msal_auth import (
+    AppAuth,
+    GraphAuth,
+    connect_outlook_device,
+    connect_outlook_interactive,
+)
 from agent.providers.outlook import (
     KEY_PROPERTY,
     MailboxGate,
@@ -123,6 +131,59 @@ def test_device_code_connect_seals_the_cache_and_tokens_work(rig: Rig) -> None:
     assert "RefreshToken" in rig.vault.open(sealed).decode()
     assert isinstance(rig.provider, MailProvider) and isinstance(rig.provider, CalendarProvider)
     rig.provider.sync(None)
+
+
+class EmulatorBrowser(webbrowser.BaseBrowser):
+    """A browser in which the user is already signed in: it submits the sign-in page's form
+    to the app's loopback listener, as a real browser would after the user consents."""
+
+    def __init__(self, session: requests.Session) -> None:
+        super().__init__("followup-test-browser")
+        self.session = session
+        self.opened: list[str] = []
+
+    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+        self.opened.append(url)
+
+        def visit() -> None:
+            page = self.session.get(url, timeout=10).text
+            action = re.search(r'action="([^"]+)"', page)
+            assert action is not None
+            fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page))
+            with requests.Session() as loopback:
+                loopback.trust_env = False
+                loopback.post(action.group(1), data=fields, timeout=10)
+
+        threading.Thread(target=visit, daemon=True).start()
+        return True
+
+
+def test_auth_code_flow_on_a_loopback_port(graph: GraphEmulator) -> None:
+    session = graph.session()
+    browser = EmulatorBrowser(session)
+    webbrowser.register(browser.name, None, browser, preferred=True)
+    try:
+        vault, creds = Vault(new_key()), MemoryCredentials()
+        username = connect_outlook_interactive(
+            "asha",
+            CLIENT_ID,
+            graph.authority,
+            vault,
+            creds,
+            http_client=session,
+            custom_authority=True,
+            timeout=20,
+        )
+    finally:
+        webbrowser._tryorder.remove(browser.name)  # type: ignore[attr-defined]
+    assert username == ADDRESS and len(browser.opened) == 1
+    assert "redirect_uri=http%3A%2F%2Flocalhost%3A" in browser.opened[0]
+    assert "offline_access" in browser.opened[0]  # added by MSAL, never by us
+    token = GraphAuth(
+        "asha", CLIENT_ID, graph.authority, vault, creds, session, custom_authority=True
+    ).token()
+    assert token.startswith("at-")
+    session.close()
 
 
 def test_refresh_rotation_is_written_back_and_a_stale_worker_recovers() -> None:

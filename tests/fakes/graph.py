@@ -625,9 +625,15 @@ class GraphEmulator:
                     "nonce": q.get("nonce", ""),
                     "client_id": q.get("client_id", ""),
                 }
-            location = (
-                q["redirect_uri"] + "?" + urlencode({"code": code, "state": q.get("state", "")})
-            )
+            fields = {"code": code, "state": q.get("state", "")}
+            if q.get("response_mode") == "form_post":
+                # The signed-in browser posts the code back to the app's loopback listener.
+                inputs = "".join(
+                    f'<input type="hidden" name="{k}" value="{v}"/>' for k, v in fields.items()
+                )
+                page = f'<form method="post" action="{q["redirect_uri"]}">{inputs}</form>'
+                return 200, {"Content-Type": "text/html"}, page.encode()
+            location = q["redirect_uri"] + "?" + urlencode(fields)
             return 302, {"Location": location}, b""
         if path == f"{prefix}/oauth2/v2.0/token" and method == "POST":
             return self._token(form)
