@@ -106,6 +106,7 @@ class _World:
     now: datetime
     notes: Mapping[str, str]
     opted_out: frozenset[str]
+    rep_details: Mapping[str, Mapping[str, str]]
     clients: dict[str, Client] = field(default_factory=dict)
     by_email: dict[str, Client] = field(default_factory=dict)
     by_domain: dict[str, Client] = field(default_factory=dict)
@@ -129,6 +130,9 @@ class _World:
     def note_key(self, c: Classified) -> str:
         return c.message.headers.get(_KEY) or self.notes.get(c.message.message_id, "")
 
+    def rep(self, rep: Rep) -> dict[str, str]:
+        return {**self.rep_details.get(rep.mailbox, {}), "name": rep.name, "email": rep.address}
+
     def opt_out(self, client: Client) -> str:
         if client.opted_out:
             return f"{client.name} is marked opted out in the clients file"
@@ -144,8 +148,9 @@ def _index(
     now: datetime,
     notes: Mapping[str, str],
     opted_out: Iterable[str],
+    rep_details: Mapping[str, Mapping[str, str]],
 ) -> _World:
-    world = _World(now, notes, frozenset(opted_out))
+    world = _World(now, notes, frozenset(opted_out), rep_details)
     known = [*clients, *(t.client for t in threads if t.client is not None)]
     for client in known:
         world.clients.setdefault(client.key, client)
@@ -191,18 +196,22 @@ def plan(
     languages: Languages | None = None,
     clients: Iterable[Client] = (),
     notes: Mapping[str, str] | None = None,
+    rep_details: Mapping[str, Mapping[str, str]] | None = None,
 ) -> FollowupPlan:
     """Plan follow-ups for ``threads`` and thank-yous for ``events`` as of ``now``.
 
     ``opted_out`` holds client keys that get no notes; ``languages(thread)`` picks the note's
     language (default: the client record's, else "en"); ``clients`` lets meeting attendees be
     recognised for clients with no thread yet; ``notes`` maps the Message-ID of each note the
-    outbox sent to its action key. Returns a :class:`FollowupPlan`. Messages dated after ``now``
-    are ignored. Raises ``ValueError`` only for a client calendar that never opens.
+    outbox sent to its action key; ``rep_details`` adds, per mailbox, what the templates show of
+    the rep beyond name and email (``company``, ``title``, ``signature``).
+
+    Returns a :class:`FollowupPlan`. Messages dated after ``now`` are ignored. Raises
+    ``ValueError`` only for a client calendar that never opens.
     """
     now = utc(now)
     items = list(threads)
-    world = _index(items, events, clients, now, notes or {}, opted_out)
+    world = _index(items, events, clients, now, notes or {}, opted_out, rep_details or {})
     pending: list[_Note] = []
     decisions: list[Decision] = []
     obsolete: set[str] = set()
@@ -414,7 +423,7 @@ def _steps(
             subject=thread.subject,
             context={
                 "client": _person(client, name, to),
-                "rep": {"name": rep.name, "email": rep.address},
+                "rep": world.rep(rep),
                 "thread": {"subject": thread.subject},
                 "step": step,
                 "steps": rule.steps,
@@ -537,7 +546,8 @@ def _thank_yous(
                 obsolete |= keys
                 continue
             assert rule is not None
-            notes += _thank(event, client, attendees, rep, rule, client_calendar(client), ident)
+            cal = client_calendar(client)
+            notes += _thank(event, client, attendees, world.rep(rep), rule, cal, ident)
     return notes, decisions, obsolete
 
 
@@ -591,7 +601,7 @@ def _thank(
     event: Event,
     client: Client,
     attendees: list[Any],
-    rep: Rep,
+    rep: dict[str, str],
     rule: ThankYouRule,
     cal: BusinessCalendar,
     ident: str,
@@ -602,7 +612,7 @@ def _thank(
     ended = _local(cal, event.end)
     context = {
         "client": _person(client, name, to[0]),
-        "rep": {"name": rep.name, "email": rep.address},
+        "rep": rep,
         "meeting": {
             "summary": event.summary,
             "start": event.start,

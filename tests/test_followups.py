@@ -641,3 +641,25 @@ def test_a_windowed_note_is_open_inside_the_window_and_not_early(
         before = due - timedelta(minutes=1)
         t = before.astimezone(cal.tz).time()
         assert not (cal.is_open(before) and any(s.start <= t < s.end for s in shifts))
+
+
+# -- the templates' contract ------------------------------------------------------------------
+
+
+def test_every_planned_note_renders_in_every_language_we_ship() -> None:
+    from pathlib import Path
+
+    from agent.compose import Composer
+
+    templates = Path(__file__).resolve().parents[1] / "templates"
+    composer = Composer(templates)
+    details = {"sam": {"company": "Acme"}}
+    result = run([ASKED, ANCHOR], at(20, 12), rep_details=details)
+    thanks = run([], at(23, 18), [demo()], rep_details=details)
+    actions = [*result.actions, *thanks.actions]
+    assert {a.template for a in actions} == {"follow_up", "thank_you", "feedback"}
+    for action in actions:
+        assert action.context["rep"]["company"] == "Acme"
+        for language in sorted(composer.languages(action.template)):
+            rendered = composer.render(action.template, language, dict(action.context))
+            assert rendered.subject and rendered.text.strip()
