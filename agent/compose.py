@@ -446,12 +446,17 @@ def _norm(tag: str) -> str:
 
 
 def language_chain(
-    tag: str, team_default: str = LAST_RESORT, fallbacks: Mapping[str, str] | None = None
+    tag: str,
+    team_default: str = LAST_RESORT,
+    fallbacks: Mapping[str, str] | None = None,
+    *,
+    last_resort: bool = True,
 ) -> list[str]:
     """Languages to try for ``tag``, best first, lower-cased and without repeats.
 
     ``pt-BR`` -> declared fallback of ``pt-BR`` -> ``pt`` -> its declared fallback -> team
-    default (and its base) -> ``en``.
+    default (and its base) -> ``en``. ``team_default=""`` and ``last_resort=False`` give the
+    languages that serve ``tag`` itself, which is what ``templates check`` asks about.
     """
     declared = {_norm(k): _norm(v) for k, v in (fallbacks or {}).items()}
     chain: list[str] = []
@@ -464,7 +469,7 @@ def language_chain(
                 chain.append(code)
             code = declared.get(code, "")
 
-    for start in (tag, team_default, LAST_RESORT):
+    for start in (tag, team_default, LAST_RESORT if last_resort else ""):
         code = _norm(start or "")
         if not code:
             continue
@@ -479,10 +484,12 @@ def choose_language(
     tag: str,
     team_default: str = LAST_RESORT,
     fallbacks: Mapping[str, str] | None = None,
+    *,
+    last_resort: bool = True,
 ) -> str | None:
     """The first language of :func:`language_chain` that ``available`` has, as spelled there."""
     spelled = {_norm(code): code for code in available}
-    for code in language_chain(tag, team_default, fallbacks):
+    for code in language_chain(tag, team_default, fallbacks, last_resort=last_resort):
         if code in spelled:
             return spelled[code]
     return None
@@ -546,6 +553,7 @@ class Composer:
         self.templates_dir = Path(templates_dir)
         self.team_default = team_default
         self.problems: list[Problem] = []
+        self.fallbacks: dict[str, str] = {}
         self._templates: dict[str, dict[str, _Loaded]] = {}
         self._text_env = make_environment(self.templates_dir, html=False)
         self._html_env = make_environment(self.templates_dir, html=True)
@@ -654,10 +662,24 @@ class Composer:
         or a value a filter cannot format (a naive datetime, an unknown zone).
         """
         lang = self.resolve_language(purpose, language)
-        loaded = self._templates[purpose][lang]
         same_language = _norm(language).split("-")[0] == _norm(lang).split("-")[0]
+        return self._render(
+            self._templates[purpose][lang], lang, language if same_language else lang, context
+        )
+
+    def render_exact(self, purpose: str, language: str, context: Mapping[str, Any]) -> Rendered:
+        """Render exactly ``purpose``/``language``, with no fallback; ``KeyError`` if absent."""
+        return self._render(self._templates[purpose][language], language, language, context)
+
+    def ast(self, purpose: str, language: str) -> nodes.Template:
+        """The parsed template, for static checks; ``KeyError`` if absent."""
+        return self._templates[purpose][language].ast
+
+    def _render(
+        self, loaded: _Loaded, lang: str, locale: str, context: Mapping[str, Any]
+    ) -> Rendered:
         values = dict(context)
-        values.setdefault("locale", language if same_language else lang)
+        values.setdefault("locale", locale)
         values["language"] = lang
         values["direction"] = "rtl" if localefmt.is_rtl(lang) else "ltr"
 
