@@ -235,7 +235,10 @@ def _render_problems(composer: Composer, purpose: str, language: str) -> list[Pr
                 composer.render_exact(purpose, language, context)
             except TemplateError as exc:
                 note = " (with the optional fields left out)" if minimal else ""
-                problems += [Problem(p.file, p.where, p.message + note) for p in exc.problems]
+                for p in exc.problems:
+                    if (p.file, p.where, p.message) not in seen:
+                        seen.add((p.file, p.where, p.message))
+                        problems.append(Problem(p.file, p.where, p.message + note))
     return problems
 
 
