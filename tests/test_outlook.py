@@ -327,6 +327,10 @@ def test_moves_inside_the_mailbox_keep_the_id_and_archive_moves_delete(rig: Rig)
     rig.graph.move(ADDRESS, keep, "sentitems")
     moved = rig.provider.sync(result.cursor)
     assert [m.provider_id for m in moved.messages] == [keep] and not moved.deleted
+    rig.graph.move(ADDRESS, keep, "inbox")  # Sent Items is read after the Inbox
+    back = rig.provider.sync(moved.cursor)
+    assert [(m.provider_id, m.labels) for m in back.messages] == [(keep, {"INBOX"})]
+    assert not back.deleted
 
 
 def test_malformed_items_are_skipped_with_a_reason(rig: Rig) -> None:

@@ -452,8 +452,10 @@ class OutlookProvider:
                 if not pid:
                     skipped.append(("", "delta row without an id"))
                 elif "@removed" in row:
+                    # Gone from this folder; a move to the other synced folder keeps it.
                     removed.add(pid)
-                    messages.pop(pid, None)
+                    if pid in messages and label in messages[pid].labels:
+                        del messages[pid]
                 elif "from" not in row and "internetMessageId" not in row:
                     # Flag-only changes come with just the changed properties.
                     partial.append(pid)
