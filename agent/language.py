@@ -30,12 +30,14 @@ from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBui
 
 from agent.textparts import own_text
 
-__all__ = ["DECOYS", "LanguageDecision", "canonical_tag", "choose_language", "detect"]
+__all__ = ["DECOYS", "LanguageDecision", "canonical_tag", "choose_language", "detect", "warm_up"]
 
 # Languages a client of a team supporting the usual set may still write in; chosen for their
 # likeness to a supported one (it/ca ~ es/pt, nl/sv ~ de/en, ur/fa ~ ar/hi, ko ~ ja/zh,
 # kn/ta/bn ~ te) so their text is recognised as "not ours" rather than mislabelled. Marathi is
-# left out on purpose: on short Devanagari mails it takes a third of Hindi's confidence.
+# left out on purpose: on short Devanagari mails it takes a third of Hindi's confidence. Each
+# decoy costs load time once per process; without Turkish, "Teşekkürler, cuma günü dönüş
+# yapacağız." is Spanish at 0.97.
 DECOYS: frozenset[str] = frozenset(
     {"it", "nl", "ko", "ru", "ca", "pl", "tr", "sv", "id", "vi", "ur", "fa", "ta", "kn", "bn"}
 )
@@ -168,6 +170,18 @@ def detect(text: str, supported: Collection[str]) -> tuple[str, float]:
         if code in wanted:
             return code, round(value, 4)
     return "", 0.0
+
+
+def warm_up(supported: Collection[str]) -> None:
+    """Load the detector's models for ``supported`` now rather than on the first client mail.
+
+    Loading takes a few seconds (longer on a busy machine) and about 300 MB; a worker calls this
+    at start. Returns nothing; never raises for unknown codes (they are ignored).
+    """
+    detector = _detector(frozenset(_base(s) for s in supported))
+    if detector is not None:
+        for sample in ("Thank you", "ありがとう", "شكرا", "धन्यवाद", "ధన్యవాదాలు", "Спасибо", "감사"):
+            detector.compute_language_confidence_values(sample)
 
 
 def _confidences(text: str, supported: Collection[str]) -> list[tuple[str, float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.language import LanguageDecision, canonical_tag, choose_language, detect
+from agent.language import LanguageDecision, canonical_tag, choose_language, detect, warm_up
 from tests.benchmarks.bench_language import SUPPORTED, load, score
 
 TEAM = ("en", "te", "hi", "ja", "de", "fr", "es", "pt", "ar", "zh")
@@ -147,3 +147,9 @@ def test_precision_on_labelled_sample() -> None:
     # Precision alone is met by never answering; keep most mails detected too.
     assert scores.coverage >= 0.80
     assert scores.other_rejected >= 0.75
+
+
+def test_warm_up_ignores_codes_the_detector_does_not_know() -> None:
+    warm_up(["en", "tlh", "xx-YY"])
+    assert detect("Thank you for the quick reply, see you on Monday.", ["en", "tlh"])[0] == "en"
+    assert detect("Thank you for the quick reply.", ["tlh"]) == ("", 0.0)
