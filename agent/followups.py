@@ -519,9 +519,12 @@ def _thank_yous(
     decisions: list[Decision] = []
     obsolete: set[str] = set()
     starts: dict[tuple[str, str], set[datetime]] = defaultdict(set)
+    sharing: dict[tuple[str, datetime], list[str]] = defaultdict(list)
     for e in world.events:
         if e.uid:
             starts[(e.mailbox, e.uid)].add(e.start)
+            if e.mailbox in reps:
+                sharing[(e.uid, e.start)].append(e.mailbox)
     for event in world.events:
         rep = reps.get(event.mailbox)
         if rep is None or event.all_day:
@@ -535,7 +538,8 @@ def _thank_yous(
             client = world.clients[key]
             ident = f"{event.mailbox}/{event.provider_id}/{client.key}"
             keys = {f"thank_you/{ident}", f"feedback/{ident}"}
-            stop = _no_thanks(event, client, attendees, rep, world, starts)
+            owner = _owner(event, sharing, reps)
+            stop = _no_thanks(event, client, attendees, rep, world, starts, owner)
             rule = cadences.thank_you_for(client, event.mailbox, rep.team)
             if stop is None and rule is None:
                 stop = ("no thank-you: no rule matches", f"no [[thank_you]] rule accepts {key}")
@@ -551,6 +555,15 @@ def _thank_yous(
     return notes, decisions, obsolete
 
 
+def _owner(
+    event: Event, sharing: Mapping[tuple[str, datetime], list[str]], reps: Mapping[str, Rep]
+) -> str:
+    """Which mailbox thanks for a meeting several reps attend: the organizer's, else the first."""
+    mailboxes = sorted(sharing.get((event.uid, event.start), [])) or [event.mailbox]
+    organizer = event.organizer.lower()
+    return next((m for m in mailboxes if organizer in reps[m].addresses), mailboxes[0])
+
+
 def _no_thanks(
     event: Event,
     client: Client,
@@ -558,6 +571,7 @@ def _no_thanks(
     rep: Rep,
     world: _World,
     starts: Mapping[tuple[str, str], set[datetime]],
+    owner: str,
 ) -> tuple[str, str] | None:
     if event.status == "cancelled":
         return "no thank-you: meeting cancelled", f"{event.summary!r} was cancelled"
@@ -573,6 +587,11 @@ def _no_thanks(
         return (
             "no thank-you: recurring meeting",
             f"{event.summary!r} repeats; a thank-you after every occurrence would be noise",
+        )
+    if owner != event.mailbox:
+        return (
+            "no thank-you: a colleague sends it",
+            f"{owner} has {event.summary!r} too and thanks {client.name} for both",
         )
     why = world.opt_out(client)
     if why:

@@ -126,6 +126,7 @@ def run(
     *,
     rules: str = RULES,
     clients: Sequence[Client] = CLIENTS,
+    reps: dict[str, Rep] | None = None,
     **kwargs: Any,
 ) -> FollowupPlan:
     directory = Directory(
@@ -139,7 +140,7 @@ def run(
         threads,
         events,
         cadences,
-        {"sam": REP},
+        reps or {"sam": REP},
         client_calendar,
         now,
         clients=clients,
@@ -602,6 +603,22 @@ def test_no_thank_you_after_each_occurrence_of_a_recurring_meeting() -> None:
     result = run([], at(30, 18), weekly)
     assert thanks_of(result) == []
     assert set(decided(result)) == {"no thank-you: recurring meeting"}
+
+
+def test_a_meeting_two_reps_attend_is_thanked_once_by_the_organizer() -> None:
+    kim = dataclasses.replace(
+        REP,
+        mailbox="kim",
+        name="Kim",
+        address="kim@acme.example",
+        addresses=frozenset({"kim@acme.example"}),
+    )
+    shared = demo(organizer="kim@acme.example")
+    copy = dataclasses.replace(shared, mailbox="kim", provider_id="k1")
+    result = run([], at(23, 18), [shared, copy], reps={"sam": REP, "kim": kim})
+    assert [a.key for a in thanks_of(result)] == ["thank_you/kim/k1/ruiz", "feedback/kim/k1/ruiz"]
+    assert decided(result) == ["no thank-you: a colleague sends it"]
+    assert "thank_you/sam/e1/ruiz" in result.obsolete
 
 
 def test_an_internal_meeting_gets_nothing() -> None:
