@@ -617,3 +617,47 @@ def test_retry_after_from_header_or_message() -> None:
     assert retry_after_seconds(None, "Retry after 2026-01-01T00:00:30.000Z", now=lambda: now) == 30
     assert retry_after_seconds("Thu, 01 Jan 2026 00:01:00 GMT", now=lambda: now) == 60
     assert retry_after_seconds(None, "no hint") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@b.example",
+        "Name <a@b.example>",
+        '"Quoted, Name" <x@y.example>, b@c.example',
+        "A <a@b.example>, B <b@c.example>,",
+        "x@y.example (comment)",
+        "undisclosed-recipients:;",
+        "Team: a@b.example, c@d.example;",
+        "no address here",
+        "<only@angle.example>",
+        "",
+    ],
+)
+def test_fast_address_path_agrees_with_the_email_package(value: str) -> None:
+    from email.utils import getaddresses
+
+    from agent.providers.gmail import _addresses
+
+    expected = tuple(Address(a, n) for n, a in getaddresses([value]) if "@" in a)
+    assert expected == _addresses(value)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[A-Za-z][A-Za-z .'-]{0,20}", fullmatch=True) | st.just(""),
+            st.from_regex(r"[a-z0-9._+-]{1,12}@[a-z0-9-]{1,10}\.[a-z]{2,6}", fullmatch=True),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_fast_address_path_agrees_on_generated_lists(pairs: list[tuple[str, str]]) -> None:
+    from email.utils import formataddr, getaddresses
+
+    from agent.providers.gmail import _addresses
+
+    value = ", ".join(formataddr((n, a)) for n, a in pairs)
+    expected = tuple(Address(a, n) for n, a in getaddresses([value]) if "@" in a)
+    assert expected == _addresses(value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -228,7 +229,31 @@ def _decoded(value: str) -> str:
         return value
 
 
+_NAMED = re.compile(r"\s*(?:([^<>]*?)\s*)?<([^<>\s@]+@[^<>\s@]+)>\s*")
+_BARE = re.compile(r"\s*([^<>\s@]+@[^<>\s@]+)\s*")
+_HARD = frozenset('"()\\;:[]')
+
+
+@functools.lru_cache(maxsize=8192)
 def _addresses(value: str) -> tuple[Address, ...]:
+    """Addresses of a From/To/Cc value. The plain forms (``a@b``, ``Name <a@b>``, lists of them)
+    take a regular-expression path; anything with quotes, comments or groups goes to the email
+    package, which is exact but ten times slower. Cached: a mailbox sees the same few senders."""
+    if not _HARD.intersection(value):
+        found: list[Address] = []
+        for piece in value.split(","):
+            if not piece.strip():
+                continue
+            named = _NAMED.fullmatch(piece)
+            bare = None if named else _BARE.fullmatch(piece)
+            if named:
+                found.append(Address(named.group(2), _decoded(named.group(1) or "")))
+            elif bare:
+                found.append(Address(bare.group(1)))
+            else:
+                break
+        else:
+            return tuple(found)
     return tuple(
         Address(addr, _decoded(name)) for name, addr in getaddresses([value]) if "@" in addr
     )

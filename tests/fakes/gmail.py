@@ -1054,6 +1054,9 @@ def _full_payload(raw: bytes) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     emu: GoogleEmulator
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the second waits for a delayed ACK
+    # (40 ms on Linux) and swamps the latency the benchmark adds on purpose.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
