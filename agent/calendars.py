@@ -241,7 +241,9 @@ def _calendars(data: bytes) -> list[icalendar.Calendar]:
                 raise ValueError(f"{_describe(event)} has no DTSTART")
         calendars.append(cal)
     if not calendars:
-        raise ValueError("no VCALENDAR in the data")
+        raise ValueError(
+            "malformed iCalendar data: no complete VCALENDAR (is END:VCALENDAR missing?)"
+        )
     return calendars
 
 

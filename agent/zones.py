@@ -77,11 +77,13 @@ def _tables() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         canonical[name.lower()] = name
     for link, final in resolved.items():
         canonical.setdefault(link.lower(), link if link in locations else final)
+    # People write UTC, so that is the canonical spelling of Etc/UTC and all its links.
+    for key, value in canonical.items():
+        if value == "Etc/UTC":
+            canonical[key] = "UTC"
     for spelling in _UTC_SPELLINGS:
         canonical[spelling] = "UTC"
-    # "UTC" itself is a link to Etc/UTC; people write UTC, so that is the canonical spelling.
     resolved["UTC"] = "Etc/UTC"
-    canonical["etc/utc"] = "UTC"
     windows = {}
     for win, iana in WINDOWS_TO_OLSON.items():
         windows[win.lower()] = canonical.get(iana.lower(), iana)
