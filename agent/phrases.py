@@ -49,7 +49,10 @@ LANGUAGES = ("en", "te", "hi", "ja", "de", "fr", "es", "pt", "ar", "zh")
 MAX_ACK_CHARS = 240
 MAX_ACK_WORDS = 30
 # Words left over after removing the thanks and the closing ("Thanks John, see you Tuesday").
-MAX_ACK_LEFTOVER = 6.0
+MAX_ACK_LEFTOVER = 4.0
+# A name block under a thanks line: this many lines at most, each this many words at most.
+SIGNATURE_LINES = 6
+SIGNATURE_WORDS = 4
 # A Han or kana character is about a third of a word.
 DENSE_WEIGHT = 0.35
 
@@ -107,7 +110,7 @@ ACK: Mapping[str, tuple[str, ...]] = {
     ),
     "ar": (
         "شكرا", "شكرا جزيلا", "شكرا لك", "شكرا لكم", "مشكور", "مشكورين", "تم الاستلام", "وصلني",
-        "وصلت", "تمام", "ممتاز", "حسنا", "تم", "مفهوم", "بارك الله فيك", "جزاك الله خيرا", "اوكي",
+        "تمام", "ممتاز", "حسنا", "تم", "مفهوم", "بارك الله فيك", "جزاك الله خيرا", "اوكي",
         "ألف شكر",
     ),
 }
@@ -145,7 +148,9 @@ REQUEST: Mapping[str, tuple[str, ...]] = {
     "en": (
         "please", "pls", "plz", "kindly", "can you", "could you", "would you", "can u",
         "will you", "let me know", "send me", "send us", "send over", "i need", "we need",
-        "do you", "is there", "are there", "when will", "how do", "how can", "what is",
+        "do you", "is there", "are there", "when is|are|will|do|does|can|could|would",
+        "what is|are|about|time|price", "how do|does|can|much|many|long|soon",
+        "where is|are|do|can", "who is|are|do|can|should", "any update|news",
         "remind me", "update me", "get back to me", "waiting for",
     ),
     "de": (
@@ -349,7 +354,7 @@ MEETING: Mapping[str, tuple[str, ...]] = {
     "hi": (
         "मीटिंग रख*|कर*|तय|फिक्स|शेड्यूल|सेट", "बैठक तय|रख*|कर*", "कॉल रख*|शेड्यूल",
         "कॉल कर सकते", "कॉल को", "बात कर सकते", "बात करते हैं", "बात कर लेते", "मिल सकते",
-        "मिलते हैं", "समय तय", "समय बता", "फ़ोन पर बात", "कॉल पर बात",
+        "समय तय", "समय बता", "फ़ोन पर बात", "कॉल पर बात",
     ),
     "te": (
         "మీటింగ్ పెట్టు*|ఏర్పాటు*|షెడ్యూల్*|ఫిక్స్*", "మాట్లాడదా*", "మాట్లాడుకుందా*",
@@ -530,10 +535,34 @@ _STOP_FOOTER = _Index(_compile(STOP_FOOTER))
 _MEETING = _Index(_compile(MEETING))
 
 
-def _prepare(text: str) -> _Text:
-    norm = normalise(own_text(text))
+def _prepare(text: str, *, own: bool = False) -> _Text:
+    norm = normalise(text if own else own_text(text))
     spans = _spans(norm)
     return _Text(norm, [norm[a:b] for a, b in spans], spans)
+
+
+def _without_name_block(own: str, languages: frozenset[str]) -> str:
+    """``own`` minus a name/title/phone block under a thanks line ("Thanks,\nTom\nCFO").
+
+    own_text keeps thanks-closings (they are the message), so the block under them stays too.
+    Lines after the last line holding a thanks are dropped when each looks like a signature
+    line: at most ``SIGNATURE_WORDS`` words, or a phone, address or link, and no question.
+    """
+    lines = own.split("\n")
+    last = max(
+        (i for i, line in enumerate(lines) if _ACK.find(_prepare(line, own=True), languages)),
+        default=-1,
+    )
+    tail = [line for line in lines[last + 1 :] if line.strip()]
+    if last < 0 or not tail or len(tail) > SIGNATURE_LINES:
+        return own
+    for line in tail:
+        if QUESTION_MARKS & set(line):
+            return own
+        short = _weight(tokens(normalise(line))) <= SIGNATURE_WORDS
+        if not (short or any(ch.isdigit() for ch in line) or "@" in line or "www." in line):
+            return own
+    return "\n".join(lines[: last + 1])
 
 
 # --- the three questions --------------------------------------------------------------------
@@ -548,26 +577,31 @@ def needs_no_answer(text: str, language: str = "") -> tuple[bool, str]:
     "acknowledgement: 'thanks'")`` or ``(False, reason)``; a question mark, a request word, a
     stop or meeting request, or more than a few words beyond the thanks all give False.
     """
-    text_ = _prepare(text)
-    toks = text_.toks
-    if not toks:
+    base = language.strip().replace("_", "-").split("-")[0].casefold()
+    languages = frozenset({base, "en"}) if base else frozenset()
+    own = own_text(text)
+    full = _prepare(own, own=True)
+    if not full.toks:
         return False, "no text of the sender's own"
-    if len(text_.norm) > MAX_ACK_CHARS or _weight(toks) > MAX_ACK_WORDS:
+    if len(full.norm) > MAX_ACK_CHARS or _weight(full.toks) > MAX_ACK_WORDS:
         return False, "too long to be only an acknowledgement"
-    if QUESTION_MARKS & set(text_.norm):
+    if QUESTION_MARKS & set(full.norm):
         return False, "asks a question"
-    closing = _covered(_CLOSING.find(text_))
-    for hit in _REQUEST.find(text_):
+    closing = _covered(_CLOSING.find(full))
+    for hit in _REQUEST.find(full):
         if not closing & set(range(hit.start, hit.end)):
             return False, f"request: '{hit.words}'"
-    stop, why = _stop(text_)
+    stop, why = _stop(full)
     if stop:
         return False, why
-    meeting = _MEETING.find(text_)
+    meeting = _MEETING.find(full)
     if meeting:
         return False, f"meeting request: '{meeting[0].words}'"
-    base = language.strip().replace("_", "-").split("-")[0].casefold()
-    acks = _ACK.find(text_, frozenset({base, "en"}) if base else frozenset())
+    # The name block under "Thanks," is not something the client said.
+    text_ = _prepare(_without_name_block(own, languages), own=True)
+    toks = text_.toks
+    closing = _covered(_CLOSING.find(text_))
+    acks = _ACK.find(text_, languages)
     if not acks:
         return False, "no acknowledgement phrase"
     covered = _covered(acks) | closing

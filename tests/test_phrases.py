@@ -269,3 +269,27 @@ def test_tokens_split_words_and_each_han_or_kana_character() -> None:
     assert tokens(normalise("Let's meet, OK?")) == ["let", "s", "meet", "ok"]
     assert tokens("收到谢谢") == ["收", "到", "谢", "谢"]
     assert tokens(normalise("కాల్‌ను మార్చగలమా")) == ["కాల్ను", "మార్చగలమా"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks!\nTom Baker\nHead of Procurement\nClient Co.\n+1 555 0100\nwww.client.example",
+        "Danke!\nKlaus Weber\nEinkauf | Kunde GmbH\nTel. +49 30 1234567",
+        "ありがとうございます。\n田中太郎\n株式会社サンプル\n03-1234-5678",
+    ],
+)
+def test_name_block_under_a_thanks_is_not_more_to_read(text: str) -> None:
+    assert needs_no_answer(text)[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thanks!\nTom\nCan you call me",
+        "Thanks!\nThe contract is wrong, the price is too high for us",
+        "Thanks!\nTom\nWhen is delivery",
+    ],
+)
+def test_lines_under_a_thanks_that_say_something_still_count(text: str) -> None:
+    assert not needs_no_answer(text)[0]
