@@ -135,7 +135,7 @@ def test_a_template_error_parks_the_action_with_the_reason(
     broken = Action(**{**reminder().__dict__, "context": {"rep": {"name": "Asha"}}})
     store.enqueue([broken])
     [o] = outbox.run(NOW)
-    assert o.status == NEEDS_ATTENTION and "undefined" in o.detail
+    assert o.status == NEEDS_ATTENTION and "reminder/en.j2" in o.detail
     assert sent_count(box) == 0
 
 
