@@ -888,7 +888,6 @@ def build_message(
         msg["In-Reply-To"] = parent
         msg["References"] = " ".join(refs)
     msg[KEY_HEADER] = clean_header(key)
-    msg["Content-Language"] = clean_header(rendered.language)
 
     for name, value in (extra_headers or {}).items():
         if not _HEADER_NAME.match(name):
@@ -900,4 +899,6 @@ def build_message(
     msg.set_content(rendered.text)
     if rendered.html is not None:
         msg.add_alternative(rendered.html, subtype="html")
+    # After the body: add_alternative moves every Content-* header into the first part.
+    msg["Content-Language"] = clean_header(rendered.language)
     return msg
