@@ -33,11 +33,12 @@ skipped), inside the rule's ``send_window``, and notes to one client are kept ``
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -99,6 +100,31 @@ class _Note:
     reason: list[str]
 
 
+class _Timeline:
+    """Messages oldest first, to find those after an instant without scanning them all."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Classified, Thread]] = []
+        self.dates: list[datetime] = []
+
+    def add(self, c: Classified, thread: Thread) -> None:
+        self.items.append((c, thread))
+
+    def seal(self) -> None:
+        self.items.sort(key=lambda pair: (pair[0].message.date, pair[0].message.provider_id))
+        self.dates = [c.message.date for c, _ in self.items]
+
+    def after(
+        self, when: datetime, *, inclusive: bool = False
+    ) -> Iterator[tuple[Classified, Thread]]:
+        """Messages dated after ``when`` (or at it, with ``inclusive``), oldest first."""
+        cut = bisect.bisect_left if inclusive else bisect.bisect_right
+        return (self.items[i] for i in range(cut(self.dates, when), len(self.items)))
+
+    def first_after(self, when: datetime) -> tuple[Classified, Thread] | None:
+        return next(self.after(when), None)
+
+
 @dataclass
 class _World:
     """Indexes over everything the planner sees, built once per call."""
@@ -110,12 +136,20 @@ class _World:
     clients: dict[str, Client] = field(default_factory=dict)
     by_email: dict[str, Client] = field(default_factory=dict)
     by_domain: dict[str, Client] = field(default_factory=dict)
-    # (mailbox, client key) -> messages of that client in that mailbox, oldest first
-    mail: dict[tuple[str, str], list[tuple[Classified, Thread]]] = field(
-        default_factory=lambda: defaultdict(list)
+    # (mailbox, client key) -> that client's human replies, auto-replies, and the team's own
+    # human mail (notes excluded) in that mailbox
+    replies: dict[tuple[str, str], _Timeline] = field(
+        default_factory=lambda: defaultdict(_Timeline)
     )
+    autos: dict[tuple[str, str], _Timeline] = field(default_factory=lambda: defaultdict(_Timeline))
+    sent: dict[tuple[str, str], _Timeline] = field(default_factory=lambda: defaultdict(_Timeline))
     stop_asked: dict[str, tuple[Classified, str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    # client key -> meetings not cancelled that a client attendee has not declined
+    meetings: dict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
+    threads: dict[tuple[str, str], Thread] = field(default_factory=dict)
+    # (mailbox, client key) -> that client's thread with the newest message
+    newest: dict[tuple[str, str], Thread] = field(default_factory=dict)
 
     def client_of(self, email: str) -> Client | None:
         email = email.lower()
@@ -163,14 +197,37 @@ def _index(
         for c in thread.messages:
             if c.message.date > now or not c.client:
                 continue
-            world.mail[(thread.mailbox, c.client)].append((c, thread))
+            slot = (thread.mailbox, c.client)
             if c.direction is Direction.INBOUND and c.kind is MessageKind.HUMAN:
+                world.replies[slot].add(c, thread)
                 asked, why = _asks_to_stop(c)
                 if asked and c.client not in world.stop_asked:
                     world.stop_asked[c.client] = (c, why)
-    for items in world.mail.values():
-        items.sort(key=lambda pair: (pair[0].message.date, pair[0].message.provider_id))
+            elif c.direction is Direction.INBOUND and c.kind is MessageKind.AUTO_REPLY:
+                world.autos[slot].add(c, thread)
+            elif c.direction is Direction.OUTBOUND and c.is_human and not world.is_note(c):
+                world.sent[slot].add(c, thread)
+    for timelines in (world.replies, world.autos, world.sent):
+        for timeline in timelines.values():
+            timeline.seal()
     world.events = sorted(events, key=lambda e: (e.start, e.mailbox, e.provider_id))
+    for event in world.events:
+        if event.status == "cancelled":
+            continue
+        attending = {
+            found.key
+            for a in event.attendees
+            if a.partstat.upper() != "DECLINED" and (found := world.client_of(a.email))
+        }
+        for key in sorted(attending):
+            world.meetings[key].append(event)
+    for thread in threads:
+        world.threads[(thread.mailbox, thread.thread_id)] = thread
+        if thread.client is not None and thread.messages:
+            slot = (thread.mailbox, thread.client.key)
+            known_thread = world.newest.get(slot)
+            if known_thread is None or _newest(thread) > _newest(known_thread):
+                world.newest[slot] = thread
     return world
 
 
@@ -223,12 +280,12 @@ def plan(
         pending += n
         decisions += d
         obsolete |= o
-    n, d, o = _thank_yous(items, world, cadences, reps, client_calendar)
+    n, d, o = _thank_yous(world, cadences, reps, client_calendar)
     pending += n
     decisions += d
     obsolete |= o
     for note in pending:
-        language = _language(note.action, items, world.clients, languages)
+        language = _language(note.action, world, languages)
         note.action = dataclasses.replace(note.action, language=language)
     actions = _space(pending)
     modes = {a.key: n.mode for a, n in zip(actions, pending, strict=True) if n.mode}
@@ -269,15 +326,11 @@ def _follow_thread(
     ]
     if not mine:
         return [], decisions, obsolete
-    mailbox_mail = world.mail[(thread.mailbox, client.key)]
+    replies = world.replies[(thread.mailbox, client.key)]
     for old, new in itertools.pairwise(mine):
         obsolete |= _follow_keys(thread, old)
-        replied = any(
-            c.direction is Direction.INBOUND
-            and c.is_human
-            and old.message.date < c.message.date <= new.message.date
-            for c, _ in mailbox_mail
-        )
+        first = replies.first_after(old.message.date)
+        replied = first is not None and first[0].message.date <= new.message.date
         if not replied:
             decisions.append(
                 _decide(
@@ -330,20 +383,16 @@ def _stopped(
                 f"{c.message.sender.email} reported a delivery failure on "
                 f"{c.message.date:%Y-%m-%d %H:%M} UTC ({c.reason})",
             )
-    for c, where in world.mail[(thread.mailbox, client.key)]:
-        if c.direction is Direction.INBOUND and c.is_human and c.message.date > since:
-            other = "" if where.thread_id == thread.thread_id else f" in {where.subject!r}"
-            return (
-                "follow-ups stopped: client replied",
-                f"{c.message.sender} wrote on {c.message.date:%Y-%m-%d %H:%M} UTC{other}",
-            )
-    for event in world.events:
-        if event.status == "cancelled" or event.start <= since:
-            continue
-        if any(
-            _same(world.client_of(a.email), client) and a.partstat.upper() != "DECLINED"
-            for a in event.attendees
-        ):
+    reply = world.replies[(thread.mailbox, client.key)].first_after(since)
+    if reply is not None:
+        c, where = reply
+        other = "" if where.thread_id == thread.thread_id else f" in {where.subject!r}"
+        return (
+            "follow-ups stopped: client replied",
+            f"{c.message.sender} wrote on {c.message.date:%Y-%m-%d %H:%M} UTC{other}",
+        )
+    for event in world.meetings.get(client.key, []):
+        if event.start > since:
             return (
                 "follow-ups stopped: meeting booked",
                 f"{event.summary!r} with {client.name} on {event.start:%Y-%m-%d %H:%M} UTC",
@@ -445,12 +494,8 @@ def _absences(
 ) -> list[tuple[datetime, datetime, str]]:
     """Out-of-office replies after ``since``: (from, held until, why) for each."""
     holds = []
-    for c, _ in world.mail[(mailbox, client.key)]:
+    for c, _ in world.autos[(mailbox, client.key)].after(since):
         m = c.message
-        if c.kind is not MessageKind.AUTO_REPLY or c.direction is not Direction.INBOUND:
-            continue
-        if m.date <= since:
-            continue
         back = return_date(f"{m.subject}\n{m.body or ''}", m.date, cal.zone, client.language)
         if back is not None:
             until = cal.next_open(back)
@@ -473,6 +518,8 @@ def return_date(text: str, sent: datetime, zone: str, language: str = "") -> dat
     """
     from zoneinfo import ZoneInfo
 
+    # Imported here: dateparser takes half a second to import and only out-of-office replies
+    # need it.
     from dateparser.search import search_dates
 
     tz = ZoneInfo(zone)
@@ -509,7 +556,6 @@ def return_date(text: str, sent: datetime, zone: str, language: str = "") -> dat
 
 
 def _thank_yous(
-    threads: list[Thread],
     world: _World,
     cadences: Cadences,
     reps: Mapping[str, Rep],
@@ -599,15 +645,9 @@ def _no_thanks(
     if client.key in world.stop_asked:
         c, phrase = world.stop_asked[client.key]
         return "no thank-you: asked to stop", f"{c.message.sender} asked to stop ({phrase})"
-    for c, _ in world.mail[(event.mailbox, client.key)]:
+    for c, _ in world.sent[(event.mailbox, client.key)].after(event.end, inclusive=True):
         m = c.message
-        if (
-            c.direction is Direction.OUTBOUND
-            and c.is_human
-            and m.sender.email in rep.addresses
-            and m.date >= event.end
-            and not world.is_note(c)
-        ):
+        if m.sender.email in rep.addresses:
             return (
                 "no thank-you: the rep already wrote",
                 f"{rep.name} wrote to {client.name} on {m.date:%Y-%m-%d %H:%M} UTC, after "
@@ -718,32 +758,18 @@ def _person(client: Client, name: str, to: Address) -> dict[str, str]:
     }
 
 
-def _language(
-    action: Action,
-    threads: list[Thread],
-    clients: Mapping[str, Client],
-    languages: Languages | None,
-) -> str:
+def _language(action: Action, world: _World, languages: Languages | None) -> str:
     client_key = action.client
     if languages is not None:
-        thread = next(
-            (t for t in threads if t.mailbox == action.mailbox and t.thread_id == action.thread_id),
-            None,
+        # A thank-you has no thread: the newest thread with that client speaks for it.
+        thread = world.threads.get((action.mailbox, action.thread_id)) or world.newest.get(
+            (action.mailbox, client_key)
         )
-        if thread is None:  # a thank-you: the newest thread with that client speaks for it
-            thread = next(
-                (
-                    t
-                    for t in sorted(threads, key=_newest, reverse=True)
-                    if t.mailbox == action.mailbox and t.client and t.client.key == client_key
-                ),
-                None,
-            )
         if thread is not None:
             chosen = languages(thread)
             if chosen:
                 return chosen
-    client = clients.get(client_key)
+    client = world.clients.get(client_key)
     return (client.language if client else "") or "en"
 
 
