@@ -1,6 +1,6 @@
 """Language detection on the labelled sample: per-language precision and recall, overall precision.
 
-Run: ``python tests/benchmarks/bench_language.py [--threshold 0.80]``
+Run from the repository root: ``python -m tests.benchmarks.bench_language [--threshold 0.80]``
 
 Each mail goes through ``own_text`` then ``detect`` restricted to the team's languages. A mail
 counts as *predicted* only when the confidence reaches the threshold (below it the agent falls
