@@ -6,18 +6,28 @@ cli.py parses and prints; this module wires config, store and planners together 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import requests
 
 from agent import config, pipeline, report
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
 from agent.compose import Composer
-from agent.errors import ConfigError, Problem
+from agent.errors import ConfigError, Problem, Transient
 from agent.model import Address
 from agent.providers.local import LocalMailbox
+from agent.providers.msal_auth import (
+    GraphAuth,
+    connect_outlook_device,
+    connect_outlook_interactive,
+)
+from agent.providers.outlook import OutlookProvider
 from agent.providers.protocol import MailProvider
+from agent.providers.tokens import Vault
 from agent.store import NEEDS_ATTENTION, OPEN_STATES, Store
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
@@ -147,10 +157,50 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
         store.close()
 
 
+MICROSOFT_LOGIN = "https://login.microsoftonline.com"
+
+
 def connect_providers(settings: config.Settings, store: Store) -> dict[str, MailProvider]:
-    """The mail provider of each configured mailbox that can be reached without a browser."""
+    """The provider of each configured mailbox that is connected (a local folder, or a stored
+    sign-in sealed with the operator's key)."""
     providers: dict[str, MailProvider] = {}
+    vault: Vault | None = None
     for m in settings.mailboxes:
         if m.provider == "local" and m.path is not None:
             providers[m.name] = LocalMailbox(m.path, mailbox=m.name, address=m.address)
+        elif m.provider == "outlook" and store.load_credentials(m.name):
+            vault = vault or Vault.from_environment()
+            auth = GraphAuth(m.name, m.client_id, f"{MICROSOFT_LOGIN}/{m.tenant}", vault, store)
+            providers[m.name] = OutlookProvider(m.name, m.address, auth)
     return providers
+
+
+def connect_outlook(
+    config_path: Path, mailbox: str, *, browser: bool, prompt: Callable[[str], None]
+) -> str:
+    """Sign a rep's Microsoft 365 / Outlook.com mailbox in; return the account's username."""
+    settings = config.load(config_path)
+    m = settings.mailbox(mailbox)
+    if m.provider != "outlook" or not m.client_id:
+        raise ConfigError(
+            [
+                Problem(
+                    str(config_path),
+                    f"mailboxes[{mailbox}]",
+                    'needs provider = "outlook" and the Entra app\'s client_id',
+                )
+            ]
+        )
+    vault = Vault.from_environment()
+    store = Store.open(settings.database.url)
+    authority = f"{MICROSOFT_LOGIN}/{m.tenant}"
+    try:
+        if browser:
+            return connect_outlook_interactive(m.name, m.client_id, authority, vault, store)
+        return connect_outlook_device(m.name, m.client_id, authority, vault, store, prompt=prompt)
+    except requests.RequestException as exc:
+        raise Transient(
+            f"cannot reach Microsoft sign-in at {authority}: {type(exc).__name__}"
+        ) from exc
+    finally:
+        store.close()

@@ -208,6 +208,33 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
     console.print(f"{ident}: {outcome.status} {outcome.detail}")
 
 
+@main.group()
+def connect() -> None:
+    """Connect a rep's mailbox: sign in once, the agent keeps the grant sealed."""
+
+
+@connect.command("outlook")
+@click.option("--mailbox", required=True, help="The mailbox's name in the config.")
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Open a browser on this machine instead of showing a device code.",
+)
+@config_option
+@reports_problems
+def connect_outlook(mailbox: str, browser: bool, config_path: Path) -> None:
+    """Microsoft 365 or Outlook.com, with a device code (works on a headless server)."""
+    from agent.app import connect_outlook as run
+    from agent.errors import ProviderError
+
+    try:
+        username = run(config_path, mailbox, browser=browser, prompt=console.print)
+    except ProviderError as exc:
+        err_console.print(f"[red]Sign-in did not complete:[/] {exc}")
+        sys.exit(1)
+    console.print(f"[green]✓[/] Connected {mailbox} as {username}.")
+
+
 @main.command()
 def keygen() -> None:
     """Print a new key for sealing stored credentials (FOLLOWUP_SECRET_KEY)."""

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -42,7 +43,7 @@ def problems(console: Console, items: Iterable[Problem], title: str = "Problems"
     items = list(items)
     console.print(f"[bold red]{title}: {len(items)}[/]")
     for p in items:
-        console.print(f"  [red]✗[/] {p}")
+        console.print(f"  [red]✗[/] {escape(str(p))}")
 
 
 def demo(console: Console, result: Any) -> None:
