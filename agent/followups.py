@@ -21,9 +21,10 @@ overdue by more than :data:`TOO_LATE` ends the cadence instead.
 
 Thank-yous
 ----------
-After a meeting with a client attendee ends, a thank-you is due ``delay`` later (and a feedback
-survey ``delay_feedback`` later, if the rule asks). None is planned for a cancelled meeting, a
-meeting every client attendee (or the rep) declined, a recurring meeting, or when the rep has
+Once a meeting with a client attendee has ended, a thank-you is due ``delay`` after its end
+(and a feedback survey ``delay_feedback`` after it, if the rule asks). None is planned for a
+cancelled meeting, a meeting every client attendee (or the rep) declined, a recurring meeting, a
+meeting a colleague's mailbox also holds (the organizer's mailbox thanks), or when the rep has
 already written to the client since the meeting ended: any outbound human message from the rep
 to that client counts, as the rep has then followed up in person.
 
@@ -573,7 +574,9 @@ def _thank_yous(
                 sharing[(e.uid, e.start)].append(e.mailbox)
     for event in world.events:
         rep = reps.get(event.mailbox)
-        if rep is None or event.all_day:
+        # Only a meeting that has ended is thanked for: a future one may yet be moved or
+        # deleted, and a deleted event leaves no trace to cancel its note by.
+        if rep is None or event.all_day or event.end > world.now:
             continue
         by_client: dict[str, list[Any]] = {}
         for a in event.attendees:

@@ -304,7 +304,7 @@ def test_a_bounce_in_the_thread_stops_it() -> None:
 )
 def test_please_stop_in_any_language_stops_it(body: str) -> None:
     stop = msg(3, "carlos@ruiz.mx", "sam@acme.example", at(20, 15), body=body)
-    result = run([ASKED, ANCHOR, stop], at(20, 18), [demo(start=at(23, 16), end=at(23, 17))])
+    result = run([ASKED, ANCHOR, stop], at(23, 18), [demo()])
     assert result.actions == ()
     assert "follow-ups stopped: asked to stop" in decided(result)
     assert "no thank-you: asked to stop" in decided(result)
@@ -327,7 +327,7 @@ def test_an_old_stop_request_in_another_thread_still_counts() -> None:
 
 def test_an_opted_out_client_gets_no_notes() -> None:
     marked = dataclasses.replace(CARLOS, opted_out=True)
-    result = run([ASKED, ANCHOR], at(20, 12), [demo()], clients=(marked, ANNA, JEN))
+    result = run([ASKED, ANCHOR], at(23, 18), [demo()], clients=(marked, ANNA, JEN))
     assert result.actions == ()
     assert decided(result) == ["follow-ups stopped: opted out", "no thank-you: opted out"]
     listed = run([ASKED, ANCHOR], at(20, 12), opted_out={"ruiz"})
@@ -557,9 +557,10 @@ def test_a_thank_you_after_closing_waits_for_the_next_morning() -> None:
     assert thank.language == "es"
 
 
-def test_a_future_meeting_already_has_its_thank_you_scheduled() -> None:
-    thank, _ = thanks_of(run([], at(20, 12), [demo()]))
-    assert thank.due == at(23, 19)
+def test_a_meeting_is_thanked_for_only_once_it_has_ended() -> None:
+    assert run([], at(23, 16, 30), [demo()]).actions == ()
+    thank, _ = thanks_of(run([], at(23, 17), [demo()]))
+    assert thank.due == at(23, 19)  # still in the future: scheduled
 
 
 @pytest.mark.parametrize(
