@@ -26,7 +26,8 @@ Once a meeting with a client attendee has ended, a thank-you is due ``delay`` af
 cancelled meeting, a meeting every client attendee (or the rep) declined, a recurring meeting, a
 meeting a colleague's mailbox also holds (the organizer's mailbox thanks), or when the rep has
 already written to the client since the meeting ended: any outbound human message from the rep
-to that client counts, as the rep has then followed up in person.
+to that client counts, as the rep has then followed up in person. A thank-you found due more
+than :data:`LATE_THANKS` ago is not sent at all.
 
 Every note is moved into the client's business hours (their weekend and public holidays
 skipped), inside the rule's ``send_window``, and notes to one client are kept ``min_gap`` apart.
@@ -68,6 +69,8 @@ Languages = Callable[[Thread], str]
 
 # A step found overdue by more than this when planned is not sent late: the cadence ends.
 TOO_LATE = timedelta(days=7)
+# A thank-you found due longer ago than this (the agent was not running) is not sent at all.
+LATE_THANKS = timedelta(days=2)
 # Return dates further out than this are more likely a misread than a long leave.
 MAX_ABSENCE = timedelta(days=120)
 _KEY = KEY_HEADER.lower()
@@ -592,6 +595,16 @@ def _thank_yous(
             rule = cadences.thank_you_for(client, event.mailbox, rep.team)
             if stop is None and rule is None:
                 stop = ("no thank-you: no rule matches", f"no [[thank_you]] rule accepts {key}")
+            if (
+                stop is None
+                and rule is not None
+                and event.end + rule.delay < world.now - LATE_THANKS
+            ):
+                stop = (
+                    "no thank-you: too late",
+                    f"{event.summary!r} ended {event.end:%Y-%m-%d %H:%M} UTC; a thank-you more "
+                    f"than {LATE_THANKS.days} days late reads oddly",
+                )
             if stop is not None:
                 decisions.append(
                     Decision(event.mailbox, "", f"thank_you/{ident}", stop[0], stop[1])

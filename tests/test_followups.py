@@ -557,6 +557,13 @@ def test_a_thank_you_after_closing_waits_for_the_next_morning() -> None:
     assert thank.language == "es"
 
 
+def test_an_agent_started_days_after_a_meeting_does_not_thank_for_it() -> None:
+    result = run([], at(27, 18), [demo()])
+    assert result.actions == ()
+    assert decided(result) == ["no thank-you: too late"]
+    assert len(thanks_of(run([], at(25, 18), [demo()]))) == 2
+
+
 def test_a_meeting_is_thanked_for_only_once_it_has_ended() -> None:
     assert run([], at(23, 16, 30), [demo()]).actions == ()
     thank, _ = thanks_of(run([], at(23, 17), [demo()]))
