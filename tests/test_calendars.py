@@ -150,7 +150,7 @@ def test_merge_keeps_exactly_the_covered_minutes(raw: list[tuple[int, int]]) -> 
     spans = [Interval(base + timedelta(minutes=a), base + timedelta(minutes=a + d)) for a, d in raw]
     merged = merge(spans)
     covered = {a + i for a, d in raw for i in range(d)}
-    got = set()
+    got: set[int] = set()
     for m in merged:
         start = int((m.start - base).total_seconds() // 60)
         end = int((m.end - base).total_seconds() // 60)
