@@ -425,7 +425,7 @@ def _steps(
                 sent.setdefault(int(number), c.message.date)
     holds = _absences(client, m.date, rule, cal, world, thread.mailbox)
     to = _recipient(m.recipients, client, rep, world)
-    name = to.name or client.name
+    name = _name_of(to, client)
     local = m.date.astimezone(cal.tz)
     notes: list[_Note] = []
     base = m.date
@@ -683,7 +683,7 @@ def _thank(
 ) -> list[_Note]:
     present = [a for a in attendees if a.partstat.upper() != "DECLINED"]
     to = tuple(Address(a.email, a.name) for a in present)
-    name = present[0].name or client.name
+    name = _name_of(to[0], client)
     ended = _local(cal, event.end)
     context = {
         "client": _person(client, name, to[0]),
@@ -761,6 +761,16 @@ def _recipient(recipients: tuple[Address, ...], client: Client, rep: Rep, world:
 
 def _same(found: Client | None, client: Client) -> bool:
     return found is not None and found.key == client.key
+
+
+def _name_of(to: Address, client: Client) -> str:
+    """Whom the note greets: never the record's contact when writing to a colleague of theirs."""
+    if to.name:
+        return to.name
+    if to.email in client.emails or not client.emails:
+        return client.name
+    local = to.email.partition("@")[0]
+    return local.capitalize() if local.isalpha() else client.company or client.name
 
 
 def _person(client: Client, name: str, to: Address) -> dict[str, str]:

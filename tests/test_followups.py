@@ -522,6 +522,7 @@ def test_notes_to_one_client_keep_the_minimum_gap() -> None:
     assert pushed.due == at(25, 16)
     assert "to stay 24h after the previous note to ruiz" in pushed.reason
     assert pushed.to == (Address("maria@ruiz.mx"),)
+    assert pushed.context["client"]["first_name"] == "Maria"  # not Carlos, the record's contact
 
 
 # -- thank-yous -------------------------------------------------------------------------------
