@@ -303,7 +303,14 @@ def _party(
     files = raw.get("busy_ics", [])
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         out.add(f"{where}.busy_ics", "expected a list of .ics paths relative to this file")
-    elif window is not None:
+    elif window is None:
+        # Without a window nothing can be expanded, but a missing file is still worth naming.
+        for i, name_ in enumerate(files):
+            if not (path.parent / name_).is_file():
+                out.add(
+                    f"{where}.busy_ics[{i}]", f"cannot read {path.parent / name_}: no such file"
+                )
+    else:
         for i, name_ in enumerate(files):
             busy.extend(
                 _busy_file(

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+import icalendar
+import pytest
+
+from agent.invites import attach_invite, build_invite, invite_uid
+from agent.model import Address, Invite
+from tests.zones import KATHMANDU, LORD_HOWE
+
+STAMP = datetime(2026, 3, 20, 9, tzinfo=UTC)
+
+
+def make(**changes: object) -> Invite:
+    args: dict[str, object] = {
+        "key": "slots:acme:intro",
+        "summary": "Introduction",
+        "start": datetime(2026, 3, 30, 8, tzinfo=UTC),
+        "end": datetime(2026, 3, 30, 8, 45, tzinfo=UTC),
+        "zone": "India Standard Time",
+        "organizer": Address("jonas@example.com", "Jonas\r\nWeber"),
+        "attendees": (
+            Address("priya@client.example.in", 'Priya "P" Rāman\n'),
+            Address("dana@example.com", "Dana"),
+        ),
+        "description": "Agenda:\n1. goals\n2. timeline",
+        "location": "Video call",
+    }
+    args.update(changes)
+    return Invite(**args)  # type: ignore[arg-type]
+
+
+def parse(ics: bytes) -> Any:
+    # Any: the tests index into components; icalendar's precise types add nothing here.
+    return icalendar.Calendar.from_ical(ics)
+
+
+def test_invite_round_trips_with_method_tzid_and_vtimezone() -> None:
+    invite = make()
+    cal = parse(build_invite(invite, stamp=STAMP))
+    assert str(cal["METHOD"]) == "REQUEST"
+    [tz] = cal.walk("VTIMEZONE")
+    assert str(tz["TZID"]) == "Asia/Kolkata"
+    [event] = cal.walk("VEVENT")
+    assert event["DTSTART"].params["TZID"] == "Asia/Kolkata"
+    assert event["DTSTART"].dt == invite.start
+    assert event["DTEND"].dt == invite.end
+    assert event["DTSTART"].dt.utcoffset() == timedelta(hours=5, minutes=30)
+    assert event["DTSTAMP"].dt == STAMP
+    assert int(event["SEQUENCE"]) == 0
+    assert str(event["UID"]) == invite_uid(invite)
+    assert str(event["ORGANIZER"]) == "mailto:jonas@example.com"
+    assert event["ORGANIZER"].params["CN"] == "Jonas Weber"
+    attendees = event["ATTENDEE"]
+    assert [str(a) for a in attendees] == [
+        "mailto:priya@client.example.in",
+        "mailto:dana@example.com",
+    ]
+    for a in attendees:
+        assert a.params["RSVP"] == "TRUE"
+        assert a.params["PARTSTAT"] == "NEEDS-ACTION"
+    assert attendees[0].params["CN"] == "Priya 'P' Rāman"
+    assert str(event["DESCRIPTION"]) == "Agenda:\n1. goals\n2. timeline"
+
+
+def test_uid_is_stable_per_key_and_differs_between_keys() -> None:
+    a = parse(build_invite(make(), stamp=STAMP)).walk("VEVENT")[0]["UID"]
+    b = parse(build_invite(make(), stamp=STAMP + timedelta(days=1))).walk("VEVENT")[0]["UID"]
+    c = parse(build_invite(make(key="other"), stamp=STAMP)).walk("VEVENT")[0]["UID"]
+    assert a == b
+    assert a != c
+    assert str(a).endswith("@example.com")
+
+
+@pytest.mark.parametrize("zone", [KATHMANDU, LORD_HOWE, "Europe/Berlin"])
+def test_vtimezone_gives_the_right_offset_for_the_event(zone: str) -> None:
+    # 28-29 March straddles Berlin's change; Lord Howe is in its 30-minute DST then.
+    invite = make(
+        zone=zone,
+        start=datetime(2026, 3, 29, 8, tzinfo=UTC),
+        end=datetime(2026, 3, 29, 9, tzinfo=UTC),
+    )
+    ics = build_invite(invite, stamp=STAMP)
+    # Read the times through the file's own VTIMEZONE, not the tz database.
+    # A name per zone: icalendar caches zones built from a VTIMEZONE by TZID, process-wide.
+    renamed = ics.replace(zone.encode(), f"Own/{zone.replace('/', '-')}".encode())
+    event = parse(renamed).walk("VEVENT")[0]
+    assert event["DTSTART"].dt == invite.start
+    assert event["DTEND"].dt == invite.end
+
+
+def test_bad_invites_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        build_invite(make(zone="Mars/Base"), stamp=STAMP)
+    with pytest.raises(ValueError, match="address"):
+        build_invite(make(attendees=(Address("not an address"),)), stamp=STAMP)
+    with pytest.raises(ValueError, match="ends before"):
+        build_invite(make(end=datetime(2026, 3, 30, 7, tzinfo=UTC)), stamp=STAMP)
+
+
+def _message() -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "jonas@example.com"
+    msg["To"] = "priya@client.example.in"
+    msg["Subject"] = "Introduction"
+    msg.set_content("Looking forward to it.")
+    return msg
+
+
+def test_attach_invite_adds_a_request_alternative() -> None:
+    msg = _message()
+    ics = build_invite(make(), stamp=STAMP)
+    attach_invite(msg, ics)
+    back = message_from_bytes(msg.as_bytes(policy=policy.SMTP), policy=policy.default)
+    assert back.get_content_type() == "multipart/alternative"
+    parts = [p for p in back.walk() if not p.is_multipart()]
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/calendar"]
+    calendar_part = parts[1]
+    assert calendar_part.get_param("method") == "REQUEST"
+    assert calendar_part.get_content_charset() == "utf-8"
+    cal = parse(calendar_part.get_content().encode())
+    assert str(cal["METHOD"]) == "REQUEST"
+    assert cal.walk("VEVENT")[0]["DTSTART"].dt == make().start
+
+
+def test_attach_invite_in_a_mixed_message_and_as_attachment() -> None:
+    msg = _message()
+    msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="deck.pdf")
+    ics = build_invite(make(), stamp=STAMP)
+    attach_invite(msg, ics, as_attachment=True)
+    types = [p.get_content_type() for p in msg.walk()]
+    assert types[0] == "multipart/mixed"
+    assert "multipart/alternative" in types
+    alternative = next(p for p in msg.walk() if p.get_content_type() == "multipart/alternative")
+    assert [p.get_content_type() for p in alternative.iter_parts()] == [
+        "text/plain",
+        "text/calendar",
+    ]
+    names = [p.get_filename() for p in msg.walk() if p.get_filename()]
+    assert names == ["deck.pdf", "invite.ics"]
+
+
+def test_attach_refuses_non_requests() -> None:
+    with pytest.raises(ValueError, match="REQUEST"):
+        attach_invite(_message(), b"BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n")
