@@ -64,18 +64,26 @@ _CLIENT: dict[str, Any] = {
     "last_name?": str,
     "company": str,
     "honorific?": str,
+    "email?": str,
+    "zone?": str,
 }
 _REP: dict[str, Any] = {
     "name": str,
     "first_name?": str,
-    "company": str,
+    "company?": str,
     "title?": str,
     "email?": str,
     "phone?": str,
     "signature?": str,
 }
 _THREAD: dict[str, Any] = {"subject": str}
-_MEETING: dict[str, Any] = {"summary": str, "start": datetime, "zone": str, "next_steps?": [str]}
+_MEETING: dict[str, Any] = {
+    "summary": str,
+    "start": datetime,
+    "end?": datetime,
+    "zone": str,
+    "next_steps?": [str],
+}
 # Reminders and escalations get what the promise planner knows (agent/promises.py).
 _TEAM_CLIENT: dict[str, Any] = {"name": str, "company": str}
 _TEAM_REP: dict[str, Any] = {"name": str, "email?": str}
@@ -96,6 +104,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "rep": _REP,
         "thread": _THREAD,
         "step": int,
+        "steps?": int,
         "last_sent": datetime,
         "zone": str,
     },
@@ -164,6 +173,8 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
         "first_name": "Anjali",
         "last_name": "Rao",
         "company": "Godavari Textiles",
+        "email": "anjali.rao@godavari.example",
+        "zone": "Asia/Kolkata",
     }
     honorific = _SAMPLE_HONORIFICS.get(_norm(language).split("-")[0])
     if honorific:
@@ -183,6 +194,7 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
     meeting = {
         "summary": "Rollout planning",
         "start": meeting_start,
+        "end": meeting_start + timedelta(hours=1),
         "zone": "Asia/Kolkata",
         "next_steps": ["Send the revised quote", "Share the onboarding plan"],
     }
@@ -193,6 +205,7 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "rep": rep,
             "thread": thread,
             "step": 1,
+            "steps": 3,
             "last_sent": datetime(2025, 3, 10, 9, 15, tzinfo=UTC),
             "zone": "Asia/Kolkata",
         },

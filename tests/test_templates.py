@@ -75,6 +75,17 @@ def test_follow_up_steps_change_the_wording(composer: Composer) -> None:
         assert len(texts) == 3, language
 
 
+def test_last_step_of_a_short_cadence_is_the_last_check_in(composer: Composer) -> None:
+    def text(step: int, steps: int) -> str:
+        context = {**sample_context("follow_up"), "step": step, "steps": steps}
+        return composer.render("follow_up", "en", context).text
+
+    last = "will not follow up again"
+    assert last in text(2, 2) and last in text(5, 5) and last in text(3, 3)
+    assert last not in text(1, 1) and last not in text(1, 2) and last not in text(4, 5)
+    assert "walk you through" in text(4, 5)
+
+
 def test_japanese_uses_keigo_and_sama(composer: Composer) -> None:
     text = composer.render("thank_you", "ja", sample_context("thank_you", language="ja")).text
     assert "Rao様" in text
@@ -147,7 +158,7 @@ def test_check_catches_a_variable_outside_the_contract(copy: Path) -> None:
 
     assert [str(p) for p in problems] == [
         f"{path}:{at + 1}: 'client.nickname' is not in the thank_you context "
-        "(client has: company, first_name, honorific, last_name, name)"
+        "(client has: company, email, first_name, honorific, last_name, name, zone)"
     ]
 
 
