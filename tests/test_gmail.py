@@ -35,6 +35,7 @@ from agent.providers.gmail import (
     classify,
     event_id_for,
     google_services,
+    open_google,
     retry_after_seconds,
 )
 from agent.providers.google_auth import SCOPES, connect_gmail, load_credentials
@@ -256,6 +257,22 @@ def test_revoked_grant_raises_auth_revoked_without_looping(
 def test_missing_grant_is_auth_revoked() -> None:
     with pytest.raises(AuthRevoked):
         load_credentials("nobody", Vault(new_key()), MemoryCredentials())
+
+
+def test_open_google_gives_both_providers_on_the_stored_grant(
+    emu: GoogleEmulator, client_secrets: Path, browser: _ConsentingBrowser
+) -> None:
+    emu.strict_auth = True
+    vault, store, account = _connect(emu, client_secrets, browser)
+    mail, cal = open_google("rep", account, vault, store, root=emu.root)
+    _open.extend([mail, cal])
+    emu.deliver(raw_message(1))
+    day = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    emu.add_event(day, day + timedelta(hours=1))
+    assert len(mail.sync(None).messages) == 1
+    assert cal.busy(Interval(day, day + timedelta(days=1))) == [
+        Interval(day, day + timedelta(hours=1))
+    ]
 
 
 def test_declined_scope_is_refused(

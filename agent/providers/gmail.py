@@ -967,3 +967,22 @@ class GoogleCalendarProvider(_GoogleClient):
                 return event_id
             raise
         return event_id
+
+
+def open_google(
+    mailbox: str,
+    address: str,
+    vault: Any,
+    store: Any,
+    *,
+    root: str | None = None,
+) -> tuple[GmailProvider, GoogleCalendarProvider]:
+    """The mail and calendar providers of a connected Google mailbox, sharing its stored grant.
+
+    ``vault`` is an :class:`agent.providers.tokens.Vault`, ``store`` a ``CredentialStore``.
+    Raises ``AuthRevoked`` when the mailbox was never connected. Close both when done.
+    """
+    from agent.providers.google_auth import load_credentials
+
+    factory = google_services(load_credentials(mailbox, vault, store), root=root)
+    return GmailProvider(mailbox, address, factory), GoogleCalendarProvider(mailbox, factory)
