@@ -149,14 +149,14 @@ def read_retrying(
         after = exc.retry_after if isinstance(exc, Transient) else None
         return backoff_wait(state.attempt_number, after, base=base, max_wait=max_wait)
 
-    class too_long(tenacity.stop.stop_base):
+    class _TooLong(tenacity.stop.stop_base):
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
             return isinstance(exc, Transient) and (exc.retry_after or 0.0) > max_wait
 
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Transient),
-        stop=tenacity.stop_any(tenacity.stop_after_attempt(max_attempts), too_long()),
+        stop=tenacity.stop_any(tenacity.stop_after_attempt(max_attempts), _TooLong()),
         wait=wait,
         sleep=sleep,
         reraise=True,
