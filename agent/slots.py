@@ -53,6 +53,7 @@ from agent.model import Interval, utc
 ROLES = ("client", "internal")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
 _US = timedelta(microseconds=1)
 _MINUTE = 60_000_000
 _HOUR = 60 * _MINUTE
@@ -313,34 +314,48 @@ def _overlapping(spans: list[_Span], starts: list[int], s: int, e: int) -> _Span
     return None
 
 
-def _grid(a: int, b: int, duration: int, step: timedelta, tz: ZoneInfo) -> Iterator[int]:
-    """Starts ``s`` with ``a <= s`` and ``s + duration <= b`` on the local wall-clock grid."""
-    local = _dt(a).astimezone(tz).replace(tzinfo=None)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    steps = -((midnight - local) // step)  # ceiling division
-    wall = midnight + steps * step
-    while True:
-        first = _us(wall.replace(tzinfo=tz, fold=0))
-        if first + duration > b and first > a:
-            return
-        for fold in (0, 1):
-            s = first if fold == 0 else _us(wall.replace(tzinfo=tz, fold=1))
-            if fold == 1 and s == first:
-                continue
-            if _dt(s).astimezone(tz).replace(tzinfo=None) != wall:
-                continue  # a wall time inside a DST gap
-            if a <= s and s + duration <= b:
-                yield s
-        wall += step
+def _grid(a: int, b: int, duration: int, step: int, p: _Prepared) -> Iterator[int]:
+    """Starts ``s`` with ``a <= s`` and ``s + duration <= b`` whose local wall-clock time is a
+    multiple of ``step`` (which divides a day, so the grid is anchored at local midnight).
+
+    Per stretch of constant offset ``o``, wall time ``g`` is the instant ``g - o``; a wall time
+    inside a DST gap belongs to no stretch and a folded one to two, so gaps are skipped and both
+    occurrences of a fold are offered. Starts come in ascending order.
+    """
+    found: list[int] = []
+    bounds = [*p.seg_starts[1:], None]
+    for start, end, o in zip(p.seg_starts, bounds, p.seg_offsets, strict=True):
+        lo = max(a, start)
+        hi = b - duration if end is None else min(b - duration, end - 1)
+        if hi < lo:
+            continue
+        g = -((-(lo + o)) // step) * step  # first grid wall time at or after lo
+        while g - o <= hi:
+            found.append(g - o)
+            g += step
+    found.sort()
+    return iter(found)
 
 
 # -- per-party precomputation -----------------------------------------------------------------
 
 
 class _Prepared:
-    """A party's open time, free time and busy time as sorted integer spans."""
+    """A party's open, free and busy time as sorted integer spans, and its UTC offsets.
 
-    def __init__(self, party: Party, lo: int, hi: int, before: int, after: int) -> None:
+    ``offsets`` is a step function over the search range: ``seg_starts[i]`` is the instant from
+    which ``seg_offsets[i]`` applies, so local wall-clock arithmetic needs no datetime at all.
+    """
+
+    def __init__(
+        self,
+        party: Party,
+        lo: int,
+        hi: int,
+        before: int,
+        after: int,
+        transitions: list[tuple[int, int, int]],
+    ) -> None:
         self.party = party
         self.tz = party.calendar.tz
         self.weight = party.effective_weight
@@ -349,17 +364,45 @@ class _Prepared:
         ]
         self.open_starts = [s for s, _ in self.open]
         # A slot [s, e) collides with busy [a, b) when [s - before, e + after) overlaps it.
-        self.blocked = _merge([(_us(iv.start) - after, _us(iv.end) + before) for iv in party.busy])
+        self.blocked = _merge(
+            [
+                ((iv.start - _EPOCH) // _US - after, (iv.end - _EPOCH) // _US + before)
+                for iv in party.busy
+            ]
+        )
         self.blocked_starts = [s for s, _ in self.blocked]
         self.free = _subtract(self.open, self.blocked)
         self.free_starts = [s for s, _ in self.free]
+        self.seg_starts = [lo]
+        self.seg_offsets = [_offset(self.tz, lo)]
+        for at, _, new in transitions:
+            self.seg_starts.append(at)
+            self.seg_offsets.append(new)
+        self._business: dict[int, bool] = {}
+
+    def offset(self, s: int) -> int:
+        return self.seg_offsets[max(0, bisect.bisect_right(self.seg_starts, s) - 1)]
+
+    def wall(self, s: int) -> int:
+        """Local wall-clock time of instant ``s`` as microseconds since the local epoch."""
+        return s + self.offset(s)
 
     def local(self, s: int) -> datetime:
         return _dt(s).astimezone(self.tz)
 
     def minute_of_day(self, s: int) -> int:
-        local = self.local(s)
-        return local.hour * 60 + local.minute
+        return (self.wall(s) % _DAY) // _MINUTE
+
+    def day(self, s: int) -> int:
+        """The local date of ``s`` as a day number (days since 1970-01-01)."""
+        return self.wall(s) // _DAY
+
+    def is_business_day(self, day: int) -> bool:
+        known = self._business.get(day)
+        if known is None:
+            known = self.party.calendar.is_business_day(date.fromordinal(_EPOCH_ORDINAL + day))
+            self._business[day] = known
+        return known
 
     def available(self, s: int, e: int) -> bool:
         return _contains(self.free, self.free_starts, s, e)
@@ -384,7 +427,7 @@ def _fmt_local(dt: datetime) -> str:
 class _Candidate:
     start: int
     score: float
-    day: date
+    day: int  # the client's local date as days since 1970-01-01
     afternoon: bool
 
 
@@ -410,14 +453,20 @@ def propose(request: SlotRequest) -> Proposal:
 
     before = request.buffer_before // _US
     after = request.buffer_after // _US
+    lo, hi = earliest - _DAY, latest + _DAY
+    transitions: dict[str, list[tuple[int, int, int]]] = {}
+    for party in request.parties:
+        if party.calendar.zone not in transitions:
+            transitions[party.calendar.zone] = _transitions(party.calendar.tz, lo, hi)
     prepared = [
-        _Prepared(p, earliest - _DAY, latest + _DAY, before, after) for p in request.parties
+        _Prepared(p, lo, hi, before, after, transitions[p.calendar.zone]) for p in request.parties
     ]
     required = [p for p in prepared if p.party.required]
     optional = [p for p in prepared if not p.party.required]
     client = next(p for p in prepared if p.party is request.client)
 
     warnings.extend(_dst_warnings(prepared, earliest, latest))
+    step = request.step // _US
 
     common = [(earliest, latest)]
     for p in required:
@@ -427,7 +476,7 @@ def propose(request: SlotRequest) -> Proposal:
     minutes = max(1, duration // _MINUTE)
     candidates: list[_Candidate] = []
     for a, b in common:
-        for s in _grid(a, b, duration, request.step, client.tz):
+        for s in _grid(a, b, duration, step, client):
             e = s + duration
             total = 0.0
             for p in required:
@@ -437,8 +486,8 @@ def propose(request: SlotRequest) -> Proposal:
                     total += p.weight * _comfort(p.minute_of_day(s), minutes)
             lateness = min(_LATENESS_MAX, _LATENESS_PER_DAY * (s - earliest) / _DAY)
             score = total / total_weight * (1 - lateness)
-            local = client.local(s)
-            candidates.append(_Candidate(s, score, local.date(), local.hour >= 12))
+            wall = client.wall(s)
+            candidates.append(_Candidate(s, score, wall // _DAY, wall % _DAY >= 12 * _HOUR))
 
     chosen = _select(candidates, request.count, duration)
     slots = tuple(_slot(c, duration, prepared, client) for c in chosen)
@@ -511,27 +560,31 @@ def _slot(c: _Candidate, duration: int, prepared: list[_Prepared], client: _Prep
 # -- near misses ------------------------------------------------------------------------------
 
 
-def _stretch(p: _Prepared, s: int, e: int) -> tuple[int, str] | None:
-    """How far ``p``'s hours must stretch to hold ``[s, e)`` on the same local date, and how to
-    say it; ``None`` when that date is not a business day or the stretch is too long."""
+def _stretch(p: _Prepared, s: int, e: int) -> tuple[int, _Span] | None:
+    """How far ``p``'s hours must stretch to hold ``[s, e)`` on the same local date, with the
+    open span to stretch; ``(0, (s, e))`` when no stretch is needed, ``None`` when that date is
+    not a business day or the stretch is too long."""
     if _contains(p.open, p.open_starts, s, e):
-        return 0, ""
-    day = p.local(s).date()
-    if not p.party.calendar.is_business_day(day):
+        return 0, (s, e)
+    day = p.day(s)
+    if not p.is_business_day(day):
         return None
     best: tuple[int, _Span] | None = None
     i = bisect.bisect_right(p.open_starts, s)
     for j in (i - 2, i - 1, i, i + 1):
         if 0 <= j < len(p.open):
             a, b = p.open[j]
-            if p.local(a).date() != day and p.local(b - 1).date() != day:
+            if p.day(a) != day and p.day(b - 1) != day:
                 continue
             cost = max(0, a - s) + max(0, e - b)
             if best is None or cost < best[0]:
                 best = (cost, (a, b))
     if best is None or best[0] > _MAX_STRETCH:
         return None
-    cost, (a, b) = best
+    return best
+
+
+def _stretch_text(p: _Prepared, s: int, e: int, a: int, b: int) -> list[str]:
     name = f"{p.party.name} ({p.party.city})"
     parts = []
     if a > s:
@@ -544,7 +597,7 @@ def _stretch(p: _Prepared, s: int, e: int) -> tuple[int, str] | None:
             f"{name} would have to stay {_fmt_span(e - b)} later "
             f"(until {p.local(e):%H:%M} instead of {p.local(b):%H:%M} on {p.local(b - 1):%a %d %b})"
         )
-    return cost, "; ".join(parts)
+    return parts
 
 
 def _near_misses(
@@ -554,52 +607,53 @@ def _near_misses(
     latest: int,
     chosen: list[_Candidate],
 ) -> tuple[NearMiss, ...]:
+    """The closest failing times on the client's grid, one per client-local date: fewest busy
+    attendees first, then least stretch of working hours, then most comfort."""
     duration = request.duration // _US
     client = next(p for p in prepared if p.party is request.client)
     required = [p for p in prepared if p.party.required]
-    step = max(request.step, timedelta(minutes=30))
-    if timedelta(days=1) % step:
-        step = request.step
-    found: list[tuple[int, int, float, _Candidate, NearMiss]] = []
+    step = request.step // _US
+    if step < 30 * _MINUTE and (30 * _MINUTE) % step == 0:
+        step = 30 * _MINUTE  # a coarser grid is plenty for "nearly"
     minutes = max(1, duration // _MINUTE)
-    for s in _grid(earliest, latest, duration, step, client.tz):
+    found: list[tuple[int, int, float, int, list[tuple[_Prepared, int, int, bool]]]] = []
+    for s in _grid(earliest, latest, duration, step, client):
         e = s + duration
         if any(abs(s - c.start) < duration for c in chosen):
             continue
-        reasons: list[str] = []
         stretch = 0
         conflicts = 0
-        feasible = True
+        details: list[tuple[_Prepared, int, int, bool]] = []
         for p in required:
             measured = _stretch(p, s, e)
             if measured is None:
-                feasible = False
                 break
-            cost, text = measured
-            if cost:
-                stretch += cost
-                reasons.append(text)
-            clash = _overlapping(p.blocked, p.blocked_starts, s, e)
-            if clash is not None:
-                conflicts += 1
-                reasons.append(f"{p.party.name} is busy then")
-        if not feasible or not reasons:
-            continue
-        comfort = sum(p.weight * _comfort(p.minute_of_day(s), minutes) for p in required)
-        local = client.local(s)
-        candidate = _Candidate(s, -stretch, local.date(), local.hour >= 12)
-        miss = NearMiss(_dt(s), _dt(e), tuple(reasons), timedelta(microseconds=stretch))
-        found.append((conflicts, stretch, -comfort, candidate, miss))
-    found.sort(key=lambda item: (item[0], item[1], item[2], item[3].start))
+            cost, (a, b) = measured
+            busy = _overlapping(p.blocked, p.blocked_starts, s, e) is not None
+            stretch += cost
+            conflicts += busy
+            if cost or busy:
+                details.append((p, a, b, busy))
+        else:
+            if details:
+                comfort = sum(p.weight * _comfort(p.minute_of_day(s), minutes) for p in required)
+                found.append((conflicts, stretch, -comfort, s, details))
+    found.sort(key=lambda item: item[:4])
     picked: list[NearMiss] = []
-    days: set[date] = set()
-    wanted = request.count
-    for _, _, _, candidate, miss in found:
-        if candidate.day in days:
+    days: set[int] = set()
+    for _, stretch, _, s, details in found:
+        day = client.day(s)
+        if day in days:
             continue
-        days.add(candidate.day)
-        picked.append(miss)
-        if len(picked) == wanted:
+        days.add(day)
+        e = s + duration
+        reasons: list[str] = []
+        for p, a, b, busy in details:
+            reasons.extend(_stretch_text(p, s, e, a, b))
+            if busy:
+                reasons.append(f"{p.party.name} is busy then")
+        picked.append(NearMiss(_dt(s), _dt(e), tuple(reasons), timedelta(microseconds=stretch)))
+        if len(picked) == request.count:
             break
     return tuple(picked)
 
@@ -607,59 +661,70 @@ def _near_misses(
 # -- clock changes ----------------------------------------------------------------------------
 
 
-def _fmt_offset(offset: timedelta) -> str:
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours:02d}:{rest:02d}"
+def _offset(tz: ZoneInfo, us: int) -> int:
+    return (_dt(us).astimezone(tz).utcoffset() or timedelta(0)) // _US
 
 
-def _transitions(tz: ZoneInfo, lo: int, hi: int) -> Iterator[tuple[int, timedelta, timedelta]]:
-    """(instant, offset before, offset after) of every offset change in ``[lo, hi]``."""
-
-    def offset(us: int) -> timedelta:
-        return _dt(us).astimezone(tz).utcoffset() or timedelta(0)
-
+def _transitions(tz: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """(instant, offset before, offset after) of every offset change in ``(lo, hi]``, exact to
+    the microsecond; offsets in microseconds. Sampled daily: zones change at most once a day."""
+    found = []
     t = lo
-    current = offset(lo)
+    current = _offset(tz, lo)
     while t < hi:
-        nxt = min(t + 6 * _HOUR, hi)
-        after = offset(nxt)
+        nxt = min(t + _DAY, hi)
+        after = _offset(tz, nxt)
         if after != current:
             a, b = t, nxt
-            while b - a > 1_000_000:
+            while b - a > 1:
                 mid = (a + b) // 2
-                if offset(mid) == current:
+                if _offset(tz, mid) == current:
                     a = mid
                 else:
                     b = mid
-            yield b, current, after
+            found.append((b, current, after))
             current = after
         t = nxt
+    return found
+
+
+def _client_zone(prepared: list[_Prepared]) -> str:
+    for p in prepared:
+        if p.party.role == "client":
+            return p.party.calendar.zone
+    return prepared[0].party.calendar.zone
 
 
 def _dst_warnings(prepared: list[_Prepared], lo: int, hi: int) -> list[str]:
+    """One line per clock change inside ``[lo, hi]`` in any party's zone, with how the
+    difference to every other zone present changes."""
     zones_seen: dict[str, _Prepared] = {}
     for p in prepared:
         zones_seen.setdefault(p.party.calendar.zone, p)
     out = []
     for zone, p in zones_seen.items():
-        for at, old, new in _transitions(p.tz, lo, hi):
-            local = _dt(at).astimezone(p.tz)
+        changes = zip(p.seg_starts[1:], p.seg_offsets, p.seg_offsets[1:], strict=False)
+        for at, old, new in changes:
+            if not lo <= at <= hi:
+                continue
+            local = p.local(at)
             names = ", ".join(q.party.name for q in prepared if q.party.calendar.zone == zone)
             text = (
                 f"clocks change in {zone} on {local:%a} {local.day} {local:%b %Y} "
                 f"({_fmt_offset(old)} -> {_fmt_offset(new)}) for {names}"
             )
             others = []
+            # Against the client's zone; a change in the client's zone, against everyone's.
+            client_zone = _client_zone(prepared)
             for other_zone, q in zones_seen.items():
-                if other_zone == zone:
+                if other_zone == zone or (zone != client_zone and other_zone != client_zone):
                     continue
-                other = q.local(at).utcoffset() or timedelta(0)
-                if old - other != new - other:
+                # Zones with the same rules change together: their gap stays as it was.
+                gap_before, gap_after = old - q.offset(at - 1), new - q.offset(at)
+                if gap_before != gap_after:
                     others.append(
-                        f"{p.party.city} is {_gap(old - other)} {q.party.city} before and "
-                        f"{_gap(new - other)} {q.party.city} after"
+                        f"{p.party.city} is {_gap(gap_before)} {q.party.city} before and "
+                        f"{_gap(gap_after)} {q.party.city} after"
                     )
             if others:
                 text += ": " + "; ".join(others)
@@ -667,8 +732,14 @@ def _dst_warnings(prepared: list[_Prepared], lo: int, hi: int) -> list[str]:
     return out
 
 
-def _gap(diff: timedelta) -> str:
-    us = diff // _US
+def _fmt_offset(us: int) -> str:
+    minutes = us // _MINUTE
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{rest:02d}"
+
+
+def _gap(us: int) -> str:
     if us == 0:
         return "the same time as"
     word = "ahead of" if us > 0 else "behind"
