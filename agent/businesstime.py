@@ -386,14 +386,18 @@ class BusinessCalendar:
     # -- open time --------------------------------------------------------------------------
 
     def _open_from(self, start: datetime, until: datetime | None = None) -> Iterator[_Span]:
-        """Disjoint, ascending open spans that end after ``start``, the first clipped to it.
+        """Ascending open spans that end after ``start``, the first clipped to it.
 
+        Spans never overlap but may touch (at midnight, or where two shifts meet); they are
+        yielded day by day so that a calendar open around the clock is still walked lazily.
         Absences are removed. With ``until`` the walk stops after the local day of ``until``;
         without it, it raises ``ValueError`` after a year of local days without any shift.
         """
         day = self._local_date(start) - 2 * _ONE_DAY
         last_day = self._local_date(until) + _ONE_DAY if until is not None else None
-        pending: _Span | None = None
+        # Everything before ``floor`` has been yielded or lies before ``start``; clipping to it
+        # keeps the spans disjoint even where a long fold makes two local days overlap.
+        floor = start
         empty_days = 0
         while last_day is None or day <= last_day:
             spans = self._day_spans(day)
@@ -407,18 +411,12 @@ class BusinessCalendar:
                         f"{start.isoformat()}"
                     )
             for span_start, span_end in spans:
-                span_start = max(span_start, start)
+                span_start = max(span_start, floor)
                 if span_end <= span_start:
                     continue
-                if pending is not None and span_start <= pending[1]:
-                    pending = (pending[0], max(pending[1], span_end))
-                    continue
-                if pending is not None:
-                    yield from self._without_absences(pending)
-                pending = (span_start, span_end)
+                yield from self._without_absences((span_start, span_end))
+                floor = span_end
             day += _ONE_DAY
-        if pending is not None:
-            yield from self._without_absences(pending)
 
     def _without_absences(self, span: _Span) -> Iterator[_Span]:
         start, end = span
@@ -444,12 +442,16 @@ class BusinessCalendar:
         start, end = utc(start), utc(end)
         if end <= start:
             return []
-        found: list[Interval] = []
+        found: list[_Span] = []
         for span_start, span_end in self._open_from(start, end):
             if span_start >= end:
                 break
-            found.append(Interval(span_start, min(span_end, end)))
-        return found
+            span_end = min(span_end, end)
+            if found and found[-1][1] == span_start:
+                found[-1] = (found[-1][0], span_end)
+            else:
+                found.append((span_start, span_end))
+        return [Interval(s, e) for s, e in found]
 
     def is_open(self, at: datetime) -> bool:
         """Whether the party is open at instant ``at`` (shifts are half-open: closing is closed)."""
