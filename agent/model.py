@@ -188,6 +188,7 @@ class Action:
     references: tuple[str, ...] = ()
     subject: str = ""
     context: Mapping[str, Any] = field(default_factory=dict)
+    mode: str = ""  # "draft" | "send" when a rule decides; "" follows the config's outbox mode
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "due", utc(self.due))

@@ -131,7 +131,7 @@ class Outbox:
         return Outcome(key, status)
 
     def _sends(self, action: Action) -> bool:
-        return self.mode == "send" or action.kind in INTERNAL_KINDS
+        return action.kind in INTERNAL_KINDS or (action.mode or self.mode) == "send"
 
     def _over_cap(self, action: Action, now: datetime) -> bool:
         if action.kind in INTERNAL_KINDS:

@@ -6,17 +6,20 @@ stored mail with a fixed ``now``. Nothing here decides anything: deciding is in 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from agent import matching, promises
+from agent import followups, matching, promises
 from agent.businesstime import BusinessCalendar
+from agent.cadences import Cadences, parse_cadences
 from agent.clients import load_clients
 from agent.config import Settings
-from agent.errors import ClientsError, CursorExpired, Problem
-from agent.model import Client, Message, Thread
+from agent.errors import ClientsError, CursorExpired, Problem, RulesError
+from agent.language import choose_language
+from agent.model import Client, Direction, Event, Message, Thread
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules
 from agent.store import Store
@@ -30,6 +33,7 @@ class Team:
     rules: RuleSet
     clients: tuple[Client, ...]
     client_problems: tuple[Problem, ...] = ()
+    cadences: Cadences = field(default_factory=Cadences)
 
     @property
     def directory(self) -> matching.Directory:
@@ -63,10 +67,13 @@ class Team:
 def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
     """Rules must load (RulesError otherwise); bad client rows are reported and skipped."""
     rules = load_rules(rules_path or settings.paths.rules)
+    cadences, cadence_problems = parse_cadences(rules.raw)
+    if cadence_problems:
+        raise RulesError(cadence_problems)
     clients, problems = load_clients(settings.paths.clients)
     if problems and not clients:
         raise ClientsError(problems)
-    return Team(settings, rules, tuple(clients), tuple(problems))
+    return Team(settings, rules, tuple(clients), tuple(problems), cadences)
 
 
 _CAL_CACHE: dict[tuple[str, str, str], BusinessCalendar] = {}
@@ -99,6 +106,57 @@ def plan(team: Team, messages: Iterable[Message], now: datetime) -> promises.Pro
     return promises.plan(threads(team, messages), team.rules, team.reps(), client_calendar, now)
 
 
+def language_of(team: Team) -> Callable[[Thread], str]:
+    """The language to write to a thread's client in: the record, else detection, else default."""
+    settings = team.settings
+
+    def choose(thread: Thread) -> str:
+        texts = [
+            c.message.body or ""
+            for c in reversed(thread.messages)
+            if c.direction is Direction.INBOUND and c.is_human and c.message.body
+        ]
+        return choose_language(
+            record=thread.client.language if thread.client else "",
+            texts=texts,
+            supported=settings.team.languages,
+            team_default=settings.team.default_language,
+        ).language
+
+    return choose
+
+
+def plan_notes(
+    team: Team,
+    messages: Iterable[Message],
+    events: Iterable[Event],
+    now: datetime,
+    *,
+    sent_notes: Mapping[str, str] | None = None,
+) -> followups.FollowupPlan:
+    """Follow-ups and thank-yous to clients. ``sent_notes`` maps the Message-ID of each note the
+    outbox sent to its key, so the agent's own notes are never taken for the rep's mail."""
+    result = followups.plan(
+        threads(team, messages),
+        events,
+        team.cadences,
+        team.reps(),
+        client_calendar,
+        now,
+        clients=team.clients,
+        languages=language_of(team),
+        notes=sent_notes or {},
+        rep_details={m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes},
+    )
+    if not result.modes:
+        return result
+    actions = tuple(
+        dataclasses.replace(a, mode=result.modes[a.key]) if a.key in result.modes else a
+        for a in result.actions
+    )
+    return dataclasses.replace(result, actions=actions)
+
+
 def sync_mailbox(
     store: Store, mailbox: str, mail: MailProvider, calendar: CalendarProvider | None = None
 ) -> int:
@@ -118,7 +176,7 @@ def sync_mailbox(
     return new
 
 
-def record(store: Store, result: promises.PromisePlan) -> None:
+def record(store: Store, result: promises.PromisePlan | followups.FollowupPlan) -> None:
     store.record_decisions(
         (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in result.decisions
     )

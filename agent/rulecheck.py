@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent import config
+from agent.cadences import parse_cadences
 from agent.clients import load_clients
 from agent.errors import Problem, RulesError
 from agent.rules import lint_against, load_rules, rule_files
@@ -19,10 +20,14 @@ def check(path: Path | None, config_path: Path) -> tuple[list[Problem], str]:
         ruleset = load_rules(target)
     except RulesError as exc:
         return exc.problems, ""
-    found: list[Problem] = []
+    found: list[Problem] = list(parse_cadences(ruleset.raw)[1])
     if settings is not None:
         clients, _ = load_clients(settings.paths.clients)
         if clients:
             found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
     files = len(rule_files(target))
-    return found, f"{len(ruleset.promises)} promises in {files} file(s) under {target}: all good"
+    cadences = parse_cadences(ruleset.raw)[0]
+    return found, (
+        f"{len(ruleset.promises)} promises, {len(cadences.follow_ups)} follow-up and "
+        f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}: all good"
+    )

@@ -86,7 +86,7 @@ def demo(console: Console, result: Any) -> None:
         )
     console.print(timeline)
 
-    decisions = Table(title="Messages that start no clock (audited)", expand=True)
+    decisions = Table(title="No clock, no note: decisions and their reasons (audited)", expand=True)
     for col in ("mailbox", "decision", "reason"):
         decisions.add_column(col, overflow="fold")
     for d in result.decisions:

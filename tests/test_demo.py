@@ -16,7 +16,13 @@ def test_demo_json_shows_reminders_escalations_and_writes_eml(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     actions = json.loads(result.output)
     kinds = {a["kind"] for a in actions}
-    assert {"reminder", "escalation"} <= kinds
+    assert {"reminder", "escalation", "follow_up", "thank_you", "feedback"} <= kinds
+    by_client = {(a["client"], a["kind"]): a for a in actions}
+    # Thanksgiving in New York: Emily's first follow-up waits for Monday.
+    assert by_client[("emily-clark", "follow_up")]["due"] == "2026-11-30T15:00:00Z"
+    # Carlos's out-of-office gives a return date: his follow-up waits for it.
+    assert by_client[("carlos-ruiz", "follow_up")]["due"].startswith("2026-11-30")
+    assert by_client[("kenji-sato", "thank_you")]["language"] == "ja"
     for a in actions:
         assert {"kind", "client", "mailbox", "due", "language", "subject"} <= set(a)
         assert a["due"].endswith("Z")

@@ -73,6 +73,11 @@ def _build_mailboxes(scenario: dict[str, Any], settings: config.Settings, now: d
             msg[name] = value
         msg.set_content(item["body"])
         box.deliver(bytes(msg), item["folder"])
+    for item in scenario.get("calendar", []):
+        mb = settings.mailbox(item["mailbox"])
+        assert mb.path is not None
+        (mb.path / "calendar").mkdir(parents=True, exist_ok=True)
+        (mb.path / "calendar" / item["file"]).write_text(item["ics"], encoding="utf-8")
 
 
 def run_demo(out: Path) -> DemoResult:
@@ -112,8 +117,11 @@ def run_demo(out: Path) -> DemoResult:
             store.set_body(m.mailbox, m.provider_id, providers[m.mailbox].fetch_body(m.provider_id))
 
     result = pipeline.plan(team, store.messages(), now)
+    notes = pipeline.plan_notes(team, store.messages(), store.events(), now)
     pipeline.record(store, result)
-    store.enqueue(result.actions)
+    pipeline.record(store, notes)
+    planned = sorted([*result.actions, *notes.actions], key=lambda a: a.due)
+    store.enqueue(planned)
 
     files: dict[str, Path] = {}
     emails = out / "outbox"
@@ -139,15 +147,15 @@ def run_demo(out: Path) -> DemoResult:
     outcomes = {o.key: o for o in outbox.run(now)}
     # Notes scheduled for later are rendered too, so the folder shows every message the
     # agent will write; they stay planned in the outbox until their time.
-    for action in sorted(result.actions, key=lambda a: a.due):
+    for action in planned:
         if action.key not in files:
             keep(action, outbox.compose(action, now))
     return DemoResult(
         now=now,
         out=out,
-        actions=sorted(result.actions, key=lambda a: a.due),
+        actions=planned,
         promises=list(result.promises),
-        decisions=list(result.decisions),
+        decisions=[*result.decisions, *notes.decisions],
         outcomes=outcomes,
         files=files,
         zones={m.name: m.zone for m in settings.mailboxes},

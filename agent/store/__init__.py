@@ -128,6 +128,7 @@ def action_from_json(data: dict[str, Any]) -> Action:
         references=tuple(data.get("references", ())),
         subject=data.get("subject", ""),
         context=_unjson(data.get("context", {})),
+        mode=data.get("mode", ""),
     )
 
 
