@@ -63,6 +63,8 @@ def test_rules_check_reports_problems_and_exits_1(tmp_path: Path) -> None:
 
 def test_connect_outlook_names_the_mailbox_that_is_not_an_outlook_one() -> None:
     example = Path(__file__).parent.parent / "config.example.toml"
-    result = CliRunner().invoke(main, ["connect", "outlook", "--mailbox", "asha", "--config", str(example)])
+    result = CliRunner().invoke(
+        main, ["connect", "outlook", "--mailbox", "asha", "--config", str(example)]
+    )
     assert result.exit_code == 1
     assert "mailboxes[asha]" in result.output and "client_id" in result.output
