@@ -17,7 +17,9 @@ def test_demo_json_shows_reminders_escalations_and_writes_eml(tmp_path: Path) ->
     actions = json.loads(result.output)
     kinds = {a["kind"] for a in actions}
     assert {"reminder", "escalation", "follow_up", "thank_you", "feedback"} <= kinds
-    by_client = {(a["client"], a["kind"]): a for a in actions}
+    by_client: dict = {}
+    for a in actions:  # the first of each kind per client: actions come sorted by due time
+        by_client.setdefault((a["client"], a["kind"]), a)
     # Thanksgiving in New York: Emily's first follow-up waits for Monday.
     assert by_client[("emily-clark", "follow_up")]["due"] == "2026-11-30T15:00:00Z"
     # Carlos's out-of-office gives a return date: his follow-up waits for it.
