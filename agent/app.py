@@ -13,12 +13,14 @@ from pathlib import Path
 
 import requests
 
-from agent import config, pipeline, report
+from agent import config, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
+from agent.clients import load_clients
 from agent.compose import Composer
 from agent.errors import ConfigError, Problem, Transient
 from agent.model import Address
+from agent.providers import gmail, google_auth
 from agent.providers.local import LocalMailbox
 from agent.providers.msal_auth import (
     GraphAuth,
@@ -168,11 +170,57 @@ def connect_providers(settings: config.Settings, store: Store) -> dict[str, Mail
     for m in settings.mailboxes:
         if m.provider == "local" and m.path is not None:
             providers[m.name] = LocalMailbox(m.path, mailbox=m.name, address=m.address)
+        elif m.provider == "gmail" and store.load_credentials(m.name):
+            vault = vault or Vault.from_environment()
+            providers[m.name] = gmail.open_google(m.name, m.address, vault, store)[0]
         elif m.provider == "outlook" and store.load_credentials(m.name):
             vault = vault or Vault.from_environment()
             auth = GraphAuth(m.name, m.client_id, f"{MICROSOFT_LOGIN}/{m.tenant}", vault, store)
             providers[m.name] = OutlookProvider(m.name, m.address, auth)
     return providers
+
+
+def connect_gmail(
+    config_path: Path, mailbox: str, *, port: int = 0, open_browser: bool = True
+) -> str:
+    """Sign a rep's Google account in through a browser; return the account's address."""
+    settings = config.load(config_path)
+    m = settings.mailbox(mailbox)
+    if m.provider != "gmail" or m.client_secrets is None:
+        raise ConfigError(
+            [
+                Problem(
+                    str(config_path),
+                    f"mailboxes[{mailbox}]",
+                    'needs provider = "gmail" and client_secrets = "<OAuth client JSON>"',
+                )
+            ]
+        )
+    vault = Vault.from_environment()
+    store = Store.open(settings.database.url)
+    try:
+        return google_auth.connect_gmail(
+            m.name, m.client_secrets, vault, store, port=port, open_browser=open_browser
+        )
+    finally:
+        store.close()
+
+
+def check_templates(config_path: Path, templates: Path | None) -> tuple[list[Problem], str]:
+    """Every template problem, checked against the languages the clients use."""
+    settings = config.load(config_path) if config_path.exists() else None
+    folder = templates or (settings.paths.templates if settings else Path("templates"))
+    languages: set[str] = set()
+    default = "en"
+    if settings is not None:
+        clients, _ = load_clients(settings.paths.clients)
+        languages = {c.language for c in clients if c.language}
+        languages |= {m.language for m in settings.mailboxes}
+        languages |= {lead.language for lead in settings.leads}
+        default = settings.team.default_language
+    found = templatecheck.check_templates(folder, sorted(languages), default)
+    count = len(list(folder.glob("*/*.j2")))
+    return found, f"{count} templates under {folder}: all render, every language is covered"
 
 
 def connect_outlook(

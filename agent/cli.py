@@ -235,6 +235,97 @@ def connect_outlook(mailbox: str, browser: bool, config_path: Path) -> None:
     console.print(f"[green]✓[/] Connected {mailbox} as {username}.")
 
 
+@connect.command("gmail")
+@click.option("--mailbox", required=True, help="The mailbox's name in the config.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    help="Loopback port for Google's redirect (forward it over SSH on a server).",
+)
+@click.option("--no-browser", is_flag=True, help="Print the consent URL instead of opening it.")
+@config_option
+@reports_problems
+def connect_gmail(mailbox: str, port: int, no_browser: bool, config_path: Path) -> None:
+    """Gmail and Google Workspace, with Google's consent screen in a browser."""
+    from agent.app import connect_gmail as run
+    from agent.errors import ProviderError
+
+    try:
+        account = run(config_path, mailbox, port=port, open_browser=not no_browser)
+    except ProviderError as exc:
+        err_console.print(f"[red]Sign-in did not complete:[/] {exc}")
+        sys.exit(1)
+    console.print(f"[green]✓[/] Connected {mailbox} as {account}.")
+
+
+@main.group()
+def templates() -> None:
+    """Check and preview the notes' templates in templates/."""
+
+
+@templates.command("check")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@config_option
+@reports_problems
+def templates_check(path: Path | None, config_path: Path) -> None:
+    """Render every template with sample data; every client language must be covered."""
+    from agent.app import check_templates
+
+    found, summary = check_templates(config_path, path)
+    if found:
+        views.problems(err_console, found)
+        sys.exit(1)
+    console.print(f"[green]✓[/] {summary}")
+
+
+@templates.command("preview")
+@click.argument("purpose")
+@click.argument("language")
+@click.option("--step", default=1, show_default=True, help="Follow-up step.")
+@click.option("--html", "as_html", is_flag=True, help="Print the HTML part.")
+@click.option(
+    "--templates",
+    "folder",
+    type=click.Path(path_type=Path),
+    default=Path("templates"),
+    show_default=True,
+)
+@reports_problems
+def templates_preview(purpose: str, language: str, step: int, as_html: bool, folder: Path) -> None:
+    """Render one template with sample data."""
+    from agent.templatecheck import preview
+
+    rendered = preview(folder, purpose, language, step=step)
+    click.echo(f"Subject: {rendered.subject}\n")
+    click.echo(rendered.html if as_html and rendered.html else rendered.text)
+
+
+@main.command()
+@click.option(
+    "--request",
+    "request_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The JSON request (schema in the README).",
+)
+@json_option
+@reports_problems
+def slots(request_path: Path, as_json: bool) -> None:
+    """Propose meeting times that suit every attendee in their own time zone."""
+    from datetime import UTC, datetime
+
+    from agent.slotrequest import answer_json, load_request, render_text
+    from agent.slots import propose
+
+    request = load_request(request_path, now=datetime.now(UTC))  # a "now" in the file wins
+    proposal = propose(request)
+    if as_json:
+        click.echo(json.dumps(answer_json(request, proposal), ensure_ascii=False, indent=2))
+    else:
+        console.print(render_text(request, proposal))
+
+
 @main.command()
 def keygen() -> None:
     """Print a new key for sealing stored credentials (FOLLOWUP_SECRET_KEY)."""

@@ -70,3 +70,46 @@ def test_connect_outlook_names_the_mailbox_that_is_not_an_outlook_one() -> None:
     )
     assert result.exit_code == 1
     assert "mailboxes[asha]" in result.output and "client_id" in result.output
+
+
+def test_slots_cli_answers_the_example_request_in_json() -> None:
+    example = Path(__file__).parent / "data" / "slots_request_example.json"
+    result = CliRunner().invoke(main, ["slots", "--request", str(example), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert len(answer["slots"]) == 3
+    assert all(s["start"].endswith("Z") or s["start"].endswith("+00:00") for s in answer["slots"])
+
+
+def test_slots_cli_reports_every_problem_in_a_bad_request(tmp_path: Path) -> None:
+    bad = tmp_path / "req.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "duration_minutes": 30,
+                "window": {"start": "x", "end": "y"},
+                "attendees": [{"name": "A", "zone": "Mars/Base"}],
+            }
+        )
+    )
+    result = CliRunner().invoke(main, ["slots", "--request", str(bad)])
+    assert result.exit_code == 1
+    assert "Mars/Base" in result.output and "window" in result.output
+
+
+def test_templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one(
+    tmp_path: Path,
+) -> None:
+    none = str(tmp_path / "none.toml")
+    shipped = Path(__file__).parent.parent / "templates"
+    ok = CliRunner().invoke(main, ["templates", "check", str(shipped), "--config", none])
+    assert ok.exit_code == 0, ok.output
+    broken = tmp_path / "templates" / "reminder"
+    broken.mkdir(parents=True)
+    (broken / "en.j2").write_text(
+        "{% block subject %}Hi {{ nobody.knows }}{% endblock %}\n{% block text %}x{% endblock %}\n"
+    )
+    bad = CliRunner().invoke(
+        main, ["templates", "check", str(tmp_path / "templates"), "--config", none]
+    )
+    assert bad.exit_code == 1 and "en.j2" in bad.output
