@@ -25,9 +25,11 @@ H = timedelta(hours=1)
 M = timedelta(minutes=1)
 
 
-def at(zone: str, *args: int, fold: int = 0) -> datetime:
+def at(
+    zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0, *, fold: int = 0
+) -> datetime:
     """A local wall time in ``zone`` as a UTC instant, so comparisons never trip over folds."""
-    return utc(datetime(*args, tzinfo=ZoneInfo(zone), fold=fold))  # type: ignore[misc]
+    return utc(datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone), fold=fold))
 
 
 def local(cal: BusinessCalendar, instant: datetime) -> datetime:
@@ -325,16 +327,15 @@ def test_a_calendar_that_never_opens_raises_but_counts_zero() -> None:
 )
 def test_night_shift_across_dst_counts_real_time(zone: str, spring: date, autumn: date) -> None:
     cal = BusinessCalendar.simple(zone, "01:30-03:30", weekend=())
+
+    def on(day: date, hour: int = 0, minute: int = 0) -> datetime:
+        return at(zone, day.year, day.month, day.day, hour, minute)
+
     # 01:30-03:30 on the spring-forward night lasts one real hour, on the fall-back night three.
-    assert (
-        cal.between(at(zone, *spring.timetuple()[:3]), at(zone, *spring.timetuple()[:3], 12)) == H
-    )
-    assert (
-        cal.between(at(zone, *autumn.timetuple()[:3]), at(zone, *autumn.timetuple()[:3], 12))
-        == 3 * H
-    )
-    start = at(zone, *autumn.timetuple()[:3], 1, 30)
-    assert cal.add(start, 150 * M) == at(zone, *autumn.timetuple()[:3], 3)
+    assert cal.between(on(spring), on(spring, 12)) == H
+    assert cal.between(on(autumn), on(autumn, 12)) == 3 * H
+    assert cal.add(on(autumn, 1, 30), 150 * M) == on(autumn, 3)
+    assert cal.add(on(spring, 1, 30), H) == on(spring, 3, 30)
 
 
 def test_shift_starting_in_the_gap_opens_when_the_gap_ends() -> None:
