@@ -70,7 +70,9 @@ def demo(out: Path, as_json: bool) -> None:
     if as_json:
         rows = [
             views.action_json(
-                a, result.outcomes[a.key].status if a.key in result.outcomes else "scheduled"
+                a,
+                result.outcomes[a.key].status if a.key in result.outcomes else "scheduled",
+                result.subjects.get(a.key, ""),
             )
             for a in result.actions
         ]

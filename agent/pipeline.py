@@ -9,17 +9,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent import followups, matching, promises
+from agent import followups, matching, meetings, promises
 from agent.businesstime import BusinessCalendar
 from agent.cadences import Cadences, parse_cadences
+from agent.calendars import busy_from_events
 from agent.clients import load_clients
 from agent.config import Settings
 from agent.errors import ClientsError, CursorExpired, Problem, RulesError
 from agent.language import choose_language
-from agent.model import Client, Direction, Event, Message, Thread
+from agent.meetings import MeetingRule, parse_meeting_rules
+from agent.model import Client, Direction, Event, Interval, Message, Thread
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules
 from agent.store import Store
@@ -34,6 +36,7 @@ class Team:
     clients: tuple[Client, ...]
     client_problems: tuple[Problem, ...] = ()
     cadences: Cadences = field(default_factory=Cadences)
+    meetings: tuple[MeetingRule, ...] = ()
 
     @property
     def directory(self) -> matching.Directory:
@@ -68,12 +71,13 @@ def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
     """Rules must load (RulesError otherwise); bad client rows are reported and skipped."""
     rules = load_rules(rules_path or settings.paths.rules)
     cadences, cadence_problems = parse_cadences(rules.raw)
-    if cadence_problems:
-        raise RulesError(cadence_problems)
+    meeting_rules, meeting_problems = parse_meeting_rules(rules.raw.get("meeting", []))
+    if cadence_problems or meeting_problems:
+        raise RulesError([*cadence_problems, *meeting_problems])
     clients, problems = load_clients(settings.paths.clients)
     if problems and not clients:
         raise ClientsError(problems)
-    return Team(settings, rules, tuple(clients), tuple(problems), cadences)
+    return Team(settings, rules, tuple(clients), tuple(problems), cadences, tuple(meeting_rules))
 
 
 _CAL_CACHE: dict[tuple[str, str, str], BusinessCalendar] = {}
@@ -176,7 +180,34 @@ def sync_mailbox(
     return new
 
 
-def record(store: Store, result: promises.PromisePlan | followups.FollowupPlan) -> None:
+def plan_meetings(
+    team: Team, messages: Iterable[Message], events: Iterable[Event], now: datetime
+) -> meetings.MeetingPlan:
+    """Slot proposals for clients who asked to meet, around each rep's calendar."""
+    if not team.meetings:
+        return meetings.MeetingPlan((), ())
+    horizon = Interval(now, now + max(r.within for r in team.meetings) + timedelta(days=1))
+    events = list(events)
+    busy = {
+        m.name: busy_from_events(
+            [e for e in events if e.mailbox == m.name], horizon, attendee_emails=m.addresses
+        )
+        for m in team.settings.mailboxes
+    }
+    return meetings.plan(
+        threads(team, messages),
+        list(team.meetings),
+        team.reps(),
+        client_calendar,
+        busy,
+        now,
+        languages=language_of(team),
+    )
+
+
+def record(
+    store: Store, result: promises.PromisePlan | followups.FollowupPlan | meetings.MeetingPlan
+) -> None:
     store.record_decisions(
         (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in result.decisions
     )

@@ -8,6 +8,7 @@ from agent import config
 from agent.cadences import parse_cadences
 from agent.clients import load_clients
 from agent.errors import Problem, RulesError
+from agent.meetings import parse_meeting_rules
 from agent.rules import lint_against, load_rules, rule_files
 
 
@@ -21,6 +22,7 @@ def check(path: Path | None, config_path: Path) -> tuple[list[Problem], str]:
     except RulesError as exc:
         return exc.problems, ""
     found: list[Problem] = list(parse_cadences(ruleset.raw)[1])
+    found += parse_meeting_rules(ruleset.raw.get("meeting", []))[1]
     if settings is not None:
         clients, _ = load_clients(settings.paths.clients)
         if clients:

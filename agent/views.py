@@ -17,7 +17,7 @@ from agent.errors import Problem
 from agent.model import Action
 
 
-def action_json(action: Action, status: str = "") -> dict[str, Any]:
+def action_json(action: Action, status: str = "", subject: str = "") -> dict[str, Any]:
     return {
         "key": action.key,
         "kind": action.kind.value,
@@ -26,7 +26,7 @@ def action_json(action: Action, status: str = "") -> dict[str, Any]:
         "due": action.due.isoformat().replace("+00:00", "Z"),
         "language": action.language,
         "to": [a.email for a in action.to],
-        "subject": action.subject,
+        "subject": subject or action.subject,
         "rule": action.rule,
         "reason": action.reason,
         "status": status,

@@ -46,6 +46,7 @@ class DemoResult:
     decisions: list[Decision]
     outcomes: dict[str, Outcome]
     files: dict[str, Path]
+    subjects: dict[str, str]
     zones: dict[str, str]
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
@@ -118,12 +119,14 @@ def run_demo(out: Path) -> DemoResult:
 
     result = pipeline.plan(team, store.messages(), now)
     notes = pipeline.plan_notes(team, store.messages(), store.events(), now)
-    pipeline.record(store, result)
-    pipeline.record(store, notes)
-    planned = sorted([*result.actions, *notes.actions], key=lambda a: a.due)
+    proposals = pipeline.plan_meetings(team, store.messages(), store.events(), now)
+    for part in (result, notes, proposals):
+        pipeline.record(store, part)
+    planned = sorted([*result.actions, *notes.actions, *proposals.actions], key=lambda a: a.due)
     store.enqueue(planned)
 
     files: dict[str, Path] = {}
+    subjects: dict[str, str] = {}
     emails = out / "outbox"
     emails.mkdir()
 
@@ -131,6 +134,7 @@ def run_demo(out: Path) -> DemoResult:
         path = emails / f"{len(files) + 1:02d}-{action.kind.value}-{action.client or 'team'}.eml"
         path.write_bytes(bytes(message))
         files[action.key] = path
+        subjects[action.key] = str(message["Subject"])
 
     composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
     senders = {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes}
@@ -155,9 +159,10 @@ def run_demo(out: Path) -> DemoResult:
         out=out,
         actions=planned,
         promises=list(result.promises),
-        decisions=[*result.decisions, *notes.decisions],
+        decisions=[*result.decisions, *notes.decisions, *proposals.decisions],
         outcomes=outcomes,
         files=files,
+        subjects=subjects,
         zones={m.name: m.zone for m in settings.mailboxes},
         skipped=store.skipped(),
     )
