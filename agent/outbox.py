@@ -30,6 +30,8 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import requests
+
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, ProviderError, TemplateError, Transient
 from agent.model import Action, ActionKind, Address
@@ -48,7 +50,14 @@ from agent.store import (
 )
 
 log = logging.getLogger("followup.outbox")
-INTERNAL_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION})
+INTERNAL_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK})
+MAX_POSTS = 5
+
+
+def post_json(url: str, payload: dict[str, str]) -> None:
+    """POST a Slack-compatible JSON body; raise on any failure."""
+    response = requests.post(url, json=payload, timeout=10)
+    response.raise_for_status()
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class Outbox:
         daily_cap: int = 50,
         domain: str = "followup.invalid",
         on_message: Callable[[Action, Any], None] | None = None,
+        post: Callable[[str, dict[str, str]], None] | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -79,6 +89,7 @@ class Outbox:
         self.daily_cap = daily_cap
         self.domain = domain
         self.on_message = on_message
+        self.post = post or post_json
 
     # -- the one entry point ----------------------------------------------------------------
     def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
@@ -106,6 +117,8 @@ class Outbox:
     def _step(self, row: dict[str, Any], provider: MailProvider, now: datetime) -> Outcome:
         key, status = row["key"], row["status"]
         action = action_from_json(row["action"])
+        if action.kind is ActionKind.WEBHOOK:
+            return self._post(action, row)
         if status == DRAFTING:
             return self._reconcile_drafting(action, provider)
         if status == SENDING:
@@ -129,6 +142,28 @@ class Outbox:
                 return Outcome(key, PLANNED, f"daily cap of {self.daily_cap} reached")
             return self._draft_and_send(action, provider, now)
         return Outcome(key, status)
+
+    def _post(self, action: Action, row: dict[str, Any]) -> Outcome:
+        """A team webhook: no mailbox involved. A repeated post after a crash at worst repeats
+        a chat line, so an unknown outcome is posted again, up to MAX_POSTS attempts."""
+        key = action.key
+        if not self.store.transition(
+            key, [PLANNED, SENDING], SENDING, attempts=row["attempts"] + 1
+        ):
+            return Outcome(key, "taken", "another worker took it")
+        try:
+            self.post(str(action.context["url"]), {"text": str(action.context["text"])})
+        except Exception as exc:  # any transport or HTTP error: retried on the next pass
+            failed = row["attempts"] + 1 >= MAX_POSTS
+            self.store.transition(
+                key,
+                [SENDING],
+                FAILED if failed else PLANNED,
+                last_error=f"webhook: {type(exc).__name__}: {exc}",
+            )
+            return Outcome(key, FAILED if failed else PLANNED, f"webhook failed: {exc}")
+        self.store.transition(key, [SENDING], SENT)
+        return Outcome(key, SENT, "posted to the team's webhook")
 
     def _sends(self, action: Action) -> bool:
         return action.kind in INTERNAL_KINDS or (action.mode or self.mode) == "send"

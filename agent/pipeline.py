@@ -63,6 +63,7 @@ class Team:
                 lead_email=lead.email if lead else m.lead,
                 lead_name=lead.name if lead else "",
                 lead_language=lead.language if lead else m.language,
+                webhook=self.settings.team.webhook_url,
             )
         return reps
 

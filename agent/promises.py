@@ -52,6 +52,7 @@ class Rep:
     lead_email: str = ""
     lead_name: str = ""
     lead_language: str = "en"
+    webhook: str = ""  # the team's Slack-compatible webhook for escalations, if any
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def _evaluate(
     escalations = []
     for level, after in enumerate(rule.escalate_after, start=1):
         keys.add(f"{base}/escalate/{level}")
+        keys.add(f"{base}/webhook/{level}")
         escalations.append((level, after, deadline + after))
     hours = "the rep's" if rule.hours_of == "rep" else "the client's"
     common: dict[str, Any] = dict(
@@ -291,6 +293,31 @@ def _evaluate(
                             f"{hours} {rule.clock} hours in {cal.zone}); warning {w.label}"
                         ),
                         context={**context, "remaining": deadline - due, "warning": w.label},
+                        **common,
+                    )
+                )
+        hook = rule.webhook or rep.webhook
+        if hook:
+            for level, _after, due in escalations:
+                actions.append(
+                    Action(
+                        key=f"{base}/webhook/{level}",
+                        kind=ActionKind.WEBHOOK,
+                        mailbox=thread.mailbox,
+                        due=due,
+                        to=(),
+                        language="en",
+                        template="",
+                        reason=f"rule {rule.name!r}: escalation level {level} posted to the team",
+                        context={
+                            "url": hook,
+                            "text": (
+                                f":rotating_light: {client.name} has waited past the "
+                                f"{rule.name} promise: {rep.name} owed a reply by "
+                                f'{deadline:%Y-%m-%d %H:%M} UTC on "{start.message.subject}" '
+                                f"(escalation level {level})."
+                            ),
+                        },
                         **common,
                     )
                 )

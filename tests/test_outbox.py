@@ -144,3 +144,86 @@ def test_obsolete_reminders_are_cancelled_before_they_go(store: Store, box: Memo
     store.enqueue([reminder()])
     assert outbox.cancel_obsolete({reminder().key}) == 1
     assert outbox.run(NOW) == []
+
+
+class _Hook:
+    """A Slack-compatible webhook endpoint on loopback that records what it is sent."""
+
+    def __init__(self, fail: int = 0) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        self.fail = fail
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.fail:
+                    hook.fail -= 1
+                    self.send_response(503)
+                else:
+                    hook.bodies.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhook(url: str) -> Action:
+    return Action(
+        key="promise/asha/t1/0/webhook/1",
+        kind=ActionKind.WEBHOOK,
+        mailbox="asha",
+        due=NOW - timedelta(minutes=1),
+        to=(),
+        language="en",
+        template="",
+        reason="test",
+        context={"url": url, "text": "Kenji has waited past the deadline"},
+    )
+
+
+def test_an_escalation_webhook_is_posted_once_as_slack_json(
+    store: Store, box: MemoryMailbox
+) -> None:
+    hook = _Hook()
+    try:
+        outbox = make(store, box)
+        store.enqueue([webhook(hook.url)])
+        assert [o.status for o in outbox.run(NOW)] == [SENT]
+        assert outbox.run(NOW) == []
+        assert hook.bodies == [{"text": "Kenji has waited past the deadline"}]
+    finally:
+        hook.close()
+
+
+def test_a_failing_webhook_is_retried_then_given_up_with_the_reason(
+    store: Store, box: MemoryMailbox
+) -> None:
+    hook = _Hook(fail=1)
+    try:
+        outbox = make(store, box)
+        store.enqueue([webhook(hook.url)])
+        [first] = outbox.run(NOW)
+        assert first.status == PLANNED and "503" in first.detail
+        assert [o.status for o in outbox.run(NOW)] == [SENT]
+        assert len(hook.bodies) == 1
+    finally:
+        hook.close()
+    store.enqueue([Action(**{**webhook("http://127.0.0.1:9/none").__dict__, "key": "w2"})])
+    for _ in range(5):
+        outcomes = make(store, box).run(NOW)
+    assert outcomes[-1].status == "failed"
+    assert "webhook" in store.outbox_row("w2")["last_error"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent import config, pipeline
 from agent.compose import Composer
-from agent.model import Action, Address
+from agent.model import Action, ActionKind, Address
 from agent.outbox import Outbox, Outcome
 from agent.promises import Decision, Promise
 from agent.providers.local import LocalMailbox
@@ -136,6 +136,12 @@ def run_demo(out: Path) -> DemoResult:
         files[action.key] = path
         subjects[action.key] = str(message["Subject"])
 
+    def post(url: str, payload: dict[str, str]) -> None:
+        # The demo's team webhook is a file: the JSON a Slack-compatible endpoint would get.
+        path = emails / f"{len(files) + 1:02d}-webhook.json"
+        path.write_text(json.dumps({"url": url, **payload}, ensure_ascii=False, indent=2))
+        files[f"webhook:{len(files)}"] = path
+
     composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
     senders = {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes}
     outbox = Outbox(
@@ -147,12 +153,13 @@ def run_demo(out: Path) -> DemoResult:
         daily_cap=settings.outbox.daily_cap,
         domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
         on_message=keep,
+        post=post,
     )
     outcomes = {o.key: o for o in outbox.run(now)}
     # Notes scheduled for later are rendered too, so the folder shows every message the
     # agent will write; they stay planned in the outbox until their time.
     for action in planned:
-        if action.key not in files:
+        if action.key not in files and action.kind is not ActionKind.WEBHOOK:
             keep(action, outbox.compose(action, now))
     return DemoResult(
         now=now,
