@@ -34,7 +34,7 @@ import requests
 
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, ProviderError, TemplateError, Transient
-from agent.model import Action, ActionKind, Address
+from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import MailProvider
 from agent.store import (
     CANCELLED,
@@ -128,13 +128,7 @@ class Outbox:
                 return self._send(action, row["draft_id"], provider, expect=DRAFTED)
             found = provider.find_sent(key)  # the rep may have sent the draft by hand
             if found:
-                self.store.transition(
-                    key,
-                    [DRAFTED],
-                    SENT,
-                    sent_provider_id=found.provider_id,
-                    sent_message_id=found.message_id,
-                )
+                self._mark_sent(key, DRAFTED, found)
                 return Outcome(key, SENT, "sent by the rep")
             return Outcome(key, DRAFTED, "waiting for the rep to send or approve")
         if status == PLANNED:
@@ -227,23 +221,20 @@ class Outbox:
             return Outcome(key, NEEDS_ATTENTION, str(exc))
         # Transient and AuthRevoked propagate with the row in ``sending``: the outcome is
         # unknown, and only reconciliation may decide whether to send again.
-        self.store.transition(
-            key, [SENDING], SENT, sent_provider_id=sent.provider_id, sent_message_id=sent.message_id
-        )
+        self._mark_sent(key, SENDING, sent)
         log.info("sent %s %s via %s", action.kind.value, key, action.mailbox)
         return Outcome(key, SENT)
+
+    def _mark_sent(self, key: str, expect: str, sent: SentRef) -> None:
+        self.store.transition(
+            key, [expect], SENT, sent_provider_id=sent.provider_id, sent_message_id=sent.message_id
+        )
 
     def _reconcile_drafting(self, action: Action, provider: MailProvider) -> Outcome:
         key = action.key
         sent = provider.find_sent(key)
         if sent:
-            self.store.transition(
-                key,
-                [DRAFTING],
-                SENT,
-                sent_provider_id=sent.provider_id,
-                sent_message_id=sent.message_id,
-            )
+            self._mark_sent(key, DRAFTING, sent)
             return Outcome(key, SENT, "reconciled: found in sent mail")
         draft_id = provider.find_draft(key)
         if draft_id:
@@ -258,13 +249,7 @@ class Outbox:
         key = action.key
         sent = provider.find_sent(key)
         if sent:
-            self.store.transition(
-                key,
-                [SENDING],
-                SENT,
-                sent_provider_id=sent.provider_id,
-                sent_message_id=sent.message_id,
-            )
+            self._mark_sent(key, SENDING, sent)
             return Outcome(key, SENT, "reconciled: found in sent mail")
         draft_id = provider.find_draft(key)
         if draft_id:
