@@ -16,9 +16,11 @@ import requests
 from agent import config, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
+from agent.cadences import parse_cadences
 from agent.clients import load_clients
 from agent.compose import Composer
-from agent.errors import ConfigError, Problem, Transient
+from agent.errors import ConfigError, Problem, RulesError, Transient
+from agent.meetings import parse_meeting_rules
 from agent.model import Address
 from agent.providers import gmail, google_auth
 from agent.providers.local import LocalMailbox
@@ -30,6 +32,7 @@ from agent.providers.msal_auth import (
 from agent.providers.outlook import OutlookProvider
 from agent.providers.protocol import MailProvider
 from agent.providers.tokens import Vault
+from agent.rules import lint_against, load_rules, rule_files
 from agent.store import NEEDS_ATTENTION, OPEN_STATES, Store
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
@@ -204,6 +207,29 @@ def connect_gmail(
         )
     finally:
         store.close()
+
+
+def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], str]:
+    """Return (problems, summary). With a config file, rules are also checked against the
+    clients and mailboxes it names: a tier no client has, a mailbox that does not exist."""
+    settings = config.load(config_path) if config_path.exists() else None
+    target = path or (settings.paths.rules if settings else Path("rules"))
+    try:
+        ruleset = load_rules(target)
+    except RulesError as exc:
+        return exc.problems, ""
+    found: list[Problem] = list(parse_cadences(ruleset.raw)[1])
+    found += parse_meeting_rules(ruleset.raw.get("meeting", []))[1]
+    if settings is not None:
+        clients, _ = load_clients(settings.paths.clients)
+        if clients:
+            found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
+    files = len(rule_files(target))
+    cadences = parse_cadences(ruleset.raw)[0]
+    return found, (
+        f"{len(ruleset.promises)} promises, {len(cadences.follow_ups)} follow-up and "
+        f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}: all good"
+    )
 
 
 def check_templates(config_path: Path, templates: Path | None) -> tuple[list[Problem], str]:

@@ -35,6 +35,13 @@ def reports_problems(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _report_check(found: list[Any], summary: str) -> None:
+    if found:
+        views.problems(err_console, found)
+        sys.exit(1)
+    console.print(f"[green]✓[/] {summary}")
+
+
 config_option = click.option(
     "--config",
     "config_path",
@@ -92,13 +99,9 @@ def rules() -> None:
 @reports_problems
 def rules_check(path: Path | None, config_path: Path) -> None:
     """Load every rule file and report every problem as file:rule:key."""
-    from agent.rulecheck import check
+    from agent.app import check_rules
 
-    found, summary = check(path, config_path)
-    if found:
-        views.problems(err_console, found)
-        sys.exit(1)
-    console.print(f"[green]✓[/] {summary}")
+    _report_check(*check_rules(path, config_path))
 
 
 def _simulation(
@@ -274,11 +277,7 @@ def templates_check(path: Path | None, config_path: Path) -> None:
     """Render every template with sample data; every client language must be covered."""
     from agent.app import check_templates
 
-    found, summary = check_templates(config_path, path)
-    if found:
-        views.problems(err_console, found)
-        sys.exit(1)
-    console.print(f"[green]✓[/] {summary}")
+    _report_check(*check_templates(config_path, path))
 
 
 @templates.command("preview")

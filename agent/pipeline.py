@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from agent import followups, matching, meetings, promises
@@ -81,22 +82,21 @@ def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
     return Team(settings, rules, tuple(clients), tuple(problems), cadences, tuple(meeting_rules))
 
 
-_CAL_CACHE: dict[tuple[str, str, str], BusinessCalendar] = {}
-
-
 def client_calendar(client: Client) -> BusinessCalendar:
     """A client's business hours: their zone and country's holidays, 09:00-17:00 on weekdays.
 
     Countries with a Friday-Saturday week get that weekend.
     """
-    zone = client.zone or "UTC"
-    key = (zone, client.country, client.subdivision)
-    if key not in _CAL_CACHE:
-        weekend = ("fri", "sat") if client.country in FRI_SAT_COUNTRIES else ("sat", "sun")
-        _CAL_CACHE[key] = BusinessCalendar.simple(
-            zone, "09:00-17:00", weekend, country=client.country, subdivision=client.subdivision
-        )
-    return _CAL_CACHE[key]
+    return _region_calendar(client.zone or "UTC", client.country, client.subdivision)
+
+
+@lru_cache(maxsize=1024)
+def _region_calendar(zone: str, country: str, subdivision: str) -> BusinessCalendar:
+    # Calendars memoise their days, so sharing one per region keeps planning fast.
+    weekend = ("fri", "sat") if country in FRI_SAT_COUNTRIES else ("sat", "sun")
+    return BusinessCalendar.simple(
+        zone, "09:00-17:00", weekend, country=country, subdivision=subdivision
+    )
 
 
 FRI_SAT_COUNTRIES = frozenset({"SA", "AE", "BH", "KW", "OM", "QA", "EG", "JO", "IQ", "DZ", "SY"})

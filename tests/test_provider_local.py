@@ -32,7 +32,6 @@ def test_malformed_message_is_skipped_with_its_reason(tmp_path: Path) -> None:
 
 
 def test_unreadable_ics_is_reported_and_the_rest_still_counts(tmp_path: Path) -> None:
-    pytest.importorskip("agent.calendars")
     box = LocalMailbox(tmp_path, mailbox="asha", address="asha@acme.example")
     (tmp_path / "calendar" / "broken.ics").write_text("BEGIN:VCALENDAR\nthis is not ics\n")
     result = box.events(None)

@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from agent import mime
+from agent import calendars, invites, mime
 from agent.errors import Permanent
 from agent.model import Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
 from agent.providers.protocol import KEY_HEADER
@@ -143,8 +143,6 @@ class LocalMailbox:
         skipped: list[tuple[str, str]] = []
         window = self._window()
         for path in sorted((self.root / "calendar").glob("*.ics")):
-            import agent.calendars as calendars  # only once there is a calendar to read
-
             try:
                 found.extend(calendars.events_from_ics(path.read_bytes(), window, self.mailbox))
             except (ValueError, OSError) as exc:
@@ -156,8 +154,6 @@ class LocalMailbox:
     def busy(self, window: Interval) -> list[Interval]:
         spans: list[Interval] = []
         for path in sorted((self.root / "calendar").glob("*.ics")):
-            import agent.calendars as calendars
-
             try:
                 spans.extend(
                     calendars.busy_from_ics(
@@ -166,11 +162,9 @@ class LocalMailbox:
                 )
             except (ValueError, OSError):
                 continue  # reported by events(); busy time from the readable files still counts
-        return sorted(spans)
+        return calendars.merge(spans)
 
     def create_event(self, invite: Invite) -> str:
-        import agent.invites as invites
-
         path = self.root / "calendar" / f"followup-{invite.key.replace('/', '_')}.ics"
         if not path.exists():
             path.write_bytes(invites.build_invite(invite))

@@ -293,19 +293,13 @@ class Store:
     def _record_skipped(
         self, conn: Connection, mailbox: str, source: str, item: str, reason: str, at: datetime
     ) -> None:
-        exists = conn.scalar(
-            select(func.count()).where(
-                t.skipped.c.mailbox == mailbox,
-                t.skipped.c.source == source,
-                t.skipped.c.item == item,
-            )
+        _insert_once(
+            conn,
+            t.skipped,
+            {"mailbox": mailbox, "source": source, "item": item},
+            reason=reason,
+            at=at,
         )
-        if not exists:
-            conn.execute(
-                insert(t.skipped).values(
-                    mailbox=mailbox, source=source, item=item, reason=reason, at=at
-                )
-            )
 
     def record_skipped(self, mailbox: str, source: str, item: str, reason: str) -> None:
         with self.tx() as conn:
@@ -325,24 +319,14 @@ class Store:
         at = at or _now()
         with self.tx() as conn:
             for mailbox, thread_id, subject_id, decision, reason in rows:
-                exists = conn.scalar(
-                    select(func.count()).where(
-                        t.decisions.c.mailbox == mailbox,
-                        t.decisions.c.subject_id == subject_id,
-                        t.decisions.c.decision == decision,
-                    )
+                _insert_once(
+                    conn,
+                    t.decisions,
+                    {"mailbox": mailbox, "subject_id": subject_id, "decision": decision},
+                    thread_id=thread_id,
+                    reason=reason,
+                    at=at,
                 )
-                if not exists:
-                    conn.execute(
-                        insert(t.decisions).values(
-                            mailbox=mailbox,
-                            thread_id=thread_id,
-                            subject_id=subject_id,
-                            decision=decision,
-                            reason=reason,
-                            at=at,
-                        )
-                    )
 
     def decisions(self, mailbox: str | None = None) -> list[dict[str, Any]]:
         q = select(t.decisions).order_by(t.decisions.c.id)
@@ -447,6 +431,13 @@ class Store:
                 conn.execute(
                     insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=_now())
                 )
+
+
+def _insert_once(conn: Connection, table: Any, keys: dict[str, Any], **values: Any) -> None:
+    """Insert a row unless one with the same ``keys`` exists (audit rows are recorded once)."""
+    exists = conn.scalar(select(func.count()).where(*(table.c[k] == v for k, v in keys.items())))
+    if not exists:
+        conn.execute(insert(table).values(**keys, **values))
 
 
 def _message_row(m: Message) -> dict[str, Any]:
