@@ -1,0 +1,459 @@
+"""Planning throughput: one worker pass over 100,000 open threads, stage by stage.
+
+Run from the repository root: ``python -m tests.benchmarks.bench_planning [--threads 100000]``
+
+A synthetic team (20 reps in 20 zones, the shipped rules with their tiers) and its mail: 2,000
+clients in 30 regions (own weekends and holidays), each with ``threads / clients`` threads of one
+to six messages. The mix: the client waiting for an answer, the rep waiting for the client,
+thanks-only replies, out-of-office replies with and without a return date, bounces, mailing
+lists, internal mail, strangers, meeting requests, and meetings that ended (thank-yous). A third
+of the clients have no language on record, so their notes' language is detected (Lingua) from
+their mail; the detector is loaded before timing, as a worker does at start.
+
+Each stage is timed as the worker runs it: building threads from messages, then
+``pipeline.plan`` (promises), ``pipeline.plan_notes`` (follow-ups, thank-yous) and
+``pipeline.plan_meetings`` (slot proposals), each of which builds its own threads. The figures
+are the median of ``--runs`` passes; "planner" is the stage without its thread building. Peak
+memory is the process's maximum RSS, and the peak of Python allocations during one pass
+(tracemalloc, in an extra untimed pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent import pipeline
+from agent.cadences import parse_cadences
+from agent.config import parse_settings
+from agent.language import warm_up
+from agent.meetings import parse_meeting_rules
+from agent.model import Address, Attendee, Client, Event, Message
+from agent.rules import load_rules
+
+RULES = Path(__file__).resolve().parent.parent.parent / "rules"
+NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday
+LANGUAGES = ("en", "te", "hi", "ja", "de", "fr", "es", "pt", "ar", "zh")
+
+# (zone, country, subdivision, weekend) of each rep.
+REPS = (
+    ("Asia/Kolkata", "IN", "", ("sat", "sun")),
+    ("Europe/Berlin", "DE", "BE", ("sat", "sun")),
+    ("Asia/Riyadh", "SA", "", ("fri", "sat")),
+    ("America/New_York", "US", "NY", ("sat", "sun")),
+    ("America/Sao_Paulo", "BR", "", ("sat", "sun")),
+    ("Asia/Tokyo", "JP", "", ("sat", "sun")),
+    ("Australia/Sydney", "AU", "NSW", ("sat", "sun")),
+    ("Europe/London", "GB", "", ("sat", "sun")),
+    ("Europe/Paris", "FR", "", ("sat", "sun")),
+    ("America/Mexico_City", "MX", "", ("sat", "sun")),
+    ("Asia/Dubai", "AE", "", ("sat", "sun")),
+    ("Africa/Cairo", "EG", "", ("fri", "sat")),
+    ("Asia/Kathmandu", "NP", "", ("sat",)),
+    ("Pacific/Auckland", "NZ", "", ("sat", "sun")),
+    ("Asia/Shanghai", "CN", "", ("sat", "sun")),
+    ("Asia/Singapore", "SG", "", ("sat", "sun")),
+    ("America/Los_Angeles", "US", "CA", ("sat", "sun")),
+    ("Europe/Madrid", "ES", "MD", ("sat", "sun")),
+    ("Africa/Lagos", "NG", "", ("sat", "sun")),
+    ("America/Toronto", "CA", "ON", ("sat", "sun")),
+)
+# (zone, country, subdivision, language) of clients.
+REGIONS = (
+    *((z, c, s, "") for z, c, s, _ in REPS),
+    ("Asia/Kolkata", "IN", "", "te"),
+    ("Asia/Kolkata", "IN", "", "hi"),
+    ("Asia/Tokyo", "JP", "", "ja"),
+    ("Europe/Berlin", "DE", "BY", "de"),
+    ("Europe/Vienna", "AT", "", "de"),
+    ("Europe/Paris", "FR", "", "fr"),
+    ("America/Bogota", "CO", "", "es"),
+    ("America/Sao_Paulo", "BR", "SP", "pt"),
+    ("Asia/Riyadh", "SA", "", "ar"),
+    ("Asia/Shanghai", "CN", "", "zh"),
+)
+NAMES = (
+    "Priya Reddy", "Kenji Sato", "Anna Schmidt", "Carlos Ruiz", "Fatima Al-Sayed", "Emily Clark",
+    "Wei Zhang", "Lucas Martin", "Ana Souza", "Ravi Kumar", "Yuki Tanaka", "Omar Farouk",
+)  # fmt: skip
+BODIES = {
+    "en": (
+        "Hi {rep},\n\nCould you send the updated price list for order {n}? We need it by "
+        "{day}.\n\nBest regards,\n{name}\n{company}\n+1 555 0100",
+        "Hello,\n\nWe reviewed the proposal {n} and have a few questions about delivery times "
+        "and payment terms. Can you call me?\n\nThanks,\n{name}",
+        "Thanks for the quote {n}. What discount applies above 500 units?\n\n"
+        "On Mon, 9 Nov 2026 at 10:00, {rep} wrote:\n> Please find the quote attached.",
+    ),
+    "de": (
+        "Hallo {rep},\n\nkönnen Sie uns das Angebot {n} bis {day} schicken? Wir brauchen auch "
+        "die Lieferzeiten.\n\nMit freundlichen Grüßen\n{name}\n{company}",
+        "Guten Tag,\n\nwir haben noch Fragen zur Rechnung {n}. Bitte rufen Sie mich an.\n\n"
+        "Viele Grüße\n{name}",
+    ),
+    "ja": (
+        "{rep}様\n\nいつもお世話になっております。見積書{n}について、納期を教えていただけますか。"
+        "\n\nよろしくお願いいたします。\n{name}",
+        "お世話になっております。請求書{n}の件でご確認をお願いします。\n{name}",
+    ),
+    "es": (
+        "Hola {rep},\n\n¿Podría enviarnos la cotización {n} antes del {day}? También "
+        "necesitamos los plazos de entrega.\n\nSaludos cordiales,\n{name}",
+    ),
+    "fr": (
+        "Bonjour {rep},\n\nPourriez-vous nous envoyer le devis {n} avant le {day} ? Nous avons "
+        "aussi besoin des délais de livraison.\n\nCordialement,\n{name}",
+    ),
+    "pt": (
+        "Olá {rep},\n\nPode nos enviar a proposta {n} até {day}? Precisamos também dos prazos "
+        "de entrega.\n\nAtenciosamente,\n{name}",
+    ),
+    "ar": (
+        "مرحبا {rep}،\n\nهل يمكنكم إرسال عرض السعر {n} قبل {day}؟ نحتاج أيضا إلى مواعيد "
+        "التسليم.\n\nمع أطيب التحيات\n{name}",
+    ),
+    "hi": (
+        "नमस्ते {rep},\n\nक्या आप ऑर्डर {n} की नई कीमत सूची भेज सकते हैं? हमें {day} तक चाहिए।"
+        "\n\nसादर\n{name}",
+    ),
+    "te": ("నమస్కారం {rep},\n\nదయచేసి ఆర్డర్ {n} ధరల జాబితా పంపగలరా? మాకు {day} లోపు కావాలి.\n\nభవదీయుడు\n{name}",),
+    "zh": (
+        "{rep}您好，\n\n请问订单{n}的报价什么时候可以发给我们？我们需要在{day}之前收到。\n\n"
+        "此致\n{name}",
+    ),
+}
+THANKS = {
+    "en": "Thanks, got it!",
+    "de": "Danke, alles klar!",
+    "ja": "ありがとうございます。",
+    "es": "¡Muchas gracias!",
+    "fr": "Merci beaucoup !",
+    "pt": "Obrigado!",
+    "ar": "شكراً جزيلاً",
+    "hi": "धन्यवाद",
+    "te": "ధన్యవాదాలు",
+    "zh": "收到，谢谢",
+}
+MEETING = "Could we schedule a call next week to go through order {n}?\n\nBest,\n{name}"
+OUT_OF_OFFICE = (
+    "I am out of the office until 30 November 2026 with limited access to email.",
+    "I am currently out of the office and will reply when I am back.",
+)
+REP_REPLY = "Hi {name},\n\nplease find the details for {n} attached. Let me know.\n\nBest,\n{rep}"
+# Thread shapes: (weight, name). Each is a sequence of steps made by ``_thread``.
+SHAPES = (
+    (30, "awaiting"),  # the client wrote last and waits
+    (24, "answered"),  # the rep answered last and waits for the client
+    (10, "outreach"),  # the rep wrote, no answer yet
+    (8, "long"),  # several rounds, the client last
+    (7, "thanks"),  # the client's last message is only thanks
+    (6, "ooo"),  # the rep wrote, an out-of-office came back
+    (1, "meeting"),  # the client asks to meet
+    (4, "stranger"),  # inbound from someone who is no client
+    (4, "list"),  # a newsletter
+    (3, "internal"),  # colleagues only
+    (2, "bounce"),  # the rep's mail bounced
+    (1, "noted"),  # a follow-up the outbox sent, in the thread
+)
+
+
+def build_team(reps: int = 20) -> pipeline.Team:
+    rule_set = load_rules(RULES)
+    cadences, problems = parse_cadences(rule_set.raw)
+    meetings, more = parse_meeting_rules(rule_set.raw.get("meeting", []))
+    assert not problems and not more, (problems, more)
+    leads = [
+        {"name": f"Lead {i}", "email": f"lead{i}@acme.example", "language": lang}
+        for i, lang in enumerate(("en", "hi", "es", "de"))
+    ]
+    mailboxes = []
+    for i in range(reps):
+        zone, country, subdivision, weekend = REPS[i % len(REPS)]
+        mailboxes.append(
+            {
+                "name": f"rep{i:02d}",
+                "provider": "local",
+                "address": f"rep{i:02d}@acme.example",
+                "aliases": [f"r{i:02d}@acme.example"],
+                "rep_name": f"Rep {i:02d}",
+                "zone": zone,
+                "country": country,
+                "subdivision": subdivision,
+                "weekend": list(weekend),
+                "hours": "09:00-12:30,13:30-18:00" if i % 3 else "09:00-17:00",
+                "language": LANGUAGES[i % 4 * 2 % len(LANGUAGES)],
+                "team": ("apac", "emea", "amer", "mena")[i % 4],
+                "lead": leads[i % 4]["email"],
+                "path": f"mail/rep{i:02d}",
+            }
+        )
+    settings = parse_settings(
+        {
+            "team": {
+                "name": "Acme",
+                "domains": ["acme.example"],
+                "webhook_url": "https://hooks.example/x",
+            },
+            "leads": leads,
+            "mailboxes": mailboxes,
+        },
+        "/nonexistent/config.toml",
+    )
+    return pipeline.Team(settings, rule_set, (), (), cadences, tuple(meetings))
+
+
+def build_clients(count: int, reps: int, rng: random.Random) -> list[Client]:
+    clients = []
+    for i in range(count):
+        zone, country, subdivision, language = REGIONS[i % len(REGIONS)]
+        if not language:
+            language = "" if rng.random() < 0.35 else rng.choice(LANGUAGES)
+        domain = f"client{i:04d}.example"
+        clients.append(
+            Client(
+                key=f"c{i:04d}",
+                name=f"{NAMES[i % len(NAMES)]} {i}",
+                emails=frozenset({f"contact@{domain}"}),
+                domains=frozenset({domain}),
+                company=f"Company {i}",
+                language=language,
+                zone=zone,
+                country=country,
+                subdivision=subdivision,
+                tier=rng.choices(("gold", "silver", "bronze"), (15, 35, 50))[0],
+                owner=f"rep{i % reps:02d}@acme.example",
+                opted_out=rng.random() < 0.01,
+            )
+        )
+    return clients
+
+
+def build_mail(
+    team: pipeline.Team, clients: list[Client], threads: int, rng: random.Random
+) -> tuple[list[Message], list[Event]]:
+    messages: list[Message] = []
+    per_client = max(threads // len(clients), 1)
+    weights = [w for w, _ in SHAPES]
+    names = [n for _, n in SHAPES]
+    made = 0
+    for client in clients:
+        mailbox = team.settings.mailboxes[int(client.key[1:]) % len(team.settings.mailboxes)]
+        for _ in range(per_client):
+            if made == threads:
+                break
+            shape = rng.choices(names, weights)[0]
+            messages += _thread(shape, made, client, mailbox.name, mailbox.address, rng)
+            made += 1
+    events = _events(team, clients, rng)
+    return messages, events
+
+
+def _thread(
+    shape: str, n: int, client: Client, mailbox: str, rep: str, rng: random.Random
+) -> list[Message]:
+    language = client.language or rng.choice(LANGUAGES)
+    contact = next(iter(client.emails))
+    start = NOW - timedelta(days=rng.uniform(0.2, 25))
+    subject = f"Order {n}"
+    out: list[Message] = []
+
+    def add(sender: str, to: str, body: str, **headers: str) -> None:
+        when = start + timedelta(hours=rng.uniform(1, 40)) * len(out)
+        out.append(
+            Message(
+                mailbox=mailbox,
+                provider_id=f"p{n}-{len(out)}",
+                thread_id=f"t{n}",
+                message_id=f"<m{n}.{len(out)}@mail.example>",
+                sender=Address(sender),
+                to=(Address(to),),
+                date=when,
+                subject=subject if not out else f"Re: {subject}",
+                headers=headers,
+                body=body,
+                references=tuple(m.message_id for m in out[-3:]),
+            )
+        )
+
+    fields = {"rep": "Rep", "name": client.name, "company": client.company, "n": n}
+
+    def asks() -> str:
+        day = (start + timedelta(days=rng.randint(2, 9))).strftime("%d.%m.")
+        return rng.choice(BODIES[language]).format(day=day, **fields)
+
+    def reply() -> str:
+        return REP_REPLY.format(**fields)
+
+    if shape == "awaiting":
+        if rng.random() < 0.4:
+            add(rep, contact, reply())
+        add(contact, rep, asks())
+    elif shape == "answered":
+        add(contact, rep, asks())
+        add(rep, contact, reply())
+    elif shape == "outreach":
+        add(rep, contact, reply())
+    elif shape == "long":
+        for _ in range(rng.randint(2, 3)):
+            add(contact, rep, asks())
+            add(rep, contact, reply())
+        add(contact, rep, asks())
+    elif shape == "thanks":
+        add(contact, rep, asks())
+        add(rep, contact, reply())
+        add(contact, rep, THANKS[language])
+    elif shape == "ooo":
+        add(rep, contact, reply())
+        add(
+            contact,
+            rep,
+            rng.choice(OUT_OF_OFFICE),
+            **{"Auto-Submitted": "auto-replied", "X-Autoreply": "yes"},
+        )
+    elif shape == "meeting":
+        add(rep, contact, reply())
+        add(contact, rep, MEETING.format(**fields))
+    elif shape == "stranger":
+        add(f"someone{n}@gmail.com", rep, asks())
+    elif shape == "list":
+        add(f"news@list{n % 50}.example", rep, "This week's news.", **{"List-Id": "<news.x>"})
+    elif shape == "internal":
+        add(rep, f"colleague{n % 7}@acme.example", "Can you take this one?")
+        add(f"colleague{n % 7}@acme.example", rep, "Sure.")
+    elif shape == "bounce":
+        add(rep, contact, reply())
+        add("mailer-daemon@mail.example", rep, "Delivery failed.")
+    elif shape == "noted":
+        add(contact, rep, asks())
+        add(rep, contact, reply())
+        key = f"follow_up/{mailbox}/t{n}/{out[-1].message_id}/1"
+        add(rep, contact, "Just checking in.", **{"X-Followup-Key": key})
+    return out
+
+
+def _events(team: pipeline.Team, clients: list[Client], rng: random.Random) -> list[Event]:
+    events = []
+    for i, client in enumerate(clients):
+        mailbox = team.settings.mailboxes[i % len(team.settings.mailboxes)]
+        start = NOW - timedelta(hours=rng.uniform(-72, 60))
+        start = start.replace(minute=0, second=0, microsecond=0)
+        contact = next(iter(client.emails))
+        events.append(
+            Event(
+                mailbox=mailbox.name,
+                provider_id=f"e{i}",
+                summary=f"Review with {client.company}",
+                start=start,
+                end=start + timedelta(minutes=45),
+                organizer=mailbox.address,
+                attendees=(
+                    Attendee(mailbox.address, partstat="ACCEPTED"),
+                    Attendee(contact, client.name, "DECLINED" if i % 17 == 0 else "ACCEPTED"),
+                ),
+                uid=f"uid{i}@acme.example",
+            )
+        )
+    return events
+
+
+def _median(call: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    times = []
+    result = None
+    for _ in range(runs):
+        began = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=2_000)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    began = time.perf_counter()
+    team = build_team(args.reps)
+    clients = build_clients(args.clients, args.reps, rng)
+    team = pipeline.Team(
+        team.settings, team.rules, tuple(clients), (), team.cadences, team.meetings
+    )
+    messages, events = build_mail(team, clients, args.threads, rng)
+    made = time.perf_counter() - began
+    began = time.perf_counter()
+    warm_up(team.settings.team.languages)
+    loaded = time.perf_counter() - began
+
+    threads = pipeline.threads(team, messages)
+    shapes = Counter(len(t.messages) for t in threads)
+    undetected = sum(1 for c in clients if not c.language)
+    print(
+        f"{len(threads):,} threads, {len(messages):,} messages, {len(clients):,} clients, "
+        f"{len(team.settings.mailboxes)} reps, {len(events):,} events "
+        f"(made in {made:.1f} s); messages per thread: "
+        + ", ".join(f"{k}: {v:,}" for k, v in sorted(shapes.items()))
+    )
+    print(
+        f"language detection: on; {undetected:,} clients have no language on record "
+        f"(Lingua loaded in {loaded:.1f} s, before timing)"
+    )
+
+    def pass_() -> tuple[Any, Any, Any]:
+        return (
+            pipeline.plan(team, messages, NOW),
+            pipeline.plan_notes(team, messages, events, NOW),
+            pipeline.plan_meetings(team, messages, events, NOW),
+        )
+
+    # One pass untimed first: it fills the calendars' day caches, as a running worker has them.
+    pass_()
+    t_threads, _ = _median(lambda: pipeline.threads(team, messages), args.runs)
+    t_plan, plan = _median(lambda: pipeline.plan(team, messages, NOW), args.runs)
+    t_notes, notes = _median(lambda: pipeline.plan_notes(team, messages, events, NOW), args.runs)
+    t_meet, meet = _median(lambda: pipeline.plan_meetings(team, messages, events, NOW), args.runs)
+    t_total, _ = _median(pass_, args.runs)
+
+    print()
+    print(f"{'stage':<34}{'median s':>10}{'planner s':>11}   output")
+    print(f"{'threads (matching.build_threads)':<34}{t_threads:>10.3f}{'':>11}   "
+          f"{len(threads):,} threads")  # fmt: skip
+    rows = (
+        ("promises (pipeline.plan)", t_plan, f"{len(plan.promises):,} promises, "
+         f"{len(plan.actions):,} actions, {len(plan.decisions):,} decisions"),
+        ("follow-ups (pipeline.plan_notes)", t_notes, f"{len(notes.actions):,} notes, "
+         f"{len(notes.decisions):,} decisions"),
+        ("meetings (pipeline.plan_meetings)", t_meet, f"{len(meet.actions):,} proposals, "
+         f"{len(meet.decisions):,} decisions"),
+    )  # fmt: skip
+    for label, seconds, what in rows:
+        print(f"{label:<34}{seconds:>10.3f}{seconds - t_threads:>11.3f}   {what}")
+    print(f"{'total (one pass, all three)':<34}{t_total:>10.3f}")
+    kinds = Counter(a.kind.value for a in (*plan.actions, *notes.actions, *meet.actions))
+    print("actions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())))
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the process (data, Lingua models and all): {rss:,.0f} MB")
+    if not args.no_memory:
+        tracemalloc.start()
+        pass_()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"peak Python allocations during one pass (tracemalloc): {peak / 2**20:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
