@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import EmailMessage
-from email.utils import getaddresses, parsedate_to_datetime, parsedate_tz
+from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,7 +48,7 @@ from agent.errors import (
     SendLimitReached,
     Transient,
 )
-from agent.mime import MalformedMessage, body_text
+from agent.mime import MalformedMessage, body_text, parse_date
 from agent.model import (
     Address,
     Attendee,
@@ -263,19 +263,6 @@ def _message_ids(value: str) -> tuple[str, ...]:
     return tuple(p for p in value.split() if p.startswith("<") and p.endswith(">"))
 
 
-def _parse_date(value: str) -> datetime:
-    parts = parsedate_tz(value)
-    if parts is None:
-        raise MalformedMessage(f"unreadable Date header {value!r}")
-    try:
-        # RFC 5322: a missing zone or -0000 means "UTC, local zone unknown".
-        offset = parts[9] or 0
-        naive = datetime(*parts[:6])
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"unreadable Date header {value!r}") from exc
-    return naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
-
-
 def parse_metadata(mailbox: str, resource: Mapping[str, Any]) -> Message:
     """A :class:`Message` from a ``users.messages`` resource read with format=metadata.
 
@@ -307,7 +294,7 @@ def parse_metadata(mailbox: str, resource: Mapping[str, Any]) -> Message:
         sender=senders[0],
         to=_addresses(headers.get("to", "")),
         cc=_addresses(headers.get("cc", "")),
-        date=_parse_date(headers["date"]),
+        date=parse_date(headers["date"]),
         subject=_decoded(headers.get("subject", "")),
         in_reply_to=headers.get("in-reply-to", "").strip(),
         references=_message_ids(headers.get("references", "")),
