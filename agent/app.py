@@ -22,15 +22,10 @@ from agent.compose import Composer
 from agent.errors import ConfigError, Problem, RulesError, Transient
 from agent.meetings import parse_meeting_rules
 from agent.model import Address
-from agent.providers import gmail, google_auth
-from agent.providers.local import LocalMailbox
-from agent.providers.msal_auth import (
-    GraphAuth,
-    connect_outlook_device,
-    connect_outlook_interactive,
-)
-from agent.providers.outlook import OutlookProvider
+from agent.providers import google_auth
+from agent.providers.msal_auth import connect_outlook_device, connect_outlook_interactive
 from agent.providers.protocol import MailProvider
+from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
 from agent.store import NEEDS_ATTENTION, OPEN_STATES, Store
@@ -162,24 +157,19 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
         store.close()
 
 
-MICROSOFT_LOGIN = "https://login.microsoftonline.com"
-
-
 def connect_providers(settings: config.Settings, store: Store) -> dict[str, MailProvider]:
     """The provider of each configured mailbox that is connected (a local folder, or a stored
     sign-in sealed with the operator's key)."""
     providers: dict[str, MailProvider] = {}
     vault: Vault | None = None
     for m in settings.mailboxes:
-        if m.provider == "local" and m.path is not None:
-            providers[m.name] = LocalMailbox(m.path, mailbox=m.name, address=m.address)
-        elif m.provider == "gmail" and store.load_credentials(m.name):
+        if m.provider == "local" and m.path is None:
+            continue
+        if m.provider != "local":
+            if not store.load_credentials(m.name):
+                continue
             vault = vault or Vault.from_environment()
-            providers[m.name] = gmail.open_google(m.name, m.address, vault, store)[0]
-        elif m.provider == "outlook" and store.load_credentials(m.name):
-            vault = vault or Vault.from_environment()
-            auth = GraphAuth(m.name, m.client_id, f"{MICROSOFT_LOGIN}/{m.tenant}", vault, store)
-            providers[m.name] = OutlookProvider(m.name, m.address, auth)
+        providers[m.name] = open_mailbox(m, store, vault).mail
     return providers
 
 

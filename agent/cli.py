@@ -173,6 +173,22 @@ def status(mailbox: str | None, now: str | None, config_path: Path) -> None:
     views.status(console, get_status(config_path, mailbox=mailbox, now=now))
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Work every due mailbox once, then exit.")
+@click.option(
+    "--now",
+    default=None,
+    help="Run as if it were this time (ISO 8601), e.g. to replay the demo: 2026-11-25T08:00Z.",
+)
+@config_option
+@reports_problems
+def run(once: bool, now: str | None, config_path: Path) -> None:
+    """Run the worker: sync, plan and send for every mailbox until SIGTERM."""
+    from agent.worker import run as run_worker
+
+    sys.exit(run_worker(config_path, once=once, now=now))
+
+
 @main.group()
 def outbox() -> None:
     """The notes the agent has planned: list them, approve a draft, cancel one."""

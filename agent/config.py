@@ -84,6 +84,8 @@ class Mailbox(_Strict):
     client_secrets: Path | None = None  # gmail: the OAuth client JSON downloaded from Google
     client_id: str = ""  # outlook: the Entra application (client) id
     tenant: str = "common"  # outlook
+    endpoint: str = ""  # gmail/outlook: the API's base URL when not the vendor's (a gateway)
+    enabled: bool = True  # false: the worker leaves this mailbox alone, its data is kept
 
     _zone = field_validator("zone")(_check_zone)
 
@@ -112,6 +114,7 @@ class Service(_Strict):
     poll_seconds: float = Field(60, gt=0)
     lease_seconds: float = Field(120, gt=0)
     shutdown_timeout: float = Field(30, gt=0)
+    concurrency: int = Field(8, ge=1, le=256)  # mailboxes worked at once by one worker
 
 
 class Settings(_Strict):

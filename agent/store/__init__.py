@@ -57,6 +57,16 @@ NEEDS_ATTENTION = "needs_attention"
 FAILED = "failed"
 OPEN_STATES = (PLANNED, AWAITING_APPROVAL, DRAFTING, DRAFTED, SENDING)
 
+# Stream states. A mailbox's mail and calendar streams are worked together under one lease.
+NEW = "new"
+FULL_SYNC = "full_sync"
+INCREMENTAL = "incremental"
+BACKOFF = "backoff"
+NEEDS_RECONNECT = "needs_reconnect"
+DISABLED = "disabled"
+PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
+STREAM_KINDS = ("mail", "calendar")
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -413,6 +423,152 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    # -- streams and leases ---------------------------------------------------------------
+    def register_mailboxes(self, names: Iterable[str], at: datetime) -> None:
+        """Give every configured mailbox its streams; park the ones no longer configured and
+        wake the ones that came back. Safe to run from several workers at once."""
+        wanted = set(names)
+        with self.tx() as conn:
+            rows = conn.execute(select(t.streams.c.mailbox, t.streams.c.kind, t.streams.c.state))
+            have = {(r.mailbox, r.kind): r.state for r in rows}
+            for name in sorted(wanted):
+                for kind in STREAM_KINDS:
+                    if (name, kind) not in have:
+                        try:
+                            with conn.begin_nested():
+                                conn.execute(
+                                    insert(t.streams).values(
+                                        mailbox=name,
+                                        kind=kind,
+                                        state=NEW,
+                                        failures=0,
+                                        next_run_at=at,
+                                    )
+                                )
+                        except IntegrityError:
+                            pass  # another worker registered it first
+            gone = {m for m, _ in have} - wanted
+            if gone:
+                conn.execute(
+                    update(t.streams)
+                    .where(t.streams.c.mailbox.in_(sorted(gone)), t.streams.c.state != DISABLED)
+                    .values(state=DISABLED, lease_owner=None, lease_expires=None)
+                )
+            back = {m for (m, _), state in have.items() if state == DISABLED} & wanted
+            if back:
+                conn.execute(
+                    update(t.streams)
+                    .where(t.streams.c.mailbox.in_(sorted(back)))
+                    .values(state=NEW, next_run_at=at, failures=0, last_error=None)
+                )
+
+    def lease(
+        self, owner: str, now: datetime, ttl: timedelta, limit: int
+    ) -> dict[str, datetime | None]:
+        """Lease up to ``limit`` mailboxes that are due and free (or whose lease expired).
+
+        On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``, so workers
+        racing for the same rows each get different ones. Returns each leased mailbox with the
+        time it fell due.
+        """
+        mail = t.streams.c
+        q = (
+            select(mail.mailbox, mail.next_run_at)
+            .where(
+                mail.kind == "mail",
+                mail.state.not_in(PARKED_STATES),
+                or_(mail.next_run_at.is_(None), mail.next_run_at <= now),
+                # A worker never re-leases its own live lease: that mailbox is in flight.
+                or_(mail.lease_owner.is_(None), mail.lease_expires < now),
+            )
+            .order_by(mail.next_run_at, mail.mailbox)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.tx() as conn:
+            leased = {r.mailbox: r.next_run_at for r in conn.execute(q)}
+            if leased:
+                conn.execute(
+                    update(t.streams)
+                    .where(t.streams.c.mailbox.in_(sorted(leased)))
+                    .values(lease_owner=owner, lease_expires=now + ttl)
+                )
+        return leased
+
+    def renew(self, owner: str, names: Iterable[str], expires: datetime) -> set[str]:
+        """Extend this worker's leases; return the names it still holds (a lease that expired
+        and was taken over is lost, and its work must stop)."""
+        names = sorted(set(names))
+        if not names:
+            return set()
+        with self.tx() as conn:
+            conn.execute(
+                update(t.streams)
+                .where(t.streams.c.mailbox.in_(names), t.streams.c.lease_owner == owner)
+                .values(lease_expires=expires)
+            )
+            held = conn.execute(
+                select(t.streams.c.mailbox).where(
+                    t.streams.c.mailbox.in_(names),
+                    t.streams.c.kind == "mail",
+                    t.streams.c.lease_owner == owner,
+                )
+            ).scalars()
+            return set(held)
+
+    def finish(
+        self,
+        owner: str,
+        mailbox: str,
+        *,
+        state: str,
+        next_run_at: datetime | None,
+        failures: int = 0,
+        error: str | None = None,
+    ) -> bool:
+        """Record a pass's outcome and hand the lease back. False if the lease was lost."""
+        with self.tx() as conn:
+            done = conn.execute(
+                update(t.streams)
+                .where(t.streams.c.mailbox == mailbox, t.streams.c.lease_owner == owner)
+                .values(
+                    state=state,
+                    next_run_at=next_run_at,
+                    failures=failures,
+                    last_error=error,
+                    lease_owner=None,
+                    lease_expires=None,
+                )
+            ).rowcount
+        return bool(done)
+
+    def release(self, owner: str) -> int:
+        """Hand back every lease this worker holds (at shutdown), due again at once."""
+        with self.tx() as conn:
+            return conn.execute(
+                update(t.streams)
+                .where(t.streams.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires=None)
+            ).rowcount
+
+    def streams(self, mailbox: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.streams).order_by(t.streams.c.mailbox, t.streams.c.kind)
+        if mailbox:
+            q = q.where(t.streams.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def stream_failures(self, mailbox: str) -> int:
+        with self.engine.connect() as conn:
+            return (
+                conn.scalar(
+                    select(t.streams.c.failures).where(
+                        t.streams.c.mailbox == mailbox, t.streams.c.kind == "mail"
+                    )
+                )
+                or 0
+            )
+
     # -- credentials ----------------------------------------------------------------------
     def load_credentials(self, mailbox: str) -> bytes | None:
         with self.engine.connect() as conn:
@@ -431,6 +587,12 @@ class Store:
                 conn.execute(
                     insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=_now())
                 )
+            # A fresh sign-in wakes a mailbox parked for reconnection.
+            conn.execute(
+                update(t.streams)
+                .where(t.streams.c.mailbox == mailbox, t.streams.c.state == NEEDS_RECONNECT)
+                .values(state=INCREMENTAL, next_run_at=_now(), failures=0, last_error=None)
+            )
 
 
 def _insert_once(conn: Connection, table: Any, keys: dict[str, Any], **values: Any) -> None:

@@ -1,0 +1,612 @@
+"""The long-running worker: lease due mailboxes, then sync -> match -> plan -> execute, forever.
+
+Each configured mailbox has two streams (mail, calendar) in the store's ``streams`` table, with
+a state (new, incremental, backoff, needs_reconnect, disabled), a cursor, ``next_run_at`` and a
+failure count. The loop leases due mailboxes (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several workers share one database and each mailbox is worked by one of them at a time), works
+up to ``service.concurrency`` of them in threads, renews the leases of the ones in flight from
+a heartbeat thread, and schedules each mailbox's next pass: ``poll_seconds`` later (jittered),
+or later still after failures (exponential, honouring Retry-After).
+
+- ``AuthRevoked`` parks one mailbox as ``needs_reconnect`` until the rep connects it again; any
+  other failure backs that mailbox off. Nothing a mailbox does stops the worker.
+- SIGTERM / SIGINT: take no new work, let in-flight passes finish within
+  ``service.shutdown_timeout``, hand the leases back, exit 0. A second signal exits at once.
+- SIGHUP, or a change on disk to the config, rules, templates or clients file, reloads them;
+  an invalid new set is refused with its problems in the log and the last good set runs on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from agent import config, logs, pipeline
+from agent.app import parse_now
+from agent.compose import Composer
+from agent.config import Mailbox, Settings
+from agent.errors import (
+    AuthRevoked,
+    FollowupError,
+    ProviderError,
+    TemplateError,
+    Transient,
+    UserError,
+)
+from agent.health import HealthServer, Metrics
+from agent.model import Action, Address
+from agent.outbox import Outbox
+from agent.providers.registry import Connection, open_mailbox
+from agent.providers.tokens import CredentialStore, Vault
+from agent.store import (
+    BACKOFF,
+    INCREMENTAL,
+    NEEDS_RECONNECT,
+    SENT,
+    Store,
+)
+
+log = logging.getLogger("followup.worker")
+
+MAX_BACKOFF = timedelta(minutes=15)
+REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
+BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
+RELOAD_CHECK_SECONDS = 2.0
+
+Connect = Callable[[Mailbox, CredentialStore, Vault | None], Connection]
+
+
+# -- what the worker runs with ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Loaded:
+    """A consistent, validated set of config, rules, clients and templates."""
+
+    settings: Settings
+    team: pipeline.Team
+    composer: Composer
+    vault: Vault | None
+    stamp: tuple[tuple[str, int, int], ...]
+
+    @property
+    def enabled(self) -> list[str]:
+        return [m.name for m in self.settings.mailboxes if m.enabled]
+
+
+def load(config_path: Path) -> Loaded:
+    """Load and validate everything; raises a ``UserError`` naming every problem."""
+    settings = config.load(config_path)
+    team = pipeline.load_team(settings)
+    composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
+    if composer.problems:
+        raise TemplateError(composer.problems)
+    remote = any(m.provider != "local" and m.enabled for m in settings.mailboxes)
+    vault = Vault.from_environment() if remote else None
+    return Loaded(settings, team, composer, vault, stamp(config_path, settings))
+
+
+def stamp(config_path: Path, settings: Settings | None) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of every file a reload reads: a change in any of them reloads."""
+    files = [config_path]
+    if settings is not None:
+        for folder, pattern in (
+            (settings.paths.rules, "*.toml"),
+            (settings.paths.templates, "**/*.j2"),
+            (settings.paths.templates, "*.toml"),
+        ):
+            files += sorted(folder.glob(pattern)) if folder.is_dir() else [folder]
+        files.append(settings.paths.clients)
+    seen = []
+    for f in files:
+        try:
+            st = f.stat()
+            seen.append((str(f), st.st_mtime_ns, st.st_size))
+        except OSError:
+            seen.append((str(f), 0, -1))
+    return tuple(seen)
+
+
+def backoff(failures: int, poll: timedelta, retry_after: float | None, jitter: float) -> timedelta:
+    """The wait after ``failures`` consecutive failures: doubling from ``poll`` (at most 30 s)
+    up to 15 minutes, never shorter than the provider's Retry-After; ``jitter`` in [0, 1)
+    spreads the retries of many mailboxes over the upper half of the wait."""
+    base = min(poll, timedelta(seconds=30)) * (2 ** max(failures - 1, 0))
+    wait = min(base, MAX_BACKOFF) * (0.5 + jitter / 2)
+    if retry_after:
+        wait = max(wait, timedelta(seconds=retry_after))
+    return wait
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) about readiness, watchdog pings and stopping."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd: %s", exc)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    mailbox: str
+    result: str  # ok | transient | needs_reconnect | error | lost
+    new_messages: int = 0
+    planned: int = 0
+    executed: int = 0
+
+
+class Worker:
+    """One worker process. ``run()`` blocks until stopped; ``run(once=True)`` does one round."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        owner: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        connect: Connect = open_mailbox,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.loaded = load(config_path)  # the first set must be valid: nothing to fall back on
+        settings = self.loaded.settings
+        self.store = Store.open(settings.database.url)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.connect = connect
+        self.rng = rng or random.Random()
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.reload_requested = False
+        self.signals = 0
+        self.connections: dict[str, Connection] = {}
+        self.in_flight: dict[str, Future[PassResult]] = {}
+        self.last_planned: dict[str, datetime] = {}
+        self.promise_counts: dict[str, dict[str, int]] = {}
+        self.refused_stamp: tuple[tuple[str, int, int], ...] | None = None
+        self.last_reload_check = 0.0
+        self.last_gauges = 0.0
+        self.lock = threading.Lock()
+        self.store.register_mailboxes(self.loaded.enabled, self.clock())
+        self.metrics.rules_loaded.set(1)
+
+    # -- control -------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested = True
+        self.wake.set()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            os._exit(1)  # the operator insists: no drain
+        log.info("%s: finishing in-flight mailboxes, then stopping", signal.Signals(signum).name)
+        self.request_stop()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self.request_reload()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def health(self) -> dict[str, bool]:
+        return {
+            "store": self.store.ping(),
+            "rules": self.loaded.team.rules is not None,
+            "running": not self.stopping.is_set(),
+        }
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, *, once: bool = False) -> int:
+        settings = self.loaded.settings
+        if threading.current_thread() is threading.main_thread():
+            self.install_signals()
+        server = None
+        if settings.service.listen and not once:
+            server = HealthServer(settings.service.listen, self.metrics, self.health).start()
+            log.info("health and metrics on http://%s/healthz and /metrics", server.address)
+        pool = ThreadPoolExecutor(settings.service.concurrency, thread_name_prefix="mailbox")
+        heart = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        heart.start()
+        log.info(
+            "worker %s started: %d mailboxes, %d rules",
+            self.owner,
+            len(self.loaded.enabled),
+            len(self.loaded.team.rules.promises),
+        )
+        sd_notify("READY=1")
+        unfinished = 0
+        try:
+            if once:
+                self._round(pool, wait=True)
+            else:
+                while not self.stopping.is_set():
+                    self._maybe_reload()
+                    self._round(pool, wait=False)
+                    self._watchdog()
+                    self._gauges()
+                    self.wake.wait(timeout=self._tick())
+                    self.wake.clear()
+            sd_notify("STOPPING=1")
+            unfinished = self._drain()
+        finally:
+            self.stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            handed = self.store.release(self.owner)
+            if handed:
+                log.info("handed back %d leases", handed)
+            if server is not None:
+                server.stop()
+            self.store.close()
+        log.info("worker %s stopped", self.owner)
+        if unfinished:
+            # Threads still inside a provider call would keep the interpreter alive; their
+            # outbox rows are reconciled by whichever worker takes the mailbox next.
+            logging.shutdown()
+            os._exit(0)
+        return 0
+
+    def _tick(self) -> float:
+        return min(1.0, self.loaded.settings.service.poll_seconds / 10)
+
+    def _round(self, pool: ThreadPoolExecutor, *, wait: bool) -> None:
+        """Lease what is due and free, and start it. With ``wait``, work until nothing is due."""
+        while not self.stopping.is_set():
+            with self.lock:
+                done = [n for n, f in self.in_flight.items() if f.done()]
+                for name in done:
+                    self.in_flight.pop(name)
+                room = self.loaded.settings.service.concurrency - len(self.in_flight)
+            if room > 0:
+                now = self.clock()
+                ttl = timedelta(seconds=self.loaded.settings.service.lease_seconds)
+                leased = self.store.lease(self.owner, now, ttl, room)
+                for name, due in leased.items():
+                    self.metrics.leased.inc()
+                    self.metrics.lag.set(max((now - due).total_seconds(), 0) if due else 0)
+                    with self.lock:
+                        future = pool.submit(self.work, name)
+                        self.in_flight[name] = future
+                    future.add_done_callback(lambda _f: self.wake.set())
+            else:
+                leased = {}
+            self.metrics.leases.set(len(self.in_flight))
+            if not wait:
+                return
+            if not leased and not self.in_flight:
+                return
+            self.wake.wait(timeout=0.5)
+            self.wake.clear()
+
+    def _drain(self) -> int:
+        """Wait for in-flight passes up to the shutdown timeout; return how many did not end."""
+        deadline = time.monotonic() + self.loaded.settings.service.shutdown_timeout
+        while True:
+            with self.lock:
+                running = [n for n, f in self.in_flight.items() if not f.done()]
+            if not running or time.monotonic() >= deadline:
+                break
+            self.wake.wait(timeout=0.2)
+            self.wake.clear()
+        if running:
+            log.warning(
+                "shutdown timeout: handing back %d mailboxes mid-pass (%s)",
+                len(running),
+                ", ".join(sorted(running)),
+            )
+        return len(running)
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of mailboxes in flight, three times per lease period."""
+        while True:
+            ttl = self.loaded.settings.service.lease_seconds
+            if self.stopping.wait(timeout=ttl / 3) and not self.in_flight:
+                return
+            with self.lock:
+                names = [n for n, f in self.in_flight.items() if not f.done()]
+            if not names:
+                continue
+            try:
+                held = self.store.renew(self.owner, names, self.clock() + timedelta(seconds=ttl))
+            except Exception as exc:  # the store is down: the passes will fail on their own
+                log.warning("cannot renew leases: %s", exc)
+                continue
+            for name in sorted(set(names) - held):
+                self.metrics.lost.inc()
+                log.warning("lease lost (taken over after expiry)", extra={"mailbox": name})
+
+    def _watchdog(self) -> None:
+        if os.environ.get("WATCHDOG_USEC") and self.store.ping():
+            sd_notify("WATCHDOG=1")
+
+    # -- reload --------------------------------------------------------------------------
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if not self.reload_requested and now - self.last_reload_check < RELOAD_CHECK_SECONDS:
+            return
+        self.last_reload_check = now
+        current = stamp(self.config_path, self.loaded.settings)
+        if not self.reload_requested and current in (self.loaded.stamp, self.refused_stamp):
+            return
+        self.reload_requested = False
+        self.reload()
+
+    def reload(self) -> bool:
+        """Swap in a freshly loaded set; refuse an invalid one and keep the last good set."""
+        try:
+            new = load(self.config_path)
+        except UserError as exc:
+            self.refused_stamp = stamp(self.config_path, self.loaded.settings)
+            self.metrics.reloads.labels("refused").inc()
+            log.error(
+                "reload refused, the last good configuration keeps running: %d problem(s)",
+                len(exc.problems),
+            )
+            for problem in exc.problems:
+                log.error("  %s", problem)
+            return False
+        old = self.loaded
+        if new.settings.database.url != old.settings.database.url:
+            log.warning("database.url changed: it takes effect at the next restart")
+        changed = {m.name for m in new.settings.mailboxes if m not in old.settings.mailboxes} | {
+            m.name for m in old.settings.mailboxes if m not in new.settings.mailboxes
+        }
+        with self.lock:
+            self.loaded = new
+            for name in changed:
+                self.connections.pop(name, None)
+                self.last_planned.pop(name, None)
+            self.last_planned.clear()  # new rules: plan every mailbox again at its next pass
+        self.refused_stamp = None
+        self.store.register_mailboxes(new.enabled, self.clock())
+        self.metrics.reloads.labels("ok").inc()
+        log.info("reloaded: %d mailboxes, %d rules", len(new.enabled), len(new.team.rules.promises))
+        return True
+
+    # -- one mailbox ---------------------------------------------------------------------
+    def work(self, name: str) -> PassResult:
+        """One pass over one leased mailbox. Never raises: the outcome is the stream's state."""
+        loaded = self.loaded
+        service = loaded.settings.service
+        poll = timedelta(seconds=service.poll_seconds)
+        started = time.monotonic()
+        now = self.clock()
+        failures = self.store.stream_failures(name)
+        try:
+            result = self._pass(loaded, name, now)
+        except AuthRevoked as exc:
+            self.metrics.provider_errors.labels("auth_revoked").inc()
+            self.metrics.syncs.labels("needs_reconnect").inc()
+            with self.lock:
+                self.connections.pop(name, None)
+            log.warning(
+                "needs reconnecting (followup connect ... --mailbox %s): %s",
+                name,
+                exc,
+                extra={"mailbox": name, "state": NEEDS_RECONNECT},
+            )
+            self.store.finish(
+                self.owner, name, state=NEEDS_RECONNECT, next_run_at=None, error=str(exc)
+            )
+            return PassResult(name, NEEDS_RECONNECT)
+        except Exception as exc:
+            failures += 1
+            kind = type(exc).__name__
+            label = "transient" if isinstance(exc, Transient) else "error"
+            retry_after = exc.retry_after if isinstance(exc, Transient) else None
+            wait = backoff(failures, poll, retry_after, self.rng.random())
+            if isinstance(exc, ProviderError):
+                self.metrics.provider_errors.labels(kind).inc()
+            self.metrics.syncs.labels(label).inc()
+            text = str(exc)[:500]
+            if isinstance(exc, FollowupError):
+                log.warning(
+                    "pass failed (%s: %s); retry in %ds",
+                    kind,
+                    text,
+                    wait.total_seconds(),
+                    extra={"mailbox": name, "state": BACKOFF},
+                )
+            else:  # a bug: say where, but never dump request arguments
+                log.exception(
+                    "pass failed unexpectedly; retry in %ds",
+                    wait.total_seconds(),
+                    extra={"mailbox": name, "state": BACKOFF},
+                )
+            with self.lock:
+                self.connections.pop(name, None)  # a fresh client next time
+            self.store.finish(
+                self.owner,
+                name,
+                state=BACKOFF,
+                next_run_at=self.clock() + wait,
+                failures=failures,
+                error=f"{kind}: {text}",
+            )
+            return PassResult(name, label)
+        finally:
+            self.metrics.pass_seconds.observe(time.monotonic() - started)
+        jitter = 0.9 + self.rng.random() * 0.2
+        kept = self.store.finish(
+            self.owner, name, state=INCREMENTAL, next_run_at=self.clock() + poll * jitter
+        )
+        if not kept:
+            self.metrics.lost.inc()
+            log.warning("lease expired during the pass", extra={"mailbox": name})
+            return PassResult(name, "lost", result.new_messages, result.planned, result.executed)
+        self.metrics.syncs.labels("ok").inc()
+        return result
+
+    def _connection(self, loaded: Loaded, mailbox: Mailbox) -> Connection:
+        with self.lock:
+            found = self.connections.get(mailbox.name)
+        if found is None:
+            found = self.connect(mailbox, self.store, loaded.vault)
+            with self.lock:
+                self.connections[mailbox.name] = found
+        return found
+
+    def _pass(self, loaded: Loaded, name: str, now: datetime) -> PassResult:
+        mailbox = loaded.settings.mailbox(name)
+        conn = self._connection(loaded, mailbox)
+        new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
+        self.metrics.messages.inc(new)
+        self._fetch_bodies(mailbox, conn, now)
+        planned = 0
+        last = self.last_planned.get(name)
+        if new or last is None or now - last >= REPLAN_EVERY:
+            planned = self._plan(loaded, name, now)
+            self.last_planned[name] = now
+        executed = self._execute(loaded, name, conn, now)
+        return PassResult(name, "ok", new, planned, executed)
+
+    def _fetch_bodies(self, mailbox: Mailbox, conn: Connection, now: datetime) -> None:
+        """Fetch the bodies planners read: recent inbound mail only."""
+        own = mailbox.addresses
+        for m in self.store.messages(mailbox.name, since=now - BODY_WINDOW):
+            if m.body is not None or m.sender.email.lower() in own:
+                continue
+            try:
+                body = conn.mail.fetch_body(m.provider_id)
+            except (Transient, AuthRevoked):
+                raise
+            except ProviderError as exc:
+                self.store.record_skipped(mailbox.name, "body", m.provider_id, str(exc)[:300])
+                body = ""
+            self.store.set_body(mailbox.name, m.provider_id, body)
+
+    def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
+        team = loaded.team
+        messages = self.store.messages(name)
+        events = self.store.events(name)
+        sent_notes = {
+            str(r["sent_message_id"]): str(r["key"])
+            for r in self.store.outbox(statuses=(SENT,), mailbox=name)
+            if r["sent_message_id"]
+        }
+        promises = pipeline.plan(team, messages, now)
+        notes = pipeline.plan_notes(team, messages, events, now, sent_notes=sent_notes)
+        meetings = pipeline.plan_meetings(team, messages, events, now)
+        for part in (promises, notes, meetings):
+            pipeline.record(self.store, part)
+        actions = [*promises.actions, *notes.actions, *meetings.actions]
+        added = set(self.store.enqueue(actions))
+        for action in actions:
+            if action.key in added:
+                self.metrics.planned.labels(action.kind.value).inc()
+                _log_action("planned", action)
+        box = self._outbox(loaded, {})
+        cancelled = box.cancel_obsolete(promises.obsolete | notes.obsolete)
+        if cancelled:
+            self.metrics.cancelled.inc(cancelled)
+            log.info(
+                "cancelled %d planned notes: the client was answered",
+                cancelled,
+                extra={"mailbox": name},
+            )
+        counts: dict[str, int] = {}
+        for p in promises.promises:
+            counts[p.state.value] = counts.get(p.state.value, 0) + 1
+        with self.lock:
+            self.promise_counts[name] = counts
+            totals: dict[str, int] = {}
+            for per in self.promise_counts.values():
+                for state, n in per.items():
+                    totals[state] = totals.get(state, 0) + n
+        for state, n in totals.items():
+            self.metrics.promises.labels(state).set(n)
+        return len(added)
+
+    def _outbox(self, loaded: Loaded, providers: dict[str, Any]) -> Outbox:
+        s = loaded.settings
+        return Outbox(
+            self.store,
+            providers,
+            loaded.composer,
+            {m.name: Address(m.address, m.rep_name) for m in s.mailboxes},
+            mode=s.outbox.mode,
+            daily_cap=s.outbox.daily_cap,
+            domain=s.team.domains[0] if s.team.domains else "followup.invalid",
+        )
+
+    def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
+        before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
+        outcomes = self._outbox(loaded, {name: conn.mail}).run(now, mailbox=name)
+        for o in outcomes:
+            if before.get(o.key) == o.status:
+                continue  # a draft still waiting for the rep: said when it was made
+            row = self.store.outbox_row(o.key) or {}
+            kind = str((row.get("action") or {}).get("kind", "?"))
+            self.metrics.executed.labels(kind, o.status).inc()
+            log.info(
+                "%s %s%s",
+                o.status,
+                kind,
+                f": {o.detail}" if o.detail else "",
+                extra={"mailbox": name, "client": row.get("client"), "key": o.key},
+            )
+        return sum(before.get(o.key) != o.status for o in outcomes)
+
+    def _gauges(self) -> None:
+        if time.monotonic() - self.last_gauges < 15:
+            return
+        self.last_gauges = time.monotonic()
+        counts: dict[str, int] = {}
+        for row in self.store.streams():
+            if row["kind"] == "mail":
+                counts[row["state"]] = counts.get(row["state"], 0) + 1
+        for state, n in counts.items():
+            self.metrics.mailboxes.labels(state).set(n)
+
+
+def _log_action(verb: str, action: Action) -> None:
+    log.info(
+        "%s %s due %s: %s",
+        verb,
+        action.kind.value,
+        action.due.isoformat(timespec="minutes"),
+        action.reason,
+        extra={
+            "mailbox": action.mailbox,
+            "client": action.client,
+            "rule": action.rule,
+            "key": action.key,
+        },
+    )
+
+
+def run(config_path: Path, *, once: bool = False, now: str | None = None) -> int:
+    """``followup run``: start a worker (``now`` shifts its clock, for replaying a scenario)."""
+    clock = None
+    if now:
+        offset = parse_now(now) - datetime.now(UTC)
+
+        def clock() -> datetime:
+            return datetime.now(UTC) + offset
+
+    worker = Worker(config_path, clock=clock)
+    logs.setup(worker.loaded.settings.service.log_format)
+    return worker.run(once=once)
