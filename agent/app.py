@@ -28,7 +28,7 @@ from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
-from agent.store import NEEDS_ATTENTION, OPEN_STATES, Store
+from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, Store
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
 
@@ -100,6 +100,7 @@ class Status:
     zones: dict[str, str]
     outbox: list[dict[str, object]]
     skipped: list[dict[str, object]]
+    mailboxes: list[dict[str, object]]  # the mail stream of each mailbox: state, sync times
 
 
 def status(config_path: Path, *, mailbox: str | None = None, now: str | None = None) -> Status:
@@ -114,6 +115,13 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         messages = store.messages(mailbox)
         rows = store.outbox(statuses=(*OPEN_STATES, NEEDS_ATTENTION), mailbox=mailbox)
         skipped = [s for s in store.skipped() if not mailbox or s["mailbox"] == mailbox]
+        streams = [r for r in store.streams(mailbox) if r["kind"] == "mail"]
+        providers = {m.name: m.provider for m in settings.mailboxes}
+        for r in streams:
+            if r["state"] == NEEDS_RECONNECT:
+                r["hint"] = (
+                    f"followup connect {providers.get(r['mailbox'])} --mailbox {r['mailbox']}"
+                )
     finally:
         store.close()
     result = pipeline.plan(team, messages, at)
@@ -124,6 +132,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         zones={m.name: m.zone for m in settings.mailboxes},
         outbox=rows,
         skipped=skipped,
+        mailboxes=streams,
     )
 
 

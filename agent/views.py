@@ -203,12 +203,38 @@ def status(console: Console, st: Any) -> None:
         )
     console.print(table if st.promises else "[green]No open promises.[/]")
     console.print(outbox_table(st.outbox, "Drafts waiting and notes scheduled"))
+    if st.mailboxes:
+        console.print(mailbox_table(st.mailboxes, st.zones))
     if st.skipped:
         problems(
             console,
             [Problem(s["mailbox"], s["item"], s["reason"]) for s in st.skipped],
             "Skipped input",
         )
+
+
+def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
+    """Each mailbox's sync state as the worker left it; the ones needing a person stand out."""
+    table = Table(title="Mailboxes", expand=True)
+    for col in ("mailbox", "state", "last synced", "next sync", "note"):
+        table.add_column(col, overflow="fold")
+    styles = {"needs_reconnect": "bold red", "backoff": "yellow", "disabled": "dim"}
+    for r in rows:
+        zone = zones.get(r["mailbox"], "UTC")
+        state = r["state"]
+        note = r.get("last_error") or ""
+        if r.get("hint"):
+            note = f"run: {r['hint']}. {note}"
+        table.add_row(
+            r["mailbox"],
+            Text(state.replace("_", " "), style=styles.get(state, "green")),
+            local(r.get("synced_at"), zone),
+            local(r.get("next_run_at"), zone)
+            if state not in ("needs_reconnect", "disabled")
+            else "-",
+            note,
+        )
+    return table
 
 
 def outbox_table(rows: list[dict[str, Any]], title: str = "Outbox") -> Table:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import logs
+from agent import app, logs
 from agent.demo import run_demo
 from agent.store import (
     DISABLED,
@@ -182,6 +182,10 @@ def test_a_mailbox_that_is_not_connected_is_parked_and_the_others_run(
     Worker(demo_config, clock=lambda: NOW + timedelta(hours=2)).run(once=True)
     assert store.streams("dana")[0]["state"] == NEEDS_RECONNECT
     store.close()
+    # followup status tells the rep what to run.
+    shown = {r["mailbox"]: r for r in app.status(demo_config, now="2026-11-25T09:00Z").mailboxes}
+    assert shown["dana"]["hint"] == "followup connect gmail --mailbox dana"
+    assert "hint" not in shown["asha"]
 
 
 def test_a_broken_rule_file_is_refused_and_the_last_good_rules_keep_running(
