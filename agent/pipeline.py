@@ -41,6 +41,12 @@ class Team:
 
     @property
     def directory(self) -> matching.Directory:
+        return _derived(self)[0]
+
+    def reps(self) -> dict[str, promises.Rep]:
+        return dict(_derived(self)[1])
+
+    def _directory(self) -> matching.Directory:
         own = frozenset(a for m in self.settings.mailboxes for a in m.addresses)
         return matching.Directory(
             self.clients,
@@ -48,7 +54,7 @@ class Team:
             team_addresses=own,
         )
 
-    def reps(self) -> dict[str, promises.Rep]:
+    def _reps(self) -> dict[str, promises.Rep]:
         reps = {}
         for m in self.settings.mailboxes:
             lead = self.settings.lead(m.lead) if m.lead else None
@@ -67,6 +73,24 @@ class Team:
                 webhook=self.settings.team.webhook_url,
             )
         return reps
+
+
+# Each pass asks a team for its directory and reps several times; building them anew each time
+# costs the lookup tables and cold rep calendars. A Team holds unhashable settings, so it is
+# remembered by identity; an entry keeps its team alive, so no other team can take its id.
+_DERIVED: dict[int, tuple[Team, tuple[matching.Directory, dict[str, promises.Rep]]]] = {}
+_DERIVED_TEAMS = 8
+
+
+def _derived(team: Team) -> tuple[matching.Directory, dict[str, promises.Rep]]:
+    hit = _DERIVED.get(id(team))
+    if hit is not None and hit[0] is team:
+        return hit[1]
+    derived = (team._directory(), team._reps())
+    while len(_DERIVED) >= _DERIVED_TEAMS:
+        del _DERIVED[next(iter(_DERIVED))]
+    _DERIVED[id(team)] = (team, derived)
+    return derived
 
 
 def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
@@ -114,8 +138,18 @@ def plan(team: Team, messages: Iterable[Message], now: datetime) -> promises.Pro
 def language_of(team: Team) -> Callable[[Thread], str]:
     """The language to write to a thread's client in: the record, else detection, else default."""
     settings = team.settings
+    # Every note of a thread asks again; detection is the costly part of a note.
+    chosen: dict[int, tuple[Thread, str]] = {}
 
     def choose(thread: Thread) -> str:
+        hit = chosen.get(id(thread))
+        if hit is not None and hit[0] is thread:
+            return hit[1]
+        language = detect(thread)
+        chosen[id(thread)] = (thread, language)
+        return language
+
+    def detect(thread: Thread) -> str:
         texts = [
             c.message.body or ""
             for c in reversed(thread.messages)
