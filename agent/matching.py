@@ -93,8 +93,7 @@ def kind_of(message: Message) -> tuple[MessageKind, str]:
         return MessageKind.LIST, f"List-Id: {h['list-id']}"
     if precedence in ("bulk", "list", "junk"):
         return MessageKind.LIST, f"Precedence: {precedence}"
-    subject = message.subject.lower()
-    if any(subject.startswith(s) for s in AUTO_SUBJECTS):
+    if message.subject.lower().startswith(AUTO_SUBJECTS):
         return MessageKind.AUTO_REPLY, f"subject {message.subject!r}"
     return MessageKind.HUMAN, "human mail"
 
@@ -108,9 +107,11 @@ class Directory:
     team_addresses: frozenset[str] = frozenset()
     by_email: dict[str, Client] = field(default_factory=dict, init=False)
     by_domain: dict[str, Client] = field(default_factory=dict, init=False)
+    by_key: dict[str, Client] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for c in self.clients:
+            self.by_key.setdefault(c.key, c)
             for e in c.emails:
                 self.by_email.setdefault(e.lower(), c)
             for d in c.domains:
@@ -133,7 +134,8 @@ class Directory:
         return None, f"no client has {email} or {domain}"
 
     def get(self, key: str) -> Client | None:
-        return next((c for c in self.clients if c.key == key), None)
+        """The first client with ``key``, or ``None``."""
+        return self.by_key.get(key)
 
 
 def classify(message: Message, own: frozenset[str], directory: Directory) -> Classified:
