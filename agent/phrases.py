@@ -28,9 +28,11 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from agent.textparts import own_text
 
@@ -55,6 +57,9 @@ SIGNATURE_LINES = 6
 SIGNATURE_WORDS = 4
 # A Han or kana character is about a third of a word.
 DENSE_WEIGHT = 0.35
+# Answers remembered per question, keyed by the text: a worker asks about the same mail on every
+# pass, and a pass over 100,000 open threads asks about some 200,000 texts.
+CACHE_SIZE = 1 << 18
 
 QUESTION_MARKS = frozenset("?？¿؟;")  # ";" is the Greek question mark after NFKC
 
@@ -380,10 +385,13 @@ _DROPPED = frozenset(
 )
 
 
+_DROP = dict.fromkeys(_DROPPED)
+
+
 def normalise(text: str) -> str:
     """``text`` as the lexicons see it (see the module docstring for what changes)."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
-    text = "".join(ch for ch in unicodedata.normalize("NFD", text) if ord(ch) not in _DROPPED)
+    text = unicodedata.normalize("NFD", text).translate(_DROP)
     return unicodedata.normalize("NFC", text).translate(_ARABIC_LETTERS)
 
 
@@ -407,27 +415,33 @@ def tokens(text: str) -> list[str]:
     return [text[a:b] for a, b in _spans(text)]
 
 
+class _CharClasses(dict[int, str]):
+    """Code point -> "d" (dense), "w" (other wordlike) or " ", filled in as characters are seen.
+
+    ``str.translate`` through it turns a text into one class letter per character, so that
+    tokens are found by a regular expression instead of a Python loop over characters.
+    """
+
+    def __missing__(self, cp: int) -> str:
+        ch = chr(cp)
+        cls = "d" if _dense(ch) else "w" if _wordlike(ch) else " "
+        self[cp] = cls
+        return cls
+
+
+_CLASSES = _CharClasses()
+_TOKEN = re.compile(r"d|w+")
+
+
 def _spans(text: str) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    start = -1
-    for i, ch in enumerate(text):
-        if _dense(ch):
-            if start >= 0:
-                out.append((start, i))
-                start = -1
-            out.append((i, i + 1))
-        elif _wordlike(ch):
-            if start < 0:
-                start = i
-        elif start >= 0:
-            out.append((start, i))
-            start = -1
-    if start >= 0:
-        out.append((start, len(text)))
-    return out
+    return [m.span() for m in _TOKEN.finditer(text.translate(_CLASSES))]
 
 
 # --- phrase compilation and matching --------------------------------------------------------
+
+# How many distinct tokens each index remembers the matching phrases of; bounds its memory
+# when mails carry endless order numbers and names.
+_MAX_KNOWN_TOKENS = 50_000
 
 
 @dataclass(frozen=True)
@@ -503,21 +517,36 @@ class _Index:
                     self.exact.setdefault(alt.text, []).append(phrase)
             else:
                 self.wild.append(phrase)
+        # token -> the phrases whose first slot it matches; words recur across mails
+        self._starting: dict[str, tuple[_Phrase, ...]] = {}
+
+    def starting(self, tok: str) -> tuple[_Phrase, ...]:
+        """Phrases whose first slot matches ``tok``: exact ones first, then wildcards, in order."""
+        found = self._starting.get(tok)
+        if found is None:
+            found = (
+                *self.exact.get(tok, ()),
+                *(p for p in self.wild if any(a.matches(tok) for a in p.slots[0])),
+            )
+            if len(self._starting) < _MAX_KNOWN_TOKENS:
+                self._starting[tok] = found
+        return found
 
     def find(self, text: _Text, languages: frozenset[str] = frozenset()) -> list[_Hit]:
         """Every match in text order (longest first at a position); no ``languages`` = all."""
         toks = text.toks
+        count = len(toks)
         hits: list[_Hit] = []
         for i, tok in enumerate(toks):
-            for phrase in (*self.exact.get(tok, ()), *self.wild):
+            for phrase in self.starting(tok):
                 if languages and phrase.language not in languages:
                     continue
-                n = len(phrase.slots)
-                if i + n > len(toks):
+                slots = phrase.slots
+                n = len(slots)
+                if i + n > count:
                     continue
-                if all(
-                    any(alt.matches(toks[i + k]) for alt in slot)
-                    for k, slot in enumerate(phrase.slots)
+                if n == 1 or all(
+                    any(alt.matches(toks[i + k]) for alt in slots[k]) for k in range(1, n)
                 ):
                     words = text.norm[text.spans[i][0] : text.spans[i + n - 1][1]]
                     hits.append(_Hit(phrase, i, i + n, words))
@@ -577,6 +606,11 @@ def needs_no_answer(text: str, language: str = "") -> tuple[bool, str]:
     "acknowledgement: 'thanks'")`` or ``(False, reason)``; a question mark, a request word, a
     stop or meeting request, or more than a few words beyond the thanks all give False.
     """
+    return _needs_no_answer(text, language)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _needs_no_answer(text: str, language: str) -> tuple[bool, str]:
     base = language.strip().replace("_", "-").split("-")[0].casefold()
     languages = frozenset({base, "en"}) if base else frozenset()
     own = own_text(text)
@@ -617,6 +651,11 @@ def asks_to_stop(text: str) -> tuple[bool, str]:
     Quotes and signatures are stripped first. Returns ``(True, "stop request: '<phrase>'")`` or
     ``(False, reason)``. "Not interested" followed by a "but" is a narrowed offer, not a stop.
     """
+    return _asks_to_stop(text)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _asks_to_stop(text: str) -> tuple[bool, str]:
     return _stop(_prepare(text))
 
 
@@ -626,6 +665,11 @@ def asks_for_meeting(text: str) -> tuple[bool, str]:
     Quotes and signatures are stripped first. Returns ``(True, "meeting request: '<phrase>'")``
     or ``(False, "no meeting phrase")``.
     """
+    return _asks_for_meeting(text)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _asks_for_meeting(text: str) -> tuple[bool, str]:
     hits = _MEETING.find(_prepare(text))
     if hits:
         return True, f"meeting request: '{hits[0].words}'"
