@@ -186,14 +186,21 @@ def warm_up(supported: Collection[str]) -> None:
 
 def _confidences(text: str, supported: Collection[str]) -> list[tuple[str, float]]:
     """(base code, confidence) for every language of the detector, best first."""
-    detector = _detector(frozenset(_base(s) for s in supported))
+    return list(_scores(text, frozenset(_base(s) for s in supported)))
+
+
+# Detection is the costly step of choosing a language, and a worker asks about the same client
+# mail on every pass: the scores are remembered per text.
+@lru_cache(maxsize=1 << 16)
+def _scores(text: str, bases: frozenset[str]) -> tuple[tuple[str, float], ...]:
+    detector = _detector(bases)
     if detector is None:
-        return []
+        return ()
     cleaned = _URL.sub(" ", text)
-    return [
+    return tuple(
         (c.language.iso_code_639_1.name.lower(), c.value)
         for c in detector.compute_language_confidence_values(cleaned)
-    ]
+    )
 
 
 def _letters(text: str) -> int:
