@@ -323,11 +323,12 @@ class Worker:
         """Renew the leases of mailboxes in flight, three times per lease period."""
         while True:
             ttl = self.loaded.settings.service.lease_seconds
-            if self.stopping.wait(timeout=ttl / 3) and not self.in_flight:
-                return
+            stopping = self.stopping.wait(timeout=ttl / 3)
             with self.lock:
                 names = [n for n, f in self.in_flight.items() if not f.done()]
             if not names:
+                if stopping:
+                    return
                 continue
             try:
                 held = self.store.renew(self.owner, names, self.clock() + timedelta(seconds=ttl))
