@@ -54,7 +54,6 @@ class Paths(_Strict):
 class Outbox(_Strict):
     mode: Literal["draft", "send"] = "draft"
     daily_cap: int = Field(50, ge=1)
-    min_gap_hours: float = Field(24, ge=0)
 
 
 class Lead(_Strict):
@@ -164,6 +163,13 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
+# Keys that used to be here, and where they live now.
+MOVED = {
+    ("outbox", "min_gap_hours"): 'the gap between notes is set per rule: min_gap = "24h" in '
+    "rules/*.toml (see rules/README.md)",
+}
+
+
 def parse_settings(data: dict[str, Any], source: str) -> Settings:
     try:
         settings = Settings.model_validate(data)
@@ -172,7 +178,10 @@ def parse_settings(data: dict[str, Any], source: str) -> Settings:
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling against config.example.toml)"
+                msg = MOVED.get(
+                    tuple(err["loc"]),
+                    "unknown key (check the spelling against config.example.toml)",
+                )
             problems.append(Problem(source, _where(err["loc"], data), msg))
         raise ConfigError(problems) from exc
     return _resolve(settings, Path(source).parent)

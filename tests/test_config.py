@@ -46,3 +46,13 @@ def test_broken_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
         config.load(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         config.load(tmp_path / "missing.toml")
+
+
+def test_a_moved_key_says_where_it_lives_now(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[outbox]\nmin_gap_hours = 24\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    (problem,) = err.value.problems
+    assert problem.where == "outbox.min_gap_hours"
+    assert 'min_gap = "24h"' in problem.message and "rules/README.md" in problem.message
