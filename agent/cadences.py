@@ -14,6 +14,10 @@ How long to wait is written two ways, both counted in the *client's* calendar:
 - ``"48h"``, ``"1h30m"``: that much of the client's open business time, as promise targets are
   counted; ``"16h"`` is two 8-hour business days.
 
+``propose_slots`` makes follow-up steps carry meeting times: ``true`` for every step, or a list
+of step numbers (``[2]``: only the second). Those steps become proposals (see
+agent/meetings.py) with times that suit the client and the rep.
+
 ``delay``, ``delay_feedback`` and ``min_gap`` are plain elapsed time (``"2h"``, ``"1d"`` = 24
 hours); the planner then moves the note into the client's business hours and send window.
 """
@@ -45,6 +49,7 @@ FOLLOW_UP_KEYS = {
     "out_of_office_hold",
     "send_window",
     "min_gap",
+    "propose_slots",
 }
 THANK_YOU_KEYS = {
     "name",
@@ -145,6 +150,7 @@ class FollowUpRule:
     send_window: tuple[Shift, ...] = ()  # () means the client's business hours
     min_gap: timedelta = timedelta(hours=24)
     description: str = ""
+    propose_slots: frozenset[int] = frozenset()  # the steps whose note proposes meeting times
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,7 @@ def _follow_up(raw: dict[str, Any], index: int, problems: list[Problem]) -> Foll
         t.bad("steps", f"{steps} is out of range: send between 1 and {MAX_STEPS} follow-ups")
     hold = t.wait("out_of_office_hold", FollowUpRule.out_of_office_hold)
     min_gap = t.span("min_gap", FollowUpRule.min_gap)
+    propose_slots = _proposing_steps(t, raw.get("propose_slots", False), steps)
     rule = FollowUpRule(
         name=t.name,
         source=t.source,
@@ -318,8 +325,34 @@ def _follow_up(raw: dict[str, Any], index: int, problems: list[Problem]) -> Foll
         send_window=t.window(),
         min_gap=min_gap,
         description=t.description(),
+        propose_slots=propose_slots,
     )
     return rule if t.ok else None
+
+
+def _proposing_steps(t: _Table, value: Any, steps: int) -> frozenset[int]:
+    """``propose_slots``: true (every step), false, or a list of step numbers within 1..steps."""
+    if isinstance(value, bool):
+        return frozenset(range(1, steps + 1)) if value else frozenset()
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        outside = [v for v in value if not 1 <= v <= steps]
+        if outside:
+            t.bad(
+                "propose_slots",
+                f"step {outside[0]} does not exist: this rule sends steps 1 to {steps}",
+            )
+            return frozenset()
+        return frozenset(value)
+    t.bad(
+        "propose_slots",
+        f"{value!r}: write propose_slots = true, false, or the steps that propose times, "
+        "such as [2]",
+    )
+    return frozenset()
 
 
 def _thank_you(raw: dict[str, Any], index: int, problems: list[Problem]) -> ThankYouRule | None:

@@ -8,6 +8,9 @@ days of the event.
 
 The UID is derived from the invitation's key: building the same invitation twice gives the same
 UID, so a client that receives it again updates the event instead of adding a second one.
+
+:func:`invite_for` and :func:`hold_for` turn the planners' INVITE and HOLD actions into the
+:class:`~agent.model.Invite` the outbox mails or puts on the rep's calendar.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from email.message import EmailMessage
 import icalendar
 
 from agent import zones
-from agent.model import Address, Invite
+from agent.model import Action, ActionKind, Address, Invite
 
 PRODID = "-//Followup//Followup invitations//EN"
 
@@ -136,3 +139,53 @@ def _alternative_of(msg: EmailMessage) -> EmailMessage:
             part.make_alternative()
             return part
     raise ValueError(f"no body part to add the invitation to in a {kind} message")
+
+
+def invite_for(action: Action, organizer: Address) -> Invite:
+    """The invitation an INVITE action carries: ``organizer`` (the rep) invites ``action.to``.
+
+    The event is the context's ``meeting`` (``summary``, ``start``, ``end``, ``zone``: the
+    client's zone, so the client's calendar shows it as written). Raises ``ValueError`` for any
+    other kind of action or a context without a usable meeting.
+    """
+    if action.kind is not ActionKind.INVITE:
+        raise ValueError(f"{action.key}: a {action.kind.value} action carries no invitation")
+    try:
+        meeting = action.context["meeting"]
+        return Invite(
+            key=action.key,
+            summary=str(meeting["summary"]),
+            start=meeting["start"],
+            end=meeting["end"],
+            zone=str(meeting["zone"]),
+            organizer=organizer,
+            attendees=tuple(action.to),
+            description=str(meeting.get("description", "")),
+            location=str(meeting.get("location", "")),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{action.key}: no usable meeting in the context ({exc})") from exc
+
+
+def hold_for(action: Action, owner: Address) -> Invite:
+    """The calendar event a HOLD ``create`` action puts on ``owner``'s calendar.
+
+    ``owner`` is both organizer and only attendee and ``send_updates`` is off: a hold is for
+    the rep's calendar, and no client hears of it. Raises ``ValueError`` for anything but a
+    HOLD create action with ``summary``, ``start``, ``end`` and ``zone`` in its context.
+    """
+    if action.kind is not ActionKind.HOLD or action.context.get("op") != "create":
+        raise ValueError(f"{action.key}: not a hold to create")
+    try:
+        return Invite(
+            key=action.key,
+            summary=str(action.context["summary"]),
+            start=action.context["start"],
+            end=action.context["end"],
+            zone=str(action.context["zone"]),
+            organizer=owner,
+            attendees=(owner,),
+            send_updates=False,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{action.key}: no usable hold in the context ({exc})") from exc

@@ -160,6 +160,8 @@ class ActionKind(enum.StrEnum):
     THANK_YOU = "thank_you"
     FEEDBACK = "feedback"
     PROPOSAL = "proposal"
+    INVITE = "invite"  # the client chose a proposed time: a note carrying a calendar request
+    HOLD = "hold"  # a tentative hold on the rep's calendar, created or released; no mail
     WEBHOOK = "webhook"
 
 

@@ -19,6 +19,12 @@ A send is never retried blindly: a Transient error during ``send_draft`` leaves 
 ``sending`` for the next reconciliation. In ``draft`` mode notes to clients stop at ``drafted``
 (the draft waits in the rep's Drafts folder) until the rep sends it or runs
 ``followup outbox approve``; reminders and escalations to the team are always sent.
+
+An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
+composed. HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
+puts a tentative hold on the rep's calendar (``create_event`` is idempotent on the key, so an
+unknown outcome is simply tried again) and a ``release`` deletes it where the provider can
+(an optional ``delete_event(provider_id)``; otherwise the row needs a person).
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from typing import Any
 import requests
 
 from agent.compose import Composer, build_message, message_id_for
-from agent.errors import AuthRevoked, Permanent, ProviderError, TemplateError, Transient
+from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
+from agent.invites import attach_invite, build_invite, hold_for, invite_for
 from agent.model import Action, ActionKind, Address, SentRef
-from agent.providers.protocol import MailProvider
+from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.store import (
     CANCELLED,
     DRAFTED,
@@ -50,7 +57,10 @@ from agent.store import (
 )
 
 log = logging.getLogger("followup.outbox")
-INTERNAL_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK})
+# Never held back by the mode or counted against the daily cap of notes to clients.
+INTERNAL_KINDS = frozenset(
+    {ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK, ActionKind.HOLD}
+)
 MAX_POSTS = 5
 
 
@@ -80,6 +90,7 @@ class Outbox:
         domain: str = "followup.invalid",
         on_message: Callable[[Action, Any], None] | None = None,
         post: Callable[[str, dict[str, str]], None] | None = None,
+        calendars: Mapping[str, CalendarProvider] | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -90,6 +101,7 @@ class Outbox:
         self.domain = domain
         self.on_message = on_message
         self.post = post or post_json
+        self.calendars = calendars or {}
 
     # -- the one entry point ----------------------------------------------------------------
     def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
@@ -119,6 +131,8 @@ class Outbox:
         action = action_from_json(row["action"])
         if action.kind is ActionKind.WEBHOOK:
             return self._post(action, row)
+        if action.kind is ActionKind.HOLD:
+            return self._hold(action, row)
         if status == DRAFTING:
             return self._reconcile_drafting(action, provider)
         if status == SENDING:
@@ -159,6 +173,57 @@ class Outbox:
         self.store.transition(key, [SENDING], SENT)
         return Outcome(key, SENT, "posted to the team's webhook")
 
+    def _hold(self, action: Action, row: dict[str, Any]) -> Outcome:
+        """Create or release a tentative hold on the rep's calendar; no mail is involved."""
+        key = action.key
+        calendar = self.calendars.get(action.mailbox)
+        if calendar is None:
+            return Outcome(key, row["status"], "no calendar to hold the time on")
+        if not self.store.transition(
+            key, [PLANNED, SENDING], SENDING, attempts=row["attempts"] + 1
+        ):
+            return Outcome(key, "taken", "another worker took it")
+        if action.context.get("op") == "release":
+            return self._release(action, calendar)
+        try:
+            event_id = calendar.create_event(hold_for(action, self.senders[action.mailbox]))
+        except (Permanent, ValueError) as exc:
+            self.store.transition(key, [SENDING], FAILED, last_error=f"hold: {exc}")
+            return Outcome(key, FAILED, str(exc))
+        # Transient errors propagate with the row in ``sending``: the create is idempotent on
+        # the key, so the next pass simply makes it again.
+        self.store.transition(key, [SENDING], SENT, sent_provider_id=event_id)
+        return Outcome(key, SENT, "held on the rep's calendar")
+
+    def _release(self, action: Action, calendar: CalendarProvider) -> Outcome:
+        key, hold = action.key, str(action.context.get("hold", ""))
+        if self.store.transition(hold, [PLANNED], CANCELLED):
+            self.store.transition(key, [SENDING], SENT)
+            return Outcome(key, SENT, "the hold was never made")
+        held = self.store.outbox_row(hold)
+        if held is None or held["status"] != SENT:
+            if held is not None and held["status"] == SENDING:
+                self.store.transition(key, [SENDING], PLANNED)
+                return Outcome(key, PLANNED, "waits until the hold is made")
+            self.store.transition(key, [SENDING], SENT)
+            return Outcome(key, SENT, "no hold to release")
+        delete = getattr(calendar, "delete_event", None)
+        if delete is None:
+            self.store.transition(
+                key,
+                [SENDING],
+                NEEDS_ATTENTION,
+                last_error="this calendar cannot delete events: remove the hold by hand",
+            )
+            return Outcome(key, NEEDS_ATTENTION, "remove the hold by hand")
+        try:
+            delete(held["sent_provider_id"])
+        except Permanent as exc:
+            self.store.transition(key, [SENDING], FAILED, last_error=f"release: {exc}")
+            return Outcome(key, FAILED, str(exc))
+        self.store.transition(key, [SENDING], SENT)
+        return Outcome(key, SENT, "hold released")
+
     def _sends(self, action: Action) -> bool:
         return action.kind in INTERNAL_KINDS or (action.mode or self.mode) == "send"
 
@@ -183,6 +248,15 @@ class Outbox:
         )
         if msg["Date"] is None:
             msg["Date"] = format_datetime(now)
+        if action.kind is ActionKind.INVITE:
+            language = msg["Content-Language"]
+            try:
+                attach_invite(msg, build_invite(invite_for(action, sender), stamp=now))
+            except ValueError as exc:
+                raise TemplateError([Problem("invitation", action.key, str(exc))]) from exc
+            if language and msg["Content-Language"] is None:
+                # Making the body multipart moved every Content-* header into the text part.
+                msg["Content-Language"] = language
         return msg
 
     def _draft_and_send(

@@ -22,10 +22,10 @@ from agent.config import Settings
 from agent.errors import ClientsError, CursorExpired, Problem, RulesError
 from agent.language import choose_language
 from agent.meetings import MeetingRule, parse_meeting_rules
-from agent.model import Client, Direction, Event, Interval, Message, Thread
+from agent.model import Action, ActionKind, Client, Direction, Event, Interval, Message, Thread
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules
-from agent.store import Store
+from agent.store import Store, action_from_json
 
 
 @dataclass(frozen=True)
@@ -172,9 +172,15 @@ def plan_notes(
     now: datetime,
     *,
     sent_notes: Mapping[str, str] | None = None,
+    earlier: Iterable[Action] = (),
 ) -> followups.FollowupPlan:
     """Follow-ups and thank-yous to clients. ``sent_notes`` maps the Message-ID of each note the
-    outbox sent to its key, so the agent's own notes are never taken for the rep's mail."""
+    outbox sent to its key, so the agent's own notes are never taken for the rep's mail.
+
+    Follow-up steps whose rule says ``propose_slots`` become proposals with meeting times
+    (HOLD actions beside them when the client's meeting rule holds times); ``earlier`` is
+    :func:`meeting_history`, so times held for other clients are not offered again."""
+    events = list(events)
     result = followups.plan(
         threads(team, messages),
         events,
@@ -187,13 +193,27 @@ def plan_notes(
         notes=sent_notes or {},
         rep_details={m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes},
     )
-    if not result.modes:
-        return result
     actions = tuple(
         dataclasses.replace(a, mode=result.modes[a.key]) if a.key in result.modes else a
         for a in result.actions
     )
-    return dataclasses.replace(result, actions=actions)
+    proposing = {r.name: r.propose_slots for r in team.cadences.follow_ups if r.propose_slots}
+    if proposing:
+        offered = meetings.propose_in_follow_ups(
+            actions,
+            lambda a: a.context.get("step") in proposing.get(a.rule, ()),
+            list(team.meetings),
+            {c.key: c for c in team.clients},
+            team.reps(),
+            client_calendar,
+            _busy(team, events, now, max((a.due for a in actions), default=now)),
+            now,
+            earlier=earlier,
+        )
+        return dataclasses.replace(
+            result, actions=offered.actions, decisions=(*result.decisions, *offered.decisions)
+        )
+    return dataclasses.replace(result, actions=actions) if result.modes else result
 
 
 def sync_mailbox(
@@ -215,28 +235,60 @@ def sync_mailbox(
     return new
 
 
-def plan_meetings(
-    team: Team, messages: Iterable[Message], events: Iterable[Event], now: datetime
-) -> meetings.MeetingPlan:
-    """Slot proposals for clients who asked to meet, around each rep's calendar."""
-    if not team.meetings:
-        return meetings.MeetingPlan((), ())
-    horizon = Interval(now, now + max(r.within for r in team.meetings) + timedelta(days=1))
-    events = list(events)
-    busy = {
+def _busy(
+    team: Team, events: Iterable[Event], now: datetime, latest: datetime
+) -> dict[str, list[Interval]]:
+    """Each rep's busy time from the stored events, from ``now`` to past the longest search
+    window after ``latest``; the agent's own tentative holds are not busy time."""
+    within = max((r.within for r in team.meetings), default=meetings.MeetingRule("", "").within)
+    horizon = Interval(now, max(now, latest) + within + timedelta(days=1))
+    events = [e for e in events if not meetings.is_hold(e)]
+    return {
         m.name: busy_from_events(
             [e for e in events if e.mailbox == m.name], horizon, attendee_emails=m.addresses
         )
         for m in team.settings.mailboxes
     }
+
+
+def meeting_history(store: Store, now: datetime, days: int = 30) -> list[Action]:
+    """The PROPOSAL and INVITE actions in the outbox planned in the last ``days`` days, in any
+    status: what :func:`plan_meetings` reads clients' answers against and releases holds of."""
+    since = now - timedelta(days=days)
+    found = []
+    for row in store.outbox():
+        if row["kind"] not in (ActionKind.PROPOSAL, ActionKind.INVITE):
+            continue
+        action = action_from_json(row["action"])
+        if action.due >= since:
+            found.append(action)
+    return found
+
+
+def plan_meetings(
+    team: Team,
+    messages: Iterable[Message],
+    events: Iterable[Event],
+    now: datetime,
+    *,
+    earlier: Iterable[Action] = (),
+    sent_notes: Mapping[str, str] | None = None,
+) -> meetings.MeetingPlan:
+    """Slot proposals for clients who asked to meet, around each rep's calendar; invitations
+    for times clients chose from ``earlier`` proposals (:func:`meeting_history`); holds and
+    their release. ``sent_notes`` as for :func:`plan_notes`."""
+    if not team.meetings:
+        return meetings.MeetingPlan((), ())
     return meetings.plan(
         threads(team, messages),
         list(team.meetings),
         team.reps(),
         client_calendar,
-        busy,
+        _busy(team, events, now, now),
         now,
         languages=language_of(team),
+        earlier=earlier,
+        notes=sent_notes,
     )
 
 
