@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.errors import Problem
-from agent.model import Action
+from agent.model import Action, ActionKind
 
 
 def action_json(action: Action, status: str = "", subject: str = "") -> dict[str, Any]:
@@ -85,6 +85,7 @@ def demo(console: Console, result: Any) -> None:
             a.reason,
         )
     console.print(timeline)
+    invitations(console, result)
 
     decisions = Table(title="No clock, no note: decisions and their reasons (audited)", expand=True)
     for col in ("mailbox", "decision", "reason"):
@@ -104,6 +105,33 @@ def demo(console: Console, result: Any) -> None:
             title=f"Every outgoing message, as .eml, in {result.out / 'outbox'}",
         )
     )
+
+
+def invitations(console: Console, result: Any) -> None:
+    """The calendar invitations among the demo's actions: the time as each side sees it."""
+    invites = [a for a in result.actions if a.kind is ActionKind.INVITE]
+    if not invites:
+        return
+    table = Table(
+        title="Invitations (text/calendar; method=REQUEST: Accept / Decline)", expand=True
+    )
+    for col in ("client", "their time", "rep's time", "lang", "status", "file"):
+        table.add_column(col, overflow="fold")
+    for a in invites:
+        meeting = a.context.get("meeting", {})
+        start, zone = meeting.get("start"), str(meeting.get("zone", "UTC"))
+        rep_zone = str(a.context.get("rep_zone") or result.zones.get(a.mailbox, "UTC"))
+        outcome = result.outcomes.get(a.key)
+        path = result.files.get(a.key)
+        table.add_row(
+            a.client,
+            f"{local(start, zone)} {zone}",
+            f"{local(start, rep_zone)} {rep_zone}",
+            a.language,
+            outcome.status if outcome else "due",
+            path.name if path else "",
+        )
+    console.print(table)
 
 
 def figures_table(title: str, rows: Iterable[Any]) -> Table:

@@ -38,11 +38,38 @@ def test_demo_json_shows_reminders_escalations_and_writes_eml(tmp_path: Path) ->
     assert msg["X-Followup-Key"] and msg["Subject"]
 
 
+def test_demo_answers_a_chosen_time_with_an_invitation_in_the_clients_language(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.output)
+    # Beatriz picked "quinta-feira às 10h" from the proposal Lukas sent on Monday.
+    [proposal] = [a for a in actions if a["client"] == "beatriz-costa" and a["kind"] == "proposal"]
+    assert proposal["status"] == "sent" and proposal["due"] == "2026-11-23T12:00:00Z"
+    [invite] = [a for a in actions if a["kind"] == "invite"]
+    assert invite["client"] == "beatriz-costa" and invite["language"] == "pt"
+    assert invite["key"].endswith("/20261126T1300Z")  # Thursday 10:00 in São Paulo
+    [eml] = sorted((out / "outbox").glob("*-invite-beatriz-costa.eml"))
+    msg = message_from_bytes(eml.read_bytes(), policy=default)
+    assert msg["Content-Language"] == "pt" and msg["Subject"].startswith("Re: ")
+    [calendar] = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+    assert calendar.get_param("method") == "REQUEST"
+    ics = calendar.get_content()
+    assert "METHOD:REQUEST" in ics and "DTSTART;TZID=America/Sao_Paulo:20261126T100000" in ics
+    assert "ORGANIZER;CN=\"Lukas Becker\":mailto:lukas@acme.example" in ics
+    assert "mailto:beatriz@costaalimentos.com.br" in ics
+    text = msg.get_body(("plain",)).get_content()
+    assert "quinta-feira, 26 de novembro de 2026 10:00" in text
+
+
 def test_demo_prints_the_timeline_with_reasons(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert "What the agent does, and why" in result.output
     assert "escalation" in result.output and "reminder" in result.output
+    assert "Invitations" in result.output and "beatriz-costa" in result.output
 
 
 def test_rules_check_reports_problems_and_exits_1(tmp_path: Path) -> None:

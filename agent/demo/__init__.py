@@ -1,8 +1,13 @@
-"""The bundled demo: three reps, six clients, real threads, a fixed ``now``.
+"""The bundled demo: three reps, seven clients, real threads, a fixed ``now``.
 
 ``run_demo`` builds Maildir mailboxes from scenario.toml in an output folder, then runs the very
 pipeline the worker runs: local provider -> store -> matching -> planners -> outbox. Every
 outgoing message is also written there as an .eml file.
+
+History first: at the scenario's ``[earlier]`` time the meeting planner runs alone and the reps
+approve its proposals (they go to the sent folders); then the clients' answers to those
+proposals (``answers = "<message id>"`` in scenario.toml) arrive, threaded under them. The
+main pass at ``now`` reads those answers like any other mail.
 """
 
 from __future__ import annotations
@@ -51,29 +56,50 @@ class DemoResult:
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _build_mailboxes(scenario: dict[str, Any], settings: config.Settings, now: datetime) -> None:
-    ids: dict[str, str] = {}
-    refs: dict[str, list[str]] = {}
+@dataclass
+class _Ids:
+    """Message-IDs of the scenario's messages, and the references chain of each."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    refs: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _deliver(
+    item: dict[str, Any],
+    settings: config.Settings,
+    now: datetime,
+    known: _Ids,
+    parent: tuple[str, list[str]] | None = None,
+) -> None:
+    """File one scenario message; ``parent`` is (Message-ID, references) of what it answers."""
+    mb = settings.mailbox(item["mailbox"])
+    assert mb.path is not None
+    box = LocalMailbox(mb.path, mailbox=mb.name, address=mb.address, clock=lambda: now)
+    msg = EmailMessage()
+    msg["From"] = item["from"]
+    msg["To"] = item["to"]
+    msg["Subject"] = item["subject"]
+    msg["Date"] = format_datetime(item["date"])
+    msg["Message-ID"] = known.ids.setdefault(item["id"], make_msgid(item["id"], "demo.example"))
+    if parent is None and "reply_to" in item:
+        parent = (known.ids[item["reply_to"]], known.refs.get(item["reply_to"], []))
+    if parent is not None:
+        chain = [*parent[1], parent[0]]
+        known.refs[item["id"]] = chain
+        msg["In-Reply-To"] = parent[0]
+        msg["References"] = " ".join(chain)
+    for name, value in item.get("headers", {}).items():
+        msg[name] = value
+    msg.set_content(item["body"])
+    box.deliver(bytes(msg), item["folder"])
+
+
+def _build_mailboxes(
+    scenario: dict[str, Any], settings: config.Settings, now: datetime, known: _Ids
+) -> None:
     for item in scenario["message"]:
-        mb = settings.mailbox(item["mailbox"])
-        assert mb.path is not None
-        box = LocalMailbox(mb.path, mailbox=mb.name, address=mb.address, clock=lambda: now)
-        msg = EmailMessage()
-        msg["From"] = item["from"]
-        msg["To"] = item["to"]
-        msg["Subject"] = item["subject"]
-        msg["Date"] = format_datetime(item["date"])
-        msg["Message-ID"] = ids.setdefault(item["id"], make_msgid(item["id"], "demo.example"))
-        if "reply_to" in item:
-            parent = ids[item["reply_to"]]
-            chain = [*refs.get(item["reply_to"], []), parent]
-            refs[item["id"]] = chain
-            msg["In-Reply-To"] = parent
-            msg["References"] = " ".join(chain)
-        for name, value in item.get("headers", {}).items():
-            msg[name] = value
-        msg.set_content(item["body"])
-        box.deliver(bytes(msg), item["folder"])
+        if "answers" not in item:  # answers to the agent's proposals come after the history
+            _deliver(item, settings, now, known)
     for item in scenario.get("calendar", []):
         mb = settings.mailbox(item["mailbox"])
         assert mb.path is not None
@@ -101,7 +127,8 @@ def run_demo(out: Path) -> DemoResult:
     )
     (out / "config.toml").write_text(text, encoding="utf-8")
     settings = config.load(out / "config.toml")
-    _build_mailboxes(scenario, settings, now)
+    known = _Ids()
+    _build_mailboxes(scenario, settings, now, known)
 
     store = Store.open(settings.database.url)
     team = pipeline.load_team(settings)
@@ -112,19 +139,14 @@ def run_demo(out: Path) -> DemoResult:
         pipeline.sync_mailbox(store, mb.name, box, box)
         providers[mb.name] = box
 
-    # Bodies are fetched only for the messages a planner reads (here: every inbound one).
-    for m in store.messages():
-        if "INBOX" in m.labels and m.body is None:
-            store.set_body(m.mailbox, m.provider_id, providers[m.mailbox].fetch_body(m.provider_id))
+    def fetch_bodies() -> None:
+        # Bodies are fetched only for the messages a planner reads (here: every inbound one).
+        for m in store.messages():
+            if "INBOX" in m.labels and m.body is None:
+                body = providers[m.mailbox].fetch_body(m.provider_id)
+                store.set_body(m.mailbox, m.provider_id, body)
 
-    result = pipeline.plan(team, store.messages(), now)
-    notes = pipeline.plan_notes(team, store.messages(), store.events(), now)
-    proposals = pipeline.plan_meetings(team, store.messages(), store.events(), now)
-    for part in (result, notes, proposals):
-        pipeline.record(store, part)
-    planned = sorted([*result.actions, *notes.actions, *proposals.actions], key=lambda a: a.due)
-    store.enqueue(planned)
-
+    fetch_bodies()
     files: dict[str, Path] = {}
     subjects: dict[str, str] = {}
     emails = out / "outbox"
@@ -154,17 +176,39 @@ def run_demo(out: Path) -> DemoResult:
         domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
         on_message=keep,
         post=post,
+        calendars=providers,
     )
-    outcomes = {o.key: o for o in outbox.run(now)}
+    history, outcomes = _history(scenario, settings, team, store, outbox, known)
+    if history:
+        for mb in settings.mailboxes:
+            pipeline.sync_mailbox(store, mb.name, providers[mb.name], providers[mb.name])
+        fetch_bodies()
+
+    result = pipeline.plan(team, store.messages(), now)
+    notes = pipeline.plan_notes(
+        team, store.messages(), store.events(), now, earlier=pipeline.meeting_history(store, now)
+    )
+    proposals = pipeline.plan_meetings(
+        team,
+        store.messages(),
+        store.events(),
+        now,
+        earlier=pipeline.meeting_history(store, now),
+    )
+    for part in (result, notes, proposals):
+        pipeline.record(store, part)
+    planned = sorted([*result.actions, *notes.actions, *proposals.actions], key=lambda a: a.due)
+    store.enqueue(planned)
+    outcomes.update({o.key: o for o in outbox.run(now)})
     # Notes scheduled for later are rendered too, so the folder shows every message the
     # agent will write; they stay planned in the outbox until their time.
     for action in planned:
-        if action.key not in files and action.kind is not ActionKind.WEBHOOK:
+        if action.key not in files and action.kind not in (ActionKind.WEBHOOK, ActionKind.HOLD):
             keep(action, outbox.compose(action, now))
     return DemoResult(
         now=now,
         out=out,
-        actions=planned,
+        actions=sorted([*history, *planned], key=lambda a: a.due),
         promises=list(result.promises),
         decisions=[*result.decisions, *notes.decisions, *proposals.decisions],
         outcomes=outcomes,
@@ -173,3 +217,47 @@ def run_demo(out: Path) -> DemoResult:
         zones={m.name: m.zone for m in settings.mailboxes},
         skipped=store.skipped(),
     )
+
+
+def _history(
+    scenario: dict[str, Any],
+    settings: config.Settings,
+    team: pipeline.Team,
+    store: Store,
+    outbox: Outbox,
+    known: _Ids,
+) -> tuple[list[Action], dict[str, Outcome]]:
+    """Proposals made at the scenario's earlier time, sent by their reps, and the answers.
+
+    Returns the proposals and their outcomes. Each answer is threaded under the proposal the
+    agent made for the message it names in ``answers``.
+    """
+    earlier = scenario.get("earlier")
+    if not earlier:
+        return [], {}
+    then: datetime = earlier["now"]
+    past = pipeline.plan_meetings(team, store.messages(), store.events(), then)
+    pipeline.record(store, past)
+    store.enqueue(past.actions)
+    outcomes = {o.key: o for o in outbox.run(then)}
+    for action in past.actions:
+        if action.kind is ActionKind.PROPOSAL:
+            outcomes[action.key] = outbox.approve(action.key, then)  # the rep sends the draft
+    for item in scenario["message"]:
+        if "answers" not in item:
+            continue
+        asked = known.ids[item["answers"]]
+        proposal = next(
+            (
+                a
+                for a in past.actions
+                if a.reply_to_message_id == asked and a.kind is ActionKind.PROPOSAL
+            ),
+            None,
+        )
+        row = store.outbox_row(proposal.key) if proposal else None
+        if row is None or not row["sent_message_id"]:
+            raise ValueError(f"scenario: no proposal was sent for {item['answers']!r}")
+        chain = [*known.refs.get(item["answers"], []), asked]
+        _deliver(item, settings, then, known, (row["sent_message_id"], chain))
+    return list(past.actions), outcomes
