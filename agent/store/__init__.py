@@ -502,6 +502,7 @@ class Store:
         if not names:
             return set()
         with self.tx() as conn:
+            _lock_mailboxes(conn, t.streams.c.mailbox.in_(names))
             conn.execute(
                 update(t.streams)
                 .where(t.streams.c.mailbox.in_(names), t.streams.c.lease_owner == owner)
@@ -528,6 +529,7 @@ class Store:
     ) -> bool:
         """Record a pass's outcome and hand the lease back. False if the lease was lost."""
         with self.tx() as conn:
+            _lock_mailboxes(conn, t.streams.c.mailbox == mailbox)
             done = conn.execute(
                 update(t.streams)
                 .where(t.streams.c.mailbox == mailbox, t.streams.c.lease_owner == owner)
@@ -545,6 +547,7 @@ class Store:
     def release(self, owner: str) -> int:
         """Hand back every lease this worker holds (at shutdown), due again at once."""
         with self.tx() as conn:
+            _lock_mailboxes(conn, t.streams.c.lease_owner == owner)
             return conn.execute(
                 update(t.streams)
                 .where(t.streams.c.lease_owner == owner)
@@ -593,6 +596,20 @@ class Store:
                 .where(t.streams.c.mailbox == mailbox, t.streams.c.state == NEEDS_RECONNECT)
                 .values(state=INCREMENTAL, next_run_at=_now(), failures=0, last_error=None)
             )
+
+
+def _lock_mailboxes(conn: Connection, where: Any) -> None:
+    """Lock the mail rows of the mailboxes ``where`` selects, in name order, before their rows
+    are updated. The mail row stands for the whole mailbox: ``lease`` locks it first too, so
+    two transactions never take a mailbox's mail and calendar rows in opposite orders (an
+    UPDATE alone locks them in whatever order it scans them, and a heartbeat renewing five
+    leases deadlocked with a pass finishing one of them)."""
+    conn.execute(
+        select(t.streams.c.mailbox)
+        .where(where, t.streams.c.kind == "mail")
+        .order_by(t.streams.c.mailbox)
+        .with_for_update()
+    ).all()
 
 
 def _insert_once(conn: Connection, table: Any, keys: dict[str, Any], **values: Any) -> None:
