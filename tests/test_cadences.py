@@ -114,6 +114,9 @@ def test_the_first_matching_rule_wins() -> None:
         ('match = { tier = "gold", colour = "red" }', "x:match.colour", "unknown key"),
         ("match = { tier = [] }", "x:match.tier", "non-empty list"),
         ('match = "gold"', "x:match", "must be a table"),
+        ('propose_slots = "yes"', "x:propose_slots", "propose_slots = true"),
+        ("propose_slots = [4]", "x:propose_slots", "step 4 does not exist"),
+        ("propose_slots = []", "x:propose_slots", "such as [2]"),
     ],
 )
 def test_each_bad_follow_up_key_is_named_with_what_would_be_right(
@@ -142,6 +145,16 @@ def test_each_bad_thank_you_key_is_named(table: str, where: str, words: str) -> 
     assert [where] == wheres(problems), problems
     assert words in problems[0].message
     assert cadences.thank_yous == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "steps"),
+    [("true", {1, 2, 3}), ("false", set()), ("[2]", {2}), ("[1, 3]", {1, 3})],
+)
+def test_propose_slots_names_the_steps_whose_note_proposes_times(value: str, steps: set) -> None:
+    cadences, problems = parse(f'[[follow_up]]\nname = "x"\nsteps = 3\npropose_slots = {value}\n')
+    assert not problems
+    assert cadences.follow_ups[0].propose_slots == frozenset(steps)
 
 
 def test_every_problem_is_reported_at_once() -> None:

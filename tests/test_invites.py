@@ -8,8 +8,8 @@ from typing import Any
 import icalendar
 import pytest
 
-from agent.invites import attach_invite, build_invite, invite_uid
-from agent.model import Address, Invite
+from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
+from agent.model import Action, ActionKind, Address, Invite
 from tests.zones import KATHMANDU, LORD_HOWE
 
 STAMP = datetime(2026, 3, 20, 9, tzinfo=UTC)
@@ -147,3 +147,53 @@ def test_attach_invite_in_a_mixed_message_and_as_attachment() -> None:
 def test_attach_refuses_non_requests() -> None:
     with pytest.raises(ValueError, match="REQUEST"):
         attach_invite(_message(), b"BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n")
+
+
+def action(kind: ActionKind, **context: object) -> Action:
+    return Action(
+        key="invite/lukas/<t@x>/20261126T1300Z",
+        kind=kind,
+        mailbox="lukas",
+        due=STAMP,
+        to=(Address("beatriz@costa.example", "Beatriz Costa"),),
+        language="pt",
+        template="invitation",
+        reason="chosen",
+        context=context,
+    )
+
+
+def test_an_invite_action_becomes_an_invitation_from_the_rep_to_the_client() -> None:
+    start = datetime(2026, 11, 26, 13, tzinfo=UTC)
+    meeting = {"summary": "Costa – Lukas", "start": start, "end": start + timedelta(minutes=30)}
+    invite = invite_for(
+        action(ActionKind.INVITE, meeting={**meeting, "zone": "America/Sao_Paulo"}),
+        Address("lukas@acme.example", "Lukas Becker"),
+    )
+    event = parse(build_invite(invite, stamp=STAMP)).walk("VEVENT")[0]
+    assert str(event["ORGANIZER"]) == "mailto:lukas@acme.example"
+    assert str(event["ATTENDEE"]) == "mailto:beatriz@costa.example"  # one attendee
+    assert event["DTSTART"].dt == start and str(event["DTSTART"].dt.tzinfo) == "America/Sao_Paulo"
+    with pytest.raises(ValueError, match="no usable meeting"):
+        invite_for(action(ActionKind.INVITE, meeting=meeting), Address("lukas@acme.example"))
+    with pytest.raises(ValueError, match="carries no invitation"):
+        invite_for(action(ActionKind.PROPOSAL), Address("lukas@acme.example"))
+
+
+def test_a_hold_goes_on_the_reps_own_calendar_and_tells_nobody() -> None:
+    start = datetime(2026, 11, 26, 13, tzinfo=UTC)
+    rep = Address("lukas@acme.example", "Lukas Becker")
+    hold = hold_for(
+        action(
+            ActionKind.HOLD,
+            op="create",
+            summary="Tentative: Beatriz",
+            start=start,
+            end=start + timedelta(minutes=30),
+            zone="Europe/Berlin",
+        ),
+        rep,
+    )
+    assert hold.attendees == (rep,) and hold.organizer == rep and not hold.send_updates
+    with pytest.raises(ValueError, match="not a hold to create"):
+        hold_for(action(ActionKind.HOLD, op="release", hold="x"), rep)

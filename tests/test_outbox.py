@@ -10,7 +10,16 @@ from agent.errors import Transient
 from agent.model import Action, ActionKind, Address
 from agent.outbox import Outbox
 from agent.providers.memory import MemoryMailbox
-from agent.store import DRAFTED, DRAFTING, NEEDS_ATTENTION, PLANNED, SENDING, SENT, Store
+from agent.store import (
+    CANCELLED,
+    DRAFTED,
+    DRAFTING,
+    NEEDS_ATTENTION,
+    PLANNED,
+    SENDING,
+    SENT,
+    Store,
+)
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 TEMPLATES = Path(__file__).parent.parent / "templates"
@@ -102,8 +111,9 @@ def test_a_crash_while_drafting_is_reconciled_from_the_provider(
     outbox.run(NOW)
     assert store.outbox_row(reminder().key)["status"] == DRAFTING
     [o] = outbox.run(NOW)
-    assert o.status == PLANNED  # no draft was made: planned again, then done next pass
-    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    # No draft was made: planned again and carried on at once, before any note due later.
+    assert o.status == SENT
+    assert outbox.run(NOW) == []
     assert sent_count(box) == 1
 
 
@@ -227,3 +237,106 @@ def test_a_failing_webhook_is_retried_then_given_up_with_the_reason(
         outcomes = make(store, box).run(NOW)
     assert outcomes[-1].status == "failed"
     assert "webhook" in store.outbox_row("w2")["last_error"]
+
+
+def invitation() -> Action:
+    start = NOW + timedelta(days=1)
+    return Action(
+        key="invite/asha/<t@x>/20261126T0800Z",
+        kind=ActionKind.INVITE,
+        mailbox="asha",
+        due=NOW - timedelta(minutes=1),
+        to=(Address("kenji.sato@sato-trading.co.jp", "佐藤 健二"),),
+        language="ja",
+        template="invitation",
+        reason="test",
+        client="kenji",
+        reply_to_message_id="<m2@x>",
+        subject="Re: 打ち合わせ",
+        context={
+            "client": {"name": "佐藤 健二", "first_name": "健二", "company": "佐藤商事"},
+            "rep": {"name": "Asha Rao", "email": "asha@acme.example"},
+            "meeting": {
+                "summary": "佐藤商事 – Asha Rao",
+                "start": start,
+                "end": start + timedelta(minutes=30),
+                "zone": "Asia/Tokyo",
+            },
+            "client_zone": "Asia/Tokyo",
+            "rep_zone": "Asia/Kolkata",
+            "duration_minutes": 30,
+        },
+    )
+
+
+def test_an_invitation_is_sent_once_with_its_calendar_request(
+    store: Store, box: MemoryMailbox
+) -> None:
+    seen: list = []
+    outbox = make(store, box)
+    outbox.on_message = lambda action, message: seen.append(message)
+    store.enqueue([invitation(), invitation()])
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    assert sent_count(box) == 1
+    [message] = seen
+    [part] = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    assert part.get_param("method") == "REQUEST" and message["Content-Language"] == "ja"
+    ics = part.get_content()
+    assert "METHOD:REQUEST" in ics and "TZID:Asia/Tokyo" in ics
+    assert "mailto:kenji.sato@sato-trading.co.jp" in ics and "mailto:asha@acme.example" in ics
+
+
+def hold(op: str, key: str = "hold/20261126T0800Z/proposal/asha/t/m") -> Action:
+    start = NOW + timedelta(days=1)
+    context: dict = (
+        {"op": "create", "summary": "Tentative: Kenji [followup hold]", "start": start}
+        | {"end": start + timedelta(minutes=30), "zone": "Asia/Kolkata"}
+        if op == "create"
+        else {"op": "release", "hold": "hold/20261126T0800Z/proposal/asha/t/m"}
+    )
+    return Action(
+        key=key,
+        kind=ActionKind.HOLD,
+        mailbox="asha",
+        due=NOW - timedelta(minutes=1),
+        to=(Address("asha@acme.example", "Asha"),),
+        language="en",
+        template="",
+        reason="test",
+        context=context,
+    )
+
+
+def test_a_hold_waits_for_a_calendar_then_is_made_once(store: Store, box: MemoryMailbox) -> None:
+    store.enqueue([hold("create")])
+    assert [o.status for o in make(store, box).run(NOW)] == [PLANNED]  # no calendar given
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    assert outbox.run(NOW) == [] and sent_count(box) == 0
+    [event] = box.event_store.values()
+    assert event.summary.endswith("[followup hold]") and event.start == NOW + timedelta(days=1)
+
+
+def test_releasing_a_hold_the_calendar_cannot_delete_needs_a_person(
+    store: Store, box: MemoryMailbox
+) -> None:
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    store.enqueue([hold("create")])
+    outbox.run(NOW)
+    store.enqueue([hold("release", "release/20261126T0800Z/proposal/asha/t/m")])
+    [outcome] = outbox.run(NOW)
+    assert outcome.status == NEEDS_ATTENTION and "by hand" in outcome.detail
+
+
+def test_releasing_a_hold_never_made_cancels_it(store: Store, box: MemoryMailbox) -> None:
+    later = Action(**{**hold("create").__dict__, "due": NOW + timedelta(hours=1)})
+    store.enqueue([later, hold("release", "release/20261126T0800Z/proposal/asha/t/m")])
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    [outcome] = outbox.run(NOW)
+    assert outcome.status == SENT and outcome.detail == "the hold was never made"
+    row = store.outbox_row(later.key)
+    assert row is not None and row["status"] == CANCELLED
+    assert outbox.run(NOW + timedelta(hours=2)) == [] and not box.event_store
