@@ -134,7 +134,16 @@ class Outbox:
         if action.kind is ActionKind.HOLD:
             return self._hold(action, row)
         if status == DRAFTING:
-            return self._reconcile_drafting(action, provider)
+            reconciled = self._reconcile_drafting(action, provider)
+            fresh = self.store.outbox_row(key)
+            if reconciled.status not in (PLANNED, DRAFTED) or fresh is None:
+                return reconciled
+            if fresh["status"] != reconciled.status:
+                return reconciled
+            # Carry on at once, as a draft found in ``sending`` is sent at once. Left for the
+            # next pass, notes due after this one would go out first, and the planner, seeing
+            # them, could cancel this one (an overdue escalation overtaken by a proposal).
+            return self._step(fresh, provider, now)
         if status == SENDING:
             return self._reconcile_sending(action, row, provider)
         if status == DRAFTED:
