@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent import config, pipeline
 from agent.businesstime import BusinessCalendar
+from agent.demo import run_demo
 from agent.matching import Directory, build_threads
 from agent.meetings import (
     AMBIGUOUS,
@@ -26,6 +29,7 @@ from agent.meetings import (
 from agent.model import Action, ActionKind, Address, Client, Event, Interval, Message
 from agent.pipeline import client_calendar
 from agent.promises import Rep
+from agent.store import Store
 from tests import zones as tz
 
 CLIENT = Client(
@@ -507,3 +511,24 @@ def test_a_follow_up_step_marked_to_propose_times_becomes_a_proposal_from_its_du
     assert len(slots_of(offer)) == 3
     assert all(s.start >= offer.due + timedelta(hours=4) for s in slots_of(offer))
     assert [h.kind for h in holds] == [ActionKind.HOLD] * 3
+
+
+def test_plan_notes_turns_the_steps_a_rule_names_into_proposals(tmp_path: Path) -> None:
+    demo = run_demo(tmp_path / "demo")
+    settings = config.load(tmp_path / "demo" / "config.toml")
+    team = pipeline.load_team(settings)
+    proposing = tuple(
+        dataclasses.replace(r, propose_slots=frozenset({1})) for r in team.cadences.follow_ups
+    )
+    team = dataclasses.replace(
+        team, cadences=dataclasses.replace(team.cadences, follow_ups=proposing)
+    )
+    store = Store.open(settings.database.url)
+    try:
+        notes = pipeline.plan_notes(team, store.messages(), store.events(), demo.now)
+    finally:
+        store.close()
+    steps = {a.key.rpartition("/")[2]: a for a in notes.actions if a.client == "emily-clark"}
+    assert steps["1"].kind is ActionKind.PROPOSAL and steps["1"].template == "proposal"
+    assert steps["2"].kind is ActionKind.FOLLOW_UP
+    assert all(s.start > steps["1"].due for s in slots_of(steps["1"]))
