@@ -11,7 +11,10 @@ google-api-python-client and google-auth run against it unchanged::
 
 State is kept in memory behind one lock. Tests reach it through methods named for what a mail
 server does (``deliver``, ``delete``, ``add_label``, ``expire_history``, ``add_event``,
-``expire_sync_tokens``, ``revoke``) and steer failures with ``inject`` and ``lose_response``.
+``expire_sync_tokens``, ``revoke``) and steer failures with ``inject`` and ``lose_response``;
+``outage`` answers every call with one status (a 503 outage, a 429 storm with Retry-After) until
+``end_outage`` or an ``until`` condition, ``script`` answers the next calls with a list of
+statuses, and ``on_call`` lets a test act (kill a client process) when a given call arrives.
 ``requests`` counts HTTP requests, ``calls`` lists API calls (batch parts included) and
 ``quota_units`` adds up Gmail quota units per the published per-method costs.
 """
@@ -24,11 +27,12 @@ import email.policy
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 import urllib.parse
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -132,6 +136,15 @@ class _Injection:
 
 
 @dataclass
+class _Outage:
+    status: int
+    retry_after: float | None
+    match: str | None
+    reason: str
+    until: Callable[[], bool] | None
+
+
+@dataclass
 class _Message:
     id: str
     thread_id: str
@@ -220,6 +233,11 @@ class GoogleEmulator:
         self.calls: list[str] = []
         self.units: Counter[str] = Counter()
         self._injections: list[_Injection] = []
+        self._outage: _Outage | None = None
+        self._script: deque[tuple[int, str | None, float | None]] = deque()
+        self.failed: Counter[int] = Counter()  # calls answered by outage or script, by status
+        # Called with "METHOD /path" before each API call (batch parts and envelopes included).
+        self.on_call: Callable[[str], None] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -231,7 +249,7 @@ class GoogleEmulator:
         class Handler(_Handler):
             emu = emulator
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -290,6 +308,27 @@ class GoogleEmulator:
     def quota_units(self) -> int:
         return sum(QUOTA.get(name, 0) * n for name, n in self.units.items())
 
+    def reset_mailbox(self) -> None:
+        """Empty the mailbox and calendar and zero the counters, keeping the OAuth grants, so a
+        test can replay a scenario from the start against the same address and port."""
+        with self.lock:
+            self.messages.clear()
+            self.drafts.clear()
+            self.history.clear()
+            self.history_id = 1000
+            self.history_floor = 0
+            self._seq = 0
+            self.events.clear()
+            self.event_seq.clear()
+            self.calendar_seq = 0
+            self.sync_floor = 0
+            self.notifications.clear()
+            self._injections.clear()
+            self._outage = None
+            self._script.clear()
+            self.failed.clear()
+        self.reset_counters()
+
     def reset_counters(self) -> None:
         with self.lock:
             self.requests = 0
@@ -319,6 +358,71 @@ class GoogleEmulator:
         whether it happened (a connection dropped after the server committed)."""
         with self.lock:
             self._injections.append(_Injection(status, times, match, None, "backendError", True))
+
+    def outage(
+        self,
+        status: int = 503,
+        *,
+        retry_after: float | None = None,
+        match: str | None = None,
+        reason: str = "",
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Answer every API call (batch envelopes included) whose ``"METHOD /path"`` ``match``
+        finds with ``status`` until ``end_outage()``, or until ``until()`` turns true (a test's
+        clock passing the outage's end). The OAuth token endpoint stays up."""
+        default = {429: "rateLimitExceeded", 403: "rateLimitExceeded"}.get(status, "backendError")
+        with self.lock:
+            self._outage = _Outage(status, retry_after, match, reason or default, until)
+
+    def end_outage(self) -> None:
+        with self.lock:
+            self._outage = None
+
+    @property
+    def in_outage(self) -> bool:
+        with self.lock:
+            return self._active_outage() is not None
+
+    def _active_outage(self) -> _Outage | None:
+        outage = self._outage
+        if outage is not None and outage.until is not None and outage.until():
+            self._outage = outage = None
+        return outage
+
+    def script(
+        self,
+        statuses: Iterable[int],
+        *,
+        match: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next calls ``match`` finds with ``statuses`` in order; a 200 in the list
+        lets that call through. Batch envelopes are let through (their parts are scripted)."""
+        with self.lock:
+            self._script.extend((status, match, retry_after) for status in statuses)
+
+    def _outage_failure(self, signature: str, *, envelope: bool = False) -> Reply | None:
+        with self.lock:
+            outage = self._active_outage()
+            if outage is not None and (outage.match is None or re.search(outage.match, signature)):
+                self.failed[outage.status] += 1
+                return self._failure(
+                    _Injection(outage.status, 1, outage.match, outage.retry_after, outage.reason)
+                )
+            if envelope or not self._script:
+                return None
+            status, match, retry_after = self._script[0]
+            if match is not None and not re.search(match, signature):
+                return None
+            self._script.popleft()
+            if status == 200:
+                return None
+            self.failed[status] += 1
+            reason = {429: "rateLimitExceeded", 403: "rateLimitExceeded"}.get(
+                status, "backendError"
+            )
+            return self._failure(_Injection(status, 1, match, retry_after, reason))
 
     def _take_injection(self, signature: str, *, envelope: bool = False) -> _Injection | None:
         with self.lock:
@@ -526,6 +630,12 @@ class GoogleEmulator:
         path = parsed.path
         query = urllib.parse.parse_qs(parsed.query)
         signature = f"{method} {path}"
+        hook = self.on_call
+        if hook is not None:
+            hook(signature)
+        down = self._outage_failure(signature)
+        if down is not None:
+            return down
         injection = self._take_injection(signature)
         if injection is not None and not injection.after:
             return self._failure(injection)
@@ -1051,6 +1161,15 @@ def _full_payload(raw: bytes) -> dict[str, Any]:
     return {k: v for k, v in tree.items() if k in ("body", "parts", "mimeType")}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (the crash tests do that on purpose) is no server error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     emu: GoogleEmulator
     protocol_version = "HTTP/1.1"
@@ -1093,13 +1212,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, {"Location": emu.authorize(query)}, b"")
             return
         if path.startswith("/batch/"):
-            injection = emu._take_injection(f"POST {path}", envelope=True)
-            if injection is not None:
-                reply = emu._failure(injection)
+            hook = emu.on_call
+            if hook is not None:
+                hook(f"POST {path}")
+            down = emu._outage_failure(f"POST {path}", envelope=True)
+            if down is None:
+                injection = emu._take_injection(f"POST {path}", envelope=True)
+                down = emu._failure(injection) if injection is not None else None
+            if down is not None:
                 self._send(
-                    reply.status,
-                    {"Content-Type": "application/json", **reply.headers},
-                    reply.payload(),
+                    down.status,
+                    {"Content-Type": "application/json", **down.headers},
+                    down.payload(),
                 )
                 return
             status, out_headers, out = emu.batch(headers, body)
