@@ -390,6 +390,14 @@ class Worker:
     # -- one mailbox ---------------------------------------------------------------------
     def work(self, name: str) -> PassResult:
         """One pass over one leased mailbox. Never raises: the outcome is the stream's state."""
+        try:
+            return self._work(name)
+        except Exception:  # the store itself failed: the lease expires and the pass is redone
+            log.exception("cannot record the pass", extra={"mailbox": name})
+            self.metrics.syncs.labels("error").inc()
+            return PassResult(name, "error")
+
+    def _work(self, name: str) -> PassResult:
         loaded = self.loaded
         service = loaded.settings.service
         poll = timedelta(seconds=service.poll_seconds)
