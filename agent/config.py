@@ -164,7 +164,7 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 
 
 # Keys that used to be here, and where they live now.
-MOVED = {
+MOVED: dict[tuple[int | str, ...], str] = {
     ("outbox", "min_gap_hours"): 'the gap between notes is set per rule: min_gap = "24h" in '
     "rules/*.toml (see rules/README.md)",
 }
