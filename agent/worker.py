@@ -332,10 +332,18 @@ class Worker:
                 continue
             try:
                 held = self.store.renew(self.owner, names, self.clock() + timedelta(seconds=ttl))
+                # A pass that ended while the renewal ran handed its lease back itself: only a
+                # lease another worker now holds was lost.
+                lost = [
+                    str(r["mailbox"])
+                    for name in sorted(set(names) - held)
+                    for r in self.store.streams(name)
+                    if r["kind"] == "mail" and r["lease_owner"] is not None
+                ]
             except Exception as exc:  # the store is down: the passes will fail on their own
                 log.warning("cannot renew leases: %s", exc)
                 continue
-            for name in sorted(set(names) - held):
+            for name in lost:
                 self.metrics.lost.inc()
                 log.warning("lease lost (taken over after expiry)", extra={"mailbox": name})
 
