@@ -399,8 +399,11 @@ class BusinessCalendar:
         # keeps the spans disjoint even where a long fold makes two local days overlap.
         floor = start
         empty_days = 0
+        known = self._days
         while last_day is None or day <= last_day:
-            spans = self._day_spans(day)
+            spans = known.get(day)
+            if spans is None:
+                spans = self._day_spans(day)
             if spans:
                 empty_days = 0
             else:
@@ -414,7 +417,10 @@ class BusinessCalendar:
                 span_start = max(span_start, floor)
                 if span_end <= span_start:
                     continue
-                yield from self._without_absences((span_start, span_end))
+                if self.absences:
+                    yield from self._without_absences((span_start, span_end))
+                else:
+                    yield span_start, span_end
                 floor = span_end
             day += _ONE_DAY
 
@@ -491,8 +497,10 @@ class BusinessCalendar:
         if b < a:
             return -self.between(b, a)
         total = timedelta(0)
-        for interval in self.open_intervals(a, b):
-            total += interval.end - interval.start
+        for span_start, span_end in self._open_from(a, b):
+            if span_start >= b:
+                break
+            total += min(span_end, b) - span_start
         return total
 
 
