@@ -270,6 +270,9 @@ def _evaluate(
         response = _elapsed(cal, rule, clock_start, met_at)
     else:
         response = None
+        # Formatted once: every action's reason repeats them.
+        received_at = f"{received:%Y-%m-%d %H:%M}"
+        deadline_at = f"{deadline:%Y-%m-%d %H:%M}"
         passed = [due for _, _, due in warn_times if due <= now]
         if breached_at is not None:
             state = State.BREACHED
@@ -288,8 +291,8 @@ def _evaluate(
                         template="reminder",
                         reason=(
                             f"rule {rule.name!r}: {client.name} wrote at "
-                            f"{received:%Y-%m-%d %H:%M} UTC; "
-                            f"reply due {deadline:%Y-%m-%d %H:%M} UTC ({_fmt(rule.target)} of "
+                            f"{received_at} UTC; "
+                            f"reply due {deadline_at} UTC ({_fmt(rule.target)} of "
                             f"{hours} {rule.clock} hours in {cal.zone}); warning {w.label}"
                         ),
                         context={**context, "remaining": deadline - due, "warning": w.label},
@@ -314,7 +317,7 @@ def _evaluate(
                             "text": (
                                 f":rotating_light: {client.name} has waited past the "
                                 f"{rule.name} promise: {rep.name} owed a reply by "
-                                f'{deadline:%Y-%m-%d %H:%M} UTC on "{start.message.subject}" '
+                                f'{deadline_at} UTC on "{start.message.subject}" '
                                 f"(escalation level {level})."
                             ),
                         },
@@ -335,7 +338,7 @@ def _evaluate(
                         template="escalation",
                         reason=(
                             f"rule {rule.name!r}: no reply to {client.name} by the deadline "
-                            f"{deadline:%Y-%m-%d %H:%M} UTC; escalation level {level}"
+                            f"{deadline_at} UTC; escalation level {level}"
                             + (f", {_fmt(after)} after the breach" if after else "")
                         ),
                         context={
