@@ -44,7 +44,14 @@ from agent.providers.tokens import CredentialStore, Vault, new_key
 from agent.store import DRAFTING, FAILED, NEEDS_ATTENTION, SENDING, SENT, Store
 from agent.worker import Worker
 from tests.fakes.gmail import raw_message
-from tests.worker_helpers import DEMO_NOW, Clock, GmailWorld, gmail_connect, preload, unfinished
+from tests.worker_helpers import (
+    DEMO_NOW,
+    GmailWorld,
+    gmail_connect,
+    preload,
+    run_until_done,
+    unfinished,
+)
 
 SOAK = os.environ.get("FOLLOWUP_SOAK") == "1"
 KILLS = int(os.environ.get("FOLLOWUP_CRASH_KILLS") or (2000 if SOAK else 200))
@@ -237,13 +244,11 @@ class Harness:
         """Run the demo once in this process with no kill (which also warms every lazy cache
         the forked workers then inherit); return the keys it sent with their kinds."""
         self.fresh()
-        connect = gmail_connect(time.sleep)  # its own pacing: the children's stays untouched
-        n = 0
-        while n == 0 or self.owed(n):
-            assert n < MAX_CHILDREN
-            clock = Clock(DEMO_NOW + n * STEP)
-            Worker(self.config, owner=f"reference-{n}", clock=clock, connect=connect).run(once=True)
-            n += 1
+        connect = gmail_connect()  # its own pacing: the children's stays untouched
+        try:
+            run_until_done(self.config, self.url, DEMO_NOW, STEP, connect, limit=MAX_CHILDREN)
+        finally:
+            connect.close()
         store = Store.open(self.url)
         try:
             reference = {r["key"]: r["kind"] for r in store.outbox(statuses=(SENT,))}

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 import tomllib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -36,8 +37,8 @@ from agent.providers.protocol import KEY_HEADER
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.registry import Connection
 from agent.providers.tokens import CredentialStore, Vault
-from agent.store import DRAFTED, DRAFTING, PLANNED, SENDING, Store
-from agent.worker import Loaded
+from agent.store import DRAFTED, DRAFTING, PARKED_STATES, PLANNED, SENDING, Store
+from agent.worker import Loaded, Worker
 from tests.fakes.gmail import GoogleEmulator
 
 # The demo's scenario stands on Wednesday 25 November 2026 at 08:00 UTC; at 09:00 reminders,
@@ -286,20 +287,36 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def gmail_connect(sleep: Any) -> Any:
-    """A worker ``connect`` factory like the default one, but with provider retries sleeping
-    on ``sleep`` (a :class:`Clock`'s) and no client-side pacing: the test's clock, not the wall
-    clock, measures the backoff. Everything else is the real adapter over HTTP."""
+class GmailConnect:
+    """A worker ``connect`` factory like the default one, with two test seams: provider retries
+    sleep on ``sleep`` (a :class:`Clock`'s, so the test's clock measures the backoff; ``None``
+    for the wall clock) and there is no client-side pacing. Everything else is the real adapter
+    over HTTP. It keeps every provider it opened so that ``close()`` can shut their sockets:
+    the worker drops a failed mailbox's providers without closing them."""
 
-    def connect(m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Connection:
+    def __init__(self, sleep: Callable[[float], None] | None = None) -> None:
+        self.sleep = sleep or time.sleep
+        self.opened: list[Connection] = []
+
+    def __call__(self, m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Connection:
         assert vault is not None
         factory = google_services(load_credentials(m.name, vault, creds), root=m.endpoint)
         free = TokenBucket(1e9, 1e9)
-        mail = GmailProvider(m.name, m.address, factory, bucket=free, sleep=sleep)
-        calendar = GoogleCalendarProvider(m.name, factory, bucket=free, sleep=sleep)
-        return Connection(mail, calendar)
+        mail = GmailProvider(m.name, m.address, factory, bucket=free, sleep=self.sleep)
+        calendar = GoogleCalendarProvider(m.name, factory, bucket=free, sleep=self.sleep)
+        conn = Connection(mail, calendar)
+        self.opened.append(conn)
+        return conn
 
-    return connect
+    def close(self) -> None:
+        while self.opened:
+            conn = self.opened.pop()
+            for provider in (conn.mail, conn.calendar):
+                provider.close()  # type: ignore[union-attr]
+
+
+def gmail_connect(sleep: Callable[[float], None] | None = None) -> GmailConnect:
+    return GmailConnect(sleep)
 
 
 def unfinished(store: Store, now: datetime) -> list[dict[str, Any]]:
@@ -324,3 +341,109 @@ def preload(monkeypatch: Any, config_path: Path) -> Loaded:
 
     monkeypatch.setattr(worker_module, "load", load)
     return loaded
+
+
+def run_until_done(
+    config: Path, url: str, start: datetime, step: timedelta, connect: Any, *, limit: int = 40
+) -> datetime:
+    """Start one worker after another (``run(once=True)``), each ``step`` later on the clock,
+    until the outbox owes nothing; return the clock of the last one. The crash-free reference
+    that the crash and outage tests compare with."""
+    n = 0
+    while True:
+        clock = Clock(start + n * step)
+        Worker(config, owner=f"reference-{n}", clock=clock, connect=connect).run(once=True)
+        n += 1
+        store = Store.open(url)
+        try:
+            owed = unfinished(store, start + n * step)
+        finally:
+            store.close()
+        if not owed:
+            return clock()
+        assert n < limit, f"the outbox still owes {owed}"
+
+
+class LoopDriver:
+    """Runs ``worker.run()`` (the real loop) on a thread and moves its clock from the test:
+    ``advance`` jumps the clock, wakes the loop and waits until the worker is idle again (no
+    lease held, nothing due that is not parked). Exceptions escaping the loop are kept."""
+
+    def __init__(self, worker: Worker, clock: Clock) -> None:
+        self.worker = worker
+        self.clock = clock
+        self.result: list[int] = []
+        self.error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, name="worker-loop", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result.append(self.worker.run())
+        except BaseException as exc:  # reported by the test, not lost in a thread
+            self.error.append(exc)
+
+    def start(self) -> LoopDriver:
+        self.thread.start()
+        self.settle()
+        return self
+
+    def stop(self) -> int:
+        self.worker.request_stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the worker loop did not stop"
+        assert not self.error, f"an exception escaped the worker loop: {self.error!r}"
+        return self.result[0]
+
+    def mail_streams(self) -> dict[str, dict[str, Any]]:
+        return {r["mailbox"]: r for r in self.worker.store.streams() if r["kind"] == "mail"}
+
+    def idle(self) -> bool:
+        with self.worker.lock:
+            running = any(not f.done() for f in self.worker.in_flight.values())
+        if running:
+            return False
+        now = self.clock()
+        for row in self.mail_streams().values():
+            if row["lease_owner"]:
+                return False
+            due = row["next_run_at"]
+            if row["state"] not in PARKED_STATES and (due is None or due <= now):
+                return False
+        return True
+
+    def settle(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert not self.error, f"an exception escaped the worker loop: {self.error!r}"
+            if self.idle():
+                return
+            self.worker.wake.set()
+            time.sleep(0.01)
+        raise AssertionError(f"the worker never went idle: {self.mail_streams()}")
+
+    def advance(self, by: timedelta | float) -> None:
+        self.clock.advance(by)
+        self.worker.wake.set()
+        self.settle()
+
+    def next_due(self) -> datetime | None:
+        dues = [
+            r["next_run_at"]
+            for r in self.mail_streams().values()
+            if r["state"] not in PARKED_STATES and r["next_run_at"] is not None
+        ]
+        return min(dues) if dues else None
+
+    def jump(self, *, until: datetime) -> bool:
+        """Move the clock to the next mailbox falling due (not past ``until``) and let the
+        worker work it; False once nothing falls due before ``until``."""
+        due = self.next_due()
+        if due is None or due > until:
+            self.clock.set(max(self.clock(), until))
+            self.worker.wake.set()
+            self.settle()
+            return False
+        self.clock.set(max(self.clock(), due))
+        self.worker.wake.set()
+        self.settle()
+        return True
