@@ -789,15 +789,16 @@ def _sent_at(thread: Thread, key: str, notes: Mapping[str, str]) -> datetime | N
 def _answered(
     thread: Thread, mine: Sequence[Action], reply: Message, notes: Mapping[str, str]
 ) -> Action | None:
-    """The newest proposal in the thread that was sent before ``reply``."""
+    """The proposal ``reply`` answers: the newest meeting note the thread shows as sent before
+    it, when that note is a proposal (after an invitation, a reply is about the invitation)."""
     best: tuple[datetime, Action] | None = None
     for a in mine:
-        if a.kind is not ActionKind.PROPOSAL or not slots_of(a):
-            continue
         sent = _sent_at(thread, a.key, notes)
         if sent is not None and sent < reply.date and (best is None or sent > best[0]):
             best = (sent, a)
-    return best[1] if best else None
+    if best is None or best[1].kind is not ActionKind.PROPOSAL or not slots_of(best[1]):
+        return None
+    return best[1]
 
 
 def plan(
@@ -1010,10 +1011,11 @@ def propose_in_follow_ups(
     """Follow-up notes whose cadence step says ``propose_slots``, turned into proposals.
 
     Each such note keeps its key, due time, recipient and follow-up context and becomes a
-    PROPOSAL (template ``proposal``) with times from its own due time on, under the client's
-    ``[[meeting]]`` rule (or the defaults: three 30-minute times within seven days); its holds
-    follow when that rule says ``hold``. A note with no common time stays a plain follow-up,
-    with a decision saying why. Returns every action of ``actions``, in order, plus the holds.
+    PROPOSAL (template ``proposal``) with times from its due time (or ``now``, if later) on,
+    under the client's ``[[meeting]]`` rule (or the defaults: three 30-minute times within seven
+    days); its holds follow when that rule says ``hold``. A note with no common time stays a
+    plain follow-up, with a decision saying why. Returns every action of ``actions``, in
+    order, plus the holds.
     """
     held = _live_holds([a for a in earlier if a.kind is ActionKind.PROPOSAL], now)
     out: list[Action] = []
@@ -1035,7 +1037,7 @@ def propose_in_follow_ups(
             rule,
             client_calendar(client),
             _busy_for(action.mailbox, action.thread_id, busy, held),
-            action.due,
+            max(action.due, now),  # an overdue step goes out now: times from now on
         )
         if not context:
             out.append(action)

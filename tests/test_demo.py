@@ -45,23 +45,23 @@ def test_demo_answers_a_chosen_time_with_an_invitation_in_the_clients_language(
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     actions = json.loads(result.output)
-    # Beatriz picked "quinta-feira às 10h" from the proposal Lukas sent on Monday.
+    # Beatriz picked "a segunda opção, quinta-feira às 9h" from the proposal Asha sent Monday.
     [proposal] = [a for a in actions if a["client"] == "beatriz-costa" and a["kind"] == "proposal"]
     assert proposal["status"] == "sent" and proposal["due"] == "2026-11-23T12:00:00Z"
     [invite] = [a for a in actions if a["kind"] == "invite"]
     assert invite["client"] == "beatriz-costa" and invite["language"] == "pt"
-    assert invite["key"].endswith("/20261126T1300Z")  # Thursday 10:00 in São Paulo
+    assert invite["key"].endswith("/20261126T1200Z")  # Thursday 09:00 in São Paulo
     [eml] = sorted((out / "outbox").glob("*-invite-beatriz-costa.eml"))
     msg = message_from_bytes(eml.read_bytes(), policy=default)
     assert msg["Content-Language"] == "pt" and msg["Subject"].startswith("Re: ")
     [calendar] = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
     assert calendar.get_param("method") == "REQUEST"
     ics = calendar.get_content()
-    assert "METHOD:REQUEST" in ics and "DTSTART;TZID=America/Sao_Paulo:20261126T100000" in ics
-    assert 'ORGANIZER;CN="Lukas Becker":mailto:lukas@acme.example' in ics
+    assert "METHOD:REQUEST" in ics and "DTSTART;TZID=America/Sao_Paulo:20261126T090000" in ics
+    assert 'ORGANIZER;CN="Asha Rao":mailto:asha@acme.example' in ics
     assert "mailto:beatriz@costaalimentos.com.br" in ics
     text = msg.get_body(("plain",)).get_content()
-    assert "quinta-feira, 26 de novembro de 2026 10:00" in text
+    assert "quinta-feira, 26 de novembro de 2026 09:00" in text
 
 
 def test_demo_prints_the_timeline_with_reasons(tmp_path: Path) -> None:

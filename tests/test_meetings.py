@@ -532,3 +532,43 @@ def test_plan_notes_turns_the_steps_a_rule_names_into_proposals(tmp_path: Path) 
     assert steps["1"].kind is ActionKind.PROPOSAL and steps["1"].template == "proposal"
     assert steps["2"].kind is ActionKind.FOLLOW_UP
     assert all(s.start > steps["1"].due for s in slots_of(steps["1"]))
+
+
+def test_a_reply_after_the_invitation_is_not_read_against_the_proposal() -> None:
+    proposal = sent_proposal()
+    [thread] = answered("Option 2")
+    invite = plan([thread], RULES, {"sam": REP}, client_calendar, {}, NOW, earlier=[proposal])
+    [action] = invite.actions
+    sent = Message(
+        mailbox="sam",
+        provider_id="p3",
+        thread_id="<t@x>",
+        message_id="<followup.2@acme.example>",
+        sender=Address("sam@acme.example"),
+        to=(Address("yuki@tanaka.jp"),),
+        date=NOW + timedelta(minutes=5),
+        subject="Re: Renewal",
+        headers={"X-Followup-Key": action.key},
+    )
+    thanks = dataclasses.replace(
+        sent,
+        provider_id="p4",
+        message_id="<m4@x>",
+        sender=Address("yuki@tanaka.jp"),
+        to=(Address("sam@acme.example"),),
+        date=NOW + timedelta(hours=1),
+        headers={},
+        body="Thank you!",
+    )
+    msgs = [c.message for c in thread.messages] + [sent, thanks]
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    later = plan(
+        build_threads(msgs, {"sam": REP.addresses}, d),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW + timedelta(hours=2),
+        earlier=[proposal, action],
+    )
+    assert later.actions == () and later.decisions == ()
