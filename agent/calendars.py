@@ -24,8 +24,10 @@ How the data is prepared before it is expanded:
 All-day events and floating times (no zone) are read in the calendar owner's ``zone`` (default
 UTC): an all-day event is busy from local midnight to local midnight of its end date.
 
-A malformed file raises ``ValueError`` naming what is wrong (the event's UID and property where
-possible); callers record it and skip the file.
+Bad input: :func:`read_ics` leaves out each event it cannot read and names it (UID and
+property) so the caller can record it, keeping the file's other events; only data unreadable as a
+whole raises ``ValueError``. The strict :func:`events_from_ics` and :func:`busy_from_ics` raise
+``ValueError`` for either.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ import x_wr_timezone
 from agent import zones
 from agent.model import Attendee, Event, Interval
 
+# Expanding a series costs time for every repetition since its first, not only for those in the
+# window: an hourly series begun in 2000 would hold the worker for minutes. Beyond this many
+# repetitions before the window ends, a series is left out and reported.
+MAX_REPEATS = 50_000
+_PERIOD = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,
+    "YEARLY": 365 * 86400,
+}
 _FOLD = re.compile(r"\r?\n[ \t]")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 _MAX_SHOWN = 80
@@ -72,16 +87,40 @@ def events_from_ics(
     occurrences of a series. ``status`` is ``confirmed``, ``tentative`` or ``cancelled``;
     ``transparent`` is true for ``TRANSP:TRANSPARENT`` and ``X-MICROSOFT-CDO-BUSYSTATUS:FREE``;
     Outlook's ``TENTATIVE`` busy status reads as ``status="tentative"``. Raises ``ValueError``
-    for malformed data or an unknown ``zone``.
+    for malformed data (any event that :func:`read_ics` would skip) or an unknown ``zone``.
+    """
+    found, problems = read_ics(data, window, mailbox, zone=zone)
+    if problems:
+        raise ValueError(problems[0][1])
+    return found
+
+
+def read_ics(
+    data: bytes, window: Interval, mailbox: str, *, zone: str = "UTC"
+) -> tuple[list[Event], list[tuple[str, str]]]:
+    """``(events, problems)``: as :func:`events_from_ics`, but a broken event is left out.
+
+    ``problems`` holds ``(uid, reason)`` once per event left out (``uid`` is "" when it has
+    none); all events sharing its UID go with it, so a series is never half read. Raises
+    ``ValueError`` only when the data is unreadable as a whole: not iCalendar, cut short, a
+    TZID nobody defines, a broken VTIMEZONE, or an unknown ``zone``.
     """
     owner_tz = zones.zoneinfo(zone)
-    found = [
-        _to_event(component, mailbox, owner_tz, in_series=in_series)
-        for component, in_series in _occurrences(data, window, owner_tz)
-    ]
-    found = [e for e in found if e.end > window.start and e.start < window.end]
+    problems: list[tuple[str, str]] = []
+    found: list[Event] = []
+    for component, in_series in _occurrences(data, window, owner_tz, problems):
+        try:
+            event = _to_event(component, mailbox, owner_tz, in_series=in_series)
+        except (ValueError, OverflowError) as exc:
+            # OverflowError: a date at the very edge of the calendar, moved into UTC.
+            _note(problems, component, str(exc))
+            continue
+        if event.end > window.start and event.start < window.end:
+            found.append(event)
+    failed = {uid for uid, _ in problems if uid}
+    found = [e for e in found if not e.uid or e.uid not in failed]
     found.sort(key=lambda e: (e.start, e.end, e.provider_id))
-    return found
+    return found, problems
 
 
 def is_busy(
@@ -216,7 +255,18 @@ def _normalise_zones(text: str) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
-def _calendars(data: bytes) -> list[icalendar.Calendar]:
+def _note(problems: list[tuple[str, str]], component: Any, reason: str) -> None:
+    uid = str(component.get("UID", "")).strip()
+    if not any(uid and uid == seen for seen, _ in problems):
+        problems.append((uid, reason))
+
+
+def _calendars(
+    data: bytes, until: datetime, problems: list[tuple[str, str]]
+) -> list[icalendar.Calendar]:
+    """The calendars in ``data`` without the events that cannot be read or would take too long
+    to expand up to ``until`` (naive); those go in ``problems``. Raise ValueError when nothing
+    can be read."""
     if not data.strip():
         raise ValueError("empty iCalendar data")
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -231,14 +281,42 @@ def _calendars(data: bytes) -> list[icalendar.Calendar]:
     for cal in parsed:
         if cal.name != "VCALENDAR":
             raise ValueError(f"expected VCALENDAR, found {cal.name}")
-        for component in cal.walk():
-            for prop, message in component.errors:
-                raise ValueError(
+        for prop, message in cal.errors:
+            raise ValueError(f"VCALENDAR: bad {prop}: {_shorten(str(message))}") from None
+        broken: set[int] = set()
+        for component in cal.subcomponents:
+            if component.name == "VTIMEZONE":
+                for zone in component.walk():
+                    for prop, message in zone.errors:
+                        raise ValueError(
+                            f"{_describe(component)}: bad {prop}: {_shorten(str(message))}"
+                        ) from None
+            if component.name != "VEVENT":
+                continue
+            reason = next(
+                (
                     f"{_describe(component)}: bad {prop}: {_shorten(str(message))}"
-                ) from None
-        for event in cal.walk("VEVENT"):
-            if "DTSTART" not in event:
-                raise ValueError(f"{_describe(event)} has no DTSTART")
+                    for part in component.walk()
+                    for prop, message in part.errors
+                ),
+                None,
+            )
+            if reason is None and "DTSTART" not in component:
+                reason = f"{_describe(component)} has no DTSTART"
+            if reason is None:
+                reason = _time_problem(component)
+            if reason is None:
+                reason = _rule_problem(component, until)
+            if reason is not None:
+                _note(problems, component, reason)
+                broken.add(id(component))
+        failed = {uid for uid, _ in problems if uid}
+        cal.subcomponents = [
+            c
+            for c in cal.subcomponents
+            if id(c) not in broken
+            and not (c.name == "VEVENT" and str(c.get("UID", "")).strip() in failed)
+        ]
         calendars.append(cal)
     if not calendars:
         raise ValueError(
@@ -247,43 +325,123 @@ def _calendars(data: bytes) -> list[icalendar.Calendar]:
     return calendars
 
 
+def _time_problem(event: Any) -> str | None:
+    """What is wrong with DTSTART and DTEND together, checked before the expansion library,
+    which would quietly swap backwards ends and recast a mismatched type."""
+    start, end = event.get("DTSTART"), event.get("DTEND")
+    if start is None or end is None:
+        return None
+    a, b = start.dt, end.dt
+    if isinstance(a, datetime) != isinstance(b, datetime):
+        return f"{_describe(event)}: DTSTART and DTEND differ in value type"
+    try:
+        backwards = bool(b < a)
+    except TypeError:  # floating against zoned: read later in the owner's zone
+        backwards = False
+    return f"{_describe(event)} ends before it starts" if backwards else None
+
+
+def _rule_problem(event: Any, until: datetime) -> str | None:
+    """Why ``event``'s RRULE must not be expanded up to ``until`` (naive, wall clock), if so.
+
+    Counted is an upper estimate of the steps from the first occurrence, not only those in the
+    window; a rule too broken to estimate is left to the expansion library to report.
+    """
+    rule, start = event.get("RRULE"), event.get("DTSTART")
+    if rule is None or start is None:
+        return None
+    total = 0
+    for one in rule if isinstance(rule, list) else [rule]:
+        try:
+            interval = int(one.get("INTERVAL", [1])[0])
+            if interval < 1:
+                # The expansion library would repeat one instant until memory runs out.
+                return f"{_describe(event)}: RRULE INTERVAL {interval} must be 1 or more"
+            first = start.dt
+            if not isinstance(first, datetime):
+                first = datetime.combine(first, time(0))
+            last = until
+            for end in one.get("UNTIL", ()):
+                if not isinstance(end, datetime):
+                    end = datetime.combine(end, time(0))
+                last = min(last, end.replace(tzinfo=None))
+            period = _PERIOD[str(one["FREQ"][0]).upper()] * interval
+            steps = max(0, int((last - first.replace(tzinfo=None)).total_seconds() // period))
+            if "COUNT" in one:
+                steps = min(steps, max(0, int(one["COUNT"][0])))
+            for finer in ("BYSECOND", "BYMINUTE", "BYHOUR"):
+                steps *= max(1, len(one.get(finer, ())))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError):
+            continue
+        total += steps
+    if total > MAX_REPEATS:
+        return (
+            f"{_describe(event)} repeats more than {MAX_REPEATS} times before "
+            f"{until:%Y-%m-%d}, which would take too long to expand"
+        )
+    return None
+
+
 def _describe(component: Any) -> str:
     uid = component.get("UID")
     name = str(component.name or "component")
     return f"{name} {str(uid)!r}" if uid else name
 
 
-def _occurrences(data: bytes, window: Interval, owner_tz: tzinfo) -> Iterator[tuple[Any, bool]]:
+# What the expansion libraries raise on data they cannot follow; anything else is our bug.
+_EXPANSION_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OverflowError, IndexError)
+
+
+def _expand(cal: icalendar.Calendar, start: datetime, end: datetime) -> list[Any]:
+    with warnings.catch_warnings():
+        # A guessed vendor-prefixed TZID is an expected input here, not a test failure.
+        warnings.simplefilter("ignore")
+        standard = x_wr_timezone.to_standard(cal)
+        return list(recurring_ical_events.of(standard).between(start, end))
+
+
+def _by_uid(cal: icalendar.Calendar) -> Iterator[tuple[Any, icalendar.Calendar]]:
+    """One calendar per UID (events without one alone), each with the zones and properties."""
+    groups: dict[str, list[Any]] = {}
+    for i, c in enumerate(cal.subcomponents):
+        if c.name == "VEVENT":
+            uid = str(c.get("UID", "")).strip()
+            groups.setdefault(uid or f"#{i}", []).append(c)
+    shared = [c for c in cal.subcomponents if c.name != "VEVENT"]
+    for members in groups.values():
+        single = icalendar.Calendar()
+        single.update(cal)
+        single.subcomponents = [*shared, *members]
+        yield members[0], single
+
+
+def _occurrences(
+    data: bytes, window: Interval, owner_tz: tzinfo, problems: list[tuple[str, str]]
+) -> Iterator[tuple[Any, bool]]:
     """Each occurrence with whether it belongs to a series (its UID recurs or is moved)."""
     # Floating and all-day values are local to the owner, so widen the query by a day each side
     # and clip after conversion.
     start = (window.start - timedelta(days=1)).replace(tzinfo=None)
     end = (window.end + timedelta(days=1)).replace(tzinfo=None)
-    for cal in _calendars(data):
+    for cal in _calendars(data, end, problems):
         series = {
             str(e.get("UID", ""))
             for e in cal.walk("VEVENT")
             if "RRULE" in e or "RDATE" in e or "RECURRENCE-ID" in e
         }
         try:
-            with warnings.catch_warnings():
-                # A guessed vendor-prefixed TZID is an expected input here, not a test failure.
-                warnings.simplefilter("ignore")
-                standard = x_wr_timezone.to_standard(cal)
-                found = list(recurring_ical_events.of(standard).between(start, end))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"cannot expand events: {_shorten(str(exc))}") from None
+            found = _expand(cal, start, end)
+        except _EXPANSION_ERRORS:
+            # One event the libraries cannot follow: expand each UID alone to find it.
+            found = []
+            for first, single in _by_uid(cal):
+                try:
+                    found += _expand(single, start, end)
+                except _EXPANSION_ERRORS as exc:
+                    reason = f"{_describe(first)}: cannot expand: {_shorten(str(exc))}"
+                    _note(problems, first, reason)
         for component in found:
-            _check_times(component)
             yield component, str(component.get("UID", "")) in series
-
-
-def _check_times(component: Any) -> None:
-    start, end = component.get("DTSTART"), component.get("DTEND")
-    if start is not None and end is not None:
-        a, b = start.dt, end.dt
-        if isinstance(a, datetime) != isinstance(b, datetime):
-            raise ValueError(f"{_describe(component)}: DTSTART and DTEND differ in value type")
 
 
 # -- occurrences -> events --------------------------------------------------------------------

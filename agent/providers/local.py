@@ -68,9 +68,13 @@ class LocalMailbox:
             for key in sorted(box.keys()):
                 provider_id = f"{folder}/{key}"
                 try:
+                    raw = box.get_bytes(key)
+                except (KeyError, FileNotFoundError):
+                    continue  # deleted by another mail tool since the listing: gone, not bad
+                try:
                     messages.append(
                         mime.to_message(
-                            box.get_bytes(key),
+                            raw,
                             mailbox=self.mailbox,
                             provider_id=provider_id,
                             labels=frozenset({label}),
@@ -141,12 +145,30 @@ class LocalMailbox:
     def events(self, cursor: str | None) -> EventSyncResult:
         found: list[Event] = []
         skipped: list[tuple[str, str]] = []
+        first_seen: dict[str, str] = {}
         window = self._window()
         for path in sorted((self.root / "calendar").glob("*.ics")):
             try:
-                found.extend(calendars.events_from_ics(path.read_bytes(), window, self.mailbox))
+                events, problems = calendars.read_ics(path.read_bytes(), window, self.mailbox)
             except (ValueError, OSError) as exc:
                 skipped.append((path.name, str(exc)))
+                continue
+            for event in events:
+                # The same invitation saved twice: keep one copy, as the store holds one per id.
+                if event.provider_id in first_seen:
+                    item = f"{path.name}#{event.uid or event.provider_id}"
+                    if item not in {i for i, _ in skipped}:
+                        skipped.append(
+                            (item, f"also in {first_seen[event.provider_id]}: kept that")
+                        )
+                    continue
+                first_seen[event.provider_id] = path.name
+                found.append(event)
+            # One entry per broken event, so each is recorded; the file's other events count.
+            unnamed = 0
+            for uid, why in problems:
+                unnamed += not uid
+                skipped.append((f"{path.name}#{uid or f'no-uid-{unnamed}'}", why))
         return EventSyncResult(
             events=tuple(found), cursor="full", full=True, skipped=tuple(skipped)
         )
@@ -155,13 +177,10 @@ class LocalMailbox:
         spans: list[Interval] = []
         for path in sorted((self.root / "calendar").glob("*.ics")):
             try:
-                spans.extend(
-                    calendars.busy_from_ics(
-                        path.read_bytes(), window, attendee_emails=[self.address]
-                    )
-                )
+                events, _ = calendars.read_ics(path.read_bytes(), window, self.mailbox)
             except (ValueError, OSError):
                 continue  # reported by events(); busy time from the readable files still counts
+            spans.extend(calendars.busy_from_events(events, window, attendee_emails=[self.address]))
         return calendars.merge(spans)
 
     def create_event(self, invite: Invite) -> str:
