@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,22 +43,42 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def _rows(
+    reader: csv.DictReader[str], source: str, problems: list[Problem]
+) -> Iterator[dict[str, str]]:
+    """The reader's rows; a row the csv module cannot read becomes a problem, not the end."""
+    while True:
+        before = reader.line_num
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(Problem(source, f"line {before + 1}", f"unreadable row: {exc}"))
+            if reader.line_num == before:
+                return  # the reader is stuck: nothing more can be read
+
+
 def parse_clients(text: str, source: str) -> tuple[list[Client], list[Problem]]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
+    # newline="": the csv module reads line ends itself, so old Mac exports ending lines in a
+    # bare CR and quoted fields holding line breaks both work.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        return [], [Problem(source, "line 1", f"unreadable header row: {exc}")]
+    if not header:
         return [], [
             Problem(source, "line 1", "empty file: expected a header row with name,emails,...")
         ]
-    reader.fieldnames = [
-        ALIASES.get(f.strip().lower(), f.strip().lower()) for f in reader.fieldnames
-    ]
+    reader.fieldnames = [ALIASES.get(f.strip().lower(), f.strip().lower()) for f in header]
     if "name" not in reader.fieldnames:
         return [], [Problem(source, "line 1", "no 'name' column in the header row")]
     clients: list[Client] = []
     problems: list[Problem] = []
     seen: set[str] = set()
     countries = holidays.list_supported_countries()
-    for row in reader:
+    for row in _rows(reader, source, problems):
         where = f"line {reader.line_num}"
         errs: list[str] = []
         name = (row.get("name") or "").strip()
@@ -73,7 +94,7 @@ def parse_clients(text: str, source: str) -> tuple[list[Client], list[Problem]]:
         if zone:
             try:
                 ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
                 errs.append(
                     f"zone: unknown time zone {zone!r}; use an IANA name such as Asia/Tokyo"
                 )
@@ -112,4 +133,6 @@ def load_clients(path: Path) -> tuple[list[Client], list[Problem]]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         return [], [Problem(str(path), "", f"cannot read: {exc.strerror}")]
+    except UnicodeDecodeError as exc:
+        return [], [Problem(str(path), "", f"not UTF-8 text: {exc.reason}; save it as UTF-8")]
     return parse_clients(text, str(path))

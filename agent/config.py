@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent.businesstime import BusinessCalendar, WeeklyHours
 from agent.errors import ConfigError, Problem
@@ -24,7 +31,7 @@ class _Strict(BaseModel):
 def _check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name too long
         raise ValueError(
             f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
         ) from exc
@@ -97,6 +104,13 @@ class Mailbox(_Strict):
     @property
     def addresses(self) -> frozenset[str]:
         return frozenset(a.lower() for a in (self.address, *self.aliases))
+
+    @model_validator(mode="after")
+    def _usable_calendar(self) -> Mailbox:
+        # Weekend names and the holiday region are only checked when the calendar is built:
+        # build it now, so a bad one is reported at load time and not by the running worker.
+        self.calendar()
+        return self
 
     def calendar(self) -> BusinessCalendar:
         return BusinessCalendar(
@@ -213,6 +227,8 @@ def load(path: Path) -> Settings:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), "", f"not UTF-8 text: {exc.reason}")]) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

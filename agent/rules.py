@@ -48,7 +48,10 @@ def parse_duration(text: str) -> timedelta:
     if not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration; write it like '4h', '1h30m' or '45m'")
     days, hours, minutes = (float(g) if g else 0.0 for g in m.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes)
+    try:
+        return timedelta(days=days, hours=hours, minutes=minutes)
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any clock can count") from None
 
 
 @dataclass(frozen=True)
@@ -332,7 +335,16 @@ def load_rules(path: Path) -> RuleSet:
     files = rule_files(path)
     if not files or not all(f.exists() for f in files):
         raise RulesError([Problem(str(path), "", "no rule files found (expected rules/*.toml)")])
-    ruleset, problems = parse_rules((str(f), f.read_text(encoding="utf-8")) for f in files)
+    texts, unreadable = [], []
+    for f in files:
+        try:
+            texts.append((str(f), f.read_text(encoding="utf-8")))
+        except UnicodeDecodeError as exc:
+            unreadable.append(Problem(str(f), "", f"not UTF-8 text: {exc.reason}"))
+        except OSError as exc:
+            unreadable.append(Problem(str(f), "", f"cannot read: {exc.strerror}"))
+    ruleset, problems = parse_rules(texts)
+    problems = unreadable + problems
     if problems:
         raise RulesError(problems)
     return ruleset
