@@ -90,6 +90,8 @@ class Wait:
             days = int(m[1])
             if days < 1:
                 raise ValueError(f"{text!r} is no wait at all; use at least '1d'")
+            if days > 366:  # counting them would walk the calendar past its end
+                raise ValueError(f"{text!r} is longer than a year; use e.g. '3d'")
             return cls(text.strip(), days=days)
         span = parse_duration(text)
         parts = DURATION.match(text)
