@@ -40,18 +40,25 @@ DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$"
 )
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Nothing a team promises, waits for or searches is counted in years: a longer span is a typo,
+# and business-time arithmetic would walk the calendar for centuries to honour it.
+LONGEST = timedelta(days=366)
 
 
 def parse_duration(text: str) -> timedelta:
-    """'4h', '1h30m', '45m', '2d' (days of 24 hours) -> timedelta; ValueError otherwise."""
+    """'4h', '1h30m', '45m', '2d' (days of 24 hours) -> timedelta; ValueError otherwise, and
+    for spans longer than ``LONGEST``."""
     m = DURATION.match(text or "")
     if not m or not any(m.groups()):
         raise ValueError(f"{text!r} is not a duration; write it like '4h', '1h30m' or '45m'")
     days, hours, minutes = (float(g) if g else 0.0 for g in m.groups())
     try:
-        return timedelta(days=days, hours=hours, minutes=minutes)
+        span = timedelta(days=days, hours=hours, minutes=minutes)
     except OverflowError:
-        raise ValueError(f"{text!r} is longer than any clock can count") from None
+        span = timedelta.max
+    if span > LONGEST:
+        raise ValueError(f"{text!r} is longer than a year; write a span such as '4h' or '3d'")
+    return span
 
 
 @dataclass(frozen=True)

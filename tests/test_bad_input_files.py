@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.cadences import parse_cadences
+from agent.cadences import Wait, parse_cadences
 from agent.clients import load_clients, parse_clients
 from agent.config import load as load_config
 from agent.config import parse_settings
 from agent.errors import ConfigError, Problem, RulesError
 from agent.meetings import parse_meeting_rules
-from agent.rules import load_rules, parse_rules
+from agent.rules import load_rules, parse_duration, parse_rules
 
 SOURCE = "rules/team.toml"
 
@@ -169,6 +170,20 @@ def test_a_duration_too_long_for_a_clock_is_a_problem(table: str, key: str) -> N
     text = f'[[promise]]\nname = "gold"\nkind = "first_reply"\n{table}\n'
     _, problems = parse_rules([(SOURCE, text)])
     assert key in {p.where for p in problems}
+
+
+@pytest.mark.parametrize("text", ["367d", "9000h", "99999999h", "9999999999999999999999d"])
+def test_a_span_longer_than_a_year_is_refused(text: str) -> None:
+    # Business time would otherwise walk the calendar for centuries, or past its end.
+    with pytest.raises(ValueError, match="longer than a year"):
+        Wait.parse(text)
+    with pytest.raises(ValueError, match="longer than a year"):
+        parse_duration(text)
+
+
+def test_a_year_is_still_a_span() -> None:
+    assert Wait.parse("366d").days == 366
+    assert timedelta(days=366) == parse_duration("366d")
 
 
 def test_huge_spans_in_cadences_and_meetings_are_problems() -> None:
