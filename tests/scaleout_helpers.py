@@ -8,7 +8,8 @@ Used by tests/test_scaleout.py and tests/benchmarks/bench_worker.py:
   (``followup run`` with a recording ``connect``); each pass (``Worker.work``) and each provider
   call becomes JSON lines ``{"mailbox", "worker", "call", "start", "end"}`` (wall-clock seconds)
   in ``RECORDS/NAME.jsonl``, one when it begins (``end`` null) and one when it ends, so a worker
-  killed with SIGKILL still shows what it was doing;
+  killed with SIGKILL still shows what it was doing; SIGUSR1 makes it load the language models
+  (recorded as ``warm_up``), as its first detected client mail would;
 - ``read_calls`` and ``passes`` read them back.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -268,6 +270,20 @@ def main(argv: list[str]) -> int:
             recorder.write(mailbox, "pass", start, time.time())
 
     worker.work = recorded_work  # type: ignore[method-assign, assignment]
+
+    def warm_up(_signum: int, _frame: object) -> None:
+        # What the first detected client mail does: load the language models. Recorded as a
+        # call named "warm_up" so a benchmark can read the memory before and after.
+        def load() -> None:
+            from agent import language
+
+            start = time.time()
+            language.warm_up(worker.loaded.settings.team.languages)
+            recorder.write("", "warm_up", start, time.time())
+
+        threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+    signal.signal(signal.SIGUSR1, warm_up)
     logs.setup(worker.loaded.settings.service.log_format)
     threading.current_thread().name = name
     return worker.run()
