@@ -254,3 +254,21 @@ def test_between_is_the_sum_of_the_open_intervals(which: int, a: datetime, minut
     summed = sum((i.end - i.start for i in cal.open_intervals(a, b)), timedelta(0))
     assert summed == cal.between(a, b)
     assert -summed == cal.between(b, a)
+
+
+def test_a_tuple_of_messages_is_grouped_once_and_new_mail_is_grouped_again() -> None:
+    rng = random.Random(4)
+    team = bench.build_team(2)
+    clients = bench.build_clients(10, 2, rng)
+    team = dataclasses.replace(team, clients=tuple(clients))
+    messages, _ = bench.build_mail(team, clients, 40, rng)
+    frozen = tuple(messages)
+    first = pipeline.threads(team, frozen)
+    assert first[0] is pipeline.threads(team, frozen)[0]  # remembered, not rebuilt
+    assert first == pipeline.threads(team, messages)
+    assert first[0] is not pipeline.threads(team, messages)[0]  # a list is always grouped anew
+    newer = dataclasses.replace(messages[0], provider_id="late", message_id="<late@x>")
+    grown = pipeline.threads(team, (*frozen, newer))
+    assert sum(len(t.messages) for t in grown) == len(messages) + 1
+    other = dataclasses.replace(team)
+    assert pipeline.threads(other, frozen)[0] is not first[0]
