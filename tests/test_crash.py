@@ -13,8 +13,8 @@ that SIGKILLs its own process at the chosen point of the chosen call:
 - ``anywhere``: the parent kills the child at a random moment of its life.
 
 An episode replays the demo from scratch: a fresh database and freshly seeded mailboxes, a few
-killed workers, then workers that run to the end. ``python -m pytest`` runs 200 kills;
-``FOLLOWUP_SOAK=1`` runs 2,000 (``FOLLOWUP_CRASH_KILLS`` sets any number,
+killed workers, then workers that run to the end. ``python -m pytest`` starts 200 workers (most
+of them killed); ``FOLLOWUP_SOAK=1`` starts 2,000 (``FOLLOWUP_CRASH_RUNS`` sets any number,
 ``FOLLOWUP_CRASH_SEED`` the seed).
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import resource
 import shutil
 import signal
 import sys
@@ -31,6 +32,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +40,8 @@ from typing import Any
 
 import pytest
 
+from agent import config as config_module
+from agent import pipeline
 from agent.config import Mailbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault, new_key
@@ -45,7 +49,9 @@ from agent.store import DRAFTING, FAILED, NEEDS_ATTENTION, SENDING, SENT, Store
 from agent.worker import Worker
 from tests.fakes.gmail import raw_message
 from tests.worker_helpers import (
+    DEMO_MAILBOXES,
     DEMO_NOW,
+    Clock,
     GmailWorld,
     gmail_connect,
     preload,
@@ -53,16 +59,25 @@ from tests.worker_helpers import (
     unfinished,
 )
 
+# Forking beside the emulators' server threads is the point here: the children never touch them.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+
 SOAK = os.environ.get("FOLLOWUP_SOAK") == "1"
-KILLS = int(os.environ.get("FOLLOWUP_CRASH_KILLS") or (2000 if SOAK else 200))
+RUNS = int(os.environ.get("FOLLOWUP_CRASH_RUNS") or (2000 if SOAK else 200))
 SEED = int(os.environ.get("FOLLOWUP_CRASH_SEED") or 20261125)
 PROTOCOL_POINTS = ("before_draft", "after_draft", "sending", "accepted")
 POINTS = (*PROTOCOL_POINTS, "anywhere")
 LEASE = 5  # seconds
-POLL = 10
-# Each worker starts one poll later on the clock than the last: a killed worker's lease has
-# expired and the mailboxes it finished are due again. No new note falls due in those minutes.
-STEP = timedelta(seconds=POLL * 1.1 + 1)
+POLL = 60
+# Each worker starts one lease later on the clock than the last, so a killed worker's lease has
+# expired; mailboxes are worked one at a time, and one that finished its pass is not due again
+# for a poll, so a restarted worker redoes only what the kill interrupted. No new note falls
+# due in the minutes an episode spans.
+STEP = timedelta(seconds=LEASE + 1)
+# Episodes run side by side in lanes, one per core (each lane forks one worker at a time).
+LANES = int(os.environ.get("FOLLOWUP_CRASH_LANES") or min(2, os.cpu_count() or 1))
 MAX_CHILDREN = 40  # per episode; far more than any episode needs
 
 
@@ -136,21 +151,24 @@ def run_child(config: Path, owner: str, now: datetime, point: str | None, nth: i
         os._exit(code)
 
 
-def wait_child(pid: int, kill_after: float | None) -> tuple[bool, int]:
-    """Wait for the child (killing it after ``kill_after`` seconds if given);
-    return (died of SIGKILL, exit code)."""
-    if kill_after is not None:
-        deadline = time.monotonic() + kill_after
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.005)
-        else:
+def wait_child(pid: int, kill_after: float | None, limit: float = 120.0) -> tuple[bool, int]:
+    """Wait for the child, killing it after ``kill_after`` seconds if given; return (died of
+    SIGKILL, exit code). A child still alive after ``limit`` seconds is killed and reported."""
+    started = time.monotonic()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        waited = time.monotonic() - started
+        if kill_after is not None and waited >= kill_after:
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
-    else:
-        _, status = os.waitpid(pid, 0)
+            break
+        if waited >= limit:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"worker {pid} hung for {limit:.0f} s")
+        time.sleep(0.002)
     if os.WIFSIGNALED(status):
         return os.WTERMSIG(status) == signal.SIGKILL, -1
     return False, os.WEXITSTATUS(status)
@@ -174,6 +192,22 @@ class Tally:
         return sum(self.kills.values())
 
 
+# The parent's own database reads, and every fork, take turns under one lock: a child forked
+# while another lane's thread held a lock inside SQLite or Alembic (whose module-level context
+# is not thread-safe either) would inherit it held, and hang.
+_parent_db = threading.Lock()
+
+
+@contextmanager
+def parent_store(url: str) -> Iterator[Store]:
+    with _parent_db:
+        store = Store.open(url)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
 class Harness:
     def __init__(self, world: GmailWorld, config: Path, db: Path, pristine: Path) -> None:
         self.world = world
@@ -183,18 +217,35 @@ class Harness:
         self.url = f"sqlite:///{db}"
         self.tally = Tally()
         self.child_seconds: list[float] = []
+        self.due_notes = 3
+        self.synced: Path | None = None
 
-    def fresh(self) -> None:
+    def fresh(self, *, synced: bool = False) -> None:
+        """The seeded mailboxes and a database holding only the sign-ins (``synced``: and the
+        mailboxes already synced once, so that workers start with an incremental sync)."""
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.db}{suffix}").unlink(missing_ok=True)
-        shutil.copy(self.pristine, self.db)
         self.world.reset()
+        if synced and self.synced is None:
+            self.synced = self.pristine.with_name("synced.db")
+            shutil.copy(self.pristine, self.synced)
+            store = Store.open(f"sqlite:///{self.synced}")
+            connect = gmail_connect()
+            try:
+                for mailbox in config_module.load(self.config).mailboxes:
+                    conn = connect(mailbox, store, Vault.from_environment())
+                    pipeline.sync_mailbox(store, mailbox.name, conn.mail, conn.calendar)
+            finally:
+                connect.close()
+                store.close()
+        shutil.copy(self.synced if synced and self.synced else self.pristine, self.db)
 
     def child(
         self, n: int, point: str | None, nth: int, kill_after: float | None = None
     ) -> tuple[bool, int]:
         started = time.monotonic()
-        pid = run_child(self.config, f"worker-{n}", DEMO_NOW + n * STEP, point, nth)
+        with _parent_db:
+            pid = run_child(self.config, f"worker-{n}", DEMO_NOW + n * STEP, point, nth)
         killed, code = wait_child(pid, kill_after)
         self.child_seconds.append(time.monotonic() - started)
         self.tally.children += 1
@@ -202,16 +253,13 @@ class Harness:
         return killed, code
 
     def owed(self, n: int) -> list[dict[str, Any]]:
-        store = Store.open(self.url)
-        try:
+        with parent_store(self.url) as store:
             return unfinished(store, DEMO_NOW + n * STEP)
-        finally:
-            store.close()
 
     def episode(self, rng: random.Random, kills: int) -> dict[str, int]:
         """Replay the demo with up to ``kills`` kills, then let workers finish; return the keys
         found in the Sent folders with their counts."""
-        self.fresh()
+        self.fresh(synced=True)
         self.tally.episodes += 1
         n = 0
         done_kills = 0
@@ -222,7 +270,8 @@ class Harness:
             kill_after = None
             if done_kills < kills:
                 point = rng.choice(POINTS)
-                nth = rng.randint(1, 3)
+                owed = len(self.owed(n)) if n else self.due_notes
+                nth = rng.randint(1, max(1, min(3, owed)))
                 if point == "anywhere":
                     kill_after = rng.uniform(0.0, self.typical_child())
             killed, _ = self.child(n, None if point == "anywhere" else point, nth, kill_after)
@@ -243,17 +292,15 @@ class Harness:
     def reference(self) -> dict[str, str]:
         """Run the demo once in this process with no kill (which also warms every lazy cache
         the forked workers then inherit); return the keys it sent with their kinds."""
-        self.fresh()
+        self.fresh(synced=True)
         connect = gmail_connect()  # its own pacing: the children's stays untouched
         try:
             run_until_done(self.config, self.url, DEMO_NOW, STEP, connect, limit=MAX_CHILDREN)
         finally:
             connect.close()
-        store = Store.open(self.url)
-        try:
+        with parent_store(self.url) as store:
             reference = {r["key"]: r["kind"] for r in store.outbox(statuses=(SENT,))}
-        finally:
-            store.close()
+        self.due_notes = len(reference)
         assert self.world.sent_keys() == dict.fromkeys(reference, 1)
         return reference
 
@@ -266,19 +313,13 @@ class Harness:
     def check_left_mid_protocol(self, n: int, point: str) -> None:
         """A kill at a protocol point leaves a row in the state that point implies."""
         expect = DRAFTING if point in ("before_draft", "after_draft") else SENDING
-        store = Store.open(self.url)
-        try:
+        with parent_store(self.url) as store:
             states = {r["status"] for r in store.outbox()}
-        finally:
-            store.close()
         assert expect in states, f"killed at {point} but no row is {expect}: {states}"
 
     def verify(self, reference: dict[str, str], sent: dict[str, int]) -> None:
-        store = Store.open(self.url)
-        try:
+        with parent_store(self.url) as store:
             rows = {r["key"]: r for r in store.outbox()}
-        finally:
-            store.close()
         t = self.tally
         dupes = {k: c for k, c in sent.items() if c > 1}
         lost = sorted(set(reference) - set(sent))
@@ -300,14 +341,21 @@ class Harness:
         assert all(rows[k]["status"] == SENT for k in reference)
 
 
-@pytest.fixture
-def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
-    db = tmp_path / "followup.db"
-    pristine = tmp_path / "pristine.db"
-    with GmailWorld.start() as world:
+@contextmanager
+def make_harness(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...] = DEMO_MAILBOXES
+) -> Iterator[Harness]:
+    """Seeded emulators, a config pointing at them, a database holding their sign-ins (sealed
+    with the FOLLOWUP_SECRET_KEY in the environment), and the config preloaded for children."""
+    db = folder / "followup.db"
+    pristine = folder / "pristine.db"
+    with GmailWorld.start(names) as world:
         config = world.write_config(
-            tmp_path, db_url=f"sqlite:///{db}", poll_seconds=POLL, lease_seconds=LEASE
+            folder,
+            db_url=f"sqlite:///{db}",
+            poll_seconds=POLL,
+            lease_seconds=LEASE,
+            concurrency=1,
         )
         store = Store.open(f"sqlite:///{pristine}")
         world.connect_all(store, Vault.from_environment())
@@ -316,25 +364,73 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
         yield Harness(world, config, db, pristine)
 
 
+@pytest.fixture
+def lanes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Harness]]:
+    """One harness per lane: lanes run episodes side by side, each forking its own workers."""
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(make_harness(tmp_path / f"lane{i}", monkeypatch))
+            for i in range(LANES)
+        ]
+
+
+def merged(tallies: list[Tally]) -> Tally:
+    total = Tally()
+    for t in tallies:
+        total.episodes += t.episodes
+        total.children += t.children
+        total.kills += t.kills
+        total.missed += t.missed
+        total.delivered += t.delivered
+        total.duplicates += t.duplicates
+        total.lost += t.lost
+        total.orphans += t.orphans
+    return total
+
+
 def test_kill_anywhere_in_the_send_protocol_sends_every_due_note_exactly_once(
-    harness: Harness,
+    lanes: list[Harness],
 ) -> None:
     started = time.monotonic()
-    reference = harness.reference()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The reference, run before any lane forks: the demo with no kill at all.
+    references = [lane.reference() for lane in lanes]
+    reference = references[0]
+    assert all(r == reference for r in references)
     kinds = Counter(reference.values())
     assert {"reminder", "escalation", "thank_you", "proposal"} <= set(kinds), kinds
 
-    rng = random.Random(SEED)
-    while harness.tally.killed < KILLS:
-        sent = harness.episode(rng, kills=rng.randint(1, 4))
-        harness.verify(reference, sent)
+    errors: list[BaseException] = []
 
-    t = harness.tally
+    def run_lane(lane: Harness, rng: random.Random) -> None:
+        try:
+            while not errors and sum(h.tally.children for h in lanes) < RUNS:
+                sent = lane.episode(rng, kills=rng.randint(1, 6))
+                lane.verify(reference, sent)
+        except BaseException as exc:  # re-raised below, in the test's own thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run_lane, args=(lane, random.Random(SEED + i)))
+        for i, lane in enumerate(lanes)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+    t = merged([lane.tally for lane in lanes])
     seconds = time.monotonic() - started
-    per_child = sum(harness.child_seconds) / len(harness.child_seconds)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
+    walls = [w for lane in lanes for w in lane.child_seconds]
     print(
-        f"\ncrash harness (seed {SEED}): {t.episodes} episodes, {t.children} workers started "
-        f"({per_child:.2f} s each), {seconds:.1f} s in all\n"
+        f"\ncrash harness (seed {SEED}, {len(lanes)} lanes): {t.episodes} episodes, "
+        f"{t.children} workers started ({sum(walls) / len(walls):.2f} s each, "
+        f"{child_cpu / t.children:.2f} s of CPU), {seconds:.1f} s in all\n"
         f"  kills: {t.killed} (" + ", ".join(f"{p} {t.kills[p]}" for p in POINTS) + ")\n"
         f"  planned kills the worker outran: {sum(t.missed.values())}\n"
         f"  notes due per episode: {len(reference)} ("
@@ -343,21 +439,29 @@ def test_kill_anywhere_in_the_send_protocol_sends_every_due_note_exactly_once(
         f"  delivered: {t.delivered}, duplicates: {t.duplicates}, lost: {t.lost}, "
         f"orphaned drafts: {t.orphans}"
     )
-    assert t.killed >= KILLS
+    assert t.children >= RUNS and t.killed >= RUNS // 2
     assert all(t.kills[p] > 0 for p in POINTS), t.kills
     assert t.duplicates == 0 and t.lost == 0 and t.orphans == 0
     assert t.delivered == len(reference) * t.episodes
 
 
 # -- kills during a full sync -----------------------------------------------------------------
-def test_kill_during_full_sync_then_restart_syncs_everything_once(harness: Harness) -> None:
+def test_kill_during_full_sync_then_restart_syncs_everything_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kill the worker while it lists and reads the mailbox (several batches of metadata), with
     mail arriving between the kills: the restart lists again, and the store ends up with every
     message exactly once, its cursor set, nothing doubled."""
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    with make_harness(tmp_path, monkeypatch, ("asha",)) as harness:
+        full_sync_killed(harness)
+
+
+def full_sync_killed(harness: Harness) -> None:
     harness.fresh()
     asha = harness.world.emulators["asha"]
     old = datetime(2026, 9, 1, 9, 0, tzinfo=DEMO_NOW.tzinfo)  # too old to fetch bodies for
-    for i in range(1, 301):
+    for i in range(1, 151):
         asha.deliver(raw_message(1000 + i, to="asha@acme.example", date=old + timedelta(hours=i)))
     target: dict[str, int] = {}
 
@@ -372,7 +476,7 @@ def test_kill_during_full_sync_then_restart_syncs_everything_once(harness: Harne
     asha.on_call = kill_at
     rng = random.Random(SEED)
     kills = 0
-    for n, nth in enumerate([1, rng.randint(40, 120), rng.randint(150, 250), 290]):
+    for n, nth in enumerate([1, rng.randint(20, 70), rng.randint(80, 140)]):
         target.update(seen=0, nth=nth)
         pid = run_child(harness.config, f"sync-{n}", DEMO_NOW + n * STEP, None, 0)
         target["pid"] = pid
@@ -384,12 +488,14 @@ def test_kill_during_full_sync_then_restart_syncs_everything_once(harness: Harne
         store.close()
         asha.deliver(raw_message(5000 + n, to="asha@acme.example", date=old))
     target.clear()
-    n = 4
-    pid = run_child(harness.config, "sync-final", DEMO_NOW + n * STEP, None, 0)
-    assert wait_child(pid, None) == (False, 0)
-    # One more round picks up what arrived during the final listing, if anything did.
-    pid = run_child(harness.config, "sync-again", DEMO_NOW + (n + 2) * STEP * 2, None, 0)
-    assert wait_child(pid, None) == (False, 0)
+    # A fresh worker finishes, and the next round picks up what arrived during its listing.
+    connect = gmail_connect()
+    try:
+        end = run_until_done(harness.config, harness.url, DEMO_NOW + 3 * STEP, STEP, connect)
+        later = Clock(end + timedelta(seconds=POLL * 1.2))
+        Worker(harness.config, owner="sync-again", clock=later, connect=connect).run(once=True)
+    finally:
+        connect.close()
 
     store = Store.open(harness.url)
     try:

@@ -229,17 +229,22 @@ class GmailWorld:
     def connect(
         self, name: str, creds: CredentialStore, vault: Vault, *, token_lifetime: int = 3599
     ) -> str:
-        """Grant a fresh refresh token at ``name``'s emulator and store it sealed, as
-        ``followup connect gmail`` would; return the refresh token. ``token_lifetime`` under the
-        client's refresh margin (about 4 minutes) makes every request refresh first."""
+        """Grant a refresh token and an access token at ``name``'s emulator and store both
+        sealed, as ``followup connect gmail`` would; return the refresh token. The access token
+        expires after ``token_lifetime`` seconds of wall time (under the client's refresh margin
+        of about 4 minutes, every request refreshes first)."""
         emu = self.emulators[name]
         refresh = f"rt-{name}-{len(emu.refresh_tokens)}"
+        access = f"at-{name}-{len(emu.refresh_tokens)}"
         with emu.lock:
             emu.refresh_tokens.add(refresh)
             emu.scopes[refresh] = " ".join(SCOPES)
+            emu.access_tokens[access] = refresh
             emu.token_lifetime = token_lifetime
+        expiry = datetime.now(UTC) + timedelta(seconds=token_lifetime)
         info = {
-            "token": None,
+            "token": access,
+            "expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "refresh_token": refresh,
             "token_uri": emu.token_uri,
             "client_id": emu.client_id,
