@@ -431,22 +431,15 @@ class Store:
         with self.tx() as conn:
             rows = conn.execute(select(t.streams.c.mailbox, t.streams.c.kind, t.streams.c.state))
             have = {(r.mailbox, r.kind): r.state for r in rows}
-            for name in sorted(wanted):
-                for kind in STREAM_KINDS:
-                    if (name, kind) not in have:
-                        try:
-                            with conn.begin_nested():
-                                conn.execute(
-                                    insert(t.streams).values(
-                                        mailbox=name,
-                                        kind=kind,
-                                        state=NEW,
-                                        failures=0,
-                                        next_run_at=at,
-                                    )
-                                )
-                        except IntegrityError:
-                            pass  # another worker registered it first
+            missing = [
+                {"mailbox": name, "kind": kind, "state": NEW, "failures": 0, "next_run_at": at}
+                for name in sorted(wanted)
+                for kind in STREAM_KINDS
+                if (name, kind) not in have
+            ]
+            if missing:
+                # Another worker may register the same rows at the same moment: theirs stand.
+                conn.execute(_insert_ignoring_duplicates(conn, t.streams), missing)
             gone = {m for m, _ in have} - wanted
             if gone:
                 conn.execute(
@@ -596,6 +589,17 @@ class Store:
                 .where(t.streams.c.mailbox == mailbox, t.streams.c.state == NEEDS_RECONNECT)
                 .values(state=INCREMENTAL, next_run_at=_now(), failures=0, last_error=None)
             )
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def _lock_mailboxes(conn: Connection, where: Any) -> None:
