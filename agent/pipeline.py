@@ -271,12 +271,14 @@ def _busy(
     }
 
 
-def meeting_history(store: Store, now: datetime, days: int = 30) -> list[Action]:
+def meeting_history(
+    store: Store, now: datetime, days: int = 30, *, mailbox: str | None = None
+) -> list[Action]:
     """The PROPOSAL and INVITE actions in the outbox planned in the last ``days`` days, in any
     status: what :func:`plan_meetings` reads clients' answers against and releases holds of."""
     since = now - timedelta(days=days)
     found = []
-    for row in store.outbox():
+    for row in store.outbox(mailbox=mailbox):
         if row["kind"] not in (ActionKind.PROPOSAL, ActionKind.INVITE):
             continue
         action = action_from_json(row["action"])

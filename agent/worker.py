@@ -542,9 +542,14 @@ class Worker:
             for r in self.store.outbox(statuses=(SENT,), mailbox=name)
             if r["sent_message_id"]
         }
+        earlier = pipeline.meeting_history(self.store, now, mailbox=name)
         promises = pipeline.plan(team, messages, now)
-        notes = pipeline.plan_notes(team, messages, events, now, sent_notes=sent_notes)
-        meetings = pipeline.plan_meetings(team, messages, events, now)
+        notes = pipeline.plan_notes(
+            team, messages, events, now, sent_notes=sent_notes, earlier=earlier
+        )
+        meetings = pipeline.plan_meetings(
+            team, messages, events, now, earlier=earlier, sent_notes=sent_notes
+        )
         for part in (promises, notes, meetings):
             pipeline.record(self.store, part)
         actions = [*promises.actions, *notes.actions, *meetings.actions]
@@ -575,13 +580,16 @@ class Worker:
             self.metrics.promises.labels(state).set(n)
         return len(added)
 
-    def _outbox(self, loaded: Loaded, providers: dict[str, Any]) -> Outbox:
+    def _outbox(
+        self, loaded: Loaded, providers: dict[str, Any], calendars: dict[str, Any] | None = None
+    ) -> Outbox:
         s = loaded.settings
         return Outbox(
             self.store,
             providers,
             loaded.composer,
             {m.name: Address(m.address, m.rep_name) for m in s.mailboxes},
+            calendars=calendars or {},
             mode=s.outbox.mode,
             daily_cap=s.outbox.daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
@@ -589,7 +597,8 @@ class Worker:
 
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
         before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
-        outcomes = self._outbox(loaded, {name: conn.mail}).run(now, mailbox=name)
+        calendars = {name: conn.calendar} if conn.calendar is not None else {}
+        outcomes = self._outbox(loaded, {name: conn.mail}, calendars).run(now, mailbox=name)
         for o in outcomes:
             if before.get(o.key) == o.status:
                 continue  # a draft still waiting for the rep: said when it was made
