@@ -65,6 +65,10 @@ MAX_BACKOFF = timedelta(minutes=15)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
 RELOAD_CHECK_SECONDS = 2.0
+# Providers whose clients are opened per pass rather than kept: opening a Gmail client reuses
+# the process's parsed discovery document and the stored token, while an Outlook client is
+# kept because MSAL looks its authority up over the network when it is created.
+CHEAP_TO_OPEN = frozenset({"local", "gmail"})
 
 Connect = Callable[[Mailbox, CredentialStore, Vault | None], Connection]
 
@@ -482,6 +486,10 @@ class Worker:
             return PassResult(name, label)
         finally:
             self.metrics.pass_seconds.observe(time.monotonic() - started)
+        if loaded.settings.mailbox(name).provider in CHEAP_TO_OPEN:
+            # An idle client costs ~90 KB; a thousand of them outweigh opening one per pass.
+            with self.lock:
+                self.connections.pop(name, None)
         # Counted from the start of the pass, and jitter only ever shortens the wait, so no
         # mailbox goes longer than poll_seconds between syncs.
         jitter = 0.85 + self.rng.random() * 0.15
