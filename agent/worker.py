@@ -240,6 +240,7 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> int:
         settings = self.loaded.settings
+        self.stopping.clear()  # a worker may run again after run(once=True)
         _fewer_malloc_arenas()
         if threading.current_thread() is threading.main_thread():
             self.install_signals()
@@ -406,7 +407,7 @@ class Worker:
         with self.lock:
             self.loaded = new
             for name in changed:
-                self.connections.pop(name, None)
+                self._drop(name)
                 self.last_planned.pop(name, None)
             self.last_planned.clear()  # new rules: plan every mailbox again at its next pass
         self.refused_stamp = None
@@ -438,7 +439,7 @@ class Worker:
             self.metrics.provider_errors.labels("auth_revoked").inc()
             self.metrics.syncs.labels("needs_reconnect").inc()
             with self.lock:
-                self.connections.pop(name, None)
+                self._drop(name)
             log.warning(
                 "needs reconnecting (followup connect ... --mailbox %s): %s",
                 name,
@@ -474,7 +475,7 @@ class Worker:
                     extra={"mailbox": name, "state": BACKOFF},
                 )
             with self.lock:
-                self.connections.pop(name, None)  # a fresh client next time
+                self._drop(name)  # a fresh client next time
             self.store.finish(
                 self.owner,
                 name,
@@ -489,10 +490,10 @@ class Worker:
         if loaded.settings.mailbox(name).provider in CHEAP_TO_OPEN:
             # An idle client costs ~90 KB; a thousand of them outweigh opening one per pass.
             with self.lock:
-                self.connections.pop(name, None)
-        # Counted from the start of the pass, and jitter only ever shortens the wait, so no
-        # mailbox goes longer than poll_seconds between syncs.
-        jitter = 0.85 + self.rng.random() * 0.15
+                self._drop(name)
+        # Counted from the start of the pass, and jitter only ever shortens the wait (leaving
+        # room for queueing), so no mailbox goes longer than poll_seconds between syncs.
+        jitter = 0.8 + self.rng.random() * 0.15
         kept = self.store.finish(
             self.owner, name, state=INCREMENTAL, next_run_at=now + poll * jitter
         )
@@ -502,6 +503,19 @@ class Worker:
             return PassResult(name, "lost", result.new_messages, result.planned, result.executed)
         self.metrics.syncs.labels("ok").inc()
         return result
+
+    def _drop(self, name: str) -> None:
+        """Forget a mailbox's clients and close their connections (the caller holds the lock)."""
+        conn = self.connections.pop(name, None)
+        if conn is None:
+            return
+        for client in {id(conn.mail): conn.mail, id(conn.calendar): conn.calendar}.values():
+            close = getattr(client, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:  # closing must never fail a pass
+                    log.debug("closing a client failed: %s", exc)
 
     def _connection(self, loaded: Loaded, mailbox: Mailbox) -> Connection:
         with self.lock:
