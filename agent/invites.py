@@ -65,7 +65,8 @@ def build_invite(invite: Invite, *, stamp: datetime | None = None) -> bytes:
     One VCALENDAR with ``METHOD:REQUEST`` holding a VTIMEZONE for ``invite.zone`` (covering the
     day before the start to the day after the end) and one VEVENT: UID from
     :func:`invite_uid`, ``DTSTAMP`` = ``stamp`` (default: the current time), ``SEQUENCE:0``,
-    start and end in the zone's TZID, ORGANIZER, and one ATTENDEE per address with
+    start and end in the zone's TZID, ``STATUS`` TENTATIVE for a hold (``invite.tentative``)
+    and CONFIRMED otherwise, ``TRANSP:OPAQUE``, ORGANIZER, and one ATTENDEE per address with
     ``RSVP=TRUE`` and ``PARTSTAT=NEEDS-ACTION``. Raises ``ValueError`` for an unknown zone, an
     end not after the start, or an unusable e-mail address.
     """
@@ -93,7 +94,8 @@ def build_invite(invite: Invite, *, stamp: datetime | None = None) -> bytes:
         event.add("description", invite.description)
     if invite.location:
         event.add("location", _CONTROL.sub(" ", invite.location).strip())
-    event.add("status", "CONFIRMED")
+    # A hold stays OPAQUE: the time it keeps must stay busy for anyone else booking the rep.
+    event.add("status", "TENTATIVE" if invite.tentative else "CONFIRMED")
     event.add("transp", "OPAQUE")
     event.add("organizer", _address(invite.organizer, attendee=False))
     for attendee in invite.attendees:
@@ -170,9 +172,10 @@ def invite_for(action: Action, organizer: Address) -> Invite:
 def hold_for(action: Action, owner: Address) -> Invite:
     """The calendar event a HOLD ``create`` action puts on ``owner``'s calendar.
 
-    ``owner`` is both organizer and only attendee and ``send_updates`` is off: a hold is for
-    the rep's calendar, and no client hears of it. Raises ``ValueError`` for anything but a
-    HOLD create action with ``summary``, ``start``, ``end`` and ``zone`` in its context.
+    ``owner`` is both organizer and only attendee, ``send_updates`` is off and ``tentative``
+    on: a hold is for the rep's calendar, and no client hears of it. Raises ``ValueError``
+    for anything but a HOLD create action with ``summary``, ``start``, ``end`` and ``zone`` in
+    its context.
     """
     if action.kind is not ActionKind.HOLD or action.context.get("op") != "create":
         raise ValueError(f"{action.key}: not a hold to create")
@@ -186,6 +189,7 @@ def hold_for(action: Action, owner: Address) -> Invite:
             organizer=owner,
             attendees=(owner,),
             send_updates=False,
+            tentative=True,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{action.key}: no usable hold in the context ({exc})") from exc

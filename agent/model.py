@@ -231,7 +231,12 @@ class SentRef:
 
 @dataclass(frozen=True)
 class Invite:
-    """An event to create on the rep's calendar and send to its attendees."""
+    """An event to create on the rep's calendar and send to its attendees.
+
+    ``tentative`` marks a hold: time kept free on the rep's own calendar for a proposed
+    meeting. Providers create it as tentative (still busy for other bookings) and with no
+    attendees besides the rep, so nobody is invited.
+    """
 
     key: str
     summary: str
@@ -243,6 +248,7 @@ class Invite:
     description: str = ""
     location: str = ""
     send_updates: bool = True
+    tentative: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", utc(self.start))

@@ -23,8 +23,8 @@ A send is never retried blindly: a Transient error during ``send_draft`` leaves 
 An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
 composed. HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
 puts a tentative hold on the rep's calendar (``create_event`` is idempotent on the key, so an
-unknown outcome is simply tried again) and a ``release`` deletes it where the provider can
-(an optional ``delete_event(provider_id)``; otherwise the row needs a person).
+unknown outcome is simply tried again) and a ``release`` deletes it with ``delete_event``
+(deleting an event already gone is not an error, so that too is simply tried again).
 """
 
 from __future__ import annotations
@@ -216,17 +216,10 @@ class Outbox:
                 return Outcome(key, PLANNED, "waits until the hold is made")
             self.store.transition(key, [SENDING], SENT)
             return Outcome(key, SENT, "no hold to release")
-        delete = getattr(calendar, "delete_event", None)
-        if delete is None:
-            self.store.transition(
-                key,
-                [SENDING],
-                NEEDS_ATTENTION,
-                last_error="this calendar cannot delete events: remove the hold by hand",
-            )
-            return Outcome(key, NEEDS_ATTENTION, "remove the hold by hand")
         try:
-            delete(held["sent_provider_id"])
+            # Deleting an event already gone is not an error, so after a crash the release
+            # is simply made again.
+            calendar.delete_event(held["sent_provider_id"])
         except Permanent as exc:
             self.store.transition(key, [SENDING], FAILED, last_error=f"release: {exc}")
             return Outcome(key, FAILED, str(exc))

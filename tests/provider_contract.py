@@ -10,17 +10,22 @@ To add a provider, subclass ``MailProviderContract`` in that provider's test mod
 
 The memory provider (tests/test_provider_memory.py), the local Maildir provider
 (tests/test_provider_local.py) and the Gmail and Outlook emulators run it.
+
+Calendar providers keep ``CalendarProviderContract``: its ``calendar_harness`` fixture returns
+an object with ``calendar`` (the CalendarProvider under test, whose clock is the real time) and
+``address`` (the calendar owner's address).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 import pytest
 
-from agent.model import SyncResult
-from agent.providers.protocol import MailProvider
+from agent.model import Address, EventSyncResult, Interval, Invite, SyncResult
+from agent.providers.protocol import CalendarProvider, MailProvider
 
 
 class Harness(Protocol):
@@ -111,3 +116,78 @@ class MailProviderContract:
     def test_unknown_key_finds_nothing(self, harness: Harness) -> None:
         assert harness.provider.find_sent("no-such-key") is None
         assert harness.provider.find_draft("no-such-key") is None
+
+
+class CalendarHarness(Protocol):
+    calendar: CalendarProvider
+    address: str
+
+
+def hold(address: str, key: str = "hold:t1:1") -> tuple[Invite, Interval]:
+    """A hold two days ahead on the hour, as the outbox makes it, and a window around it."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    invite = Invite(
+        key=key,
+        summary="Hold: pricing call",
+        start=start,
+        end=start + timedelta(minutes=30),
+        zone="Europe/Berlin",
+        organizer=Address(address),
+        attendees=(Address(address),),
+        send_updates=False,
+        tentative=True,
+    )
+    return invite, Interval(start - timedelta(hours=2), start + timedelta(hours=2))
+
+
+def _event_ids(result: EventSyncResult) -> set[str]:
+    return {e.provider_id for e in result.events}
+
+
+class CalendarProviderContract:
+    @pytest.fixture
+    def calendar_harness(self) -> Any:  # pragma: no cover - overridden by each provider module
+        raise NotImplementedError
+
+    def test_hold_is_tentative_busy_time_with_nobody_invited(
+        self, calendar_harness: CalendarHarness
+    ) -> None:
+        calendar, address = calendar_harness.calendar, calendar_harness.address
+        invite, window = hold(address)
+        event_id = calendar.create_event(invite)
+        assert calendar.create_event(invite) == event_id
+        events = [e for e in calendar.events(None).events if e.provider_id == event_id]
+        assert len(events) == 1
+        assert events[0].status == "tentative" and not events[0].transparent
+        assert events[0].start == invite.start and events[0].end == invite.end
+        assert {a.email.lower() for a in events[0].attendees} <= {address.lower()}
+        assert calendar.busy(window) == [Interval(invite.start, invite.end)]
+
+    def test_deleted_event_is_gone_from_events_and_busy(
+        self, calendar_harness: CalendarHarness
+    ) -> None:
+        calendar, address = calendar_harness.calendar, calendar_harness.address
+        invite, window = hold(address)
+        event_id = calendar.create_event(invite)
+        before = calendar.events(None)
+        assert event_id in _event_ids(before)
+        calendar.delete_event(event_id)
+        after = calendar.events(before.cursor)
+        assert event_id not in _event_ids(after)
+        if not after.full:
+            assert event_id in after.deleted
+        assert event_id not in _event_ids(calendar.events(None))
+        assert calendar.busy(window) == []
+
+    def test_deleting_an_event_already_gone_is_not_an_error(
+        self, calendar_harness: CalendarHarness
+    ) -> None:
+        calendar, address = calendar_harness.calendar, calendar_harness.address
+        invite, window = hold(address)
+        other, _ = hold(address, key="hold:t2:1")
+        event_id = calendar.create_event(invite)
+        kept = calendar.create_event(other)
+        calendar.delete_event(event_id)
+        calendar.delete_event(event_id)
+        assert _event_ids(calendar.events(None)) & {event_id, kept} == {kept}
+        assert calendar.busy(window) == [Interval(other.start, other.end)]

@@ -43,7 +43,7 @@ from agent.providers.protocol import KEY_HEADER, CalendarProvider, MailProvider
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
 from tests.fakes.gmail import GoogleEmulator, raw_message
-from tests.provider_contract import MailProviderContract
+from tests.provider_contract import CalendarProviderContract, MailProviderContract
 
 ADDRESS = "rep@example.com"
 
@@ -131,6 +131,18 @@ class TestGmailContract(MailProviderContract):
     @pytest.fixture
     def harness(self, emu: GoogleEmulator, gmail: GmailProvider) -> _Harness:
         return _Harness(emu, gmail)
+
+
+class _CalendarHarness:
+    def __init__(self, calendar: GoogleCalendarProvider) -> None:
+        self.calendar = calendar
+        self.address = ADDRESS
+
+
+class TestGoogleCalendarContract(CalendarProviderContract):
+    @pytest.fixture
+    def calendar_harness(self, calendar: GoogleCalendarProvider) -> _CalendarHarness:
+        return _CalendarHarness(calendar)
 
 
 def test_providers_keep_the_protocols(gmail: GmailProvider, calendar: GoogleCalendarProvider):

@@ -6,14 +6,16 @@ from pathlib import Path
 import pytest
 
 from agent.compose import Composer
-from agent.errors import Transient
-from agent.model import Action, ActionKind, Address
+from agent.errors import Permanent, Transient
+from agent.model import Action, ActionKind, Address, Interval
 from agent.outbox import Outbox
+from agent.providers.local import LocalMailbox
 from agent.providers.memory import MemoryMailbox
 from agent.store import (
     CANCELLED,
     DRAFTED,
     DRAFTING,
+    FAILED,
     NEEDS_ATTENTION,
     PLANNED,
     SENDING,
@@ -318,16 +320,75 @@ def test_a_hold_waits_for_a_calendar_then_is_made_once(store: Store, box: Memory
     assert event.summary.endswith("[followup hold]") and event.start == NOW + timedelta(days=1)
 
 
-def test_releasing_a_hold_the_calendar_cannot_delete_needs_a_person(
+RELEASE = "release/20261126T0800Z/proposal/asha/t/m"
+
+
+def test_a_released_hold_is_deleted_from_the_calendar(store: Store, box: MemoryMailbox) -> None:
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    store.enqueue([hold("create")])
+    outbox.run(NOW)
+    [event] = box.event_store.values()
+    assert event.status == "tentative"
+    store.enqueue([hold("release", RELEASE)])
+    [outcome] = outbox.run(NOW)
+    assert outcome.status == SENT and outcome.detail == "hold released"
+    assert not box.event_store and "delete_event" in box.calls
+    assert outbox.run(NOW) == []
+
+
+def test_a_release_interrupted_by_a_transient_error_is_made_on_the_next_pass(
     store: Store, box: MemoryMailbox
 ) -> None:
     outbox = make(store, box)
     outbox.calendars = {"asha": box}
     store.enqueue([hold("create")])
     outbox.run(NOW)
-    store.enqueue([hold("release", "release/20261126T0800Z/proposal/asha/t/m")])
+    store.enqueue([hold("release", RELEASE)])
+    box.fail("delete_event", Transient("503"))
     [outcome] = outbox.run(NOW)
-    assert outcome.status == NEEDS_ATTENTION and "by hand" in outcome.detail
+    assert outcome.status == SENDING and box.event_store
+    [outcome] = outbox.run(NOW)
+    assert outcome.status == SENT and not box.event_store
+
+
+def test_a_release_the_calendar_refuses_fails_with_its_reason(
+    store: Store, box: MemoryMailbox
+) -> None:
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    store.enqueue([hold("create")])
+    outbox.run(NOW)
+    store.enqueue([hold("release", RELEASE)])
+    box.fail("delete_event", Permanent("403 forbidden"))
+    [outcome] = outbox.run(NOW)
+    row = store.outbox_row(RELEASE)
+    assert outcome.status == FAILED and row is not None and "403 forbidden" in row["last_error"]
+
+
+def test_a_hold_on_the_local_calendar_is_written_then_released(
+    store: Store, box: MemoryMailbox, tmp_path: Path
+) -> None:
+    local = LocalMailbox(
+        tmp_path / "asha", mailbox="asha", address="asha@acme.example", clock=lambda: NOW
+    )
+    outbox = make(store, box)
+    outbox.calendars = {"asha": local}
+    store.enqueue([hold("create")])
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    [ics] = (tmp_path / "asha" / "calendar").glob("*.ics")
+    text = ics.read_text()
+    assert "STATUS:TENTATIVE" in text and "TRANSP:OPAQUE" in text
+    start = NOW + timedelta(days=1)
+    window = Interval(NOW, NOW + timedelta(days=2))
+    assert local.busy(window) == [Interval(start, start + timedelta(minutes=30))]
+    mine = tmp_path / "asha" / "calendar" / "dentist.ics"
+    mine.write_bytes(ics.read_bytes())  # the rep's own file, even with the same event in it
+    store.enqueue([hold("release", RELEASE)])
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    assert not ics.exists() and mine.exists()
+    mine.unlink()
+    assert local.busy(window) == [] and sent_count(box) == 0
 
 
 def test_releasing_a_hold_never_made_cancels_it(store: Store, box: MemoryMailbox) -> None:

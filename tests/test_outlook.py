@@ -37,7 +37,12 @@ from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
 from tests.fakes.graph import GraphEmulator
-from tests.provider_contract import MailProviderContract, incoming, outgoing
+from tests.provider_contract import (
+    CalendarProviderContract,
+    MailProviderContract,
+    incoming,
+    outgoing,
+)
 
 ADDRESS = "asha@contoso.example"
 CLIENT_ID = "00000000-1111-2222-3333-444444444444"
@@ -66,6 +71,7 @@ class Rig:
         )
         self.sleeps: list[float] = []
         self.provider = self.make_provider()
+        self.calendar = self.provider
 
     def auth(self) -> GraphAuth:
         return GraphAuth(
@@ -112,9 +118,13 @@ def rig(graph: GraphEmulator) -> Iterator[Rig]:
     r.session.close()
 
 
-class TestOutlookContract(MailProviderContract):
+class TestOutlookContract(MailProviderContract, CalendarProviderContract):
     @pytest.fixture
     def harness(self, rig: Rig) -> Rig:
+        return rig
+
+    @pytest.fixture
+    def calendar_harness(self, rig: Rig) -> Rig:
         return rig
 
 

@@ -5,21 +5,26 @@ from pathlib import Path
 import pytest
 
 from agent.providers.local import LocalMailbox
-from tests.provider_contract import MailProviderContract
+from tests.provider_contract import CalendarProviderContract, MailProviderContract
 
 
 class LocalHarness:
     def __init__(self, root: Path) -> None:
         self.address = "asha@acme.example"
         self.provider = LocalMailbox(root, mailbox="asha", address=self.address)
+        self.calendar = self.provider
 
     def deliver(self, raw: bytes) -> None:
         self.provider.deliver(raw)
 
 
-class TestLocalContract(MailProviderContract):
+class TestLocalContract(MailProviderContract, CalendarProviderContract):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> LocalHarness:
+        return LocalHarness(tmp_path / "asha")
+
+    @pytest.fixture
+    def calendar_harness(self, tmp_path: Path) -> LocalHarness:
         return LocalHarness(tmp_path / "asha")
 
 

@@ -4,21 +4,31 @@ import pytest
 
 from agent.errors import CursorExpired, Transient
 from agent.providers.memory import MemoryMailbox
-from tests.provider_contract import MailProviderContract, incoming, outgoing
+from tests.provider_contract import (
+    CalendarProviderContract,
+    MailProviderContract,
+    incoming,
+    outgoing,
+)
 
 
 class MemoryHarness:
     def __init__(self) -> None:
         self.address = "asha@acme.example"
         self.provider = MemoryMailbox(mailbox="asha", address=self.address)
+        self.calendar = self.provider
 
     def deliver(self, raw: bytes) -> None:
         self.provider.deliver(raw)
 
 
-class TestMemoryContract(MailProviderContract):
+class TestMemoryContract(MailProviderContract, CalendarProviderContract):
     @pytest.fixture
     def harness(self) -> MemoryHarness:
+        return MemoryHarness()
+
+    @pytest.fixture
+    def calendar_harness(self) -> MemoryHarness:
         return MemoryHarness()
 
 

@@ -947,7 +947,8 @@ class GoogleCalendarProvider(_GoogleClient):
         """Insert the event under an id derived from ``invite.key``; return that id.
 
         Safe to retry and to call twice: the second insert answers 409 and nothing is created
-        or sent again. ``sendUpdates`` is "all" or "none" after ``invite.send_updates``.
+        or sent again. ``sendUpdates`` is "all" or "none" after ``invite.send_updates``. A hold
+        (``invite.tentative``) is inserted with ``status: "tentative"`` and no attendees.
         """
         event_id = event_id_for(invite.key)
         zone = _zone(invite.zone)
@@ -959,11 +960,16 @@ class GoogleCalendarProvider(_GoogleClient):
                 "timeZone": invite.zone,
             },
             "end": {"dateTime": invite.end.astimezone(zone).isoformat(), "timeZone": invite.zone},
-            "attendees": [
+        }
+        if invite.tentative:
+            # A hold is the rep's alone: no attendees, so nobody is invited; still opaque, so
+            # the time stays busy for anyone else booking the rep.
+            body["status"] = "tentative"
+        else:
+            body["attendees"] = [
                 {"email": a.email, **({"displayName": a.name} if a.name else {})}
                 for a in invite.attendees
-            ],
-        }
+            ]
         if invite.description:
             body["description"] = invite.description
         if invite.location:
@@ -983,6 +989,26 @@ class GoogleCalendarProvider(_GoogleClient):
                 return event_id
             raise
         return event_id
+
+    def delete_event(self, provider_id: str) -> None:
+        """Delete the event without notifying anyone (``sendUpdates="none"``).
+
+        An event already deleted (410) or unknown (404) counts as done, so a repeated release
+        is harmless. Raises ``Permanent`` for other refusals, ``Transient`` after the retry
+        budget.
+        """
+        api = self._service.events()
+        try:
+            self._read(
+                lambda: api.delete(
+                    calendarId=self.calendar_id, eventId=provider_id, sendUpdates="none"
+                )
+            )
+        except Permanent as exc:
+            cause = exc.__cause__
+            if isinstance(cause, HttpError) and _status(cause) in (404, 410):
+                return
+            raise
 
 
 def open_google(

@@ -22,6 +22,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+import icalendar
+
 from agent import calendars, invites, mime
 from agent.errors import Permanent
 from agent.model import Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
@@ -29,6 +31,7 @@ from agent.providers.protocol import KEY_HEADER
 
 FOLDERS = {"inbox": "INBOX", "sent": "SENT"}
 EVENT_HORIZON = timedelta(days=120)
+OWN_PREFIX = "followup-"  # the events this mailbox wrote, the only ones it deletes
 
 
 def _now() -> datetime:
@@ -184,7 +187,37 @@ class LocalMailbox:
         return calendars.merge(spans)
 
     def create_event(self, invite: Invite) -> str:
-        path = self.root / "calendar" / f"followup-{invite.key.replace('/', '_')}.ics"
+        """Write ``calendar/followup-<key>.ics`` unless it exists; return the event's UID, the
+        id :meth:`events` lists it under.
+
+        A hold (``invite.tentative``) is written ``STATUS:TENTATIVE`` and stays busy time.
+        """
+        path = self._own_file(invite.key)
         if not path.exists():
             path.write_bytes(invites.build_invite(invite))
-        return path.stem
+        return invites.invite_uid(invite)
+
+    def _own_file(self, key: str) -> Path:
+        return self.root / "calendar" / f"{OWN_PREFIX}{key.replace('/', '_')}.ics"
+
+    def delete_event(self, provider_id: str) -> None:
+        """Remove the .ics file holding the event :meth:`create_event` made under that id; a
+        file already gone is fine.
+
+        Only ``followup-*.ics`` files are searched: the rest of the folder is the rep's own
+        calendar, never touched. An id of the form ``followup-<key>`` (the file's name, given
+        out by earlier versions) names the file directly.
+        """
+        folder = self.root / "calendar"
+        if provider_id.startswith(OWN_PREFIX):
+            if Path(provider_id).name != provider_id:
+                raise Permanent(f"not an event id: {provider_id!r}", mailbox=self.mailbox)
+            (folder / f"{provider_id}.ics").unlink(missing_ok=True)
+            return
+        for path in folder.glob(f"{OWN_PREFIX}*.ics"):
+            try:
+                calendar = icalendar.Calendar.from_ical(path.read_bytes())
+            except (OSError, ValueError):
+                continue  # removed since the listing, or not one we could have written
+            if any(str(e.get("uid", "")) == provider_id for e in calendar.walk("VEVENT")):
+                path.unlink(missing_ok=True)

@@ -213,6 +213,11 @@ class MemoryMailbox:
                 end=invite.end,
                 organizer=invite.organizer.email,
                 uid=invite.key,
+                status="tentative" if invite.tentative else "confirmed",
             ),
         )
         return provider_id
+
+    def delete_event(self, provider_id: str) -> None:
+        self._enter("delete_event")
+        self.event_store.pop(provider_id, None)

@@ -830,23 +830,43 @@ class OutlookProvider:
 
         ``transactionId`` is derived from ``invite.key``, so Graph answers a repeated create with
         the event it already made: the create is safe to retry. Graph always sends invitations
-        to attendees; ``invite.send_updates`` cannot turn that off.
+        to attendees; ``invite.send_updates`` cannot turn that off. A hold
+        (``invite.tentative``) is created ``showAs: "tentative"`` with no attendees, so nothing
+        is sent.
         """
-        body = {
+        body: dict[str, Any] = {
             "subject": invite.summary,
             "body": {"contentType": "Text", "content": invite.description},
             "start": _graph_time(invite.start),
             "end": _graph_time(invite.end),
-            "attendees": [
-                {"emailAddress": {"address": a.email, "name": a.name}, "type": "required"}
-                for a in invite.attendees
-            ],
             "transactionId": transaction_id(invite.key),
         }
+        if invite.tentative:
+            # Without attendees Graph sends no invitation; "tentative" still blocks the time in
+            # getSchedule, so nobody else books the rep over a hold.
+            body["showAs"] = "tentative"
+        else:
+            body["attendees"] = [
+                {"emailAddress": {"address": a.email, "name": a.name}, "type": "required"}
+                for a in invite.attendees
+            ]
         if invite.location:
             body["location"] = {"displayName": invite.location}
         row = self._read("POST", f"{self._root}/events", body=body, prefer='outlook.timezone="UTC"')
         return str(row["id"])
+
+    def delete_event(self, provider_id: str) -> None:
+        """``DELETE /events/{id}``; an event already gone (404) counts as done.
+
+        Raises ``Permanent`` for other refusals, ``Transient`` after the retry budget.
+        """
+        try:
+            self._read("DELETE", f"{self._root}/events/{quote(provider_id, safe='')}")
+        except Permanent as exc:
+            # _error keeps only the text; it starts with the status Graph answered.
+            if str(exc).startswith("Graph 404"):
+                return
+            raise
 
 
 def transaction_id(key: str) -> str:

@@ -67,6 +67,10 @@ class CalendarProvider(Protocol):
         """Create the event (idempotent on ``invite.key``) and return its provider id."""
         ...
 
+    def delete_event(self, provider_id: str) -> None:
+        """Delete (cancel) an event this agent created; an event already gone is not an error."""
+        ...
+
 
 class Clock(Protocol):
     def __call__(self) -> datetime: ...

@@ -711,6 +711,13 @@ class GoogleEmulator:
                 return self._count("events.list", self._list_events(query))
             if rest == "calendars/primary/events" and method == "POST":
                 return self._count("events.insert", self._insert_event(data, query))
+            parts = rest.split("/")
+            if (
+                parts[:3] == ["calendars", "primary", "events"]
+                and len(parts) == 4
+                and (method == "DELETE")
+            ):
+                return self._count("events.delete", self._delete_event(parts[3], query))
             if rest == "freeBusy" and method == "POST":
                 return self._count("freebusy.query", self._freebusy(data))
         raise ApiError(404, f"Not Found: {method} {path}")
@@ -986,6 +993,21 @@ class GoogleEmulator:
             event = self._put_event({**data, "id": eid})
             self.notifications.append((eid, query.get("sendUpdates", ["false"])[0]))
             return Reply(200, event)
+
+    def _delete_event(self, event_id: str, query: dict[str, list[str]]) -> Reply:
+        # Calendar keeps a deleted event as "cancelled" (sync tokens report it) and answers a
+        # second delete with 410 Gone; an id it never had is 404.
+        with self.lock:
+            event = self.events.get(event_id)
+            if event is None:
+                raise ApiError(404, "Not Found")
+            if event.get("status") == "cancelled":
+                raise ApiError(410, "Resource has been deleted", "deleted")
+            event["status"] = "cancelled"
+            self.calendar_seq += 1
+            self.event_seq[event_id] = self.calendar_seq
+            self.notifications.append((event_id, query.get("sendUpdates", ["false"])[0]))
+        return Reply(204)
 
     def _freebusy(self, data: dict[str, Any]) -> Reply:
         t0, t1 = _parse_time(data["timeMin"]), _parse_time(data["timeMax"])

@@ -808,6 +808,10 @@ class GraphEmulator:
                     return 202, None
             if rest in ("/events", "/calendar/events") and method == "POST":
                 return 201, self._create_event(box, data, prefer)
+            m = re.fullmatch(r"(?:/calendar)?/events/([^/]+)", rest)
+            if m and method == "DELETE":
+                self._delete_event(box, m.group(1))
+                return 204, None
             if rest == "/calendarView/delta" and method == "GET":
                 return 200, self._event_delta(box, q, prefer, path)
             if rest == "/calendar/getSchedule" and method == "POST":
@@ -1085,6 +1089,14 @@ class GraphEmulator:
         box.events[ev.id] = ev
         box.event_log.append((next(self._seq), ev.id))
         return self._event_json(ev, zone)
+
+    def _delete_event(self, box: Box, event_id: str) -> None:
+        # Graph removes the event outright: delta reports it as @removed, a second DELETE is 404.
+        if box.events.pop(event_id, None) is None:
+            raise GraphError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        box.event_log.append((next(self._seq), event_id))
 
     def _event_delta(self, box: Box, q: dict[str, str], prefer: str, path: str) -> dict[str, Any]:
         zone = _prefer_zone(prefer)
