@@ -601,6 +601,47 @@ def test_invitation_retried_after_a_lost_answer_is_created_once(
     assert len(emu.events) == 1 and len(emu.notifications) == 1
 
 
+def _hold(key: str) -> Invite:
+    return Invite(
+        key=key,
+        summary="Tentative: Client One [followup hold]",
+        start=datetime(2026, 11, 3, 8, 0, tzinfo=UTC),
+        end=datetime(2026, 11, 3, 8, 30, tzinfo=UTC),
+        zone="Asia/Kolkata",
+        organizer=Address(ADDRESS),
+        attendees=(Address(ADDRESS),),
+        send_updates=False,
+        tentative=True,
+    )
+
+
+def test_hold_is_tentative_without_attendees_and_deleted_without_notice(
+    emu: GoogleEmulator, calendar: GoogleCalendarProvider
+) -> None:
+    event_id = calendar.create_event(_hold("hold/1"))
+    event = emu.events[event_id]
+    assert event["status"] == "tentative" and "attendees" not in event
+    assert event.get("transparency", "opaque") == "opaque"
+    calendar.delete_event(event_id)
+    assert emu.events[event_id]["status"] == "cancelled"
+    assert emu.notifications == [(event_id, "none"), (event_id, "none")]
+    calendar.delete_event(event_id)  # 410 Gone
+    calendar.delete_event(event_id_for("never-made"))  # 404
+    assert emu.calls.count("events.delete") == 1  # the two refused deletes changed nothing
+
+
+def test_delete_is_retried_through_a_rate_limit_and_a_refusal_is_permanent(
+    emu: GoogleEmulator, calendar: GoogleCalendarProvider, sleeps: Sleeps
+) -> None:
+    event_id = calendar.create_event(_hold("hold/2"))
+    emu.inject(429, match="DELETE /calendar", retry_after=2)
+    calendar.delete_event(event_id)
+    assert sleeps and emu.events[event_id]["status"] == "cancelled"
+    emu.inject(403, match="DELETE /calendar", reason="forbidden")
+    with pytest.raises(Permanent):
+        calendar.delete_event(event_id_for("hold/3"))
+
+
 @given(st.text(min_size=1, max_size=300))
 def test_event_ids_are_valid_base32hex_and_stable(key: str) -> None:
     eid = event_id_for(key)

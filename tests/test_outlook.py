@@ -570,6 +570,41 @@ def test_event_created_twice_with_the_same_transaction_id_is_one_event(rig: Rig)
     assert event.transaction_id == transaction_id("meet:t1:1") and event.start == T0
 
 
+def test_hold_shows_as_tentative_invites_nobody_and_is_deleted(rig: Rig) -> None:
+    invite = Invite(
+        key="hold/1",
+        summary="Tentative: Client One [followup hold]",
+        start=T0,
+        end=T0 + timedelta(minutes=30),
+        zone="Asia/Kolkata",
+        organizer=Address(ADDRESS),
+        attendees=(Address(ADDRESS),),
+        send_updates=False,
+        tentative=True,
+    )
+    event_id = rig.provider.create_event(invite)
+    event = rig.graph.boxes[ADDRESS].events[event_id]
+    assert event.show_as == "tentative" and event.attendees == []
+    assert rig.provider.busy(Interval(T0, T0 + timedelta(hours=1))) == [
+        Interval(T0, T0 + timedelta(minutes=30))
+    ]
+    rig.provider.delete_event(event_id)
+    assert event_id not in rig.graph.boxes[ADDRESS].events
+    rig.provider.delete_event(event_id)  # 404: already gone
+    assert rig.count("DELETE", "/events/") == 2
+
+
+def test_delete_rides_out_throttling_and_a_refusal_is_permanent(rig: Rig) -> None:
+    rig.graph.add_event(ADDRESS, "Board", T0, T0 + timedelta(hours=1))
+    [event_id] = rig.graph.boxes[ADDRESS].events
+    rig.graph.inject("DELETE", r"/events/", status=429, code="TooManyRequests", retry_after=1)
+    rig.provider.delete_event(event_id)
+    assert rig.sleeps and not rig.graph.boxes[ADDRESS].events
+    rig.graph.inject("DELETE", r"/events/", status=400, code="ErrorInvalidIdMalformed")
+    with pytest.raises(Permanent):
+        rig.provider.delete_event("not-an-id")
+
+
 def test_events_delta_reports_changes_and_deletions(rig: Rig) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     a = rig.graph.add_event(
