@@ -86,6 +86,11 @@ def demo(out: Path, as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     views.demo(console, result)
+    from datetime import timedelta
+
+    from agent.demo import service_round
+
+    views.service_round(console, service_round(out, result.now + timedelta(hours=1)), out)
 
 
 @main.group()

@@ -107,6 +107,38 @@ def demo(console: Console, result: Any) -> None:
     )
 
 
+def service_round(console: Console, rnd: Any, out: Any) -> None:
+    """The demo's last act: the worker (`followup run`) takes over an hour later."""
+    table = Table(
+        title=f"An hour later: one round of the worker (followup run --once) at {rnd.at:%H:%M} UTC",
+        expand=True,
+    )
+    for col in ("kind", "mailbox", "client", "due (UTC)", "now"):
+        table.add_column(col, overflow="fold")
+    for r in rnd.moved:
+        table.add_row(
+            r["kind"], r["mailbox"], r["client"], r["due"].strftime("%a %d %b %H:%M"), r["status"]
+        )
+    console.print(
+        table if rnd.moved else "[green]An hour later the worker had nothing new to do.[/]"
+    )
+    states = ", ".join(f"{m['mailbox']} {m['state'].replace('_', ' ')}" for m in rnd.mailboxes)
+    config_path = out / "config.toml"
+    console.print(
+        Panel(
+            Text(
+                f"Mailboxes: {states}.\n"
+                f"Run the service on the demo: followup run --config {config_path} "
+                f"--now {rnd.at:%Y-%m-%dT%H:%MZ}\n"
+                f"(/healthz and /metrics on 127.0.0.1:9464; Ctrl-C stops it cleanly)\n"
+                f"What is due now: followup status --config {config_path} "
+                f"--now {rnd.at:%Y-%m-%dT%H:%MZ}"
+            ),
+            title="The agent as a service",
+        )
+    )
+
+
 def invitations(console: Console, result: Any) -> None:
     """The calendar invitations among the demo's actions: the time as each side sees it."""
     invites = [a for a in result.actions if a.kind is ActionKind.INVITE]

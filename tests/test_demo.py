@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -142,3 +143,17 @@ def test_templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_o
         main, ["templates", "check", str(tmp_path / "templates"), "--config", none]
     )
     assert bad.exit_code == 1 and "en.j2" in bad.output
+
+
+def test_demo_ends_with_the_worker_taking_over_an_hour_later(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "An hour later: one round of the worker" in text
+    # At 09:00 the escalation about Priya and the reminder about Emily fall due; the worker
+    # sends both, and nothing the demo already sent goes out again.
+    assert re.search(r"escalation\s+│\s+asha\s+│\s+priya-reddy.*│\s+sent", text)
+    assert re.search(r"reminder\s+│\s+lukas\s+│\s+emily-clark.*│\s+sent", text)
+    assert "asha incremental, lukas incremental, omar incremental" in text
+    assert "Run the service on the demo: followup run --config" in text

@@ -261,3 +261,33 @@ def _history(
         chain = [*known.refs.get(item["answers"], []), asked]
         _deliver(item, settings, then, known, (row["sent_message_id"], chain))
     return list(past.actions), outcomes
+
+
+@dataclass(frozen=True)
+class ServiceRound:
+    """What one round of the worker did over the demo's mailboxes, ``at`` a later time."""
+
+    at: datetime
+    moved: list[dict[str, Any]]  # outbox rows whose status the round changed
+    mailboxes: list[dict[str, Any]]  # each mailbox's mail stream after the round
+
+
+def service_round(out: Path, at: datetime) -> ServiceRound:
+    """Run ``followup run --once`` over the demo's mailboxes as if it were ``at``."""
+    from agent.worker import Worker  # the worker pulls in the service's whole stack
+
+    config_path = out / "config.toml"
+    url = config.load(config_path).database.url
+    store = Store.open(url)
+    try:
+        before = {r["key"]: r["status"] for r in store.outbox()}
+    finally:
+        store.close()
+    Worker(config_path, clock=lambda: at).run(once=True)
+    store = Store.open(url)
+    try:
+        moved = [r for r in store.outbox() if before.get(r["key"]) != r["status"]]
+        streams = [r for r in store.streams() if r["kind"] == "mail"]
+    finally:
+        store.close()
+    return ServiceRound(at, moved, streams)
