@@ -41,9 +41,7 @@ def open_mailbox(m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Con
     if vault is None:
         vault = Vault.from_environment()
     if m.provider == "gmail":
-        mail, calendar = gmail.open_google(
-            m.name, m.address, vault, creds, root=m.endpoint or None
-        )
+        mail, calendar = gmail.open_google(m.name, m.address, vault, creds, root=m.endpoint or None)
         return Connection(mail, calendar)
     auth = GraphAuth(m.name, m.client_id, f"{MICROSOFT_LOGIN}/{m.tenant}", vault, creds)
     outlook = OutlookProvider(m.name, m.address, auth, base_url=m.endpoint or GRAPH)
