@@ -557,7 +557,7 @@ class Worker:
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         team = loaded.team
-        messages = self.store.messages(name)
+        messages = tuple(self.store.messages(name))  # one thread build for all three planners
         events = self.store.events(name)
         sent_notes = {
             str(r["sent_message_id"]): str(r["key"])
