@@ -285,7 +285,9 @@ class Harness:
                 continue
             if point is not None:
                 self.tally.missed[point] += 1
-            if done_kills >= kills and not self.owed(n):
+            # A worker that ran to the end with nothing left owed ends the episode, kills planned
+            # or not: with no work left there is no protocol step left to kill it in.
+            if not self.owed(n):
                 break
         return dict(self.world.sent_keys())
 
