@@ -26,6 +26,7 @@ import random
 import resource
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -391,9 +392,37 @@ def merged(tallies: list[Tally]) -> Tally:
     return total
 
 
+INNER = "FOLLOWUP_CRASH_INNER"
+
+
+def run_isolated(request: pytest.FixtureRequest) -> bool:
+    """Run this test again in a fresh interpreter, unless this is that interpreter; return True
+    when it ran there (and passed: a failure fails this test with the inner run's output).
+
+    A forked child inherits every lock as it was at the fork, and threads left by earlier tests
+    in the same process (servers, pools, drivers) may hold one: the child would wait forever.
+    A fresh interpreter has only the harness's own threads, which take turns with the forks."""
+    if os.environ.get(INNER) == "1":
+        return False
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", request.node.nodeid],
+        cwd=request.config.rootpath,
+        env={**os.environ, INNER: "1"},
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    sys.stdout.write(proc.stdout[-4000:])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    return True
+
+
 def test_kill_anywhere_in_the_send_protocol_sends_every_due_note_exactly_once(
-    lanes: list[Harness],
+    request: pytest.FixtureRequest,
 ) -> None:
+    if run_isolated(request):
+        return
+    lanes: list[Harness] = request.getfixturevalue("lanes")
     started = time.monotonic()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The reference, run before any lane forks: the demo with no kill at all.
@@ -449,11 +478,13 @@ def test_kill_anywhere_in_the_send_protocol_sends_every_due_note_exactly_once(
 
 # -- kills during a full sync -----------------------------------------------------------------
 def test_kill_during_full_sync_then_restart_syncs_everything_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """Kill the worker while it lists and reads the mailbox (several batches of metadata), with
     mail arriving between the kills: the restart lists again, and the store ends up with every
     message exactly once, its cursor set, nothing doubled."""
+    if run_isolated(request):
+        return
     monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
     with make_harness(tmp_path, monkeypatch, ("asha",)) as harness:
         full_sync_killed(harness)
