@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,12 @@ from agent.store import Store
 PG_URL = os.environ.get("FOLLOWUP_TEST_PG_URL", "")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A fresh store on SQLite and, when FOLLOWUP_TEST_PG_URL is set, on PostgreSQL too."""
-    if request.param == "sqlite":
-        s = Store.open(f"sqlite:///{tmp_path / 'followup.db'}")
+@contextmanager
+def open_store(kind: str, folder: Path) -> Iterator[Store]:
+    """A fresh store: a SQLite file in ``folder``, or a throwaway schema on the PostgreSQL
+    server FOLLOWUP_TEST_PG_URL names (the test is skipped when none is set)."""
+    if kind == "sqlite":
+        s = Store.open(f"sqlite:///{folder / 'followup.db'}")
         yield s
         s.close()
         return
@@ -34,3 +36,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store on SQLite and, when FOLLOWUP_TEST_PG_URL is set, on PostgreSQL too."""
+    with open_store(request.param, tmp_path) as s:
+        yield s

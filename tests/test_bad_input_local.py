@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from agent.providers.local import LocalMailbox
 from agent.store import Store
+from tests.conftest import open_store
 from tests.test_bad_input_ics import GOOD, GOOD_START, calendars
 from tests.test_bad_input_mime import raw_messages
 
@@ -35,26 +36,8 @@ def good_message(n: int) -> bytes:
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """One store for all examples (each uses its own mailbox); PostgreSQL when configured,
     since it refuses text SQLite takes (NULs)."""
-    if request.param == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            s = Store.open(f"sqlite:///{Path(tmp) / 'followup.db'}")
-            yield s
-            s.close()
-        return
-    if not PG_URL:
-        pytest.skip("FOLLOWUP_TEST_PG_URL is not set")
-    from sqlalchemy import create_engine, text
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    s = Store.open(f"{PG_URL}?options=-csearch_path%3D{schema}")
-    yield s
-    s.close()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with tempfile.TemporaryDirectory() as tmp, open_store(request.param, Path(tmp)) as s:
+        yield s
 
 
 @settings(
