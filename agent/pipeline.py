@@ -25,7 +25,7 @@ from agent.meetings import MeetingRule, parse_meeting_rules
 from agent.model import Action, ActionKind, Client, Direction, Event, Interval, Message, Thread
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules
-from agent.store import Store, action_from_json
+from agent.store import SENT, Store, action_from_json
 
 
 @dataclass(frozen=True)
@@ -320,3 +320,46 @@ def record(
     store.record_decisions(
         (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in result.decisions
     )
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One pass's plan: what every planner decided over the stored mail and calendar."""
+
+    promises: promises.PromisePlan
+    notes: followups.FollowupPlan
+    meetings: meetings.MeetingPlan
+
+    @property
+    def actions(self) -> list[Action]:
+        parts = (self.promises.actions, self.notes.actions, self.meetings.actions)
+        return sorted((a for part in parts for a in part), key=lambda a: a.due)
+
+    @property
+    def obsolete(self) -> frozenset[str]:
+        """Keys planned earlier whose reason has gone: cancel them if still unsent."""
+        return self.promises.obsolete | self.notes.obsolete
+
+
+def plan_stored(team: Team, store: Store, now: datetime, *, mailbox: str | None = None) -> Planned:
+    """Run every planner over the stored mail of ``mailbox`` (or all) and record the decisions.
+
+    The agent's sent notes and earlier proposals are read from the outbox, so its own mail is
+    never taken for the rep's and clients' answers are read against what was offered.
+    """
+    messages = tuple(store.messages(mailbox))  # a tuple: the three planners share one threading
+    events = store.events(mailbox)
+    sent_notes = {
+        str(r["sent_message_id"]): str(r["key"])
+        for r in store.outbox(statuses=(SENT,), mailbox=mailbox)
+        if r["sent_message_id"]
+    }
+    earlier = meeting_history(store, now, mailbox=mailbox)
+    result = Planned(
+        plan(team, messages, now),
+        plan_notes(team, messages, events, now, sent_notes=sent_notes, earlier=earlier),
+        plan_meetings(team, messages, events, now, earlier=earlier, sent_notes=sent_notes),
+    )
+    for part in (result.promises, result.notes, result.meetings):
+        record(store, part)
+    return result

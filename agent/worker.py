@@ -51,13 +51,7 @@ from agent.model import Action, Address
 from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
-from agent.store import (
-    BACKOFF,
-    INCREMENTAL,
-    NEEDS_RECONNECT,
-    SENT,
-    Store,
-)
+from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store
 
 log = logging.getLogger("followup.worker")
 
@@ -556,32 +550,14 @@ class Worker:
             self.store.set_body(mailbox.name, m.provider_id, body)
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
-        team = loaded.team
-        messages = tuple(self.store.messages(name))  # one thread build for all three planners
-        events = self.store.events(name)
-        sent_notes = {
-            str(r["sent_message_id"]): str(r["key"])
-            for r in self.store.outbox(statuses=(SENT,), mailbox=name)
-            if r["sent_message_id"]
-        }
-        earlier = pipeline.meeting_history(self.store, now, mailbox=name)
-        promises = pipeline.plan(team, messages, now)
-        notes = pipeline.plan_notes(
-            team, messages, events, now, sent_notes=sent_notes, earlier=earlier
-        )
-        meetings = pipeline.plan_meetings(
-            team, messages, events, now, earlier=earlier, sent_notes=sent_notes
-        )
-        for part in (promises, notes, meetings):
-            pipeline.record(self.store, part)
-        actions = [*promises.actions, *notes.actions, *meetings.actions]
+        planned = pipeline.plan_stored(loaded.team, self.store, now, mailbox=name)
+        actions = planned.actions
         added = set(self.store.enqueue(actions))
         for action in actions:
             if action.key in added:
                 self.metrics.planned.labels(action.kind.value).inc()
                 _log_action("planned", action)
-        box = self._outbox(loaded, {})
-        cancelled = box.cancel_obsolete(promises.obsolete | notes.obsolete)
+        cancelled = self._outbox(loaded, {}).cancel_obsolete(planned.obsolete)
         if cancelled:
             self.metrics.cancelled.inc(cancelled)
             log.info(
@@ -590,7 +566,7 @@ class Worker:
                 extra={"mailbox": name},
             )
         counts: dict[str, int] = {}
-        for p in promises.promises:
+        for p in planned.promises.promises:
             counts[p.state.value] = counts.get(p.state.value, 0) + 1
         with self.lock:
             self.promise_counts[name] = counts

@@ -184,20 +184,8 @@ def run_demo(out: Path) -> DemoResult:
             pipeline.sync_mailbox(store, mb.name, providers[mb.name], providers[mb.name])
         fetch_bodies()
 
-    result = pipeline.plan(team, store.messages(), now)
-    notes = pipeline.plan_notes(
-        team, store.messages(), store.events(), now, earlier=pipeline.meeting_history(store, now)
-    )
-    proposals = pipeline.plan_meetings(
-        team,
-        store.messages(),
-        store.events(),
-        now,
-        earlier=pipeline.meeting_history(store, now),
-    )
-    for part in (result, notes, proposals):
-        pipeline.record(store, part)
-    planned = sorted([*result.actions, *notes.actions, *proposals.actions], key=lambda a: a.due)
+    result = pipeline.plan_stored(team, store, now)
+    planned = result.actions
     store.enqueue(planned)
     outcomes.update({o.key: o for o in outbox.run(now)})
     # Notes scheduled for later are rendered too, so the folder shows every message the
@@ -209,8 +197,12 @@ def run_demo(out: Path) -> DemoResult:
         now=now,
         out=out,
         actions=sorted([*history, *planned], key=lambda a: a.due),
-        promises=list(result.promises),
-        decisions=[*result.decisions, *notes.decisions, *proposals.decisions],
+        promises=list(result.promises.promises),
+        decisions=[
+            *result.promises.decisions,
+            *result.notes.decisions,
+            *result.meetings.decisions,
+        ],
         outcomes=outcomes,
         files=files,
         subjects=subjects,
