@@ -63,6 +63,23 @@ def _deliver(folder: Path, raw: bytes) -> None:
     (folder / "new" / f"{time.time_ns()}.{os.getpid()}.scale").write_bytes(raw)
 
 
+def write_config(root: Path, url: str, team: str, boxes: list[str], **service: float) -> Path:
+    """A worker config in ``root`` over the shipped rules and templates, with ``root``'s
+    clients.csv, the ``[[mailboxes]]`` tables ``boxes`` and the ``[service]`` settings given."""
+    settings = "".join(f"{key} = {value}\n" for key, value in service.items())
+    config = (
+        f"[database]\nurl = {json.dumps(url)}\n\n"
+        f'[team]\nname = "{team}"\ndomains = ["team.example"]\n\n'
+        f"[paths]\nrules = {json.dumps(str(REPO / 'rules'))}\n"
+        f"templates = {json.dumps(str(REPO / 'templates'))}\n"
+        'clients = "clients.csv"\n\n'
+        f'[service]\nlisten = ""\nlog_format = "json"\n{settings}\n'
+    )
+    path = root / "config.toml"
+    path.write_text(config + "\n".join(boxes))
+    return path
+
+
 def local_team(
     root: Path,
     n: int,
@@ -102,30 +119,16 @@ def local_team(
             f'rep_name = "Rep {i}"\nzone = "UTC"\npath = "mail/{name}"\n'
         )
     (root / "clients.csv").write_text("\n".join(clients) + "\n")
-    config = f"""[database]
-url = {json.dumps(url)}
-
-[team]
-name = "Scale"
-domains = ["team.example"]
-
-[paths]
-rules = {json.dumps(str(REPO / "rules"))}
-templates = {json.dumps(str(REPO / "templates"))}
-clients = "clients.csv"
-
-[service]
-listen = ""
-log_format = "json"
-poll_seconds = {poll_seconds}
-lease_seconds = {lease_seconds}
-shutdown_timeout = 10
-concurrency = {concurrency}
-
-"""
-    path = root / "config.toml"
-    path.write_text(config + "\n".join(boxes))
-    return path
+    return write_config(
+        root,
+        url,
+        "Scale",
+        boxes,
+        poll_seconds=poll_seconds,
+        lease_seconds=lease_seconds,
+        shutdown_timeout=10,
+        concurrency=concurrency,
+    )
 
 
 # -- recording ---------------------------------------------------------------------------------

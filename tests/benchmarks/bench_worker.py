@@ -36,7 +36,7 @@ from collections import defaultdict
 from itertools import pairwise
 from pathlib import Path
 
-from tests.scaleout_helpers import REPO, read_calls
+from tests.scaleout_helpers import REPO, read_calls, write_config
 
 LATENCY = 0.02
 POLL = 60.0
@@ -71,29 +71,9 @@ def _config(root: Path, n: int, url: str, endpoint: str, concurrency: int) -> Pa
         f'rep_name = "Rep {i}"\nzone = "Europe/Berlin"\nendpoint = "{endpoint}"\n'
         for i in range(n)
     ]
-    config = f"""[database]
-url = {json.dumps(url)}
-
-[team]
-name = "Bench"
-domains = ["team.example"]
-
-[paths]
-rules = {json.dumps(str(REPO / "rules"))}
-templates = {json.dumps(str(REPO / "templates"))}
-clients = "clients.csv"
-
-[service]
-listen = ""
-log_format = "json"
-poll_seconds = {POLL}
-lease_seconds = 120
-concurrency = {concurrency}
-
-"""
-    path = root / "config.toml"
-    path.write_text(config + "\n".join(boxes))
-    return path
+    return write_config(
+        root, url, "Bench", boxes, poll_seconds=POLL, lease_seconds=120, concurrency=concurrency
+    )
 
 
 def _connect_all(url: str, n: int, token_uri: str, key: str) -> None:
