@@ -900,31 +900,21 @@ def plan(
                 )
             )
             continue
-        to = Address(reply.sender.email, reply.sender.name)
-        proposal = Action(
+        proposal = _answer(
+            thread,
+            client,
+            rule,
+            reply,
+            language,
+            now,
             key=key,
             kind=ActionKind.PROPOSAL,
-            mailbox=thread.mailbox,
-            due=now,
-            to=(to,),
-            language=language,
             template="proposal",
             reason=(
                 f"rule {rule.name!r}: {why}; {len(context['slots'])} times that suit "
                 f"{zone} and {rep.zone}"
             ),
-            client=client.key,
-            thread_id=thread.thread_id,
-            rule=rule.name,
-            reply_to_message_id=reply.message_id,
-            references=(*reply.references, reply.message_id),
-            subject=reply.subject,
-            context={
-                "client": _client_context(client, to),
-                "rep": {"name": rep.name},
-                **context,
-            },
-            mode=rule.mode,
+            context={"rep": {"name": rep.name}, **context},
         )
         actions.append(proposal)
         if rule.hold:
@@ -958,29 +948,23 @@ def _invite(
     now: datetime,
 ) -> Action:
     zone = client.zone or "UTC"
-    to = Address(reply.sender.email, reply.sender.name)
     local = slot.start.astimezone(ZoneInfo(zone))
     company = client.company or client.name
-    return Action(
+    return _answer(
+        thread,
+        client,
+        rule,
+        reply,
+        language,
+        now,
         key=f"invite/{thread.mailbox}/{thread.thread_id}/{_stamp(slot.start)}",
         kind=ActionKind.INVITE,
-        mailbox=thread.mailbox,
-        due=now,
-        to=(to,),
-        language=language,
         template="invitation",
         reason=(
             f"rule {rule.name!r}: {client.name} chose {local:%a %d %b %H:%M} ({zone}) "
             f"({choice.why}); still free in {rep.name}'s calendar: invitation sent"
         ),
-        client=client.key,
-        thread_id=thread.thread_id,
-        rule=rule.name,
-        reply_to_message_id=reply.message_id,
-        references=(*reply.references, reply.message_id),
-        subject=reply.subject,
         context={
-            "client": _client_context(client, to),
             "rep": {"name": rep.name, "email": rep.address},
             "meeting": {
                 "summary": f"{company} – {rep.name}",
@@ -992,6 +976,41 @@ def _invite(
             "rep_zone": rep.zone,
             "duration_minutes": int((slot.end - slot.start) / timedelta(minutes=1)),
         },
+    )
+
+
+def _answer(
+    thread: Thread,
+    client: Client,
+    rule: MeetingRule,
+    reply: Message,
+    language: str,
+    now: datetime,
+    *,
+    key: str,
+    kind: ActionKind,
+    template: str,
+    reason: str,
+    context: dict[str, Any],
+) -> Action:
+    """A note answering the client's ``reply`` in its thread, due ``now``."""
+    to = Address(reply.sender.email, reply.sender.name)
+    return Action(
+        key=key,
+        kind=kind,
+        mailbox=thread.mailbox,
+        due=now,
+        to=(to,),
+        language=language,
+        template=template,
+        reason=reason,
+        client=client.key,
+        thread_id=thread.thread_id,
+        rule=rule.name,
+        reply_to_message_id=reply.message_id,
+        references=(*reply.references, reply.message_id),
+        subject=reply.subject,
+        context={"client": _client_context(client, to), **context},
         mode=rule.mode,
     )
 
