@@ -686,7 +686,7 @@ def _releases(proposal: Action, now: datetime, why: str) -> list[Action]:
     ]
 
 
-def _holds_until(action: Action) -> datetime | None:
+def holds_until(action: Action) -> datetime | None:
     value = action.context.get("holds_until")
     return value if isinstance(value, datetime) else None
 
@@ -699,7 +699,7 @@ def _live_holds(earlier: Sequence[Action], now: datetime) -> dict[str, list[tupl
         newest[place] = max(newest.get(place, a.due), a.due)
     held: dict[str, list[tuple[str, Interval]]] = {}
     for a in earlier:
-        until = _holds_until(a)
+        until = holds_until(a)
         if until is None or until <= now or newest[(a.mailbox, a.thread_id)] > a.due:
             continue
         held.setdefault(a.mailbox, []).extend((a.thread_id, s) for s in slots_of(a))
@@ -844,7 +844,11 @@ def plan(
             continue  # the rep has answered since: the rep handles the meeting
         reply = seen[-1].message
         mine = by_thread.get((thread.mailbox, thread.thread_id), [])
-        language = languages(thread) if languages else (client.language or "en")
+
+        def language_of(thread: Thread = thread, client: Client = client) -> str:
+            # Asked only for a note: detection is the costly part of a thread with none.
+            return languages(thread) if languages else (client.language or "en")
+
         zone = client.zone or "UTC"
         own_busy = _busy_for(thread.mailbox, thread.thread_id, busy, held)
         answered = _answered(thread, mine, reply, notes)
@@ -856,7 +860,9 @@ def plan(
                 slot = offered[choice.index]
                 conflict = _conflict(slot, own_busy, now, rep.zone)
                 if not conflict:
-                    invite = _invite(thread, client, rep, rule, reply, slot, choice, language, now)
+                    invite = _invite(
+                        thread, client, rep, rule, reply, slot, choice, language_of(), now
+                    )
                     actions.append(invite)
                     for p in mine:
                         settled.setdefault(p.key, f"{client.name} chose a time")
@@ -905,7 +911,7 @@ def plan(
             client,
             rule,
             reply,
-            language,
+            language_of(),
             now,
             key=key,
             kind=ActionKind.PROPOSAL,
@@ -926,7 +932,7 @@ def plan(
             if p.key != key:
                 settled.setdefault(p.key, "a new proposal replaces it")
     for p in past:
-        until = _holds_until(p)
+        until = holds_until(p)
         if until is None:
             continue
         if p.key in settled:

@@ -200,9 +200,27 @@ def plan_notes(
     Follow-up steps whose rule says ``propose_slots`` become proposals with meeting times
     (HOLD actions beside them when the client's meeting rule holds times); ``earlier`` is
     :func:`meeting_history`, so times held for other clients are not offered again."""
+    return notes_for(
+        team, threads(team, messages), events, now, sent_notes=sent_notes, earlier=earlier
+    )
+
+
+def notes_for(
+    team: Team,
+    thread_list: list[Thread],
+    events: Iterable[Event],
+    now: datetime,
+    *,
+    sent_notes: Mapping[str, str] | None = None,
+    earlier: Iterable[Action] = (),
+    calendar: Iterable[Event] | None = None,
+) -> followups.FollowupPlan:
+    """:func:`plan_notes` over threads already built. ``calendar`` is the events the reps'
+    busy time is read from when follow-ups propose times (default: ``events``, which the
+    thank-yous are planned for)."""
     events = list(events)
     result = followups.plan(
-        threads(team, messages),
+        thread_list,
         events,
         team.cadences,
         team.reps(),
@@ -226,7 +244,12 @@ def plan_notes(
             {c.key: c for c in team.clients},
             team.reps(),
             client_calendar,
-            _busy(team, events, now, max((a.due for a in actions), default=now)),
+            _busy(
+                team,
+                events if calendar is None else calendar,
+                now,
+                max((a.due for a in actions), default=now),
+            ),
             now,
             earlier=earlier,
         )
@@ -299,10 +322,25 @@ def plan_meetings(
     """Slot proposals for clients who asked to meet, around each rep's calendar; invitations
     for times clients chose from ``earlier`` proposals (:func:`meeting_history`); holds and
     their release. ``sent_notes`` as for :func:`plan_notes`."""
+    return meetings_for(
+        team, threads(team, messages), events, now, earlier=earlier, sent_notes=sent_notes
+    )
+
+
+def meetings_for(
+    team: Team,
+    thread_list: list[Thread],
+    events: Iterable[Event],
+    now: datetime,
+    *,
+    earlier: Iterable[Action] = (),
+    sent_notes: Mapping[str, str] | None = None,
+) -> meetings.MeetingPlan:
+    """:func:`plan_meetings` over threads already built."""
     if not team.meetings:
         return meetings.MeetingPlan((), ())
     return meetings.plan(
-        threads(team, messages),
+        thread_list,
         list(team.meetings),
         team.reps(),
         client_calendar,
@@ -341,25 +379,49 @@ class Planned:
         return self.promises.obsolete | self.notes.obsolete
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What the planners read from the store for one pass."""
+
+    messages: tuple[Message, ...]  # a tuple: the three planners share one threading
+    events: list[Event]
+    sent_notes: dict[str, str]  # Message-ID of each note the outbox sent -> its key
+    earlier: list[Action]  # :func:`meeting_history`
+
+
+def stored(store: Store, now: datetime, *, mailbox: str | None = None) -> Stored:
+    """The stored mail, events, sent notes and earlier proposals of ``mailbox`` (or all)."""
+    return Stored(
+        tuple(store.messages(mailbox)),
+        store.events(mailbox),
+        {
+            str(r["sent_message_id"]): str(r["key"])
+            for r in store.outbox(statuses=(SENT,), mailbox=mailbox)
+            if r["sent_message_id"]
+        },
+        meeting_history(store, now, mailbox=mailbox),
+    )
+
+
 def plan_stored(team: Team, store: Store, now: datetime, *, mailbox: str | None = None) -> Planned:
     """Run every planner over the stored mail of ``mailbox`` (or all) and record the decisions.
 
     The agent's sent notes and earlier proposals are read from the outbox, so its own mail is
     never taken for the rep's and clients' answers are read against what was offered.
     """
-    messages = tuple(store.messages(mailbox))  # a tuple: the three planners share one threading
-    events = store.events(mailbox)
-    sent_notes = {
-        str(r["sent_message_id"]): str(r["key"])
-        for r in store.outbox(statuses=(SENT,), mailbox=mailbox)
-        if r["sent_message_id"]
-    }
-    earlier = meeting_history(store, now, mailbox=mailbox)
+    found = stored(store, now, mailbox=mailbox)
+    messages, events = found.messages, found.events
+    sent, earlier = found.sent_notes, found.earlier
     result = Planned(
         plan(team, messages, now),
-        plan_notes(team, messages, events, now, sent_notes=sent_notes, earlier=earlier),
-        plan_meetings(team, messages, events, now, earlier=earlier, sent_notes=sent_notes),
+        plan_notes(team, messages, events, now, sent_notes=sent, earlier=earlier),
+        plan_meetings(team, messages, events, now, earlier=earlier, sent_notes=sent),
     )
+    record_all(store, result)
+    return result
+
+
+def record_all(store: Store, result: Planned) -> None:
+    """Record the decisions of every planner in ``result``."""
     for part in (result.promises, result.notes, result.meetings):
         record(store, part)
-    return result

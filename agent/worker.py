@@ -51,6 +51,7 @@ from agent.model import Action, Address
 from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
+from agent.replan import Replanner
 from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store
 
 log = logging.getLogger("followup.worker")
@@ -192,6 +193,7 @@ class Worker:
         self.connections: dict[str, Connection] = {}
         self.in_flight: dict[str, Future[PassResult]] = {}
         self.last_planned: dict[str, datetime] = {}
+        self.replanners: dict[str, Replanner] = {}  # per mailbox: what its last plan was
         self.promise_counts: dict[str, dict[str, int]] = {}
         self.refused_stamp: tuple[tuple[str, int, int], ...] | None = None
         self.last_reload_check = 0.0
@@ -404,6 +406,7 @@ class Worker:
                 self._drop(name)
                 self.last_planned.pop(name, None)
             self.last_planned.clear()  # new rules: plan every mailbox again at its next pass
+            self.replanners.clear()
         self.refused_stamp = None
         self.store.register_mailboxes(new.enabled, self.clock())
         self.metrics.reloads.labels("ok").inc()
@@ -550,14 +553,22 @@ class Worker:
             self.store.set_body(mailbox.name, m.provider_id, body)
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
-        planned = pipeline.plan_stored(loaded.team, self.store, now, mailbox=name)
-        actions = planned.actions
-        added = set(self.store.enqueue(actions))
-        for action in actions:
+        with self.lock:
+            replanner = self.replanners.get(name)
+            if replanner is None or replanner.team is not loaded.team:
+                replanner = self.replanners[name] = Replanner(loaded.team)
+        try:
+            result = replanner.plan_stored(self.store, now, mailbox=name)
+            added = set(self.store.enqueue(result.fresh.actions))
+            cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
+        except BaseException:
+            with self.lock:  # what was planned may not be in the outbox: plan it all again
+                self.replanners.pop(name, None)
+            raise
+        for action in result.fresh.actions:
             if action.key in added:
                 self.metrics.planned.labels(action.kind.value).inc()
                 _log_action("planned", action)
-        cancelled = self._outbox(loaded, {}).cancel_obsolete(planned.obsolete)
         if cancelled:
             self.metrics.cancelled.inc(cancelled)
             log.info(
@@ -565,6 +576,7 @@ class Worker:
                 cancelled,
                 extra={"mailbox": name},
             )
+        planned = result.planned
         counts: dict[str, int] = {}
         for p in planned.promises.promises:
             counts[p.state.value] = counts.get(p.state.value, 0) + 1

@@ -18,6 +18,12 @@ each get freshly made message objects, as every read from the store gives, and f
 about texts they have seen before remembered. Wall and CPU time are both shown: on a busy
 machine the CPU time is the steadier figure. Peak memory is the process's maximum RSS, and the
 peak of Python allocations during one pass (tracemalloc, in an extra untimed pass).
+
+Then the passes a running worker makes: a :class:`~agent.replan.Replanner` plans everything once
+(cold), and each next pass comes ``--interval`` seconds later with ``--changes`` new messages
+(a client's or the rep's answer in a random thread) and plans again only the groups whose mail
+changed or whose next deadline, warning or due note came. The target is these passes: under
+2 s over 100,000 open threads. ``--full`` adds the passes that plan everything from scratch.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from agent.config import parse_settings
 from agent.language import warm_up
 from agent.meetings import parse_meeting_rules
 from agent.model import Address, Attendee, Client, Event, Message
+from agent.replan import Replanner
 from agent.rules import load_rules
 
 RULES = Path(__file__).resolve().parent.parent.parent / "rules"
@@ -398,46 +405,68 @@ def one_pass(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=100_000)
-    parser.add_argument("--clients", type=int, default=2_000)
-    parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-
-    began = time.perf_counter()
-    team = build_team(args.reps)
-    clients = build_clients(args.clients, args.reps, rng)
-    team = pipeline.Team(
-        team.settings, team.rules, tuple(clients), (), team.cadences, team.meetings
+def incremental(
+    team: pipeline.Team,
+    messages: list[Message],
+    events: list[Event],
+    args: argparse.Namespace,
+    rng: random.Random,
+) -> None:
+    """A worker's passes: one cold, then each ``interval`` later with ``changes`` new messages."""
+    replanner = Replanner(team)
+    now = NOW
+    messages = list(messages)
+    cold_wall, cold_cpu, result = _timed(lambda: replanner.plan(_fresh(messages), events, now))
+    print()
+    print(
+        f"incremental passes ({args.changes:,} new messages every {args.interval} s; "
+        f"{result.groups:,} groups: a client's threads, or a thread with no client)"
     )
-    messages, events = build_mail(team, clients, args.threads, rng)
-    made = time.perf_counter() - began
-    began = time.perf_counter()
-    warm_up(team.settings.team.languages)
-    loaded = time.perf_counter() - began
-    undetected = sum(1 for c in clients if not c.language)
+    print(f"{'pass':<6}{'wall s':>9}{'CPU s':>8}{'groups':>9}{'threads':>9}{'actions':>9}")
+    print(f"{'cold':<6}{cold_wall:>9.3f}{cold_cpu:>8.3f}{result.replanned:>9,}{result.threads:>9,}")
+    walls, cpus = [], []
+    for i in range(1, args.passes + 1):
+        now += timedelta(seconds=args.interval)
+        for j in range(args.changes):
+            m = rng.choice(messages)
+            messages.append(
+                dataclasses.replace(
+                    m,
+                    provider_id=f"{m.provider_id}-n{i}.{j}",
+                    message_id=f"<n{i}.{j}.{m.message_id[1:]}",
+                    date=now - timedelta(seconds=rng.uniform(0, args.interval)),
+                    headers={},
+                )
+            )
+        batch, when = _fresh(messages), now
+        wall, cpu, result = _timed(lambda: replanner.plan(batch, events, when))  # noqa: B023
+        walls.append(wall)
+        cpus.append(cpu)
+        print(
+            f"{i:<6}{wall:>9.3f}{cpu:>8.3f}{result.replanned:>9,}{result.threads:>9,}"
+            f"{len(result.fresh.actions):>9,}"
+        )
+    print(
+        f"incremental pass over {len(result.planned.promises.promises):,} promises and "
+        f"{len(result.planned.actions):,} planned actions: median {statistics.median(walls):.3f} s "
+        f"wall ({statistics.median(cpus):.3f} s CPU), max {max(walls):.3f} s"
+    )
 
+
+def full(
+    team: pipeline.Team, messages: list[Message], events: list[Event], args: argparse.Namespace
+) -> None:
+    """Full passes, stage by stage: the first on empty caches, then ``--runs`` more."""
     first = one_pass(team, _fresh(messages), events)
     warm = []
     for _ in range(args.runs):
         warm.append(one_pass(team, _fresh(messages), events))
-
     threads = first["threads"][2]
     shapes = Counter(len(t.messages) for t in threads)
+    print()
     print(
-        f"{len(threads):,} threads, {len(messages):,} messages, {len(clients):,} clients, "
-        f"{len(team.settings.mailboxes)} reps, {len(events):,} events "
-        f"(made in {made:.1f} s); messages per thread: "
+        "full passes; messages per thread: "
         + ", ".join(f"{k}: {v:,}" for k, v in sorted(shapes.items()))
-    )
-    print(
-        f"language detection: on; {undetected:,} clients have no language on record "
-        f"(Lingua loaded in {loaded:.1f} s, before timing)"
     )
     plan, notes, meet = (first[s][2] for s in STAGES[1:])
     output = {
@@ -447,7 +476,6 @@ def main() -> None:
         "follow-ups": f"{len(notes.actions):,} notes, {len(notes.decisions):,} decisions",
         "meetings": f"{len(meet.actions):,} actions, {len(meet.decisions):,} decisions",
     }
-    print()
     print(f"{'stage':<12}{'first pass s':>14}{'next passes s':>15}{'CPU s':>8}   output")
     for stage in STAGES:
         wall = statistics.median(p[stage][0] for p in warm)
@@ -464,6 +492,47 @@ def main() -> None:
     kinds = Counter(a.kind.value for a in (*plan.actions, *notes.actions, *meet.actions))
     print("actions: " + ", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())))
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=2_000)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument("--full", action="store_true", help="also time full passes, stage by stage")
+    parser.add_argument("--passes", type=int, default=8, help="incremental passes")
+    parser.add_argument("--changes", type=int, default=100, help="new messages per pass")
+    parser.add_argument("--interval", type=int, default=60, help="seconds between passes")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    began = time.perf_counter()
+    team = build_team(args.reps)
+    clients = build_clients(args.clients, args.reps, rng)
+    team = pipeline.Team(
+        team.settings, team.rules, tuple(clients), (), team.cadences, team.meetings
+    )
+    messages, events = build_mail(team, clients, args.threads, rng)
+    made = time.perf_counter() - began
+    began = time.perf_counter()
+    warm_up(team.settings.team.languages)
+    loaded = time.perf_counter() - began
+    undetected = sum(1 for c in clients if not c.language)
+
+    print(
+        f"{args.threads:,} threads, {len(messages):,} messages, {len(clients):,} clients, "
+        f"{len(team.settings.mailboxes)} reps, {len(events):,} events (made in {made:.1f} s)"
+    )
+    print(
+        f"language detection: on; {undetected:,} clients have no language on record "
+        f"(Lingua loaded in {loaded:.1f} s, before timing)"
+    )
+    incremental(team, messages, events, args, rng)
+    if args.full:
+        full(team, messages, events, args)
+    print()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the process (data, Lingua models and all): {rss:,.0f} MB")
     if not args.no_memory:

@@ -1,0 +1,472 @@
+"""Incremental planning: plan again only what can have changed since the last pass.
+
+The planners are pure functions of a client's mail, the client's meetings, the agent's earlier
+notes and ``now``. Between two passes most of that is unchanged, so a :class:`Replanner` keeps
+each *group*'s last plan and plans a group again only when
+
+- its input changed: a message of one of its threads came, went or got its body, one of its
+  messages became known as a note the agent sent, the client's meetings changed, or the outbox
+  holds other proposals or invitations for its threads;
+- ``now`` reached one of the group's *wake* times, the instants at which its plan changes with
+  time alone: a warning, a deadline or an escalation falling due, a note's due time and the
+  moment it becomes too late to send, a meeting ending (a thank-you) and its thank-you becoming
+  too late, a hold expiring, an offered time passing, a message dated in the future;
+- or it was last planned more than :data:`MAX_AGE` ago (30-60 minutes, spread per group), a
+  bound on anything else that can change with time, such as a rep's calendar filling up before
+  a follow-up proposes times.
+
+A group is a client's threads (in every mailbox the batch holds), or one thread with no client.
+The result is the same :class:`~agent.pipeline.Planned` a full pass gives, and ``fresh`` holds
+what the groups planned this time decided: what a worker needs to enqueue, cancel and record.
+Enqueueing is idempotent by key, so a group left alone has nothing new to tell the outbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from agent import followups, meetings, pipeline, promises
+from agent.model import Action, ActionKind, Event, Message, Thread
+from agent.store import Store
+
+MAX_AGE = timedelta(minutes=60)
+_INSTANT = timedelta(microseconds=1)  # "too late" is a strict comparison: it starts after
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Replanned:
+    """The whole plan, and the part of it planned this time."""
+
+    planned: pipeline.Planned
+    fresh: pipeline.Planned
+    groups: int  # groups in the batch
+    replanned: int  # groups planned this time
+    threads: int  # threads planned this time
+
+
+@dataclass
+class _Group:
+    fingerprint: tuple[object, ...]
+    planned_at: datetime
+    wake: datetime
+    plan: pipeline.Planned
+
+
+@dataclass
+class _Cached:
+    fingerprint: tuple[object, ...]
+    thread: Thread
+    group: str
+
+
+_EMPTY = pipeline.Planned(
+    promises.PromisePlan((), (), (), frozenset()),
+    followups.FollowupPlan((), (), frozenset()),
+    meetings.MeetingPlan((), ()),
+)
+
+
+def _empty() -> pipeline.Planned:
+    return _EMPTY
+
+
+@dataclass
+class Replanner:
+    """Plans a team's mail pass after pass, reusing what cannot have changed.
+
+    One replanner serves one :class:`~agent.pipeline.Team` (a new set of rules, templates or
+    clients needs a new one) and any number of mailboxes; a batch holds one mailbox's mail or
+    all of it, and groups missing from a batch of the same mailboxes are forgotten.
+    """
+
+    team: pipeline.Team
+    max_age: timedelta = MAX_AGE
+    _threads: dict[tuple[str, str], _Cached] = field(default_factory=dict)
+    _groups: dict[tuple[str, str], _Group] = field(default_factory=dict)
+    _promises: dict[tuple[str, str], _Group] = field(default_factory=dict)  # per thread
+
+    def forget(self, mailbox: str | None = None) -> None:
+        """Plan ``mailbox``'s groups (or all) afresh next time, e.g. after a failed pass."""
+        if mailbox is None:
+            self._threads.clear()
+            self._groups.clear()
+            self._promises.clear()
+            return
+        for key in [k for k in self._threads if k[0] == mailbox]:
+            del self._threads[key]
+            self._promises.pop(key, None)
+        for key in [k for k in self._groups if k[0] in ("", mailbox)]:
+            del self._groups[key]
+
+    def plan(
+        self,
+        messages: Iterable[Message],
+        events: Iterable[Event],
+        now: datetime,
+        *,
+        sent_notes: Mapping[str, str] | None = None,
+        earlier: Iterable[Action] = (),
+        mailbox: str = "",
+    ) -> Replanned:
+        """Plan a batch: ``mailbox``'s mail, events and earlier proposals, or (``""``) every
+        mailbox's. Arguments as for :func:`pipeline.plan_notes`."""
+        notes = sent_notes or {}
+        earlier = list(earlier)
+        events = list(events)
+        self._refresh_threads(messages, notes, mailbox)
+        by_group: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for key, cached in self._threads.items():
+            if not mailbox or key[0] == mailbox:
+                by_group[cached.group].append(key)
+        met = _meetings_by_client(self.team, events)
+        offered: dict[tuple[str, str], list[Action]] = defaultdict(list)
+        for a in earlier:
+            offered[(a.mailbox, a.thread_id)].append(a)
+        for client in met:
+            by_group.setdefault(client, [])
+        for gone in [k for k in self._groups if k[0] == mailbox and k[1] not in by_group]:
+            del self._groups[gone]
+
+        dirty: list[str] = []
+        fingerprints: dict[str, tuple[object, ...]] = {}
+        for name, keys in by_group.items():
+            keys.sort()
+            fp = (
+                tuple(self._threads[k].fingerprint for k in keys),
+                tuple(met.get(name, ())),
+                tuple((a.key, a.due) for k in keys for a in offered.get(k, ())),
+            )
+            fingerprints[name] = fp
+            known = self._groups.get((mailbox, name))
+            if known is None or known.fingerprint != fp or not known.planned_at <= now < known.wake:
+                dirty.append(name)
+
+        # Promises: one thread's promise depends on that thread alone.
+        batch = [k for keys in by_group.values() for k in keys]
+        stale = []
+        for key in batch:
+            known = self._promises.get(key)
+            if (
+                known is None
+                or known.fingerprint != self._threads[key].fingerprint
+                or not known.planned_at <= now < known.wake
+            ):
+                stale.append(key)
+        kept = self._plan_promises(stale, now)
+
+        fresh = self._plan_groups(dirty, by_group, events, now, notes, earlier)
+        parts = _split(fresh, self._owner_of, set(dirty))
+        for name in dirty:
+            part = parts.get(name, _empty())
+            self._groups[(mailbox, name)] = _Group(
+                fingerprints[name],
+                now,
+                self._wake(name, by_group[name], part, met.get(name, ()), offered, now),
+                part,
+            )
+        whole = [self._groups[(mailbox, name)].plan for name in by_group]
+        whole += [self._promises[key].plan for key in batch]
+        return Replanned(
+            _merge(whole),
+            _merge([*(parts.get(name, _empty()) for name in dirty), *kept]),
+            len(by_group),
+            len(dirty),
+            len({*stale, *(k for name in dirty for k in by_group[name])}),
+        )
+
+    def _plan_promises(self, stale: list[tuple[str, str]], now: datetime) -> list[pipeline.Planned]:
+        """Plan the promises of the ``stale`` threads; return what they planned."""
+        team = self.team
+        threads = sorted(
+            (self._threads[k].thread for k in stale),
+            key=lambda t: (t.mailbox, t.messages[0].message.date),
+        )
+        fresh = promises.plan(threads, team.rules, team.reps(), pipeline.client_calendar, now)
+        chosen = set(stale)
+        parts: dict[tuple[str, str], dict[str, list]] = {k: defaultdict(list) for k in stale}
+
+        def owner(mailbox: str, thread_id: str, client: str = "") -> tuple[str, str] | None:
+            return (mailbox, thread_id) if (mailbox, thread_id) in chosen else None
+
+        for p in fresh.promises:
+            parts[(p.mailbox, p.thread_id)]["promises"].append(p)
+        for a in fresh.actions:
+            parts[(a.mailbox, a.thread_id)]["actions"].append(a)
+        for d in fresh.decisions:
+            parts[(d.mailbox, d.thread_id)]["decisions"].append(d)
+        for key in fresh.obsolete:
+            found = _key_owner(key, owner)
+            if found is not None:
+                parts[found]["obsolete"].append(key)
+        out = []
+        for k, o in parts.items():
+            plan = dataclasses.replace(
+                _EMPTY,
+                promises=promises.PromisePlan(
+                    tuple(o["promises"]),
+                    tuple(o["actions"]),
+                    tuple(o["decisions"]),
+                    frozenset(o["obsolete"]),
+                ),
+            )
+            wake = self._wake(f"{k[0]}/{k[1]}", [k], plan, (), {}, now)
+            self._promises[k] = _Group(self._threads[k].fingerprint, now, wake, plan)
+            out.append(plan)
+        return out
+
+    def plan_stored(self, store: Store, now: datetime, *, mailbox: str = "") -> Replanned:
+        """:meth:`plan` over the stored mail of ``mailbox`` (or all), recording the decisions
+        of the groups planned this time."""
+        found = pipeline.stored(store, now, mailbox=mailbox or None)
+        result = self.plan(
+            found.messages,
+            found.events,
+            now,
+            sent_notes=found.sent_notes,
+            earlier=found.earlier,
+            mailbox=mailbox,
+        )
+        pipeline.record_all(store, result.fresh)
+        return result
+
+    # -- threads -------------------------------------------------------------------------------
+    def _refresh_threads(
+        self, messages: Iterable[Message], notes: Mapping[str, str], mailbox: str
+    ) -> None:
+        """Build the threads whose messages changed, forget those gone from the batch."""
+        grouped: dict[tuple[str, str], list[Message]] = defaultdict(list)
+        for m in messages:
+            grouped[(m.mailbox, m.thread_id)].append(m)
+        for key in [k for k in self._threads if (not mailbox or k[0] == mailbox)]:
+            if key not in grouped:
+                del self._threads[key]
+                self._promises.pop(key, None)
+        changed: list[Message] = []
+        fingerprints: dict[tuple[str, str], tuple[object, ...]] = {}
+        known = self._threads.get
+        note = notes.get
+        for key, found in grouped.items():
+            fp = tuple(
+                [
+                    (m.provider_id, m.date, -1 if m.body is None else len(m.body))
+                    if not notes or not note(m.message_id)
+                    else (m.provider_id, m.date, note(m.message_id))
+                    for m in found
+                ]
+            )
+            cached = known(key)
+            if cached is None or cached.fingerprint != fp:
+                fingerprints[key] = fp
+                changed += found
+        if changed:
+            for thread in pipeline.threads(self.team, changed):
+                key = (thread.mailbox, thread.thread_id)
+                group = thread.client.key if thread.client else f"#{thread.mailbox}/{key[1]}"
+                self._threads[key] = _Cached(fingerprints[key], thread, group)
+
+    def _owner_of(self, mailbox: str, thread_id: str, client: str) -> str | None:
+        cached = self._threads.get((mailbox, thread_id))
+        if cached is not None:
+            return cached.group
+        return client or None
+
+    # -- planning ------------------------------------------------------------------------------
+    def _plan_groups(
+        self,
+        dirty: list[str],
+        by_group: Mapping[str, list[tuple[str, str]]],
+        events: list[Event],
+        now: datetime,
+        notes: Mapping[str, str],
+        earlier: list[Action],
+    ) -> pipeline.Planned:
+        if not dirty:
+            return _empty()
+        team = self.team
+        chosen = set(dirty)
+        thread_list = sorted(
+            (self._threads[k].thread for name in dirty for k in by_group[name]),
+            key=lambda t: (t.mailbox, t.messages[0].message.date),
+        )
+        directory = team.directory
+        attended = [
+            e
+            for e in events
+            if any(
+                (found := directory.find(a.email)[0]) is not None and found.key in chosen
+                for a in e.attendees
+            )
+        ]
+        return pipeline.Planned(
+            _EMPTY.promises,
+            pipeline.notes_for(
+                team,
+                thread_list,
+                attended,
+                now,
+                sent_notes=notes,
+                earlier=earlier,
+                calendar=events,
+            ),
+            pipeline.meetings_for(
+                team, thread_list, events, now, earlier=earlier, sent_notes=notes
+            ),
+        )
+
+    def _wake(
+        self,
+        name: str,
+        keys: list[tuple[str, str]],
+        plan: pipeline.Planned,
+        met: Iterable[tuple[object, ...]],
+        offered: Mapping[tuple[str, str], list[Action]],
+        now: datetime,
+    ) -> datetime:
+        """The first instant after ``now`` at which the group's plan can change by time alone."""
+        spread = zlib.crc32(name.encode()) % 1000 / 1000  # 0 <= spread < 1, steady per group
+        times = [now + self.max_age * (0.5 + spread / 2)]
+        for k in keys:
+            for c in self._threads[k].thread.messages:
+                times.append(c.message.date)
+            for a in offered.get(k, ()):
+                until = meetings.holds_until(a)
+                if until is not None:
+                    times.append(until)
+                times += [s.start for s in meetings.slots_of(a)]
+        for p in plan.promises.promises:
+            times += [p.clock_start, p.deadline]
+        for a in plan.actions:
+            times.append(a.due)
+            if a.kind is ActionKind.FOLLOW_UP:
+                times.append(a.due + followups.TOO_LATE + _INSTANT)  # past it, not at it
+        delays = [r.delay for r in self.team.cadences.thank_yous] or [timedelta(0)]
+        for _mailbox, _pid, start, end, *_ in met:
+            assert isinstance(start, datetime) and isinstance(end, datetime)
+            times += [start, end]
+            times += [end + d + followups.LATE_THANKS + _INSTANT for d in delays]
+        return min((t for t in times if t > now), default=now + self.max_age)
+
+
+def _meetings_by_client(team: pipeline.Team, events: list[Event]) -> dict[str, list[tuple]]:
+    """Per client key, what the planners read of the events the client attends."""
+    directory = team.directory
+    found: dict[str, list[tuple]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: (e.start, e.mailbox, e.provider_id)):
+        digest = (
+            e.mailbox,
+            e.provider_id,
+            e.start,
+            e.end,
+            e.status,
+            e.all_day,
+            e.uid,
+            e.organizer,
+            e.summary,
+            tuple((a.email, a.partstat) for a in e.attendees),
+        )
+        clients = {c.key for a in e.attendees if (c := directory.find(a.email)[0]) is not None}
+        for key in sorted(clients):
+            found[key].append(digest)
+    return found
+
+
+def _split(
+    fresh: pipeline.Planned, owner_of: Callable[[str, str, str], str | None], chosen: set[str]
+) -> dict[str, pipeline.Planned]:
+    """``fresh`` cut into the groups it was planned for; what belongs to others is dropped."""
+
+    def owner(mailbox: str, thread_id: str, client: str = "") -> str | None:
+        group = owner_of(mailbox, thread_id, client)
+        return group if group in chosen else None
+
+    out: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for part, plan in (
+        ("note_actions", fresh.notes),
+        ("meeting_actions", fresh.meetings),
+    ):
+        for a in plan.actions:
+            if (g := owner(a.mailbox, a.thread_id, a.client)) is not None:
+                out[g][part].append(a)
+    for part, plan in (
+        ("note_decisions", fresh.notes),
+        ("meeting_decisions", fresh.meetings),
+    ):
+        for d in plan.decisions:
+            client = d.message_id.rpartition("/")[2] if not d.thread_id else ""
+            if (g := owner(d.mailbox, d.thread_id, client)) is not None:
+                out[g][part].append(d)
+    for key in fresh.notes.obsolete:
+        g = _key_owner(key, owner)
+        if g is not None:
+            out[g]["note_obsolete"].append(key)
+    modes = fresh.notes.modes
+    return {
+        g: pipeline.Planned(
+            _EMPTY.promises,
+            followups.FollowupPlan(
+                tuple(o["note_actions"]),
+                tuple(o["note_decisions"]),
+                frozenset(o["note_obsolete"]),
+                {a.key: modes[a.key] for a in o["note_actions"] if a.key in modes},
+            ),
+            meetings.MeetingPlan(tuple(o["meeting_actions"]), tuple(o["meeting_decisions"])),
+        )
+        for g, o in out.items()
+    }
+
+
+def _key_owner(key: str, owner: Callable[..., _T | None]) -> _T | None:
+    """The group an obsolete key belongs to: ``promise/<mailbox>/<thread>/...``,
+    ``follow_up/<mailbox>/<thread>/...``, ``thank_you|feedback/<mailbox>/<event>/<client>``."""
+    kind, _, rest = key.partition("/")
+    if kind in ("thank_you", "feedback"):
+        mailbox = rest.partition("/")[0]
+        return owner(mailbox, "", rest.rpartition("/")[2])
+    mailbox, _, tail = rest.partition("/")
+    group = owner(mailbox, tail.partition("/")[0])
+    if group is not None:
+        return group
+    # Thread ids may hold "/": try each cut, longest thread id first.
+    cut = len(tail)
+    while cut > 0:
+        cut = tail.rfind("/", 0, cut)
+        if cut <= 0:
+            break
+        group = owner(mailbox, tail[:cut])
+        if group is not None:
+            return group
+    return None
+
+
+def _merge(plans: list[pipeline.Planned]) -> pipeline.Planned:
+    chain = itertools.chain.from_iterable
+    modes: dict[str, str] = {}
+    for p in plans:
+        if p.notes.modes:
+            modes.update(p.notes.modes)
+    return pipeline.Planned(
+        promises.PromisePlan(
+            tuple(chain(p.promises.promises for p in plans)),
+            tuple(chain(p.promises.actions for p in plans)),
+            tuple(chain(p.promises.decisions for p in plans)),
+            frozenset(chain(p.promises.obsolete for p in plans)),
+        ),
+        followups.FollowupPlan(
+            tuple(chain(p.notes.actions for p in plans)),
+            tuple(chain(p.notes.decisions for p in plans)),
+            frozenset(chain(p.notes.obsolete for p in plans)),
+            modes,
+        ),
+        meetings.MeetingPlan(
+            tuple(chain(p.meetings.actions for p in plans)),
+            tuple(chain(p.meetings.decisions for p in plans)),
+        ),
+    )
