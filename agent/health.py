@@ -68,6 +68,11 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=r,
         )
+        self.replanned = Counter(
+            "followup_threads_planned",
+            "Threads planned afresh: their mail changed, or a deadline or due note came.",
+            registry=r,
+        )
         self.mailboxes = Gauge(
             "followup_mailboxes", "Mailboxes by stream state.", ["state"], registry=r
         )

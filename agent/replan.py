@@ -24,6 +24,7 @@ Enqueueing is idempotent by key, so a group left alone has nothing new to tell t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import zlib
 from collections import defaultdict
@@ -45,11 +46,16 @@ _T = TypeVar("_T")
 class Replanned:
     """The whole plan, and the part of it planned this time."""
 
-    planned: pipeline.Planned
+    parts: tuple[pipeline.Planned, ...]  # the last plan of every group and thread
     fresh: pipeline.Planned
     groups: int  # groups in the batch
     replanned: int  # groups planned this time
-    threads: int  # threads planned this time
+    threads: int  # threads planned this time (their promises, or their client's notes)
+
+    @functools.cached_property
+    def planned(self) -> pipeline.Planned:
+        """The whole plan, as a full pass gives it (put together when asked for)."""
+        return _merge(list(self.parts))
 
 
 @dataclass
@@ -175,7 +181,7 @@ class Replanner:
         whole = [self._groups[(mailbox, name)].plan for name in by_group]
         whole += [self._promises[key].plan for key in batch]
         return Replanned(
-            _merge(whole),
+            tuple(whole),
             _merge([*(parts.get(name, _empty()) for name in dirty), *kept]),
             len(by_group),
             len(dirty),

@@ -128,6 +128,10 @@ def service_round(console: Console, rnd: Any, out: Any) -> None:
         Panel(
             Text(
                 f"Mailboxes: {states}.\n"
+                f"Planning: the round planned all {rnd.planned[0]} threads (a start or a reload "
+                f"plans everything); the next, 6 minutes on, planned {rnd.planned[1]} of "
+                f"{rnd.threads} again, those with new mail (the notes just sent) or a deadline "
+                "come; the rest kept their plans (followup_threads_planned_total on /metrics).\n"
                 f"Run the service on the demo: followup run --config {config_path} "
                 f"--now {rnd.at:%Y-%m-%dT%H:%MZ}\n"
                 f"(/healthz and /metrics on 127.0.0.1:9464; Ctrl-C stops it cleanly)\n"

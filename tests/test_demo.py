@@ -157,3 +157,17 @@ def test_demo_ends_with_the_worker_taking_over_an_hour_later(tmp_path: Path) -> 
     assert re.search(r"reminder\s+│\s+lukas\s+│\s+emily-clark.*│\s+sent", text)
     assert "asha incremental, lukas incremental, omar incremental" in text
     assert "Run the service on the demo: followup run --config" in text
+
+
+def test_the_demos_second_worker_round_plans_only_the_threads_that_changed(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from agent.demo import run_demo, service_round
+
+    demo = run_demo(tmp_path / "demo")
+    rnd = service_round(demo.out, demo.now + timedelta(hours=1))
+    first, second = rnd.planned
+    assert first >= len({(p.mailbox, p.thread_id) for p in demo.promises}) > 0
+    assert 0 < second < first <= rnd.threads

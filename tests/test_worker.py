@@ -30,7 +30,7 @@ from agent.store import (
     SENT,
     Store,
 )
-from agent.worker import MAX_BACKOFF, Worker, backoff
+from agent.worker import MAX_BACKOFF, Collector, Worker, backoff
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 KEY = "f" * 43 + "="  # a syntactically valid Fernet key for configs with remote mailboxes
@@ -64,6 +64,26 @@ def test_backoff_doubles_with_each_failure() -> None:
 
 
 # -- leases ------------------------------------------------------------------------------------
+def test_full_collections_wait_for_an_idle_moment_or_run_after_the_longest_wait() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    collector = Collector(every=0.05, at_most=0.2)
+    collector.take_over()
+    try:
+        assert gc.get_threshold()[2] >= 1_000_000  # Python starts no full collection itself
+        assert not collector.maybe_collect(idle=True)  # too soon
+        time.sleep(0.06)
+        assert not collector.maybe_collect(idle=False)  # busy, and not overdue
+        assert collector.maybe_collect(idle=True)
+        time.sleep(0.21)
+        assert collector.maybe_collect(idle=False)  # overdue: collected even while busy
+        assert collector.seconds > 0
+    finally:
+        collector.hand_back()
+    assert gc.get_threshold() == before
+
+
 def test_a_mailbox_is_leased_by_one_worker_until_its_lease_expires(store: Store) -> None:
     store.register_mailboxes(["a", "b", "c"], NOW)
     ttl = timedelta(seconds=30)
@@ -159,6 +179,41 @@ def test_run_once_syncs_plans_and_executes_every_mailbox_exactly_once(demo_confi
         sent
     )
     store.close()
+
+
+def test_later_passes_plan_again_only_what_changed_and_a_reload_plans_everything(
+    demo_config: Path,
+) -> None:
+    clock = [NOW]
+    worker = Worker(demo_config, clock=lambda: clock[-1])
+
+    def planned() -> float:
+        return worker.metrics.registry.get_sample_value("followup_threads_planned_total") or 0.0
+
+    worker.run(once=True)
+    first = planned()
+    store = _store(demo_config)
+    threads = len({(m.mailbox, m.thread_id) for m in store.messages()})
+    assert first == threads > 0
+    rows = len(store.outbox())
+
+    clock.append(NOW + timedelta(minutes=6))
+    worker.run(once=True)  # the notes sent in the first round are now in their threads
+    assert len(store.outbox()) >= rows
+    # Past the replanning interval again with no new mail: only threads whose time came.
+    clock.append(NOW + timedelta(minutes=12))
+    before = planned()
+    worker.run(once=True)
+    assert planned() - before < threads / 2
+
+    worker.reload()  # a new set of rules and templates: every thread is planned again
+    clock.append(NOW + timedelta(minutes=18))
+    before = planned()
+    worker.run(once=True)
+    threads = len({(m.mailbox, m.thread_id) for m in store.messages()})
+    assert planned() - before == threads
+    store.close()
+    worker.store.close()
 
 
 def test_a_mailbox_that_is_not_connected_is_parked_and_the_others_run(

@@ -16,7 +16,7 @@ import json
 import shutil
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from importlib import resources
@@ -262,6 +262,8 @@ class ServiceRound:
     at: datetime
     moved: list[dict[str, Any]]  # outbox rows whose status the round changed
     mailboxes: list[dict[str, Any]]  # each mailbox's mail stream after the round
+    threads: int = 0  # threads in the demo's mailboxes
+    planned: tuple[int, int] = (0, 0)  # threads planned by the round, and by one 6 minutes on
 
 
 def service_round(out: Path, at: datetime) -> ServiceRound:
@@ -275,11 +277,29 @@ def service_round(out: Path, at: datetime) -> ServiceRound:
         before = {r["key"]: r["status"] for r in store.outbox()}
     finally:
         store.close()
-    Worker(config_path, clock=lambda: at).run(once=True)
+    clock = [at]
+    worker = Worker(config_path, clock=lambda: clock[-1])
+
+    def planned() -> int:
+        return int(worker.metrics.registry.get_sample_value("followup_threads_planned_total") or 0)
+
+    worker.run(once=True)
+    first = planned()
     store = Store.open(url)
     try:
         moved = [r for r in store.outbox() if before.get(r["key"]) != r["status"]]
         streams = [r for r in store.streams() if r["kind"] == "mail"]
     finally:
         store.close()
-    return ServiceRound(at, moved, streams)
+    # The next replanning: only what changed since (the notes just sent) is planned again.
+    clock.append(at + REPLAN_AFTER)
+    worker.run(once=True)
+    store = Store.open(url)
+    try:
+        threads = len({(m.mailbox, m.thread_id) for m in store.messages()})
+    finally:
+        store.close()
+    return ServiceRound(at, moved, streams, threads, (first, planned() - first))
+
+
+REPLAN_AFTER = timedelta(minutes=6)

@@ -49,6 +49,7 @@ from agent.meetings import parse_meeting_rules
 from agent.model import Address, Attendee, Client, Event, Message
 from agent.replan import Replanner
 from agent.rules import load_rules
+from agent.worker import Collector
 
 RULES = Path(__file__).resolve().parent.parent.parent / "rules"
 NOW = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday
@@ -414,6 +415,8 @@ def incremental(
 ) -> None:
     """A worker's passes: one cold, then each ``interval`` later with ``changes`` new messages."""
     replanner = Replanner(team)
+    collector = Collector(every=0)  # as the worker does, between passes
+    collector.take_over()
     now = NOW
     messages = list(messages)
     cold_wall, cold_cpu, result = _timed(lambda: replanner.plan(_fresh(messages), events, now))
@@ -424,7 +427,9 @@ def incremental(
     )
     print(f"{'pass':<6}{'wall s':>9}{'CPU s':>8}{'groups':>9}{'threads':>9}{'actions':>9}")
     print(f"{'cold':<6}{cold_wall:>9.3f}{cold_cpu:>8.3f}{result.replanned:>9,}{result.threads:>9,}")
-    walls, cpus = [], []
+    walls: list[float] = []
+    cpus: list[float] = []
+    pauses: list[float] = []
     for i in range(1, args.passes + 1):
         now += timedelta(seconds=args.interval)
         for j in range(args.changes):
@@ -442,6 +447,9 @@ def incremental(
         wall, cpu, result = _timed(lambda: replanner.plan(batch, events, when))  # noqa: B023
         walls.append(wall)
         cpus.append(cpu)
+        collected = collector.seconds
+        collector.maybe_collect(idle=True)
+        pauses.append(collector.seconds - collected)
         print(
             f"{i:<6}{wall:>9.3f}{cpu:>8.3f}{result.replanned:>9,}{result.threads:>9,}"
             f"{len(result.fresh.actions):>9,}"
@@ -451,6 +459,11 @@ def incremental(
         f"{len(result.planned.actions):,} planned actions: median {statistics.median(walls):.3f} s "
         f"wall ({statistics.median(cpus):.3f} s CPU), max {max(walls):.3f} s"
     )
+    print(
+        f"full garbage collection between passes, as the worker runs it: median "
+        f"{statistics.median(pauses):.3f} s"
+    )
+    collector.hand_back()
 
 
 def full(
