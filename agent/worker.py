@@ -18,6 +18,7 @@ or later still after failures (exponential, honouring Retry-After).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -142,6 +143,12 @@ def _fewer_malloc_arenas() -> None:
 M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
+def _trim_malloc() -> None:
+    """Give the memory a collection freed back to the system (glibc keeps it otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class Collector:
     """Full garbage collections, run between passes instead of inside them.
 
@@ -150,6 +157,7 @@ class Collector:
     off. Python's collector keeps collecting young objects as usual; the full collections it
     would start are left to :meth:`maybe_collect`, which the worker calls between rounds: when
     nothing is in flight and ``every`` has passed, or after ``at_most`` whatever is running.
+    Each collection ends by handing the freed memory back to the system.
     """
 
     def __init__(self, every: float = 60.0, at_most: float = 600.0) -> None:
@@ -171,6 +179,7 @@ class Collector:
             return False
         began = time.monotonic()
         gc.collect()
+        _trim_malloc()
         self.last = time.monotonic()
         self.seconds += self.last - began
         return True
