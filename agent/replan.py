@@ -15,10 +15,12 @@ each *group*'s last plan and plans a group again only when
   bound on anything else that can change with time, such as a rep's calendar filling up before
   a follow-up proposes times.
 
-A group is a client's threads (in every mailbox the batch holds), or one thread with no client.
-The result is the same :class:`~agent.pipeline.Planned` a full pass gives, and ``fresh`` holds
-what the groups planned this time decided: what a worker needs to enqueue, cancel and record.
-Enqueueing is idempotent by key, so a group left alone has nothing new to tell the outbox.
+Promises are kept per thread, since a thread's promises depend on that thread alone; follow-ups,
+thank-yous and meeting proposals per group: a client's threads (in every mailbox the batch
+holds), or one thread with no client. The result is the :class:`~agent.pipeline.Planned` a full
+pass gives, and ``fresh`` holds what was planned this time: what a worker needs to enqueue,
+cancel and record. Enqueueing is idempotent by key, so what was left alone has nothing new to
+tell the outbox.
 """
 
 from __future__ import annotations
@@ -78,10 +80,6 @@ _EMPTY = pipeline.Planned(
     followups.FollowupPlan((), (), frozenset()),
     meetings.MeetingPlan((), ()),
 )
-
-
-def _empty() -> pipeline.Planned:
-    return _EMPTY
 
 
 @dataclass
@@ -171,7 +169,7 @@ class Replanner:
         fresh = self._plan_groups(dirty, by_group, events, now, notes, earlier)
         parts = _split(fresh, self._owner_of, set(dirty))
         for name in dirty:
-            part = parts.get(name, _empty())
+            part = parts.get(name, _EMPTY)
             self._groups[(mailbox, name)] = _Group(
                 fingerprints[name],
                 now,
@@ -182,7 +180,7 @@ class Replanner:
         whole += [self._promises[key].plan for key in batch]
         return Replanned(
             tuple(whole),
-            _merge([*(parts.get(name, _empty()) for name in dirty), *kept]),
+            _merge([*(parts.get(name, _EMPTY) for name in dirty), *kept]),
             len(by_group),
             len(dirty),
             len({*stale, *(k for name in dirty for k in by_group[name])}),
@@ -295,7 +293,7 @@ class Replanner:
         earlier: list[Action],
     ) -> pipeline.Planned:
         if not dirty:
-            return _empty()
+            return _EMPTY
         team = self.team
         chosen = set(dirty)
         thread_list = sorted(

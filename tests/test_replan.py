@@ -200,14 +200,8 @@ def test_on_the_demo_incremental_plans_equal_full_plans(tmp_path_factory, hours:
         replanner = Replanner(team)
         for h in range(0, hours + 1, max(hours // 4, 1)):
             now = start + timedelta(hours=h)
+            result = replanner.plan_stored(store, now)
             found = pipeline.stored(store, now)
-            result = replanner.plan(
-                found.messages,
-                found.events,
-                now,
-                sent_notes=found.sent_notes,
-                earlier=found.earlier,
-            )
             full = _full(team, list(found.messages), found.events, now, found)
             assert _view(result.planned) == _view(full), now
     finally:
