@@ -71,7 +71,6 @@ class _Group:
 @dataclass
 class _Cached:
     fingerprint: tuple[object, ...]
-    thread: Thread
     group: str
 
 
@@ -96,6 +95,10 @@ class Replanner:
     _threads: dict[tuple[str, str], _Cached] = field(default_factory=dict)
     _groups: dict[tuple[str, str], _Group] = field(default_factory=dict)
     _promises: dict[tuple[str, str], _Group] = field(default_factory=dict)  # per thread
+    # During one call: the batch's messages per thread, and the threads built from them. No
+    # thread outlives the call: a worker keeps plans, not mail.
+    _batch: dict[tuple[str, str], list[Message]] = field(default_factory=dict)
+    _built: dict[tuple[str, str], Thread] = field(default_factory=dict)
 
     def forget(self, mailbox: str | None = None) -> None:
         """Plan ``mailbox``'s groups (or all) afresh next time, e.g. after a failed pass."""
@@ -178,6 +181,7 @@ class Replanner:
             )
         whole = [self._groups[(mailbox, name)].plan for name in by_group]
         whole += [self._promises[key].plan for key in batch]
+        self._batch, self._built = {}, {}
         return Replanned(
             tuple(whole),
             _merge([*(parts.get(name, _EMPTY) for name in dirty), *kept]),
@@ -190,7 +194,7 @@ class Replanner:
         """Plan the promises of the ``stale`` threads; return what they planned."""
         team = self.team
         threads = sorted(
-            (self._threads[k].thread for k in stale),
+            self._threads_of(stale),
             key=lambda t: (t.mailbox, t.messages[0].message.date),
         )
         fresh = promises.plan(threads, team.rules, team.reps(), pipeline.client_calendar, now)
@@ -249,6 +253,7 @@ class Replanner:
         grouped: dict[tuple[str, str], list[Message]] = defaultdict(list)
         for m in messages:
             grouped[(m.mailbox, m.thread_id)].append(m)
+        self._batch = grouped
         for key in [k for k in self._threads if (not mailbox or k[0] == mailbox)]:
             if key not in grouped:
                 del self._threads[key]
@@ -274,7 +279,16 @@ class Replanner:
             for thread in pipeline.threads(self.team, changed):
                 key = (thread.mailbox, thread.thread_id)
                 group = thread.client.key if thread.client else f"#{thread.mailbox}/{key[1]}"
-                self._threads[key] = _Cached(fingerprints[key], thread, group)
+                self._threads[key] = _Cached(fingerprints[key], group)
+                self._built[key] = thread
+
+    def _threads_of(self, keys: list[tuple[str, str]]) -> list[Thread]:
+        """The threads of ``keys``, built from this call's batch when not built already."""
+        missing = [k for k in keys if k not in self._built]
+        if missing:
+            built = pipeline.threads(self.team, [m for k in missing for m in self._batch[k]])
+            self._built.update({(t.mailbox, t.thread_id): t for t in built})
+        return [self._built[k] for k in keys]
 
     def _owner_of(self, mailbox: str, thread_id: str, client: str) -> str | None:
         cached = self._threads.get((mailbox, thread_id))
@@ -297,7 +311,7 @@ class Replanner:
         team = self.team
         chosen = set(dirty)
         thread_list = sorted(
-            (self._threads[k].thread for name in dirty for k in by_group[name]),
+            self._threads_of([k for name in dirty for k in by_group[name]]),
             key=lambda t: (t.mailbox, t.messages[0].message.date),
         )
         directory = team.directory
@@ -338,8 +352,7 @@ class Replanner:
         spread = zlib.crc32(name.encode()) % 1000 / 1000  # 0 <= spread < 1, steady per group
         times = [now + self.max_age * (0.5 + spread / 2)]
         for k in keys:
-            for c in self._threads[k].thread.messages:
-                times.append(c.message.date)
+            times += [m.date for m in self._batch.get(k, ())]
             for a in offered.get(k, ()):
                 until = meetings.holds_until(a)
                 if until is not None:

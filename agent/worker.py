@@ -160,7 +160,7 @@ class Collector:
     Each collection ends by handing the freed memory back to the system.
     """
 
-    def __init__(self, every: float = 60.0, at_most: float = 600.0) -> None:
+    def __init__(self, every: float = 60.0, at_most: float = 120.0) -> None:
         self.every, self.at_most = every, at_most
         self.last = time.monotonic()
         self.seconds = 0.0  # spent in full collections, for the benchmarks
