@@ -150,28 +150,18 @@ def _trim_malloc() -> None:
 
 
 class Collector:
-    """Full garbage collections, run between passes instead of inside them.
+    """Full garbage collections between rounds, when the worker is idle.
 
-    A full collection walks every object the worker holds. On a large team that is its threads
-    and plans, millions of objects, and the walk takes seconds, stalling whichever pass set it
-    off. Python's collector keeps collecting young objects as usual; the full collections it
-    would start are left to :meth:`maybe_collect`, which the worker calls between rounds: when
-    nothing is in flight and ``every`` has passed, or after ``at_most`` whatever is running.
-    Each collection ends by handing the freed memory back to the system.
+    A full collection walks every object the worker holds; on a large team that takes seconds.
+    Python still starts them itself when it must, but the worker also runs one when nothing is
+    in flight and ``every`` has passed (or after ``at_most`` whatever is running), so that they
+    seldom fall inside a pass. Each one ends by handing the freed memory back to the system.
     """
 
     def __init__(self, every: float = 60.0, at_most: float = 120.0) -> None:
         self.every, self.at_most = every, at_most
         self.last = time.monotonic()
         self.seconds = 0.0  # spent in full collections, for the benchmarks
-
-    def take_over(self) -> None:
-        gen0, gen1, _ = gc.get_threshold()
-        gc.set_threshold(gen0, gen1, 1_000_000)  # a full collection every 10^6 of the others
-
-    def hand_back(self) -> None:
-        gen0, gen1, _ = gc.get_threshold()
-        gc.set_threshold(gen0, gen1, 10)  # Python's default
 
     def maybe_collect(self, *, idle: bool) -> bool:
         waited = time.monotonic() - self.last
@@ -283,8 +273,6 @@ class Worker:
         settings = self.loaded.settings
         self.stopping.clear()  # a worker may run again after run(once=True)
         _fewer_malloc_arenas()
-        if not once:
-            self.collector.take_over()
         if threading.current_thread() is threading.main_thread():
             self.install_signals()
         server = None
@@ -320,8 +308,6 @@ class Worker:
             unfinished = self._drain()
         finally:
             self.stopping.set()
-            if not once:
-                self.collector.hand_back()
             pool.shutdown(wait=False, cancel_futures=True)
             heart.join(timeout=5)  # a renewal in flight must not outlive the store
             handed = self.store.release(self.owner)

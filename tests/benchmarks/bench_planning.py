@@ -416,7 +416,6 @@ def incremental(
     """A worker's passes: one cold, then each ``interval`` later with ``changes`` new messages."""
     replanner = Replanner(team)
     collector = Collector(every=0)  # as the worker does, between passes
-    collector.take_over()
     now = NOW
     messages = list(messages)
     cold_wall, cold_cpu, result = _timed(lambda: replanner.plan(_fresh(messages), events, now))
@@ -463,7 +462,6 @@ def incremental(
         f"full garbage collection between passes, as the worker runs it: median "
         f"{statistics.median(pauses):.3f} s"
     )
-    collector.hand_back()
 
 
 def full(
