@@ -125,9 +125,20 @@ class Replanner:
     ) -> Replanned:
         """Plan a batch: ``mailbox``'s mail, events and earlier proposals, or (``""``) every
         mailbox's. Arguments as for :func:`pipeline.plan_notes`."""
-        notes = sent_notes or {}
-        earlier = list(earlier)
-        events = list(events)
+        try:
+            return self._plan(messages, list(events), now, sent_notes or {}, list(earlier), mailbox)
+        finally:
+            self._batch, self._built = {}, {}  # no mail outlives the call, even a failed one
+
+    def _plan(
+        self,
+        messages: Iterable[Message],
+        events: list[Event],
+        now: datetime,
+        notes: Mapping[str, str],
+        earlier: list[Action],
+        mailbox: str,
+    ) -> Replanned:
         self._refresh_threads(messages, notes, mailbox)
         by_group: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for key, cached in self._threads.items():
@@ -181,7 +192,6 @@ class Replanner:
             )
         whole = [self._groups[(mailbox, name)].plan for name in by_group]
         whole += [self._promises[key].plan for key in batch]
-        self._batch, self._built = {}, {}
         return Replanned(
             tuple(whole),
             _merge([*(parts.get(name, _EMPTY) for name in dirty), *kept]),

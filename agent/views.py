@@ -129,7 +129,8 @@ def service_round(console: Console, rnd: Any, out: Any) -> None:
             Text(
                 f"Mailboxes: {states}.\n"
                 f"Planning: the round planned all {rnd.planned[0]} threads (a start or a reload "
-                f"plans everything); the next, 6 minutes on, planned {rnd.planned[1]} of "
+                f"plans everything); the next, {rnd.after.seconds // 60} minutes on, planned "
+                f"{rnd.planned[1]} of "
                 f"{rnd.threads} again, those with new mail (the notes just sent) or a deadline "
                 "come; the rest kept their plans (followup_threads_planned_total on /metrics).\n"
                 f"Run the service on the demo: followup run --config {config_path} "

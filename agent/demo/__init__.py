@@ -263,12 +263,13 @@ class ServiceRound:
     moved: list[dict[str, Any]]  # outbox rows whose status the round changed
     mailboxes: list[dict[str, Any]]  # each mailbox's mail stream after the round
     threads: int = 0  # threads in the demo's mailboxes
-    planned: tuple[int, int] = (0, 0)  # threads planned by the round, and by one 6 minutes on
+    planned: tuple[int, int] = (0, 0)  # threads planned by the round, and by the next replanning
+    after: timedelta = timedelta(0)  # how long after the round the next replanning came
 
 
 def service_round(out: Path, at: datetime) -> ServiceRound:
     """Run ``followup run --once`` over the demo's mailboxes as if it were ``at``."""
-    from agent.worker import Worker  # the worker pulls in the service's whole stack
+    from agent.worker import REPLAN_EVERY, Worker  # the worker pulls in the whole service
 
     config_path = out / "config.toml"
     url = config.load(config_path).database.url
@@ -292,14 +293,12 @@ def service_round(out: Path, at: datetime) -> ServiceRound:
     finally:
         store.close()
     # The next replanning: only what changed since (the notes just sent) is planned again.
-    clock.append(at + REPLAN_AFTER)
+    after = REPLAN_EVERY + timedelta(minutes=1)
+    clock.append(at + after)
     worker.run(once=True)
     store = Store.open(url)
     try:
         threads = len({(m.mailbox, m.thread_id) for m in store.messages()})
     finally:
         store.close()
-    return ServiceRound(at, moved, streams, threads, (first, planned() - first))
-
-
-REPLAN_AFTER = timedelta(minutes=6)
+    return ServiceRound(at, moved, streams, threads, (first, planned() - first), after)
