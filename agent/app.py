@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import requests
-
 from agent import config, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
@@ -22,8 +20,6 @@ from agent.compose import Composer
 from agent.errors import ConfigError, Problem, RulesError, Transient
 from agent.meetings import parse_meeting_rules
 from agent.model import Address
-from agent.providers import google_auth
-from agent.providers.msal_auth import connect_outlook_device, connect_outlook_interactive
 from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
@@ -186,6 +182,8 @@ def connect_gmail(
     config_path: Path, mailbox: str, *, port: int = 0, open_browser: bool = True
 ) -> str:
     """Sign a rep's Google account in through a browser; return the account's address."""
+    from agent.providers import google_auth  # the consent flow's libraries load here only
+
     settings = config.load(config_path)
     m = settings.mailbox(mailbox)
     if m.provider != "gmail" or m.client_secrets is None:
@@ -252,6 +250,10 @@ def connect_outlook(
     config_path: Path, mailbox: str, *, browser: bool, prompt: Callable[[str], None]
 ) -> str:
     """Sign a rep's Microsoft 365 / Outlook.com mailbox in; return the account's username."""
+    import requests  # MSAL's transport, loaded for sign-in only
+
+    from agent.providers.msal_auth import connect_outlook_device, connect_outlook_interactive
+
     settings = config.load(config_path)
     m = settings.mailbox(mailbox)
     if m.provider != "outlook" or not m.client_id:

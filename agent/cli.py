@@ -8,19 +8,32 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
-from agent import __version__, views
+from agent import __version__
 from agent.errors import UserError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console()
-err_console = Console(stderr=True)
+
+
+@cache
+def console(*, stderr: bool = False) -> Console:
+    """The terminal, through rich. rich and the views are loaded with the first thing printed:
+    ``followup run`` prints through logging only, so its worker keeps neither resident."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def err_console() -> Console:
+    return console(stderr=True)
 
 
 def reports_problems(fn: F) -> F:
@@ -29,7 +42,9 @@ def reports_problems(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            views.problems(err_console, exc.problems)
+            from agent import views
+
+            views.problems(err_console(), exc.problems)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -37,9 +52,11 @@ def reports_problems(fn: F) -> F:
 
 def _report_check(found: list[Any], summary: str) -> None:
     if found:
-        views.problems(err_console, found)
+        from agent import views
+
+        views.problems(err_console(), found)
         sys.exit(1)
-    console.print(f"[green]✓[/] {summary}")
+    console().print(f"[green]✓[/] {summary}")
 
 
 config_option = click.option(
@@ -71,6 +88,7 @@ def main() -> None:
 @reports_problems
 def demo(out: Path, as_json: bool) -> None:
     """Run the whole pipeline over the bundled demo mailboxes, with a fixed 'now'."""
+    from agent import views
     from agent.demo import run_demo
 
     result = run_demo(out)
@@ -85,12 +103,12 @@ def demo(out: Path, as_json: bool) -> None:
         ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    views.demo(console, result)
+    views.demo(console(), result)
     from datetime import timedelta
 
     from agent.demo import service_round
 
-    views.service_round(console, service_round(out, result.now + timedelta(hours=1)), out)
+    views.service_round(console(), service_round(out, result.now + timedelta(hours=1)), out)
 
 
 @main.group()
@@ -117,13 +135,14 @@ def _simulation(
     as_json: bool,
     show_actions: bool,
 ) -> None:
+    from agent import views
     from agent.app import simulate
 
     sim = simulate(config_path, since, rules_path=rules_path, now=now)
     if as_json:
         click.echo(json.dumps(views.simulation_json(sim), ensure_ascii=False, indent=2))
     else:
-        views.simulation(console, sim, show_actions=show_actions)
+        views.simulation(console(), sim, show_actions=show_actions)
 
 
 since_option = click.option(
@@ -173,9 +192,10 @@ def report(since: str, now: str | None, as_json: bool, config_path: Path) -> Non
 @reports_problems
 def status(mailbox: str | None, now: str | None, config_path: Path) -> None:
     """Open promises with their deadlines, pending drafts and scheduled notes."""
+    from agent import views
     from agent.app import status as get_status
 
-    views.status(console, get_status(config_path, mailbox=mailbox, now=now))
+    views.status(console(), get_status(config_path, mailbox=mailbox, now=now))
 
 
 @main.command()
@@ -205,9 +225,10 @@ def outbox() -> None:
 @reports_problems
 def outbox_list(everything: bool, config_path: Path) -> None:
     """List pending and scheduled entries."""
+    from agent import views
     from agent.app import outbox_rows
 
-    console.print(views.outbox_table(outbox_rows(config_path, everything=everything)))
+    console().print(views.outbox_table(outbox_rows(config_path, everything=everything)))
 
 
 @outbox.command("approve")
@@ -219,7 +240,7 @@ def outbox_approve(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=True)
-    console.print(f"{ident}: {outcome.status} {outcome.detail}")
+    console().print(f"{ident}: {outcome.status} {outcome.detail}")
 
 
 @outbox.command("cancel")
@@ -231,7 +252,7 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=False)
-    console.print(f"{ident}: {outcome.status} {outcome.detail}")
+    console().print(f"{ident}: {outcome.status} {outcome.detail}")
 
 
 @main.group()
@@ -254,11 +275,11 @@ def connect_outlook(mailbox: str, browser: bool, config_path: Path) -> None:
     from agent.errors import ProviderError
 
     try:
-        username = run(config_path, mailbox, browser=browser, prompt=console.print)
+        username = run(config_path, mailbox, browser=browser, prompt=console().print)
     except ProviderError as exc:
-        err_console.print(f"[red]Sign-in did not complete:[/] {exc}")
+        err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
         sys.exit(1)
-    console.print(f"[green]✓[/] Connected {mailbox} as {username}.")
+    console().print(f"[green]✓[/] Connected {mailbox} as {username}.")
 
 
 @connect.command("gmail")
@@ -280,9 +301,9 @@ def connect_gmail(mailbox: str, port: int, no_browser: bool, config_path: Path) 
     try:
         account = run(config_path, mailbox, port=port, open_browser=not no_browser)
     except ProviderError as exc:
-        err_console.print(f"[red]Sign-in did not complete:[/] {exc}")
+        err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
         sys.exit(1)
-    console.print(f"[green]✓[/] Connected {mailbox} as {account}.")
+    console().print(f"[green]✓[/] Connected {mailbox} as {account}.")
 
 
 @main.group()
@@ -345,7 +366,7 @@ def slots(request_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(answer_json(request, proposal), ensure_ascii=False, indent=2))
     else:
-        console.print(render_text(request, proposal))
+        console().print(render_text(request, proposal))
 
 
 @main.command()

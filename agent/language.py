@@ -20,13 +20,20 @@ Pure apart from the detector's model tables, which are loaded once per supported
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+if TYPE_CHECKING:
+    # Lingua is imported with its first detector: a worker whose clients all have a language on
+    # record never loads it.
+    from lingua import Language, LanguageDetector
 
 from agent.textparts import own_text
 
@@ -189,18 +196,48 @@ def _confidences(text: str, supported: Collection[str]) -> list[tuple[str, float
     return list(_scores(text, frozenset(_base(s) for s in supported)))
 
 
-# Detection is the costly step of choosing a language, and a worker asks about the same client
-# mail on every pass: the scores are remembered per text.
-@lru_cache(maxsize=1 << 16)
-def _scores(text: str, bases: frozenset[str]) -> tuple[tuple[str, float], ...]:
-    detector = _detector(bases)
-    if detector is None:
-        return ()
-    cleaned = _URL.sub(" ", text)
-    return tuple(
-        (c.language.iso_code_639_1.name.lower(), c.value)
-        for c in detector.compute_language_confidence_values(cleaned)
-    )
+class _Scores:
+    """The detector's scores per text, the most recent 65,536 kept.
+
+    Detection is the costly step of choosing a language, and a worker asks about the same client
+    mail on every pass. The key is a digest of the text, not the text, so that a worker running
+    for months holds small entries rather than as many mails.
+    """
+
+    def __init__(self, kept: int) -> None:
+        self._kept = kept
+        self._cache: OrderedDict[tuple[bytes, frozenset[str]], tuple[tuple[str, float], ...]]
+        self._cache = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str, bases: frozenset[str]) -> tuple[tuple[str, float], ...]:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        key = (digest, bases)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        detector = _detector(bases)
+        if detector is None:
+            return ()
+        cleaned = _URL.sub(" ", text)
+        scores = tuple(
+            (c.language.iso_code_639_1.name.lower(), c.value)
+            for c in detector.compute_language_confidence_values(cleaned)
+        )
+        with self._lock:
+            self._cache[key] = scores
+            if len(self._cache) > self._kept:
+                self._cache.popitem(last=False)
+        return scores
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+_scores = _Scores(1 << 16)
 
 
 def _letters(text: str) -> int:
@@ -224,6 +261,8 @@ def _dense(ch: str) -> bool:
 
 @lru_cache(maxsize=8)
 def _detector(supported: frozenset[str]) -> LanguageDetector | None:
+    from lingua import LanguageDetectorBuilder
+
     languages = {_lingua(code) for code in supported | DECOYS}
     languages.discard(None)
     if not any(_lingua(code) for code in supported):
@@ -232,6 +271,8 @@ def _detector(supported: frozenset[str]) -> LanguageDetector | None:
 
 
 def _lingua(code: str) -> Language | None:
+    from lingua import IsoCode639_1, Language
+
     iso = getattr(IsoCode639_1, code.upper(), None)
     if iso is None:
         return None

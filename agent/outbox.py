@@ -36,8 +36,6 @@ from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-import requests
-
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
 from agent.invites import attach_invite, build_invite, hold_for, invite_for
@@ -66,6 +64,8 @@ MAX_POSTS = 5
 
 def post_json(url: str, payload: dict[str, str]) -> None:
     """POST a Slack-compatible JSON body; raise on any failure."""
+    import requests  # loaded with the first webhook: most workers post none
+
     response = requests.post(url, json=payload, timeout=10)
     response.raise_for_status()
 

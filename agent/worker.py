@@ -37,7 +37,6 @@ from types import FrameType
 from typing import Any
 
 from agent import config, logs, pipeline
-from agent.app import parse_now
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -695,6 +694,8 @@ def run(config_path: Path, *, once: bool = False, now: str | None = None) -> int
     """``followup run``: start a worker (``now`` shifts its clock, for replaying a scenario)."""
     clock = None
     if now:
+        from agent.app import parse_now
+
         offset = parse_now(now) - datetime.now(UTC)
 
         def clock() -> datetime:

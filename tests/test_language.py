@@ -153,3 +153,24 @@ def test_warm_up_ignores_codes_the_detector_does_not_know() -> None:
     warm_up(["en", "tlh", "xx-YY"])
     assert detect("Thank you for the quick reply, see you on Monday.", ["en", "tlh"])[0] == "en"
     assert detect("Thank you for the quick reply.", ["tlh"]) == ("", 0.0)
+
+
+def test_remembered_scores_are_bounded_and_keyed_by_digest() -> None:
+    from agent.language import _Scores
+
+    scores = _Scores(2)
+    bases = frozenset({"de", "en", "fr"})
+    texts = [
+        "Vielen Dank für das Angebot, wir melden uns nächste Woche bei Ihnen.",
+        "Merci pour votre offre, nous revenons vers vous la semaine prochaine.",
+        "Thank you for the quote, we will come back to you next week.",
+    ]
+    first = [scores(t, bases)[0][0] for t in texts]
+    assert first == ["de", "fr", "en"]
+    kept = scores._cache
+    assert len(kept) == 2  # the oldest was let go
+    # The texts themselves are not kept: only fixed-size digests.
+    assert all(isinstance(key[0], bytes) and len(key[0]) == 16 for key in kept)
+    assert [scores(t, bases)[0][0] for t in texts] == first
+    scores.cache_clear()
+    assert not scores._cache

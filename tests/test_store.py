@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from agent.model import Action, ActionKind, Address, Message, SyncResult
 from agent.store import PLANNED, SENDING, SENT, Store
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def msg(pid: str, minutes: int = 0) -> Message:
@@ -101,3 +105,50 @@ def test_credentials_are_replaced_in_place(store: Store) -> None:
     store.save_credentials("asha", b"one")
     store.save_credentials("asha", b"two")
     assert store.load_credentials("asha") == b"two"
+
+
+def test_schema_head_is_alembics_head_and_a_current_database_skips_alembic(
+    tmp_path: Path,
+) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from agent.store import MIGRATIONS, SCHEMA_HEAD
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [SCHEMA_HEAD]
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    fresh = Store.open(url)
+    assert fresh.schema_version() == SCHEMA_HEAD
+    fresh.close()
+    # A second open of a database at the head does not load Alembic: run in a fresh interpreter,
+    # since this one has it loaded already.
+    code = (
+        "import sys; from agent.store import Store; s = Store.open(sys.argv[1]); "
+        "s.ping(); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'alembic', 'mako', 'pygments'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_an_empty_database_has_no_schema_version_and_is_migrated(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    empty = Store(create_engine(f"sqlite:///{tmp_path / 'e.db'}"))
+    assert empty.schema_version() is None
+    empty.migrate()
+    assert empty.schema_version() is not None
+    empty.close()
+
+
+def test_each_sqlite_connection_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    # A worker's pool holds connections for months: 512 KiB each, not SQLite's default 2 MB.
+    store = Store.open(f"sqlite:///{tmp_path / 'f.db'}")
+    with store.tx() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -512
+    store.close()

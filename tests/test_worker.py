@@ -352,6 +352,45 @@ def test_the_service_answers_health_and_metrics_and_stops_cleanly_on_sigterm(
     store.close()
 
 
+# Loaded by commands that need them, never by a worker serving Gmail or local mailboxes: the
+# migration tool, the Microsoft and OAuth consent libraries, the language models, the terminal UI.
+# (requests comes with the first webhook, and the demo's team has one.)
+NOT_IN_A_WORKER = (
+    "alembic",
+    "mako",
+    "pygments",
+    "msal",
+    "oauthlib",
+    "google_auth_oauthlib",
+    "lingua",
+    "rich",
+)
+
+
+def test_a_worker_loads_only_what_it_uses(demo_config: Path) -> None:
+    # `followup run --once` as the command line runs it, on a database already migrated, with
+    # Gmail's provider loaded as a Gmail mailbox would: what else is resident at exit?
+    Store.open(f"sqlite:///{demo_config.parent / 'followup-demo.db'}").close()
+    code = (
+        "import atexit, sys\n"
+        "from agent.providers import gmail\n"
+        "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules})))\n"
+        "from agent.cli import main\n"
+        "main(['run', '--once', '--now', '2026-11-25T09:00Z', '--config', sys.argv[1]])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(demo_config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert {"agent", "googleapiclient", "sqlalchemy"} <= loaded
+    assert loaded.isdisjoint(NOT_IN_A_WORKER), sorted(loaded & set(NOT_IN_A_WORKER))
+
+
 def test_sighup_reloads_and_a_second_sigterm_exits_at_once(demo_config: Path) -> None:
     port = _free_port()
     proc = _start(demo_config, port)

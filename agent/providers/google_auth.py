@@ -16,14 +16,17 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.auth import exceptions as google_exceptions
 from google.oauth2.credentials import Credentials
-from google_auth_oauthlib.flow import InstalledAppFlow
 
 from agent.errors import AuthRevoked, Permanent, Transient
 from agent.providers.tokens import CredentialStore, Vault
+
+if TYPE_CHECKING:
+    # The consent flow (oauthlib, requests) is loaded by connect_gmail only: a worker never runs it.
+    from google_auth_oauthlib.flow import InstalledAppFlow
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ SCOPES = (
     "https://www.googleapis.com/auth/calendar.freebusy",
 )
 
-FlowRunner = Callable[[InstalledAppFlow], Any]
+FlowRunner = Callable[["InstalledAppFlow"], Any]
 ProfileReader = Callable[[Credentials], str]
 
 _locks: dict[str, threading.Lock] = {}
@@ -198,6 +201,8 @@ def connect_gmail(
     Raises ``Permanent`` when the rep declined some of the scopes, ``AuthRevoked`` when the
     consent produced no refresh token.
     """
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
     flow = InstalledAppFlow.from_client_secrets_file(str(client_secrets), scopes=list(SCOPES))
 
     def default_runner(f: InstalledAppFlow) -> Any:

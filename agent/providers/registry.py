@@ -2,6 +2,10 @@
 
 Raises ``AuthRevoked`` for a Gmail or Outlook mailbox that was never connected (or whose stored
 sign-in cannot be unsealed with the operator's key), so the worker parks just that mailbox.
+
+Each vendor's client library is imported when a mailbox of that vendor is first opened: a worker
+serving only Gmail never loads MSAL and requests, one serving only Outlook never loads
+google-api-python-client (together some 20 MB of resident memory).
 """
 
 from __future__ import annotations
@@ -10,10 +14,7 @@ from dataclasses import dataclass
 
 from agent.config import Mailbox
 from agent.errors import AuthRevoked
-from agent.providers import gmail
 from agent.providers.local import LocalMailbox
-from agent.providers.msal_auth import GraphAuth
-from agent.providers.outlook import GRAPH, OutlookProvider
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.providers.tokens import CredentialStore, Vault
 
@@ -41,8 +42,13 @@ def open_mailbox(m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Con
     if vault is None:
         vault = Vault.from_environment()
     if m.provider == "gmail":
+        from agent.providers import gmail
+
         mail, calendar = gmail.open_google(m.name, m.address, vault, creds, root=m.endpoint or None)
         return Connection(mail, calendar)
+    from agent.providers.msal_auth import GraphAuth
+    from agent.providers.outlook import GRAPH, OutlookProvider
+
     auth = GraphAuth(m.name, m.client_id, f"{MICROSOFT_LOGIN}/{m.tenant}", vault, creds)
     outlook = OutlookProvider(m.name, m.address, auth, base_url=m.endpoint or GRAPH)
     return Connection(outlook, outlook)

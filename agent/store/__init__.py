@@ -14,8 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     Connection,
     Engine,
@@ -27,9 +25,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent.model import (
     Action,
@@ -44,6 +43,9 @@ from agent.model import (
 from agent.store import tables as t
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
+# own idea of the head, so a new migration cannot be added without moving this too.
+SCHEMA_HEAD = "0001"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -77,6 +79,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
+    # SQLite's default page cache is 2 MB per connection, and a worker's pool keeps several
+    # connections open for months. In WAL mode the kernel's page cache serves the rest, so each
+    # connection keeps 512 KiB: room for the tables' inner pages, not for a copy of the mail.
+    cur.execute("PRAGMA cache_size=-512")
     cur.close()
 
 
@@ -156,11 +162,31 @@ class Store:
         return store
 
     def migrate(self) -> None:
+        """Bring the schema to the newest migration.
+
+        A database already there is recognised by its ``alembic_version`` row without loading
+        Alembic, which would keep Alembic, Mako and Pygments (some 12 MB) resident in a worker
+        for the whole of its life to read one row.
+        """
+        if self.schema_version() == SCHEMA_HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def schema_version(self) -> str | None:
+        """The migration the database is at; None for an empty database (or several heads)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        except DBAPIError:
+            return None
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     def close(self) -> None:
         self.engine.dispose()
