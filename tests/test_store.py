@@ -5,7 +5,16 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.model import Action, ActionKind, Address, Message, SyncResult
+from agent.model import (
+    Action,
+    ActionKind,
+    Address,
+    Attendee,
+    Event,
+    EventSyncResult,
+    Message,
+    SyncResult,
+)
 from agent.store import PLANNED, SENDING, SENT, Store
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -152,3 +161,49 @@ def test_each_sqlite_connection_keeps_a_small_page_cache(tmp_path: Path) -> None
     with store.tx() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -512
     store.close()
+
+
+def test_nul_bytes_and_lone_surrogates_from_a_provider_are_cleaned_not_fatal(store: Store) -> None:
+    # Gmail's and Graph's JSON can carry "\u0000" and an unpaired "\ud800" in any text: PostgreSQL
+    # refuses the first, every database the second, and one such mail used to fail the mailbox's
+    # whole sync on every pass.
+    m = Message(
+        mailbox="asha",
+        provider_id="p1",
+        thread_id="<t1@x>",
+        message_id="<m\x001@x>",
+        sender=Address("kenji@client.example", "Ken\x00ji"),
+        to=(Address("asha@acme.example", "Asha \ud800"),),
+        date=T0,
+        subject="Quote\x00 for \ud83d",
+        headers={"X-Note": "a\x00b"},
+        labels=frozenset({"INBOX"}),
+        body="Hello\x00 there",
+    )
+    assert store.apply_sync("asha", SyncResult(messages=(m,), cursor="c1", full=True)) == 1
+    [kept] = store.messages("asha")
+    assert kept.provider_id == "p1" and kept.message_id == "<m1@x>"
+    assert kept.sender.name == "Kenji" and kept.to[0].name == "Asha ?"
+    assert kept.subject == "Quote for ?" and kept.body == "Hello there"
+    assert dict(kept.headers) == {"x-note": "ab"}
+    store.set_body("asha", "p1", "Again\x00 \udfff")
+    assert store.messages("asha")[0].body == "Again ?"
+
+    event = Event(
+        mailbox="asha",
+        provider_id="e1",
+        summary="Call\x00 \ud800",
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        organizer="kenji@client.example\x00",
+        attendees=(Attendee("kenji@client.example", "Ken\x00ji", "accepted"),),
+        uid="u\x001",
+    )
+    store.apply_event_sync("asha", EventSyncResult(events=(event,), cursor="c", full=True))
+    [stored] = store.events("asha")
+    assert (stored.summary, stored.organizer, stored.uid) == (
+        "Call ?",
+        "kenji@client.example",
+        "u1",
+    )
+    assert stored.attendees[0].name == "Kenji"

@@ -265,7 +265,7 @@ class Store:
             conn.execute(
                 update(t.messages)
                 .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
-                .values(body=body)
+                .values(body=_storable(body))
             )
 
     # -- events -------------------------------------------------------------------------
@@ -649,10 +649,38 @@ def _insert_once(conn: Connection, table: Any, keys: dict[str, Any], **values: A
         conn.execute(insert(table).values(**keys, **values))
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with every text made storable: no NUL (PostgreSQL refuses it in text and JSON)
+    and no lone surrogate (no database encodes it), each replaced rather than losing the row.
+
+    A provider's JSON can carry both (``\\u0000``, an unpaired ``\\ud800``) in a subject, a name
+    or a header; the MIME reader cleans what it parses, this cleans what the APIs hand over.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
 def _message_row(m: Message) -> dict[str, Any]:
+    # The provider's id stays as given: it is how the provider names the message, and its ids
+    # are plain ASCII.
+    row = _storable(_message_fields(m))
+    return {"mailbox": m.mailbox, "provider_id": m.provider_id, **row}
+
+
+def _message_fields(m: Message) -> dict[str, Any]:
     return {
-        "mailbox": m.mailbox,
-        "provider_id": m.provider_id,
         "thread_id": m.thread_id,
         "message_id": m.message_id,
         "sender": m.sender.email,
@@ -689,9 +717,12 @@ def _message_from_row(r: Any) -> Message:
 
 
 def _event_row(e: Event) -> dict[str, Any]:
+    row = _storable(_event_fields(e))
+    return {"mailbox": e.mailbox, "provider_id": e.provider_id, **row}
+
+
+def _event_fields(e: Event) -> dict[str, Any]:
     return {
-        "mailbox": e.mailbox,
-        "provider_id": e.provider_id,
         "summary": e.summary,
         "start": e.start,
         "end": e.end,
