@@ -182,8 +182,9 @@ def detect(text: str, supported: Collection[str]) -> tuple[str, float]:
 def warm_up(supported: Collection[str]) -> None:
     """Load the detector's models for ``supported`` now rather than on the first client mail.
 
-    Loading takes a few seconds (longer on a busy machine) and about 300 MB; a worker calls this
-    at start. Returns nothing; never raises for unknown codes (they are ignored).
+    Loading takes a few seconds (longer on a busy machine) and about 300 MB, which otherwise
+    the first mail whose language must be detected pays; a worker whose clients all have a
+    language on record never loads them. Returns nothing; never raises for unknown codes.
     """
     detector = _detector(frozenset(_base(s) for s in supported))
     if detector is not None:

@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             f"< {RSS_TARGET_MB}",
             rss_idle < RSS_TARGET_MB,
         ),
+        ("RSS median in steady state (MB)", statistics.median(samples), "", True),
         (
             "RSS at the end of steady state (MB)",
             rss_steady,
