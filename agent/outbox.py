@@ -105,7 +105,9 @@ class Outbox:
 
     # -- the one entry point ----------------------------------------------------------------
     def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
-        """Reconcile unfinished sends, then execute what is due. Returns one outcome per row."""
+        """Discard the drafts of cancelled notes, reconcile unfinished sends, then execute what
+        is due. Returns one outcome per row executed."""
+        self._discard_withdrawn(mailbox)
         outcomes = []
         for row in self.store.due_outbox(now, mailbox=mailbox):
             provider = self.providers.get(row["mailbox"])
@@ -122,8 +124,25 @@ class Outbox:
         return outcomes
 
     def cancel_obsolete(self, keys: set[str] | frozenset[str]) -> int:
-        """Cancel planned rows whose reason has gone (the client was answered)."""
-        return sum(self.store.transition(k, [PLANNED], CANCELLED) for k in keys)
+        """Cancel rows whose reason has gone (the client was answered): planned ones, and drafts
+        still waiting for the rep, so that a stale note can be neither approved nor left in the
+        rep's drafts; the next ``run`` discards the draft itself."""
+        return sum(self.store.transition(k, [PLANNED, DRAFTED], CANCELLED) for k in keys)
+
+    def _discard_withdrawn(self, mailbox: str | None) -> None:
+        for row in self.store.withdrawn_drafts(mailbox):
+            provider = self.providers.get(row["mailbox"])
+            if provider is None:
+                continue
+            try:
+                provider.discard_draft(row["draft_id"])
+            except AuthRevoked:
+                raise
+            except ProviderError as exc:  # tried again on the next run
+                log.warning("outbox %s: cannot discard the draft yet: %s", row["key"], exc)
+                continue
+            self.store.transition(row["key"], [CANCELLED], CANCELLED, draft_id=None)
+            log.info("discarded the draft of cancelled %s", row["key"])
 
     # -- the protocol -------------------------------------------------------------------
     def _step(self, row: dict[str, Any], provider: MailProvider, now: datetime) -> Outcome:
@@ -362,4 +381,11 @@ class Outbox:
         if row is None:
             raise KeyError(ident)
         ok = self.store.transition(row["key"], [PLANNED, DRAFTED], CANCELLED)
-        return Outcome(row["key"], CANCELLED if ok else row["status"])
+        if not ok:
+            return Outcome(row["key"], row["status"])
+        if row["draft_id"]:
+            self._discard_withdrawn(row["mailbox"])
+            if self.store.withdrawn_drafts(row["mailbox"]):
+                return Outcome(row["key"], CANCELLED, "its draft is removed on the next pass")
+            return Outcome(row["key"], CANCELLED, "its draft was removed from the mailbox")
+        return Outcome(row["key"], CANCELLED)

@@ -113,6 +113,23 @@ class MailProviderContract:
         assert ours and "SENT" in ours[0].labels
         assert ours[0].sender.email == harness.address.lower()
 
+    def test_a_discarded_draft_is_gone_and_a_sent_one_is_never_touched(
+        self, harness: Harness
+    ) -> None:
+        key = "follow_up:t3:1"
+        draft_id = harness.provider.draft(outgoing(harness.address, key=key), key=key)
+        harness.provider.discard_draft(draft_id)
+        assert harness.provider.find_draft(key) is None
+        assert harness.provider.find_sent(key) is None
+        harness.provider.discard_draft(draft_id)  # already gone: done, not an error
+        # The rep sent the draft before it was withdrawn: the sent mail stays.
+        key = "follow_up:t4:1"
+        draft_id = harness.provider.draft(outgoing(harness.address, key=key), key=key)
+        sent = harness.provider.send_draft(draft_id)
+        harness.provider.discard_draft(draft_id)
+        found = harness.provider.find_sent(key)
+        assert found is not None and found.provider_id == sent.provider_id
+
     def test_unknown_key_finds_nothing(self, harness: Harness) -> None:
         assert harness.provider.find_sent("no-such-key") is None
         assert harness.provider.find_draft("no-such-key") is None

@@ -151,6 +151,39 @@ def test_a_template_error_parks_the_action_with_the_reason(
     assert sent_count(box) == 0
 
 
+def test_a_draft_whose_client_was_answered_is_withdrawn_from_the_mailbox(
+    store: Store, box: MemoryMailbox
+) -> None:
+    outbox = make(store, box, mode="draft")
+    note = reminder("follow_up/asha/t1/1", ActionKind.FOLLOW_UP)
+    store.enqueue([note])
+    assert [o.status for o in outbox.run(NOW)] == [DRAFTED]
+    assert len(box.drafts) == 1
+    # The client answered: the planner calls the note obsolete while it waits for the rep.
+    assert outbox.cancel_obsolete({note.key}) == 1
+    row = store.outbox_row(note.key)
+    assert row["status"] == CANCELLED
+    assert outbox.approve(row["id"], NOW).detail == "nothing to approve"
+    box.fail("discard_draft", Transient("timeout"))
+    outbox.run(NOW)  # the provider did not answer: the draft is tried again next time
+    assert len(box.drafts) == 1 and store.withdrawn_drafts("asha")
+    outbox.run(NOW)
+    assert not box.drafts and not store.withdrawn_drafts("asha")
+    assert sent_count(box) == 0
+
+
+def test_cancelling_a_draft_by_hand_removes_it_from_the_mailbox(
+    store: Store, box: MemoryMailbox
+) -> None:
+    outbox = make(store, box, mode="draft")
+    note = reminder("thank_you/asha/t1", ActionKind.THANK_YOU)
+    store.enqueue([note])
+    outbox.run(NOW)
+    outcome = outbox.cancel(store.outbox_row(note.key)["id"])
+    assert outcome.status == CANCELLED and "removed" in outcome.detail
+    assert not box.drafts and sent_count(box) == 0
+
+
 def test_obsolete_reminders_are_cancelled_before_they_go(store: Store, box: MemoryMailbox) -> None:
     outbox = make(store, box)
     store.enqueue([reminder()])

@@ -101,6 +101,7 @@ UNITS = {
     "drafts.get": 5,
     "drafts.create": 10,
     "drafts.send": 100,
+    "drafts.delete": 10,
 }
 # 15,000 units/min per user (6,000 for newer Cloud projects): 100 units/s stays under both, and
 # a burst of 500 lets one 50-message batch (250 units) through without waiting.
@@ -746,6 +747,20 @@ class GmailProvider(_GoogleClient):
             token = page.get("nextPageToken")
             if not token:
                 return None
+
+    def discard_draft(self, draft_id: str) -> None:
+        """``drafts.delete``: gone at once, not trashed. A draft id ends with its draft: once the
+        rep has sent it, the id is unknown (404) and the sent message is out of reach."""
+        drafts = self._users.drafts()
+        try:
+            self._read(
+                lambda: drafts.delete(userId="me", id=draft_id), units=UNITS["drafts.delete"]
+            )
+        except Permanent as exc:
+            cause = exc.__cause__
+            if isinstance(cause, HttpError) and _status(cause) in (404, 410):
+                return
+            raise
 
 
 # --------------------------------------------------------------------------- calendar

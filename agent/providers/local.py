@@ -140,6 +140,9 @@ class LocalMailbox:
             return None
         return found[0]
 
+    def discard_draft(self, draft_id: str) -> None:
+        self._box("drafts").discard(draft_id)  # a Maildir key, only ever a draft's
+
     # -- calendar -----------------------------------------------------------------------
     def _window(self) -> Interval:
         now = self.clock()

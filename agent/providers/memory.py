@@ -184,6 +184,10 @@ class MemoryMailbox:
                 return draft_id
         return None
 
+    def discard_draft(self, draft_id: str) -> None:
+        self._enter("discard_draft")
+        self.drafts.pop(draft_id, None)
+
     def events(self, cursor: str | None) -> EventSyncResult:
         self._enter("events")
         return EventSyncResult(events=tuple(self.event_store.values()), cursor="all", full=True)

@@ -676,6 +676,23 @@ class OutlookProvider:
         row = self._find_tagged("drafts", key)
         return str(row["id"]) if row is not None else None
 
+    def discard_draft(self, draft_id: str) -> None:
+        """``DELETE /messages/{id}`` once ``isDraft`` says it is still a draft.
+
+        An immutable id stays with the message when the rep sends the draft, so deleting
+        without looking first would delete the rep's sent mail. Gone already (404): done.
+        """
+        url = f"{self._root}/messages/{quote(draft_id, safe='')}"
+        try:
+            row = self._read("GET", f"{url}?$select=isDraft")
+            if not (row or {}).get("isDraft"):
+                return
+            self._read("DELETE", url)
+        except Permanent as exc:
+            if str(exc).startswith("Graph 404"):
+                return
+            raise
+
     # -- calendar -------------------------------------------------------------------------
     def busy(self, window: Interval) -> list[Interval]:
         """Busy, tentative and out-of-office time of this mailbox inside ``window``, merged."""

@@ -50,6 +50,11 @@ class MailProvider(Protocol):
         """The id of the unsent draft carrying ``key``, if one exists."""
         ...
 
+    def discard_draft(self, draft_id: str) -> None:
+        """Delete an unsent draft. One already gone (sent by the rep, deleted) counts as done,
+        and a message that is no longer a draft is never touched."""
+        ...
+
 
 @runtime_checkable
 class CalendarProvider(Protocol):

@@ -410,6 +410,15 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def withdrawn_drafts(self, mailbox: str | None = None) -> list[dict[str, Any]]:
+        """Cancelled rows whose draft may still sit in the mailbox (their ``draft_id`` is kept
+        until the draft is discarded)."""
+        q = select(t.outbox).where(t.outbox.c.status == CANCELLED, t.outbox.c.draft_id.is_not(None))
+        if mailbox:
+            q = q.where(t.outbox.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     def outbox_row(self, ident: int | str) -> dict[str, Any] | None:
         col = t.outbox.c.id if isinstance(ident, int) else t.outbox.c.key
         with self.engine.connect() as conn:

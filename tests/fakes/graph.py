@@ -796,6 +796,12 @@ class GraphEmulator:
                     return 200, self._render(
                         item, _select(q), immutable, prefer=prefer, expand=q.get("$expand", "")
                     )
+                if action == "" and method == "DELETE":
+                    # Graph moves a deleted message to Deleted Items; the emulator keeps no
+                    # such folder, so the message leaves the mailbox (delta: @removed).
+                    del box.messages[item.id]
+                    self._touch(box, item.folder, item.id)
+                    return 204, None
                 if action == "" and method == "PATCH":
                     self._apply(item, data)
                     self._touch(box, item.folder, item.id)
