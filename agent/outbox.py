@@ -135,11 +135,20 @@ class Outbox:
             if provider is None:
                 continue
             try:
-                provider.discard_draft(row["draft_id"])
+                # The rep may have sent the draft by hand before it was withdrawn: a pass plans
+                # (and cancels) before it executes, so the sent note is only seen here. The
+                # record is then corrected to what happened, and the cadence counts the note.
+                sent = provider.find_sent(row["key"])
+                if sent is None:
+                    provider.discard_draft(row["draft_id"])
             except AuthRevoked:
                 raise
             except ProviderError as exc:  # tried again on the next run
                 log.warning("outbox %s: cannot discard the draft yet: %s", row["key"], exc)
+                continue
+            if sent is not None:
+                self._mark_sent(row["key"], CANCELLED, sent)
+                log.info("cancelled %s had been sent by the rep", row["key"])
                 continue
             self.store.transition(row["key"], [CANCELLED], CANCELLED, draft_id=None)
             log.info("discarded the draft of cancelled %s", row["key"])
@@ -383,9 +392,12 @@ class Outbox:
         ok = self.store.transition(row["key"], [PLANNED, DRAFTED], CANCELLED)
         if not ok:
             return Outcome(row["key"], row["status"])
-        if row["draft_id"]:
-            self._discard_withdrawn(row["mailbox"])
-            if self.store.withdrawn_drafts(row["mailbox"]):
-                return Outcome(row["key"], CANCELLED, "its draft is removed on the next pass")
-            return Outcome(row["key"], CANCELLED, "its draft was removed from the mailbox")
-        return Outcome(row["key"], CANCELLED)
+        if not row["draft_id"]:
+            return Outcome(row["key"], CANCELLED)
+        self._discard_withdrawn(row["mailbox"])
+        after = self.store.outbox_row(row["key"]) or row
+        if after["status"] == SENT:
+            return Outcome(row["key"], SENT, "the rep had already sent it")
+        if after["draft_id"]:
+            return Outcome(row["key"], CANCELLED, "its draft is removed on the next pass")
+        return Outcome(row["key"], CANCELLED, "its draft was removed from the mailbox")

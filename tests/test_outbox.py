@@ -172,6 +172,22 @@ def test_a_draft_whose_client_was_answered_is_withdrawn_from_the_mailbox(
     assert sent_count(box) == 0
 
 
+def test_a_withdrawn_draft_the_rep_had_sent_by_hand_is_recorded_as_sent(
+    store: Store, box: MemoryMailbox
+) -> None:
+    outbox = make(store, box, mode="draft")
+    note = reminder("follow_up/asha/t1/1", ActionKind.FOLLOW_UP)
+    store.enqueue([note])
+    outbox.run(NOW)
+    [draft_id] = box.drafts
+    box.send_draft(draft_id)  # the rep sends it from Gmail; the next pass plans before it executes
+    assert outbox.cancel_obsolete({note.key}) == 1
+    outbox.run(NOW)
+    row = store.outbox_row(note.key)
+    assert row["status"] == SENT and row["sent_message_id"]
+    assert not store.withdrawn_drafts("asha") and sent_count(box) == 1
+
+
 def test_cancelling_a_draft_by_hand_removes_it_from_the_mailbox(
     store: Store, box: MemoryMailbox
 ) -> None:
