@@ -24,7 +24,7 @@ from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
-from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, Store
+from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, Store, wall_clock
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
 
@@ -41,7 +41,7 @@ def parse_since(text: str) -> timedelta:
 
 def parse_now(text: str | None) -> datetime:
     if not text:
-        return datetime.now(UTC)
+        return wall_clock()
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -51,6 +51,20 @@ def parse_now(text: str | None) -> datetime:
             [Problem("--now", "", f"{text!r} needs a zone, such as 2026-11-25T08:00Z")]
         )
     return value.astimezone(UTC)
+
+
+def shifted_clock(now: str | None) -> Callable[[], datetime]:
+    """The wall clock, or with ``now`` a clock that starts there and runs on in real time: what
+    ``followup run --now`` uses to replay a scenario, and what a sign-in made beside such a
+    worker must use too, or the two schedule the mailbox by different clocks."""
+    if not now:
+        return wall_clock
+    offset = parse_now(now) - wall_clock()
+
+    def clock() -> datetime:
+        return wall_clock() + offset
+
+    return clock
 
 
 @dataclass(frozen=True)
@@ -157,7 +171,7 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
             mode=settings.outbox.mode,
             domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
         )
-        return box.approve(ident, datetime.now(UTC)) if approve else box.cancel(ident)
+        return box.approve(ident, wall_clock()) if approve else box.cancel(ident)
     finally:
         store.close()
 
@@ -179,7 +193,12 @@ def connect_providers(settings: config.Settings, store: Store) -> dict[str, Mail
 
 
 def connect_gmail(
-    config_path: Path, mailbox: str, *, port: int = 0, open_browser: bool = True
+    config_path: Path,
+    mailbox: str,
+    *,
+    port: int = 0,
+    open_browser: bool = True,
+    now: str | None = None,
 ) -> str:
     """Sign a rep's Google account in through a browser; return the account's address."""
     from agent.providers import google_auth  # the consent flow's libraries load here only
@@ -197,7 +216,7 @@ def connect_gmail(
             ]
         )
     vault = Vault.from_environment()
-    store = Store.open(settings.database.url)
+    store = Store.open(settings.database.url, clock=shifted_clock(now))
     try:
         return google_auth.connect_gmail(
             m.name, m.client_secrets, vault, store, port=port, open_browser=open_browser
@@ -247,7 +266,12 @@ def check_templates(config_path: Path, templates: Path | None) -> tuple[list[Pro
 
 
 def connect_outlook(
-    config_path: Path, mailbox: str, *, browser: bool, prompt: Callable[[str], None]
+    config_path: Path,
+    mailbox: str,
+    *,
+    browser: bool,
+    prompt: Callable[[str], None],
+    now: str | None = None,
 ) -> str:
     """Sign a rep's Microsoft 365 / Outlook.com mailbox in; return the account's username."""
     import requests  # MSAL's transport, loaded for sign-in only
@@ -267,7 +291,7 @@ def connect_outlook(
             ]
         )
     vault = Vault.from_environment()
-    store = Store.open(settings.database.url)
+    store = Store.open(settings.database.url, clock=shifted_clock(now))
     authority = f"{MICROSOFT_LOGIN}/{m.tenant}"
     try:
         if browser:

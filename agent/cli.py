@@ -267,15 +267,20 @@ def connect() -> None:
     is_flag=True,
     help="Open a browser on this machine instead of showing a device code.",
 )
+@click.option(
+    "--now",
+    default=None,
+    help="The time a worker started with --now runs at (ISO 8601), so both schedule alike.",
+)
 @config_option
 @reports_problems
-def connect_outlook(mailbox: str, browser: bool, config_path: Path) -> None:
+def connect_outlook(mailbox: str, browser: bool, now: str | None, config_path: Path) -> None:
     """Microsoft 365 or Outlook.com, with a device code (works on a headless server)."""
     from agent.app import connect_outlook as run
     from agent.errors import ProviderError
 
     try:
-        username = run(config_path, mailbox, browser=browser, prompt=console().print)
+        username = run(config_path, mailbox, browser=browser, prompt=console().print, now=now)
     except ProviderError as exc:
         err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
         sys.exit(1)
@@ -291,15 +296,22 @@ def connect_outlook(mailbox: str, browser: bool, config_path: Path) -> None:
     help="Loopback port for Google's redirect (forward it over SSH on a server).",
 )
 @click.option("--no-browser", is_flag=True, help="Print the consent URL instead of opening it.")
+@click.option(
+    "--now",
+    default=None,
+    help="The time a worker started with --now runs at (ISO 8601), so both schedule alike.",
+)
 @config_option
 @reports_problems
-def connect_gmail(mailbox: str, port: int, no_browser: bool, config_path: Path) -> None:
+def connect_gmail(
+    mailbox: str, port: int, no_browser: bool, now: str | None, config_path: Path
+) -> None:
     """Gmail and Google Workspace, with Google's consent screen in a browser."""
     from agent.app import connect_gmail as run
     from agent.errors import ProviderError
 
     try:
-        account = run(config_path, mailbox, port=port, open_browser=not no_browser)
+        account = run(config_path, mailbox, port=port, open_browser=not no_browser, now=now)
     except ProviderError as exc:
         err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
         sys.exit(1)

@@ -59,12 +59,12 @@ def _address(who: Address, *, attendee: bool) -> icalendar.vCalAddress:
     return address
 
 
-def build_invite(invite: Invite, *, stamp: datetime | None = None) -> bytes:
+def build_invite(invite: Invite, *, stamp: datetime) -> bytes:
     """The invitation as iCalendar bytes (CRLF lines).
 
     One VCALENDAR with ``METHOD:REQUEST`` holding a VTIMEZONE for ``invite.zone`` (covering the
     day before the start to the day after the end) and one VEVENT: UID from
-    :func:`invite_uid`, ``DTSTAMP`` = ``stamp`` (default: the current time), ``SEQUENCE:0``,
+    :func:`invite_uid`, ``DTSTAMP`` = ``stamp`` (the caller's clock), ``SEQUENCE:0``,
     start and end in the zone's TZID, ``STATUS`` TENTATIVE for a hold (``invite.tentative``)
     and CONFIRMED otherwise, ``TRANSP:OPAQUE``, ORGANIZER, and one ATTENDEE per address with
     ``RSVP=TRUE`` and ``PARTSTAT=NEEDS-ACTION``. Raises ``ValueError`` for an unknown zone, an
@@ -75,7 +75,7 @@ def build_invite(invite: Invite, *, stamp: datetime | None = None) -> bytes:
     if not invite.attendees:
         raise ValueError(f"invitation {invite.key!r} has no attendees")
     tz = zones.zoneinfo(invite.zone)
-    stamp = (stamp or datetime.now(UTC)).astimezone(UTC)
+    stamp = stamp.astimezone(UTC)
 
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)

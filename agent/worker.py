@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -53,7 +53,7 @@ from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
 from agent.replan import Replanner
-from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store
+from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store, wall_clock
 
 log = logging.getLogger("followup.worker")
 
@@ -213,9 +213,9 @@ class Worker:
         self.config_path = config_path
         self.loaded = load(config_path)  # the first set must be valid: nothing to fall back on
         settings = self.loaded.settings
-        self.store = Store.open(settings.database.url)
+        self.clock = clock or wall_clock
+        self.store = Store.open(settings.database.url, clock=self.clock)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-        self.clock = clock or (lambda: datetime.now(UTC))
         self.connect = connect
         self.rng = rng or random.Random()
         self.metrics = Metrics()
@@ -694,13 +694,9 @@ def run(config_path: Path, *, once: bool = False, now: str | None = None) -> int
     """``followup run``: start a worker (``now`` shifts its clock, for replaying a scenario)."""
     clock = None
     if now:
-        from agent.app import parse_now
+        from agent.app import shifted_clock
 
-        offset = parse_now(now) - datetime.now(UTC)
-
-        def clock() -> datetime:
-            return datetime.now(UTC) + offset
-
+        clock = shifted_clock(now)
     worker = Worker(config_path, clock=clock)
     logs.setup(worker.loaded.settings.service.log_format)
     return worker.run(once=once)

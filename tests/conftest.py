@@ -7,10 +7,28 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from agent.store import Store
 
 PG_URL = os.environ.get("FOLLOWUP_TEST_PG_URL", "")
+
+# In CI, property tests search the same examples on every run, so a new example found on some
+# day cannot decide whether a change lands; a developer's run keeps the randomised search (and
+# its example database) and prints the blob that reproduces a failure. Time limits are off in
+# CI: a loaded two-core machine is slow for no reason of the code's.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 @contextmanager

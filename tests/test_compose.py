@@ -5,12 +5,15 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel import dates as babel_dates
+from babel import lists as babel_lists
+from babel import numbers as babel_numbers
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -208,11 +211,14 @@ def test_purpose_without_any_template_is_an_error(tmp_path: Path) -> None:
 def test_dates_follow_the_requested_regional_locale(tmp_path: Path) -> None:
     simple(tmp_path, "thank_you/en.j2", '{{ when | date("Europe/London", "long") }}')
     composer = Composer(tmp_path)
-    when = {"when": datetime(2025, 3, 14, 12, tzinfo=UTC)}
-    assert composer.render("thank_you", "en-GB", when).text == "14 March 2025\n"
-    assert composer.render("thank_you", "en", when).text == "March 14, 2025\n"
+    # 23:30 UTC on the 14th is already the 15th in London's summer time.
+    when = {"when": datetime(2025, 7, 14, 23, 30, tzinfo=UTC)}
+    day = date(2025, 7, 15)
+    british = babel_dates.format_date(day, "long", locale="en_GB")
+    assert composer.render("thank_you", "en-GB", when).text == f"{british}\n"
+    assert composer.render("thank_you", "en", when).text == f"{cldr_date(day, 'long', 'en')}\n"
     # a template in another language formats in its own language, not the requested one
-    assert composer.render("thank_you", "ja", when).text == "March 14, 2025\n"
+    assert composer.render("thank_you", "ja", when).text == f"{cldr_date(day, 'long', 'en')}\n"
 
 
 def test_naive_datetime_is_a_template_error_with_line(tmp_path: Path) -> None:
@@ -225,48 +231,124 @@ def test_naive_datetime_is_a_template_error_with_line(tmp_path: Path) -> None:
 
 
 # --- Babel formatting ---------------------------------------------------------------------------
+# Locale data (names of days, months, zones, units) changes with every CLDR release, so the
+# expected text comes from Babel itself: what these tests hold is what the project decides, which
+# zone a time is shown in, which locale and width, which name, how parts are joined.
 
 FRIDAY = datetime(2025, 3, 14, 4, 30, tzinfo=UTC)  # 10:00 in Kolkata, 13:30 in Tokyo
+LATE_THURSDAY = datetime(2025, 3, 13, 20, 0, tzinfo=UTC)  # already Friday in Kolkata and Tokyo
+
+
+def cldr_date(day: date, pattern: str, locale: str) -> str:
+    return str(babel_dates.format_date(day, pattern, locale=locale))
+
+
+def cldr_span(locale: str, *spans: timedelta) -> str:
+    parts = [babel_dates.format_timedelta(span, threshold=1, locale=locale) for span in spans]
+    return str(babel_lists.format_list(parts, style="standard", locale=locale))
+
+
+def local(instant: datetime, zone: str) -> datetime:
+    return instant.astimezone(ZoneInfo(zone))
 
 
 def test_japanese_dates_and_zones() -> None:
-    text = localefmt.format_datetime(FRIDAY, "Asia/Tokyo", "ja", "full")
-    assert text == "2025年3月14日金曜日 13:30"
-    assert "年" in localefmt.format_date(FRIDAY, "Asia/Tokyo", "ja", "long")
-    assert localefmt.zone_name("Asia/Tokyo", "ja", at=FRIDAY) == "日本標準時"
-    assert localefmt.format_duration(timedelta(hours=2), "ja") == "2 時間"
+    text = localefmt.format_datetime(LATE_THURSDAY, "Asia/Tokyo", "ja", "full")
+    tokyo = local(LATE_THURSDAY, "Asia/Tokyo")
+    assert cldr_date(tokyo.date(), "full", "ja") in text
+    assert babel_dates.format_time(tokyo, "short", locale="ja") in text
+    assert babel_dates.format_time(tokyo, "medium", locale="ja") not in text  # no seconds
+    long = localefmt.format_date(LATE_THURSDAY, "Asia/Tokyo", "ja", "long")
+    assert long == cldr_date(tokyo.date(), "long", "ja")
+    specific = babel_dates.get_timezone_name(tokyo, "long", locale="ja")
+    assert localefmt.zone_name("Asia/Tokyo", "ja", at=FRIDAY) == specific
+    assert localefmt.format_duration(timedelta(hours=2), "ja") == cldr_span(
+        "ja", timedelta(hours=2)
+    )
 
 
 def test_telugu_dates_and_durations() -> None:
-    assert localefmt.format_weekday(FRIDAY, "Asia/Kolkata", "te") == "శుక్రవారం"
-    assert "మార్చి" in localefmt.format_date(FRIDAY, "Asia/Kolkata", "te", "long")
-    assert localefmt.format_duration(timedelta(hours=2), "te") == "2 గంటలు"
-    assert localefmt.zone_name("Asia/Kolkata", "te", at=FRIDAY) == "భారతదేశం సమయం"
+    kolkata = local(LATE_THURSDAY, "Asia/Kolkata")
+    assert localefmt.format_weekday(LATE_THURSDAY, "Asia/Kolkata", "te") == cldr_date(
+        kolkata.date(), "EEEE", "te"
+    )
+    assert localefmt.format_weekday(LATE_THURSDAY, "UTC", "te") == cldr_date(
+        LATE_THURSDAY.date(), "EEEE", "te"
+    )
+    assert localefmt.format_date(LATE_THURSDAY, "Asia/Kolkata", "te", "long") == cldr_date(
+        kolkata.date(), "long", "te"
+    )
+    assert localefmt.format_duration(timedelta(hours=2), "te") == cldr_span(
+        "te", timedelta(hours=2)
+    )
 
 
 def test_arabic_dates_and_durations() -> None:
-    assert localefmt.format_weekday(FRIDAY, "Asia/Riyadh", "ar") == "الجمعة"
-    assert localefmt.format_date(FRIDAY, "Asia/Riyadh", "ar", "long") == "14 مارس 2025"
-    assert localefmt.format_duration(timedelta(hours=2), "ar") == "ساعتان"
-    assert localefmt.format_duration(timedelta(hours=2, minutes=30), "ar") == "ساعتان و30 دقيقة"
+    riyadh = local(FRIDAY, "Asia/Riyadh")
+    assert localefmt.format_weekday(FRIDAY, "Asia/Riyadh", "ar") == cldr_date(
+        riyadh.date(), "EEEE", "ar"
+    )
+    assert localefmt.format_date(FRIDAY, "Asia/Riyadh", "ar", "long") == cldr_date(
+        riyadh.date(), "long", "ar"
+    )
+    assert localefmt.format_duration(timedelta(hours=2), "ar") == cldr_span(
+        "ar", timedelta(hours=2)
+    )
+    # each unit spelt out by itself, joined the locale's way
+    assert localefmt.format_duration(timedelta(hours=2, minutes=30), "ar") == cldr_span(
+        "ar", timedelta(hours=2), timedelta(minutes=30)
+    )
     assert localefmt.is_rtl("ar-EG") and localefmt.is_rtl("he") and not localefmt.is_rtl("en")
 
 
 def test_hindi_duration_and_english_forms() -> None:
-    assert localefmt.format_duration(timedelta(hours=2), "hi") == "2 घंटे"
-    assert localefmt.format_duration(timedelta(hours=2), "en") == "2 hours"
-    assert localefmt.format_duration(-timedelta(days=1, minutes=5), "en") == "1 day and 5 minutes"
-    assert localefmt.format_duration(timedelta(seconds=20), "en") == "20 seconds"
-    assert localefmt.format_number(1234.5, "de") == "1.234,5"
+    assert localefmt.format_duration(timedelta(hours=2), "hi") == cldr_span(
+        "hi", timedelta(hours=2)
+    )
+    assert localefmt.format_duration(timedelta(hours=2), "en") == cldr_span(
+        "en", timedelta(hours=2)
+    )
+    # the sign is dropped; days, hours and minutes each appear once, zero parts left out
+    assert localefmt.format_duration(-timedelta(days=1, minutes=5), "en") == cldr_span(
+        "en", timedelta(days=1), timedelta(minutes=5)
+    )
+    # spans under a minute read as seconds
+    assert localefmt.format_duration(timedelta(seconds=20), "en") == str(
+        babel_dates.format_timedelta(timedelta(seconds=20), locale="en")
+    )
+    assert localefmt.format_number(1234.5, "de") == babel_numbers.format_decimal(
+        1234.5, locale="de"
+    )
 
 
 def test_zone_names_know_summer_time() -> None:
+    ny = ZoneInfo("America/New_York")
     july = datetime(2025, 7, 1, 12, tzinfo=UTC)
-    assert localefmt.zone_name("America/New_York", "en", at=july) == "Eastern Daylight Time"
-    assert localefmt.zone_name("America/New_York", "en", at=FRIDAY) == "Eastern Daylight Time"
-    assert localefmt.zone_name("America/New_York", "en") == "Eastern Time"
-    # CLDR has no specific name for India: the generic one, never a bare offset
-    assert localefmt.zone_name("Asia/Kolkata", "en", at=FRIDAY) == "India Time"
+    january = datetime(2025, 1, 15, 12, tzinfo=UTC)
+    summer = localefmt.zone_name("America/New_York", "en", at=july)
+    winter = localefmt.zone_name("America/New_York", "en", at=january)
+    assert summer == babel_dates.get_timezone_name(july.astimezone(ny), "long", locale="en")
+    assert winter == babel_dates.get_timezone_name(january.astimezone(ny), "long", locale="en")
+    assert summer != winter
+    # 14 March 2025 is after New York's change to summer time (9 March)
+    assert localefmt.zone_name("America/New_York", "en", at=FRIDAY) == summer
+    # without a moment: the generic name
+    generic = babel_dates.get_timezone_name(ny, "long", locale="en")
+    assert localefmt.zone_name("America/New_York", "en") == generic
+
+
+@pytest.mark.parametrize("language", ["en", "te", "hi", "ja", "ar"])
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Asia/Kathmandu", "Asia/Tokyo"])
+def test_zone_names_are_names_never_a_bare_offset(zone: str, language: str) -> None:
+    tz = ZoneInfo(zone)
+    named = {
+        babel_dates.get_timezone_name(FRIDAY.astimezone(tz), "long", locale=language),
+        babel_dates.get_timezone_name(tz, "long", locale=language),
+    }
+    offset = babel_dates.get_timezone_gmt(FRIDAY.astimezone(tz), "long", locale=language)
+    name = localefmt.zone_name(zone, language, at=FRIDAY)
+    assert name in named
+    assert name.replace("\u200e", "") != offset.replace("\u200e", "")
 
 
 def test_unknown_locale_and_zone() -> None:
@@ -296,7 +378,8 @@ def test_time_beside_another_zone_shows_the_day_exactly_when_it_differs(
     differs = (
         instant.astimezone(ZoneInfo(zone)).date() != instant.astimezone(ZoneInfo(other)).date()
     )
-    assert shown == (f"{instant.astimezone(ZoneInfo(zone)):%a} {plain}" if differs else plain)
+    day = cldr_date(instant.astimezone(ZoneInfo(zone)).date(), "EEE", "en")
+    assert shown == (f"{day} {plain}" if differs else plain)
 
 
 @given(minutes=st.integers(min_value=1, max_value=6 * 24 * 60))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel import dates as babel_dates
 
 from agent.compose import CONTRACTS, Composer, sample_context
 from agent.templatecheck import check_templates, preview
@@ -87,10 +89,14 @@ def test_last_step_of_a_short_cadence_is_the_last_check_in(composer: Composer) -
 
 
 def test_japanese_uses_keigo_and_sama(composer: Composer) -> None:
-    text = composer.render("thank_you", "ja", sample_context("thank_you", language="ja")).text
+    context = sample_context("thank_you", language="ja")
+    text = composer.render("thank_you", "ja", context).text
     assert "Rao様" in text
     assert "いつもお世話になっております。" in text
-    assert "2025年3月14日" in text
+    # the meeting's date in Japanese (Babel's long form), on the day it was in the client's zone
+    meeting = context["meeting"]
+    day = meeting["start"].astimezone(ZoneInfo(meeting["zone"])).date()
+    assert babel_dates.format_date(day, "long", locale="ja") in text
 
 
 def test_german_greeting_follows_the_honorific(composer: Composer) -> None:
@@ -110,15 +116,25 @@ def test_chinese_and_telugu_forms_of_address(composer: Composer) -> None:
     assert zh.startswith("尊敬的Rao女士：") and "您" in zh
     te = composer.render("thank_you", "te", sample_context("thank_you", language="te")).text
     assert te.startswith("నమస్కారం Anjali గారు,")
-    assert "శుక్రవారం" in te  # Friday, by Babel
+    # the meeting's weekday in Telugu, by Babel, in the client's zone
+    meeting = sample_context("thank_you", language="te")["meeting"]
+    day = meeting["start"].astimezone(ZoneInfo(meeting["zone"])).date()
+    assert babel_dates.format_date(day, "EEEE", locale="te") in te
 
 
 def test_proposal_lists_each_slot_in_both_zones(composer: Composer) -> None:
     text = composer.render("proposal", "en", sample_context("proposal")).text
-    # 09:00 UTC is 14:30 in Kolkata and 10:00 in Berlin on 18 March 2025.
+    # 09:00 UTC is 14:30 in Kolkata and 10:00 in Berlin on 18 March 2025: the client's time
+    # in full, the rep's clock beside it with the rep's zone named as it is that day.
+    context = sample_context("proposal")
+    start = context["slots"][0]["start"]
+    kolkata = start.astimezone(ZoneInfo(context["client_zone"]))
+    berlin = start.astimezone(ZoneInfo(context["rep_zone"]))
     first = next(line for line in text.splitlines() if line.startswith("- "))
-    assert first.startswith("- Tuesday, March 18, 2025, 2:30")
-    assert "(10:00" in first and "Central European Standard Time" in first
+    assert first.startswith(f"- {babel_dates.format_date(kolkata.date(), 'full', locale='en')}")
+    assert babel_dates.format_time(kolkata, "short", locale="en") in first
+    assert f"({babel_dates.format_time(berlin, 'short', locale='en')} " in first
+    assert babel_dates.get_timezone_name(berlin, "long", locale="en") in first
     assert text.count("\n- ") == 3
 
 

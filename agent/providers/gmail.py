@@ -262,6 +262,8 @@ def _decoded(value: str) -> str:
 _NAMED = re.compile(r"\s*(?:([^<>]*?)\s*)?<([^<>\s@]+@[^<>\s@]+)>\s*")
 _BARE = re.compile(r"\s*([^<>\s@]+@[^<>\s@]+)\s*")
 _HARD = frozenset('"()\\;:[]')
+# The email package joins a display name's words with one space: "A \t A" reads "A A".
+_FOLD = re.compile(r"[ \t\r\n]+")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -277,7 +279,8 @@ def _addresses(value: str) -> tuple[Address, ...]:
             named = _NAMED.fullmatch(piece)
             bare = None if named else _BARE.fullmatch(piece)
             if named:
-                found.append(Address(named.group(2), _decoded(named.group(1) or "")))
+                name = _FOLD.sub(" ", named.group(1) or "")
+                found.append(Address(named.group(2), _decoded(name)))
             elif bare:
                 found.append(Address(bare.group(1)))
             else:

@@ -197,7 +197,7 @@ class LocalMailbox:
         """
         path = self._own_file(invite.key)
         if not path.exists():
-            path.write_bytes(invites.build_invite(invite))
+            path.write_bytes(invites.build_invite(invite, stamp=self.clock()))
         return invites.invite_uid(invite)
 
     def _own_file(self, key: str) -> Path:

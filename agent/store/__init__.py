@@ -7,7 +7,7 @@ to the newest revision before handing the store out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -70,7 +70,8 @@ PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
 STREAM_KINDS = ("mail", "calendar")
 
 
-def _now() -> datetime:
+def wall_clock() -> datetime:
+    """The system's time: the default clock of a store opened outside a worker or a test."""
     return datetime.now(UTC)
 
 
@@ -149,15 +150,20 @@ def action_from_json(data: dict[str, Any]) -> Action:
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    """The agent's state. Every time it records on its own (an update's stamp, the moment a
+    fresh sign-in wakes a mailbox) comes from ``clock``: the worker's, a test's, or the wall
+    clock by default, so a replay or a test never mixes two clocks."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = wall_clock) -> None:
         self.engine = engine
+        self.clock = clock
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, clock: Callable[[], datetime] = wall_clock) -> Store:
         engine = create_engine(url, future=True, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+        store = cls(engine, clock=clock)
         store.migrate()
         return store
 
@@ -211,7 +217,7 @@ class Store:
         A full listing also removes stored messages the listing no longer has. Returns the
         number of messages new to the store.
         """
-        at = at or _now()
+        at = at or self.clock()
         with self.tx() as conn:
             existing = set(
                 conn.scalars(
@@ -272,7 +278,7 @@ class Store:
     def apply_event_sync(
         self, mailbox: str, result: EventSyncResult, *, at: datetime | None = None
     ) -> None:
-        at = at or _now()
+        at = at or self.clock()
         with self.tx() as conn:
             ids = [e.provider_id for e in result.events]
             doomed = set(result.deleted) | set(ids)
@@ -339,7 +345,7 @@ class Store:
 
     def record_skipped(self, mailbox: str, source: str, item: str, reason: str) -> None:
         with self.tx() as conn:
-            self._record_skipped(conn, mailbox, source, item, reason, _now())
+            self._record_skipped(conn, mailbox, source, item, reason, self.clock())
 
     def skipped(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -352,7 +358,7 @@ class Store:
         self, rows: Iterable[tuple[str, str, str, str, str]], *, at: datetime | None = None
     ) -> None:
         """Store (mailbox, thread_id, subject_id, decision, reason) once each."""
-        at = at or _now()
+        at = at or self.clock()
         with self.tx() as conn:
             for mailbox, thread_id, subject_id, decision, reason in rows:
                 _insert_once(
@@ -375,7 +381,7 @@ class Store:
     def enqueue(self, actions: Iterable[Action], *, status: str = PLANNED) -> list[str]:
         """Insert actions whose key is new; return the keys inserted. A known key is a no-op."""
         added = []
-        now = _now()
+        now = self.clock()
         for action in actions:
             try:
                 with self.tx() as conn:
@@ -431,7 +437,7 @@ class Store:
             moved = conn.execute(
                 update(t.outbox)
                 .where(t.outbox.c.key == key, t.outbox.c.status.in_(expect))
-                .values(status=status, updated_at=_now(), **fields)
+                .values(status=status, updated_at=self.clock(), **fields)
             ).rowcount
         return bool(moved)
 
@@ -608,21 +614,23 @@ class Store:
             )
 
     def save_credentials(self, mailbox: str, sealed: bytes) -> None:
+        now = self.clock()
         with self.tx() as conn:
             done = conn.execute(
                 update(t.credentials)
                 .where(t.credentials.c.mailbox == mailbox)
-                .values(sealed=sealed, updated_at=_now())
+                .values(sealed=sealed, updated_at=now)
             ).rowcount
             if not done:
                 conn.execute(
-                    insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=_now())
+                    insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=now)
                 )
-            # A fresh sign-in wakes a mailbox parked for reconnection.
+            # A fresh sign-in wakes a mailbox parked for reconnection, due at once by the
+            # store's clock (the worker's, when the worker saves it).
             conn.execute(
                 update(t.streams)
                 .where(t.streams.c.mailbox == mailbox, t.streams.c.state == NEEDS_RECONNECT)
-                .values(state=INCREMENTAL, next_run_at=_now(), failures=0, last_error=None)
+                .values(state=INCREMENTAL, next_run_at=now, failures=0, last_error=None)
             )
 
 
