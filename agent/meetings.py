@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import get_day_names, get_month_names
 
-from agent import phrases, zones
+from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
 from agent.errors import Problem
 from agent.model import (
@@ -843,6 +843,20 @@ def plan(
         if not seen or seen[-1].direction is not Direction.INBOUND:
             continue  # the rep has answered since: the rep handles the meeting
         reply = seen[-1].message
+        if not matching.matches_client(reply.sender.email, client):
+            # Quoting a thread's References is enough to land in it: a stranger's mail there
+            # proposes nothing, invites nobody and is not read as the client's choice.
+            decisions.append(
+                Decision(
+                    thread.mailbox,
+                    thread.thread_id,
+                    reply.message_id,
+                    "no meeting note: the sender is not the client",
+                    f"{reply.sender.email} wrote into {client.name}'s thread but is neither "
+                    f"one of its addresses nor at its domains; nothing goes to them",
+                )
+            )
+            continue
         mine = by_thread.get((thread.mailbox, thread.thread_id), [])
 
         def language_of(thread: Thread = thread, client: Client = client) -> str:
@@ -1055,6 +1069,19 @@ def propose_in_follow_ups(
             MeetingRule(name="follow-up", source=""),
         )
         email = action.to[0].email if action.to else ""
+        if not matching.matches_client(email, client):
+            out.append(action)
+            decisions.append(
+                Decision(
+                    action.mailbox,
+                    action.thread_id,
+                    action.key,
+                    "follow-up without times: the recipient is not the client",
+                    f"{email or 'nobody'} is neither one of {client.name}'s addresses nor at "
+                    "its domains; meeting times go only to the client",
+                )
+            )
+            continue
         context, missing = _offer(
             client,
             email,

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.businesstime import BusinessCalendar
+from agent.matching import matches_client
 from agent.model import (
     Action,
     ActionKind,
@@ -192,6 +193,18 @@ def _thread(
         if c.direction is Direction.INBOUND:
             if not c.is_human:
                 decisions.append(_skip(c, thread, f"no clock: {c.kind.value}", c.reason))
+                continue
+            if not matches_client(m.sender.email, client):
+                # In the thread only by quoting its References: the client never wrote it.
+                decisions.append(
+                    _skip(
+                        c,
+                        thread,
+                        "no clock: the sender is not the client",
+                        f"{m.sender.email} is neither one of {client.name}'s addresses nor at "
+                        "its domains",
+                    )
+                )
                 continue
             if opened is not None:
                 continue  # the clock already runs from the oldest unanswered message

@@ -700,3 +700,31 @@ def test_paging_links_to_other_hosts_are_refused(rig: Rig) -> None:
     with pytest.raises(Permanent):
         rig.provider.sync(cursor)
     assert len(rig.graph.requests) == before
+
+
+def test_the_owners_own_answer_to_an_invitation_is_read_from_response_status(rig: Rig) -> None:
+    # Graph: an invitee's copy has the owner's answer in event.responseStatus, while the
+    # owner's attendee row says "none".
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def row(email: str) -> dict[str, Any]:
+        return {
+            "emailAddress": {"address": email, "name": ""},
+            "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+            "type": "required",
+        }
+
+    for subject, response in (("Accepted", "accepted"), ("Unanswered", "notResponded")):
+        rig.graph.add_event(
+            ADDRESS,
+            subject,
+            now + timedelta(days=1),
+            now + timedelta(days=1, hours=1),
+            organizer="client1@customer.example",
+            attendees=[row("client1@customer.example"), row(ADDRESS)],
+            response=response,
+        )
+    found = {e.summary: e for e in rig.provider.events(None).events}
+    own = {s: next(a.partstat for a in e.attendees if a.email == ADDRESS) for s, e in found.items()}
+    assert own == {"Accepted": "ACCEPTED", "Unanswered": "NEEDS-ACTION"}
+    assert found["Accepted"].organizer == "client1@customer.example"

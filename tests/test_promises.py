@@ -148,3 +148,25 @@ def test_messages_after_now_are_ignored_so_replays_are_honest() -> None:
     before_reply = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)
     result = run([mail(1, "noor@client.sa", THU_EVENING), reply], before_reply)
     assert result.promises[0].state is State.ACTIVE
+
+
+def test_a_stranger_writing_into_a_clients_thread_starts_no_clock() -> None:
+    # Quoting the thread's References ties Mallory's mail to Noor's thread.
+    first = mail(1, "noor@client.sa", THU_EVENING)
+    answer = Message(
+        **{
+            **mail(2, "omar@acme.example", THU_EVENING + timedelta(hours=1)).__dict__,
+            "to": (Address("noor@client.sa"),),
+        }
+    )
+    stranger = Message(
+        **{
+            **mail(3, "mallory@evil.example", THU_EVENING + timedelta(hours=2)).__dict__,
+            "references": ("<m1@x>",),
+        }
+    )
+    result = run([first, answer, stranger], datetime(2026, 11, 25, tzinfo=UTC))
+    [met] = result.promises
+    assert met.state is State.MET and not result.actions
+    [decision] = [d for d in result.decisions if d.message_id == "<m3@x>"]
+    assert decision.decision == "no clock: the sender is not the client"

@@ -820,12 +820,17 @@ class OutlookProvider:
             "tentativelyaccepted": "TENTATIVE",
             "organizer": "ACCEPTED",
         }
+        # The mailbox owner's own answer is the event's responseStatus; the attendee rows of an
+        # invitee's copy carry no reliable status for the owner.
+        own = str(((row.get("responseStatus") or {}).get("response")) or "").lower()
         attendees = []
         for a in row.get("attendees") or ():
             who = _address(a)
             if who is None:
                 continue
             response = str(((a.get("status") or {}).get("response")) or "").lower()
+            if who.email == self.address.lower() and own in partstats:
+                response = own
             attendees.append(Attendee(who.email, who.name, partstats.get(response, "NEEDS-ACTION")))
         organizer = _address(row.get("organizer"))
         return Event(
