@@ -857,6 +857,19 @@ def plan(
                 )
             )
             continue
+        if reply.headers.get(_KEY):
+            # Another installation's note: answering it would have it answer back, for ever.
+            decisions.append(
+                Decision(
+                    thread.mailbox,
+                    thread.thread_id,
+                    reply.message_id,
+                    "no meeting note: the mail was written by an agent",
+                    f"{reply.sender.email}'s message carries {KEY_HEADER}; agents do not "
+                    "answer agents, the rep does",
+                )
+            )
+            continue
         mine = by_thread.get((thread.mailbox, thread.thread_id), [])
 
         def language_of(thread: Thread = thread, client: Client = client) -> str:

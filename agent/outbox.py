@@ -60,6 +60,10 @@ INTERNAL_KINDS = frozenset(
     {ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK, ActionKind.HOLD}
 )
 MAX_POSTS = 5
+# Mail the agent writes to the team on its own (RFC 3834 ``auto-generated``): no responder, and
+# no other installation reading the mailbox, answers it. Exchange honours its own header.
+AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION})
+AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
 def post_json(url: str, payload: dict[str, str]) -> None:
@@ -275,6 +279,7 @@ class Outbox:
             reply_subject=action.subject if action.reply_to_message_id else "",
             message_id=message_id_for(action.key, self.domain),
             key=action.key,
+            extra_headers=AUTO_HEADERS if action.kind in AUTO_SUBMITTED_KINDS else None,
         )
         if msg["Date"] is None:
             msg["Date"] = format_datetime(now)

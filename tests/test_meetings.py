@@ -666,3 +666,37 @@ def test_follow_up_times_go_only_to_a_client_address() -> None:
     assert [d.decision for d in result.decisions] == [
         "follow-up without times: the recipient is not the client"
     ]
+
+
+def test_two_installations_do_not_answer_each_others_proposals(tmp_path: Path) -> None:
+    """Sam's agent proposes times to Yuki, whose company runs its own agent with Sam as a
+    client: the proposal, as it arrives there, asks for a meeting, yet gets no proposal back."""
+    from agent import mime
+    from agent.compose import Composer
+    from agent.outbox import Outbox
+
+    proposal = sent_proposal()
+    outbox = Outbox(
+        Store.open(f"sqlite:///{tmp_path / 'a.db'}"),
+        {},
+        Composer(Path(__file__).parent.parent / "templates"),
+        {"sam": Address("sam@acme.example", "Sam")},
+        domain="acme.example",
+    )
+    assert proposal.language == "ja"  # "候補日" in it reads as a request to meet
+    composed = outbox.compose(proposal, SENT_AT)
+    arrived = dataclasses.replace(
+        mime.to_message(bytes(composed), mailbox="yuki", provider_id="y1"),
+        body=mime.body_text(bytes(composed)),
+    )
+    sam = Client(key="sam", name="Sam", emails=frozenset({"sam@acme.example"}), zone="UTC")
+    yuki = dataclasses.replace(
+        REP, mailbox="yuki", address="yuki@tanaka.jp", addresses=frozenset({"yuki@tanaka.jp"})
+    )
+    d = Directory([sam], team_domains=frozenset({"tanaka.jp"}), team_addresses=yuki.addresses)
+    threads = build_threads([arrived], {"yuki": yuki.addresses}, d)
+    result = plan(threads, RULES, {"yuki": yuki}, client_calendar, {}, NOW)
+    assert result.actions == ()
+    assert [d.decision for d in result.decisions] == [
+        "no meeting note: the mail was written by an agent"
+    ]

@@ -450,3 +450,32 @@ def test_releasing_a_hold_never_made_cancels_it(store: Store, box: MemoryMailbox
     row = store.outbox_row(later.key)
     assert row is not None and row["status"] == CANCELLED
     assert outbox.run(NOW + timedelta(hours=2)) == [] and not box.event_store
+
+
+def test_team_mail_is_marked_auto_generated_and_no_agent_answers_it(
+    store: Store, box: MemoryMailbox
+) -> None:
+    import dataclasses
+
+    from agent import matching, mime
+    from agent.compose import sample_context
+    from agent.model import MessageKind
+
+    outbox = make(store, box)
+    escalation = dataclasses.replace(
+        reminder("promise/asha/t1/0/escalate/1", ActionKind.ESCALATION),
+        template="escalation",
+        context=sample_context("escalation"),
+    )
+    for action in (reminder(), escalation):
+        msg = outbox.compose(action, NOW)
+        assert msg["Auto-Submitted"] == "auto-generated"  # RFC 3834 5.
+        assert msg["X-Auto-Response-Suppress"] == "All"
+        seen = mime.to_message(bytes(msg), mailbox="other", provider_id="x")
+        assert matching.kind_of(seen)[0] is MessageKind.AUTO_REPLY
+    note = dataclasses.replace(
+        reminder("follow_up/asha/t1/<m@x>/1", ActionKind.FOLLOW_UP),
+        template="follow_up",
+        context=sample_context("follow_up"),
+    )
+    assert outbox.compose(note, NOW)["Auto-Submitted"] is None  # the rep's voice to a client
