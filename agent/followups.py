@@ -62,7 +62,7 @@ from agent.model import (
     utc,
 )
 from agent.promises import Decision, Rep
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, key_tag
 
 ClientCalendar = Callable[[Client], BusinessCalendar]
 Languages = Callable[[Thread], str]
@@ -165,8 +165,11 @@ class _World:
     def is_note(self, c: Classified) -> bool:
         return bool(c.message.headers.get(_KEY)) or c.message.message_id in self.notes
 
-    def note_key(self, c: Classified) -> str:
-        return c.message.headers.get(_KEY) or self.notes.get(c.message.message_id, "")
+    def note_key(self, c: Classified, keys: Mapping[str, str]) -> str:
+        """Which of ``keys`` (each key's tag, and the key itself, mapped to the key) the note
+        ``c`` was sent for, or ""."""
+        found = c.message.headers.get(_KEY, "").strip()
+        return keys.get(found, "") or keys.get(self.notes.get(c.message.message_id, ""), "")
 
     def rep(self, rep: Rep) -> dict[str, str]:
         return {**self.rep_details.get(rep.mailbox, {}), "name": rep.name, "email": rep.address}
@@ -424,12 +427,12 @@ def _steps(
     m = anchor.message
     base_key = f"follow_up/{thread.mailbox}/{thread.thread_id}/{m.message_id}"
     sent: dict[int, datetime] = {}
+    steps = {f"{base_key}/{step}": step for step in range(1, MAX_STEPS + 1)}
+    known = {form: key for key in steps for form in (key, key_tag(key))}
     for c in thread.messages:
-        key = world.note_key(c)
-        if key.startswith(base_key + "/") and c.message.date <= world.now:
-            number = key.rpartition("/")[2]
-            if number.isdigit():
-                sent.setdefault(int(number), c.message.date)
+        key = world.note_key(c, known)
+        if key and c.message.date <= world.now:
+            sent.setdefault(steps[key], c.message.date)
     holds = _absences(client, m.date, rule, cal, world, thread.mailbox)
     to = _recipient(m.recipients, client)
     assert to is not None  # _follow_thread stops a cadence with no client recipient

@@ -50,7 +50,7 @@ from agent.model import (
     Thread,
 )
 from agent.promises import Decision, Rep
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, carries_key
 from agent.rules import Match, parse_duration
 from agent.slots import Party, SlotRequest, propose
 from agent.textparts import own_text
@@ -781,7 +781,7 @@ def _sent_at(thread: Thread, key: str, notes: Mapping[str, str]) -> datetime | N
     """When the note with outbox ``key`` shows up in the thread (it was sent), if it does."""
     for c in thread.messages:
         m = c.message
-        if m.headers.get(_KEY) == key or notes.get(m.message_id) == key:
+        if carries_key(m.headers.get(_KEY), key) or notes.get(m.message_id) == key:
             return m.date
     return None
 

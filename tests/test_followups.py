@@ -767,3 +767,14 @@ def test_a_list_address_the_client_record_names_is_thanked() -> None:
     )
     thank, _ = thanks_of(run([], at(23, 18), [event], clients=(board, ANNA, JEN)))
     assert thank.to == (Address("board@ruiz.mx"),)
+
+
+def test_a_note_tagged_with_its_opaque_key_is_known_as_the_step_it_was() -> None:
+    from agent.providers.protocol import key_tag
+
+    key = "follow_up/sam/t1/<m2@x>/1"
+    raw = msg(3, "sam@acme.example", "carlos@ruiz.mx", at(24, 18), x_followup_key=key)
+    tagged = msg(3, "sam@acme.example", "carlos@ruiz.mx", at(24, 18), x_followup_key=key_tag(key))
+    steps = [(a.key, a.due) for a in follow_ups(run([ASKED, ANCHOR, tagged], at(25, 12)))]
+    assert steps == [(a.key, a.due) for a in follow_ups(run([ASKED, ANCHOR, raw], at(25, 12)))]
+    assert steps[1][1] == at(27, 18)  # step 2 counts from when step 1 went out

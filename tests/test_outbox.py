@@ -479,3 +479,38 @@ def test_team_mail_is_marked_auto_generated_and_no_agent_answers_it(
         context=sample_context("follow_up"),
     )
     assert outbox.compose(note, NOW)["Auto-Submitted"] is None  # the rep's voice to a client
+
+
+def test_outgoing_headers_reveal_no_mailbox_or_kind(store: Store, box: MemoryMailbox) -> None:
+    outbox = make(store, box)
+    store.enqueue([reminder("promise/asha/<thread@acme.example>/0/warn/0")])
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    [sent] = [m for m in box.messages.values() if "SENT" in m.labels]
+    headers = sent.raw.split(b"\r\n\r\n")[0].split(b"\n\n")[0]
+    tagged = [line for line in headers.splitlines() if line.lower().startswith(b"x-followup-key")]
+    assert len(tagged) == 1
+    for word in (b"promise", b"asha", b"warn", b"thread@"):
+        assert word not in tagged[0]
+        assert word not in next(
+            line for line in headers.splitlines() if line.lower().startswith(b"message-id")
+        )
+
+
+def test_a_note_sent_before_keys_were_tagged_is_still_recognised(
+    store: Store, box: MemoryMailbox
+) -> None:
+    from email.message import EmailMessage
+
+    outbox = make(store, box)
+    store.enqueue([reminder()])
+    store.transition(reminder().key, [PLANNED], SENDING)
+    old = EmailMessage()
+    old["From"], old["To"], old["Subject"] = "asha@acme.example", "asha@acme.example", "Quote"
+    old["Message-ID"] = "<followup.old@acme.example>"
+    old["Date"] = "Wed, 25 Nov 2026 07:00:00 +0000"
+    old["X-Followup-Key"] = reminder().key  # what notes carried before
+    old.set_content("Reminder")
+    box.deliver(bytes(old), labels=frozenset({"SENT"}))
+    [o] = outbox.run(NOW)
+    assert (o.status, o.detail) == (SENT, "reconciled: found in sent mail")
+    assert sent_count(box) == 1
