@@ -61,6 +61,7 @@ from agent.model import (
     Thread,
     utc,
 )
+from agent.neutral import no_links
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, key_tag
 
@@ -735,7 +736,9 @@ def _thank(
         "client": _person(client, name, to[0]),
         "rep": rep,
         "meeting": {
-            "summary": event.summary,
+            # Whoever sent the invitation wrote its title: quoted to the client, it must not
+            # become a link the rep seems to vouch for.
+            "summary": no_links(event.summary, client.company or client.name),
             "start": event.start,
             "end": event.end,
             "zone": cal.zone,
@@ -808,8 +811,9 @@ def _recipient(recipients: tuple[Address, ...], client: Client) -> Address | Non
 
 def _name_of(to: Address, client: Client) -> str:
     """Whom the note greets: never the record's contact when writing to a colleague of theirs."""
-    if to.name:
-        return to.name
+    name = no_links(to.name)  # a display name is whatever the sender typed
+    if name:
+        return name
     if to.email in client.emails or not client.emails:
         return client.name
     local = to.email.partition("@")[0]

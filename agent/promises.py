@@ -27,6 +27,7 @@ from agent.model import (
     Direction,
     Thread,
 )
+from agent.neutral import chat
 from agent.phrases import needs_no_answer
 from agent.rules import PromiseRule, RuleSet
 
@@ -327,10 +328,12 @@ def _evaluate(
                         reason=f"rule {rule.name!r}: escalation level {level} posted to the team",
                         context={
                             "url": hook,
+                            # Names and subjects come from outside: as chat markup they
+                            # could ping the channel or disguise a link.
                             "text": (
-                                f":rotating_light: {client.name} has waited past the "
-                                f"{rule.name} promise: {rep.name} owed a reply by "
-                                f'{deadline_at} UTC on "{start.message.subject}" '
+                                f":rotating_light: {chat(client.name)} has waited past the "
+                                f"{chat(rule.name)} promise: {chat(rep.name)} owed a reply by "
+                                f'{deadline_at} UTC on "{chat(start.message.subject)}" '
                                 f"(escalation level {level})."
                             ),
                         },

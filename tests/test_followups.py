@@ -778,3 +778,19 @@ def test_a_note_tagged_with_its_opaque_key_is_known_as_the_step_it_was() -> None
     steps = [(a.key, a.due) for a in follow_ups(run([ASKED, ANCHOR, tagged], at(25, 12)))]
     assert steps == [(a.key, a.due) for a in follow_ups(run([ASKED, ANCHOR, raw], at(25, 12)))]
     assert steps[1][1] == at(27, 18)  # step 2 counts from when step 1 went out
+
+
+def test_a_meeting_title_or_name_from_outside_becomes_no_link_in_the_thank_you() -> None:
+    event = demo(
+        summary="Demo Ruiz – https://evil.example/login",
+        attendees=(
+            Attendee("carlos@ruiz.mx", "www.evil.example", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "ACCEPTED"),
+        ),
+    )
+    thank, _ = thanks_of(run([], at(23, 18), [event]))
+    assert thank.context["meeting"]["summary"] == "Demo Ruiz"
+    assert thank.context["client"]["name"] == "Carlos Ruiz"
+    only_link = demo(summary="evil.example/login")
+    thank, _ = thanks_of(run([], at(23, 18), [only_link]))
+    assert thank.context["meeting"]["summary"] == "Ruiz Industrial"

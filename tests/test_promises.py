@@ -170,3 +170,26 @@ def test_a_stranger_writing_into_a_clients_thread_starts_no_clock() -> None:
     assert met.state is State.MET and not result.actions
     [decision] = [d for d in result.decisions if d.message_id == "<m3@x>"]
     assert decision.decision == "no clock: the sender is not the client"
+
+
+def test_a_subject_in_the_teams_webhook_cannot_ping_the_channel_or_hide_a_link() -> None:
+    import dataclasses
+
+    hooked = dataclasses.replace(REP, webhook="https://hooks.example/T1")
+    hostile = Message(
+        **{
+            **mail(1, "noor@client.sa", THU_EVENING).__dict__,
+            "subject": "<!channel> @here pay <https://evil.example/pay|the invoice> [now](x)",
+        }
+    )
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads([hostile], {"omar": REP.addresses}, d)
+    result = plan(
+        threads, rules(), {"omar": hooked}, client_calendar, datetime(2026, 11, 23, tzinfo=UTC)
+    )
+    texts = [str(a.context["text"]) for a in result.actions if a.kind.value == "webhook"]
+    assert texts
+    for text in texts:
+        assert "<!channel>" not in text and "<https://" not in text and "|the invoice>" not in text
+        assert "@here" not in text and "](" not in text
+        assert "&lt;!channel&gt;" in text  # shown as written, acting as nothing
