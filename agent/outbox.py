@@ -220,6 +220,15 @@ class Outbox:
         calendar = self.calendars.get(action.mailbox)
         if calendar is None:
             return Outcome(key, row["status"], "no calendar to hold the time on")
+        if action.context.get("op") != "release" and row["status"] == PLANNED:
+            # A hold keeps time for a proposal the client has been offered: none while the
+            # daily cap holds the proposal back, none once it is cancelled or has failed.
+            proposal = self.store.outbox_row(str(action.context.get("proposal", "")))
+            if proposal is not None and proposal["status"] in (PLANNED, DRAFTING):
+                return Outcome(key, PLANNED, "waits until its proposal goes out")
+            if proposal is not None and proposal["status"] in (CANCELLED, FAILED, NEEDS_ATTENTION):
+                self.store.transition(key, [PLANNED], CANCELLED)
+                return Outcome(key, CANCELLED, f"its proposal is {proposal['status']}")
         if not self.store.transition(
             key, [PLANNED, SENDING], SENDING, attempts=row["attempts"] + 1
         ):

@@ -514,3 +514,42 @@ def test_a_note_sent_before_keys_were_tagged_is_still_recognised(
     [o] = outbox.run(NOW)
     assert (o.status, o.detail) == (SENT, "reconciled: found in sent mail")
     assert sent_count(box) == 1
+
+
+def test_no_hold_for_a_proposal_the_daily_cap_holds_back(store: Store, box: MemoryMailbox) -> None:
+    from agent.compose import sample_context
+
+    proposal = Action(
+        key="proposal/asha/t/m",
+        kind=ActionKind.PROPOSAL,
+        mailbox="asha",
+        due=NOW - timedelta(minutes=1),
+        to=(Address("kenji@sato.example", "Kenji"),),
+        language="en",
+        template="proposal",
+        reason="test",
+        client="kenji",
+        context=sample_context("proposal"),
+    )
+    held = Action(
+        **{
+            **hold("create").__dict__,
+            "context": {**hold("create").context, "proposal": proposal.key},
+        }
+    )
+    store.enqueue([proposal, held])
+    capped = make(store, box)
+    capped.daily_cap, capped.calendars = 0, {"asha": box}
+    outcomes = {o.key: (o.status, o.detail) for o in capped.run(NOW)}
+    assert outcomes[proposal.key] == (PLANNED, "daily cap of 0 reached")
+    assert outcomes[held.key] == (PLANNED, "waits until its proposal goes out")
+    assert not box.event_store  # nothing held for a proposal nobody was sent
+    capped.daily_cap = 50  # the next day
+    assert [o.status for o in capped.run(NOW)] == [SENT, SENT]
+    assert sent_count(box) == 1 and len(box.event_store) == 1
+    # A cancelled proposal's holds are cancelled, never made.
+    other = Action(**{**held.__dict__, "key": "hold/2/proposal/asha/t/m2"})
+    other = Action(**{**other.__dict__, "context": {**held.context, "proposal": "p2"}})
+    store.enqueue([Action(**{**proposal.__dict__, "key": "p2"}), other])
+    store.transition("p2", [PLANNED], CANCELLED)
+    assert [(o.key, o.status) for o in capped.run(NOW)] == [(other.key, CANCELLED)]
