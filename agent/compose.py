@@ -131,9 +131,14 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "overdue": timedelta,
         "level": int,
     },
+    "digest": {
+        "reader": {"name": str},
+        "items": [{"kind": str, "client": str, "subject": str, "deadline": datetime}],
+        "zone": str,
+    },
 }
 # Purposes whose reader is on the team (rep or lead), not the client.
-INTERNAL_PURPOSES = frozenset({"reminder", "escalation"})
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest"})
 # Set by the composer for every template; a context may override ``locale``.
 PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
@@ -279,6 +284,24 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "overdue": timedelta(hours=3, minutes=15),
             "level": 1,
         },
+    }
+    data["digest"] = {
+        "reader": {"name": team_rep["name"]},
+        "items": [
+            {
+                "kind": "reminder",
+                "client": team_client["name"],
+                "subject": thread["subject"],
+                "deadline": datetime(2025, 3, 14, 14, 0, tzinfo=UTC),
+            },
+            {
+                "kind": "escalation",
+                "client": team_client["name"],
+                "subject": thread["subject"],
+                "deadline": datetime(2025, 3, 13, 9, 30, tzinfo=UTC),
+            },
+        ],
+        "zone": "Europe/Berlin",
     }
     sample = data[purpose]
     if minimal:

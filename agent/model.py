@@ -163,6 +163,7 @@ class ActionKind(enum.StrEnum):
     INVITE = "invite"  # the client chose a proposed time: a note carrying a calendar request
     HOLD = "hold"  # a tentative hold on the rep's calendar, created or released; no mail
     WEBHOOK = "webhook"
+    DIGEST = "digest"  # team mail past the team's daily cap, gathered into one message or post
 
 
 @dataclass(frozen=True)

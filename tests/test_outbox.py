@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from agent import mime
 from agent.compose import Composer
 from agent.errors import Permanent, Transient
 from agent.model import Action, ActionKind, Address, Interval
-from agent.outbox import Outbox
+from agent.outbox import DIGEST_EVERY, Outbox
 from agent.providers.local import LocalMailbox
 from agent.providers.memory import MemoryMailbox
 from agent.store import (
@@ -553,3 +554,44 @@ def test_no_hold_for_a_proposal_the_daily_cap_holds_back(store: Store, box: Memo
     store.enqueue([Action(**{**proposal.__dict__, "key": "p2"}), other])
     store.transition("p2", [PLANNED], CANCELLED)
     assert [(o.key, o.status) for o in capped.run(NOW)] == [(other.key, CANCELLED)]
+
+
+def test_team_mail_past_its_cap_is_folded_into_one_digest(store: Store, box: MemoryMailbox) -> None:
+    outbox = make(store, box)
+    outbox.team_daily_cap = 2
+    posted: list[dict[str, str]] = []
+    outbox.post = lambda url, payload: posted.append(payload)
+    reminders = [reminder(f"promise/asha/t{i}/0/warn/0") for i in range(5)]
+    hooks = [
+        Action(
+            key=f"promise/asha/t{i}/0/webhook/1",
+            kind=ActionKind.WEBHOOK,
+            mailbox="asha",
+            due=NOW - timedelta(minutes=5),
+            to=(),
+            language="en",
+            template="",
+            reason="test",
+            context={"url": "https://hooks.example/T1", "text": f"Kenji waited ({i})"},
+        )
+        for i in range(2)
+    ]
+    store.enqueue([*reminders, *hooks])
+    outcomes = outbox.run(NOW)
+    assert [o.status for o in outcomes] == [SENT, SENT] + [CANCELLED] * 5
+    assert sent_count(box) == 2 and posted == []  # the cap: two team notes a day
+    folded = {o.detail.rpartition(" ")[2] for o in outcomes if o.status == CANCELLED}
+    assert len(folded) == 2  # one digest for Asha's mail, one for the webhook
+    # The digests go out at the end of their span, past the cap, once each.
+    later = NOW + DIGEST_EVERY
+    assert sorted(o.status for o in outbox.run(later)) == [SENT, SENT]
+    assert outbox.run(later) == [] and sent_count(box) == 3
+    digest = next(
+        mime.parse(m.raw)
+        for m in box.messages.values()
+        if "SENT" in m.labels and "digest" in str(mime.parse(m.raw)["Subject"]).lower()
+    )
+    body = digest.get_body(preferencelist=("plain",)).get_content()
+    assert body.count("Kenji – Quote") == 3 and digest["Auto-Submitted"] == "auto-generated"
+    [post] = posted
+    assert "Kenji waited (0)" in post["text"] and "Kenji waited (1)" in post["text"]
