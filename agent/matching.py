@@ -260,7 +260,12 @@ def build_threads(
                 c
                 if c.client
                 else Classified(
-                    c.message, c.direction, c.kind, client_key, f"thread continuity; {c.reason}"
+                    c.message,
+                    c.direction,
+                    c.kind,
+                    client_key,
+                    f"thread continuity; {c.reason}",
+                    by_thread=True,
                 )
                 for c in items
             ]

@@ -269,6 +269,7 @@ class Classified:
     kind: MessageKind
     client: str = ""
     reason: str = ""
+    by_thread: bool = False  # the client came from the thread, not from the message's addresses
 
     @property
     def is_human(self) -> bool:

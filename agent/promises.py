@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.businesstime import BusinessCalendar
-from agent.matching import matches_client
 from agent.model import (
     Action,
     ActionKind,
@@ -195,15 +194,15 @@ def _thread(
             if not c.is_human:
                 decisions.append(_skip(c, thread, f"no clock: {c.kind.value}", c.reason))
                 continue
-            if not matches_client(m.sender.email, client):
-                # In the thread only by quoting its References: the client never wrote it.
+            if c.by_thread:
+                # In the thread only by quoting its References: no client wrote it.
                 decisions.append(
                     _skip(
                         c,
                         thread,
                         "no clock: the sender is not the client",
-                        f"{m.sender.email} is neither one of {client.name}'s addresses nor at "
-                        "its domains",
+                        f"{m.sender.email} is no client's address nor at a client's domain; "
+                        f"the message is {client.name}'s only by its thread",
                     )
                 )
                 continue

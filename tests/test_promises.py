@@ -193,3 +193,23 @@ def test_a_subject_in_the_teams_webhook_cannot_ping_the_channel_or_hide_a_link()
         assert "<!channel>" not in text and "<https://" not in text and "|the invoice>" not in text
         assert "@here" not in text and "](" not in text
         assert "&lt;!channel&gt;" in text  # shown as written, acting as nothing
+
+
+def test_another_clients_contact_in_the_thread_still_starts_a_clock() -> None:
+    other = Client(key="haddad", name="Haddad", emails=frozenset({"sara@haddad.example"}))
+    first = mail(1, "noor@client.sa", THU_EVENING)
+    answer = Message(
+        **{
+            **mail(2, "omar@acme.example", THU_EVENING + timedelta(hours=1)).__dict__,
+            "to": (Address("noor@client.sa"), Address("sara@haddad.example")),
+        }
+    )
+    sara = mail(3, "sara@haddad.example", THU_EVENING + timedelta(hours=2))
+    d = Directory(
+        [CLIENT, other], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses
+    )
+    threads = build_threads([first, answer, sara], {"omar": REP.addresses}, d)
+    result = plan(
+        threads, rules(), {"omar": REP}, client_calendar, datetime(2026, 11, 22, tzinfo=UTC)
+    )
+    assert [p.state for p in result.promises] == [State.MET, State.ACTIVE]
