@@ -40,7 +40,7 @@ from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
 from agent.invites import attach_invite, build_invite, hold_for, invite_for
 from agent.model import Action, ActionKind, Address, SentRef
-from agent.providers.protocol import CalendarProvider, MailProvider
+from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
 from agent.store import (
     CANCELLED,
     DRAFTED,
@@ -303,10 +303,12 @@ class Outbox:
         start = _EPOCH + span * DIGEST_EVERY
         webhook = action.kind is ActionKind.WEBHOOK
         reader = action.to[0] if action.to else None
-        to = "webhook" if webhook or reader is None else reader.email
+        # One digest per reader, and per webhook (a rule may post to its own channel).
+        url = str(action.context.get("url", ""))
+        to = f"webhook-{key_tag(url)[:12]}" if webhook or reader is None else reader.email
         key = f"digest/{action.mailbox}/{to}/{start:%Y%m%dT%H%MZ}"
         context: dict[str, Any] = (
-            {"url": action.context.get("url", "")}
+            {"url": url}
             if webhook or reader is None
             else {
                 "reader": {"name": reader.name or reader.email},
