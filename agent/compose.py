@@ -25,7 +25,6 @@ when the template is in that language, else in the template's language.
 from __future__ import annotations
 
 import email.policy
-import hashlib
 import re
 import tomllib
 import traceback
@@ -47,7 +46,7 @@ from markupsafe import Markup, escape
 from agent import localefmt
 from agent.errors import Problem, TemplateError
 from agent.model import Address
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, key_tag
 
 BLOCKS = ("subject", "text", "html")
 REQUIRED_BLOCKS = ("subject", "text")
@@ -132,9 +131,14 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "overdue": timedelta,
         "level": int,
     },
+    "digest": {
+        "reader": {"name": str},
+        "items": [{"kind": str, "client": str, "subject": str, "deadline": datetime}],
+        "zone": str,
+    },
 }
 # Purposes whose reader is on the team (rep or lead), not the client.
-INTERNAL_PURPOSES = frozenset({"reminder", "escalation"})
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest"})
 # Set by the composer for every template; a context may override ``locale``.
 PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
@@ -280,6 +284,24 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "overdue": timedelta(hours=3, minutes=15),
             "level": 1,
         },
+    }
+    data["digest"] = {
+        "reader": {"name": team_rep["name"]},
+        "items": [
+            {
+                "kind": "reminder",
+                "client": team_client["name"],
+                "subject": thread["subject"],
+                "deadline": datetime(2025, 3, 14, 14, 0, tzinfo=UTC),
+            },
+            {
+                "kind": "escalation",
+                "client": team_client["name"],
+                "subject": thread["subject"],
+                "deadline": datetime(2025, 3, 13, 9, 30, tzinfo=UTC),
+            },
+        ],
+        "zone": "Europe/Berlin",
     }
     sample = data[purpose]
     if minimal:
@@ -849,8 +871,7 @@ def message_id_for(key: str, domain: str) -> str:
     domain = domain.strip().lower()
     if not domain or re.search(r"[\s<>@\x00-\x1f\x7f]", domain):
         raise ValueError(f"not a mail domain: {domain!r}")
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    return f"<followup.{digest}@{domain}>"
+    return f"<followup.{key_tag(key)}@{domain}>"
 
 
 def _msg_id(value: str) -> str | None:
@@ -921,7 +942,7 @@ def build_message(
             refs = [refs[0], *refs[-(_MAX_REFERENCES - 1) :]]
         msg["In-Reply-To"] = parent
         msg["References"] = " ".join(refs)
-    msg[KEY_HEADER] = clean_header(key)
+    msg[KEY_HEADER] = key_tag(key)  # opaque: the key itself names mailboxes and kinds
 
     for name, value in (extra_headers or {}).items():
         if not _HEADER_NAME.match(name):

@@ -61,6 +61,9 @@ class Paths(_Strict):
 class Outbox(_Strict):
     mode: Literal["draft", "send"] = "draft"
     daily_cap: int = Field(50, ge=1)
+    # Reminders, escalations and webhook posts a mailbox may send a day; more are gathered
+    # into a digest (one per recipient every few hours) instead of flooding the team.
+    team_daily_cap: int = Field(50, ge=1)
 
 
 class Lead(_Strict):

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from agent import phrases
+from agent import matching, phrases
 from agent.businesstime import BusinessCalendar, Shift
 from agent.cadences import MAX_STEPS, Cadences, FollowUpRule, ThankYouRule
 from agent.matching import FREE_MAIL
@@ -61,8 +61,9 @@ from agent.model import (
     Thread,
     utc,
 )
+from agent.neutral import no_links
 from agent.promises import Decision, Rep
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, key_tag
 
 ClientCalendar = Callable[[Client], BusinessCalendar]
 Languages = Callable[[Thread], str]
@@ -165,8 +166,11 @@ class _World:
     def is_note(self, c: Classified) -> bool:
         return bool(c.message.headers.get(_KEY)) or c.message.message_id in self.notes
 
-    def note_key(self, c: Classified) -> str:
-        return c.message.headers.get(_KEY) or self.notes.get(c.message.message_id, "")
+    def note_key(self, c: Classified, keys: Mapping[str, str]) -> str:
+        """Which of ``keys`` (each key's tag, and the key itself, mapped to the key) the note
+        ``c`` was sent for, or ""."""
+        found = c.message.headers.get(_KEY, "").strip()
+        return keys.get(found, "") or keys.get(self.notes.get(c.message.message_id, ""), "")
 
     def rep(self, rep: Rep) -> dict[str, str]:
         return {**self.rep_details.get(rep.mailbox, {}), "name": rep.name, "email": rep.address}
@@ -351,6 +355,13 @@ def _follow_thread(
         no_answer, why = phrases.needs_no_answer(anchor.message.body, client.language)
         if no_answer:
             stop = ("no follow-up: the rep's message needs no answer", why)
+    if stop is None and _recipient(anchor.message.recipients, client) is None:
+        stop = (
+            "no follow-up: the rep wrote to nobody of the client's",
+            f"{rep.name}'s message went to "
+            f"{', '.join(a.email for a in anchor.message.recipients) or 'nobody'}, none of "
+            f"them {client.name}'s address or at its domains",
+        )
     rule = cadences.follow_up_for(client, thread.mailbox, rep.team)
     if stop is None and rule is None:
         stop = ("no follow-up: no rule matches", f"no [[follow_up]] rule accepts {client.key}")
@@ -417,14 +428,15 @@ def _steps(
     m = anchor.message
     base_key = f"follow_up/{thread.mailbox}/{thread.thread_id}/{m.message_id}"
     sent: dict[int, datetime] = {}
+    steps = {f"{base_key}/{step}": step for step in range(1, MAX_STEPS + 1)}
+    known = {form: key for key in steps for form in (key, key_tag(key))}
     for c in thread.messages:
-        key = world.note_key(c)
-        if key.startswith(base_key + "/") and c.message.date <= world.now:
-            number = key.rpartition("/")[2]
-            if number.isdigit():
-                sent.setdefault(int(number), c.message.date)
+        key = world.note_key(c, known)
+        if key and c.message.date <= world.now:
+            sent.setdefault(steps[key], c.message.date)
     holds = _absences(client, m.date, rule, cal, world, thread.mailbox)
-    to = _recipient(m.recipients, client, rep, world)
+    to = _recipient(m.recipients, client)
+    assert to is not None  # _follow_thread stops a cadence with no client recipient
     name = _name_of(to, client)
     local = m.date.astimezone(cal.tz)
     notes: list[_Note] = []
@@ -582,10 +594,27 @@ def _thank_yous(
         if rep is None or event.all_day or event.end > world.now:
             continue
         by_client: dict[str, list[Any]] = {}
+        lists: dict[str, list[str]] = {}
         for a in event.attendees:
             client = world.client_of(a.email)
-            if client is not None and a.email.lower() not in rep.addresses:
+            if client is None or a.email.lower() in rep.addresses:
+                continue
+            if matching.trusted_recipient(a.email, client):
                 by_client.setdefault(client.key, []).append(a)
+            else:  # all-staff@, board@: a list reaches people who were never in the meeting
+                lists.setdefault(client.key, []).append(a.email)
+        for key, addresses in lists.items():
+            if key not in by_client:
+                decisions.append(
+                    Decision(
+                        event.mailbox,
+                        "",
+                        f"thank_you/{event.mailbox}/{event.provider_id}/{key}",
+                        "no thank-you: only list addresses",
+                        f"{', '.join(addresses)} in {event.summary!r} look like distribution "
+                        "lists, not people, and the client record does not name them",
+                    )
+                )
         for key, attendees in by_client.items():
             client = world.clients[key]
             ident = f"{event.mailbox}/{event.provider_id}/{client.key}"
@@ -617,6 +646,18 @@ def _thank_yous(
     return notes, decisions, obsolete
 
 
+def rep_had(event: Event, rep: Rep) -> bool:
+    """Whether ``event`` is a meeting the rep had: one the rep organised (or an event of the
+    rep's own with no organizer) or accepted. Anyone can put an invitation on a calendar."""
+    organizer = event.organizer.strip().lower()
+    if not organizer or organizer in rep.addresses:
+        return True
+    return any(
+        a.email.strip().lower() in rep.addresses and a.partstat.upper() == "ACCEPTED"
+        for a in event.attendees
+    )
+
+
 def _owner(
     event: Event, sharing: Mapping[tuple[str, datetime], list[str]], reps: Mapping[str, Rep]
 ) -> str:
@@ -637,6 +678,12 @@ def _no_thanks(
 ) -> tuple[str, str] | None:
     if event.status == "cancelled":
         return "no thank-you: meeting cancelled", f"{event.summary!r} was cancelled"
+    if not rep_had(event, rep):
+        return (
+            "no thank-you: not the rep's meeting",
+            f"{event.summary!r} came from {event.organizer} and {rep.name} never accepted it; "
+            "an invitation is not a meeting the rep had",
+        )
     if all(a.partstat.upper() == "DECLINED" for a in attendees):
         names = ", ".join(a.name or a.email for a in attendees)
         return "no thank-you: client declined", f"{names} declined {event.summary!r}"
@@ -689,7 +736,9 @@ def _thank(
         "client": _person(client, name, to[0]),
         "rep": rep,
         "meeting": {
-            "summary": event.summary,
+            # Whoever sent the invitation wrote its title: quoted to the client, it must not
+            # become a link the rep seems to vouch for.
+            "summary": no_links(event.summary, client.company or client.name),
             "start": event.start,
             "end": event.end,
             "zone": cal.zone,
@@ -750,23 +799,21 @@ def _thank(
 # -- shared -----------------------------------------------------------------------------------
 
 
-def _recipient(recipients: tuple[Address, ...], client: Client, rep: Rep, world: _World) -> Address:
-    """The client address the rep last wrote to: a known client address, else the first other."""
-    for a in recipients:
-        if _same(world.client_of(a.email), client):
-            return a
-    others = [a for a in recipients if a.email not in rep.addresses]
-    return (others or list(recipients))[0]
-
-
-def _same(found: Client | None, client: Client) -> bool:
-    return found is not None and found.key == client.key
+def _recipient(recipients: tuple[Address, ...], client: Client) -> Address | None:
+    """The client address the rep last wrote to (a person's before a list's), or ``None`` when
+    the rep wrote to nobody the client record names: a thread is tied to a client by anyone
+    who writes into it, so its other addresses are nobody the agent may chase."""
+    matched = [a for a in recipients if matching.matches_client(a.email, client)]
+    people = [a for a in matched if matching.trusted_recipient(a.email, client)]
+    chosen = people or matched
+    return chosen[0] if chosen else None
 
 
 def _name_of(to: Address, client: Client) -> str:
     """Whom the note greets: never the record's contact when writing to a colleague of theirs."""
-    if to.name:
-        return to.name
+    name = no_links(to.name)  # a display name is whatever the sender typed
+    if name:
+        return name
     if to.email in client.emails or not client.emails:
         return client.name
     local = to.email.partition("@")[0]

@@ -71,6 +71,85 @@ AUTO_SUBJECTS = (
 )
 
 
+# Local parts of addresses that reach a group, not a person: a thank-you to ``all-staff@`` or
+# ``board@`` at a client company reaches people who were never in the meeting.
+LIST_LOCAL_PARTS = frozenset(
+    {
+        "all",
+        "allstaff",
+        "all-staff",
+        "all_staff",
+        "allhands",
+        "all-hands",
+        "everyone",
+        "everybody",
+        "staff",
+        "board",
+        "directors",
+        "employees",
+        "team",
+        "company",
+        "office",
+        "list",
+        "announce",
+        "announcements",
+        "info",
+        "contact",
+        "hello",
+        "sales",
+        "support",
+        "admin",
+        "hr",
+        "marketing",
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+    }
+)
+_LIST_HEADS = ("all-", "all.", "all_", "everyone", "list-", "list.", "list_")
+_LIST_TAILS = (
+    "-all",
+    ".all",
+    "_all",
+    "-list",
+    ".list",
+    "_list",
+    "-staff",
+    ".staff",
+    "-team",
+    "-board",
+)
+
+
+def is_list_like(email: str) -> bool:
+    """Whether ``email`` looks like a distribution list or a role address (``all-staff@``,
+    ``board@``, ``sales-list@``) rather than a person's."""
+    local = email.strip().lower().rpartition("@")[0].partition("+")[0]
+    if local in LIST_LOCAL_PARTS:
+        return True
+    return local.startswith(_LIST_HEADS) or local.endswith(_LIST_TAILS)
+
+
+def matches_client(email: str, client: Client) -> bool:
+    """Whether ``email`` is ``client``'s by the record itself: one of its addresses, or an
+    address at one of its company domains (never a free-mail domain). Thread continuity is
+    no reason: anyone can write into a thread by quoting its ``References``."""
+    email = email.strip().lower()
+    if email in {e.lower() for e in client.emails}:
+        return True
+    domain = email.rpartition("@")[2]
+    return domain not in FREE_MAIL and domain in {d.lower() for d in client.domains}
+
+
+def trusted_recipient(email: str, client: Client) -> bool:
+    """Whether a note on ``client``'s behalf may go to ``email``: it matches the client and is
+    not a list-like address, unless the record names it as a contact."""
+    if email.strip().lower() in {e.lower() for e in client.emails}:
+        return True
+    return matches_client(email, client) and not is_list_like(email)
+
+
 def kind_of(message: Message) -> tuple[MessageKind, str]:
     """What kind of mail this is, and the header that said so."""
     h = message.headers
@@ -181,7 +260,12 @@ def build_threads(
                 c
                 if c.client
                 else Classified(
-                    c.message, c.direction, c.kind, client_key, f"thread continuity; {c.reason}"
+                    c.message,
+                    c.direction,
+                    c.kind,
+                    client_key,
+                    f"thread continuity; {c.reason}",
+                    by_thread=True,
                 )
                 for c in items
             ]

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import get_day_names, get_month_names
 
-from agent import phrases, zones
+from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
 from agent.errors import Problem
 from agent.model import (
@@ -50,7 +50,7 @@ from agent.model import (
     Thread,
 )
 from agent.promises import Decision, Rep
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, carries_key
 from agent.rules import Match, parse_duration
 from agent.slots import Party, SlotRequest, propose
 from agent.textparts import own_text
@@ -781,7 +781,7 @@ def _sent_at(thread: Thread, key: str, notes: Mapping[str, str]) -> datetime | N
     """When the note with outbox ``key`` shows up in the thread (it was sent), if it does."""
     for c in thread.messages:
         m = c.message
-        if m.headers.get(_KEY) == key or notes.get(m.message_id) == key:
+        if carries_key(m.headers.get(_KEY), key) or notes.get(m.message_id) == key:
             return m.date
     return None
 
@@ -843,6 +843,33 @@ def plan(
         if not seen or seen[-1].direction is not Direction.INBOUND:
             continue  # the rep has answered since: the rep handles the meeting
         reply = seen[-1].message
+        if not matching.matches_client(reply.sender.email, client):
+            # Quoting a thread's References is enough to land in it: a stranger's mail there
+            # proposes nothing, invites nobody and is not read as the client's choice.
+            decisions.append(
+                Decision(
+                    thread.mailbox,
+                    thread.thread_id,
+                    reply.message_id,
+                    "no meeting note: the sender is not the client",
+                    f"{reply.sender.email} wrote into {client.name}'s thread but is neither "
+                    f"one of its addresses nor at its domains; nothing goes to them",
+                )
+            )
+            continue
+        if reply.headers.get(_KEY):
+            # Another installation's note: answering it would have it answer back, for ever.
+            decisions.append(
+                Decision(
+                    thread.mailbox,
+                    thread.thread_id,
+                    reply.message_id,
+                    "no meeting note: the mail was written by an agent",
+                    f"{reply.sender.email}'s message carries {KEY_HEADER}; agents do not "
+                    "answer agents, the rep does",
+                )
+            )
+            continue
         mine = by_thread.get((thread.mailbox, thread.thread_id), [])
 
         def language_of(thread: Thread = thread, client: Client = client) -> str:
@@ -1055,6 +1082,19 @@ def propose_in_follow_ups(
             MeetingRule(name="follow-up", source=""),
         )
         email = action.to[0].email if action.to else ""
+        if not matching.matches_client(email, client):
+            out.append(action)
+            decisions.append(
+                Decision(
+                    action.mailbox,
+                    action.thread_id,
+                    action.key,
+                    "follow-up without times: the recipient is not the client",
+                    f"{email or 'nobody'} is neither one of {client.name}'s addresses nor at "
+                    "its domains; meeting times go only to the client",
+                )
+            )
+            continue
         context, missing = _offer(
             client,
             email,

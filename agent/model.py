@@ -163,6 +163,7 @@ class ActionKind(enum.StrEnum):
     INVITE = "invite"  # the client chose a proposed time: a note carrying a calendar request
     HOLD = "hold"  # a tentative hold on the rep's calendar, created or released; no mail
     WEBHOOK = "webhook"
+    DIGEST = "digest"  # team mail past the team's daily cap, gathered into one message or post
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ class Classified:
     kind: MessageKind
     client: str = ""
     reason: str = ""
+    by_thread: bool = False  # the client came from the thread, not from the message's addresses
 
     @property
     def is_human(self) -> bool:

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
 from agent.invites import attach_invite, build_invite, hold_for, invite_for
 from agent.model import Action, ActionKind, Address, SentRef
-from agent.providers.protocol import CalendarProvider, MailProvider
+from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
 from agent.store import (
     CANCELLED,
     DRAFTED,
@@ -57,9 +57,24 @@ from agent.store import (
 log = logging.getLogger("followup.outbox")
 # Never held back by the mode or counted against the daily cap of notes to clients.
 INTERNAL_KINDS = frozenset(
-    {ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK, ActionKind.HOLD}
+    {
+        ActionKind.REMINDER,
+        ActionKind.ESCALATION,
+        ActionKind.WEBHOOK,
+        ActionKind.HOLD,
+        ActionKind.DIGEST,
+    }
 )
+# Team-side notes, counted against the team's own daily cap; past it they are gathered into a
+# digest per recipient (and one per webhook) every DIGEST_EVERY, due at the end of that span.
+TEAM_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK})
+DIGEST_EVERY = timedelta(hours=4)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_POSTS = 5
+# Mail the agent writes to the team on its own (RFC 3834 ``auto-generated``): no responder, and
+# no other installation reading the mailbox, answers it. Exchange honours its own header.
+AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.DIGEST})
+AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
 def post_json(url: str, payload: dict[str, str]) -> None:
@@ -87,6 +102,7 @@ class Outbox:
         *,
         mode: str = "draft",
         daily_cap: int = 50,
+        team_daily_cap: int = 50,
         domain: str = "followup.invalid",
         on_message: Callable[[Action, Any], None] | None = None,
         post: Callable[[str, dict[str, str]], None] | None = None,
@@ -98,6 +114,7 @@ class Outbox:
         self.senders = senders
         self.mode = mode
         self.daily_cap = daily_cap
+        self.team_daily_cap = team_daily_cap
         self.domain = domain
         self.on_message = on_message
         self.post = post or post_json
@@ -157,7 +174,19 @@ class Outbox:
     def _step(self, row: dict[str, Any], provider: MailProvider, now: datetime) -> Outcome:
         key, status = row["key"], row["status"]
         action = action_from_json(row["action"])
-        if action.kind is ActionKind.WEBHOOK:
+        if status == PLANNED and action.kind in TEAM_KINDS and self._over_team_cap(action, now):
+            return self._fold(action, now)
+        if action.kind is ActionKind.DIGEST and (
+            status == PLANNED or (status == SENDING and not action.to)
+        ):
+            gathered = self._gathered(action)
+            if gathered is None:
+                self.store.transition(key, [PLANNED, SENDING], CANCELLED)
+                return Outcome(key, CANCELLED, "nothing was gathered into it")
+            action = gathered
+            if action.to:
+                return self._draft_and_send(action, provider, now)
+        if action.kind in (ActionKind.WEBHOOK, ActionKind.DIGEST) and not action.to:
             return self._post(action, row)
         if action.kind is ActionKind.HOLD:
             return self._hold(action, row)
@@ -216,6 +245,15 @@ class Outbox:
         calendar = self.calendars.get(action.mailbox)
         if calendar is None:
             return Outcome(key, row["status"], "no calendar to hold the time on")
+        if action.context.get("op") != "release" and row["status"] == PLANNED:
+            # A hold keeps time for a proposal the client has been offered: none while the
+            # daily cap holds the proposal back, none once it is cancelled or has failed.
+            proposal = self.store.outbox_row(str(action.context.get("proposal", "")))
+            if proposal is not None and proposal["status"] in (PLANNED, DRAFTING):
+                return Outcome(key, PLANNED, "waits until its proposal goes out")
+            if proposal is not None and proposal["status"] in (CANCELLED, FAILED, NEEDS_ATTENTION):
+                self.store.transition(key, [PLANNED], CANCELLED)
+                return Outcome(key, CANCELLED, f"its proposal is {proposal['status']}")
         if not self.store.transition(
             key, [PLANNED, SENDING], SENDING, attempts=row["attempts"] + 1
         ):
@@ -254,6 +292,78 @@ class Outbox:
         self.store.transition(key, [SENDING], SENT)
         return Outcome(key, SENT, "hold released")
 
+    # -- the team's own cap --------------------------------------------------------------
+    def _over_team_cap(self, action: Action, now: datetime) -> bool:
+        sent = self.store.sent_since(action.mailbox, now - timedelta(days=1))
+        return len([r for r in sent if r["kind"] in TEAM_KINDS]) >= self.team_daily_cap
+
+    def _fold(self, action: Action, now: datetime) -> Outcome:
+        """Gather a team note past the team's daily cap into its recipient's digest."""
+        span = (now - _EPOCH) // DIGEST_EVERY
+        start = _EPOCH + span * DIGEST_EVERY
+        webhook = action.kind is ActionKind.WEBHOOK
+        reader = action.to[0] if action.to else None
+        # One digest per reader, and per webhook (a rule may post to its own channel).
+        url = str(action.context.get("url", ""))
+        to = f"webhook-{key_tag(url)[:12]}" if webhook or reader is None else reader.email
+        key = f"digest/{action.mailbox}/{to}/{start:%Y%m%dT%H%MZ}"
+        context: dict[str, Any] = (
+            {"url": url}
+            if webhook or reader is None
+            else {
+                "reader": {"name": reader.name or reader.email},
+                "zone": str(action.context.get("rep_zone") or "UTC"),
+            }
+        )
+        self.store.enqueue(
+            [
+                Action(
+                    key=key,
+                    kind=ActionKind.DIGEST,
+                    mailbox=action.mailbox,
+                    due=start + DIGEST_EVERY,
+                    to=() if webhook else action.to,
+                    language=action.language,
+                    template="" if webhook else "digest",
+                    reason=f"team notes past the daily cap of {self.team_daily_cap}, gathered",
+                    context=context,
+                )
+            ]
+        )
+        self.store.transition(action.key, [PLANNED], CANCELLED, last_error=f"folded into {key}")
+        return Outcome(
+            action.key, CANCELLED, f"team cap of {self.team_daily_cap} reached: folded into {key}"
+        )
+
+    def _gathered(self, digest: Action) -> Action | None:
+        """``digest`` with the notes folded into it, or ``None`` when there are none."""
+        mark = f"folded into {digest.key}"
+        folded = [
+            action_from_json(r["action"])
+            for r in self.store.outbox(statuses=(CANCELLED,), mailbox=digest.mailbox)
+            if r["last_error"] == mark
+        ]
+        if not folded:
+            return None
+        if not digest.to:
+            lines = [str(a.context.get("text", "")) for a in folded]
+            text = f"{len(folded)} more escalations, gathered:\n" + "\n".join(
+                f"• {line}" for line in lines
+            )
+            return replace(digest, context={**digest.context, "text": text})
+        items = []
+        for a in folded:
+            client, thread = a.context.get("client", {}), a.context.get("thread", {})
+            items.append(
+                {
+                    "kind": a.kind.value,
+                    "client": str(client.get("name", a.client)),
+                    "subject": str(thread.get("subject", a.subject)),
+                    "deadline": a.context.get("deadline", a.due),
+                }
+            )
+        return replace(digest, context={**digest.context, "items": items})
+
     def _sends(self, action: Action) -> bool:
         return action.kind in INTERNAL_KINDS or (action.mode or self.mode) == "send"
 
@@ -275,6 +385,7 @@ class Outbox:
             reply_subject=action.subject if action.reply_to_message_id else "",
             message_id=message_id_for(action.key, self.domain),
             key=action.key,
+            extra_headers=AUTO_HEADERS if action.kind in AUTO_SUBMITTED_KINDS else None,
         )
         if msg["Date"] is None:
             msg["Date"] = format_datetime(now)

@@ -26,6 +26,7 @@ from agent.model import (
     Direction,
     Thread,
 )
+from agent.neutral import chat
 from agent.phrases import needs_no_answer
 from agent.rules import PromiseRule, RuleSet
 
@@ -193,6 +194,18 @@ def _thread(
             if not c.is_human:
                 decisions.append(_skip(c, thread, f"no clock: {c.kind.value}", c.reason))
                 continue
+            if c.by_thread:
+                # In the thread only by quoting its References: no client wrote it.
+                decisions.append(
+                    _skip(
+                        c,
+                        thread,
+                        "no clock: the sender is not the client",
+                        f"{m.sender.email} is no client's address nor at a client's domain; "
+                        f"the message is {client.name}'s only by its thread",
+                    )
+                )
+                continue
             if opened is not None:
                 continue  # the clock already runs from the oldest unanswered message
             if m.body:
@@ -314,10 +327,12 @@ def _evaluate(
                         reason=f"rule {rule.name!r}: escalation level {level} posted to the team",
                         context={
                             "url": hook,
+                            # Names and subjects come from outside: as chat markup they
+                            # could ping the channel or disguise a link.
                             "text": (
-                                f":rotating_light: {client.name} has waited past the "
-                                f"{rule.name} promise: {rep.name} owed a reply by "
-                                f'{deadline_at} UTC on "{start.message.subject}" '
+                                f":rotating_light: {chat(client.name)} has waited past the "
+                                f"{chat(rule.name)} promise: {chat(rep.name)} owed a reply by "
+                                f'{deadline_at} UTC on "{chat(start.message.subject)}" '
                                 f"(escalation level {level})."
                             ),
                         },

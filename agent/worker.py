@@ -640,6 +640,7 @@ class Worker:
             calendars=calendars or {},
             mode=s.outbox.mode,
             daily_cap=s.outbox.daily_cap,
+            team_daily_cap=s.outbox.team_daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
         )
 

@@ -44,6 +44,7 @@ import pytest
 from agent import config as config_module
 from agent import pipeline
 from agent.config import Mailbox
+from agent.providers.protocol import key_tag
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault, new_key
 from agent.store import DRAFTING, FAILED, NEEDS_ATTENTION, SENDING, SENT, Store
@@ -302,7 +303,8 @@ class Harness:
         finally:
             connect.close()
         with parent_store(self.url) as store:
-            reference = {r["key"]: r["kind"] for r in store.outbox(statuses=(SENT,))}
+            # Mail carries each key's opaque tag: the reference is kept by tag to compare.
+            reference = {key_tag(r["key"]): r["kind"] for r in store.outbox(statuses=(SENT,))}
         self.due_notes = len(reference)
         assert self.world.sent_keys() == dict.fromkeys(reference, 1)
         return reference
@@ -322,7 +324,7 @@ class Harness:
 
     def verify(self, reference: dict[str, str], sent: dict[str, int]) -> None:
         with parent_store(self.url) as store:
-            rows = {r["key"]: r for r in store.outbox()}
+            rows = {key_tag(r["key"]): r for r in store.outbox()}
         t = self.tally
         dupes = {k: c for k, c in sent.items() if c > 1}
         lost = sorted(set(reference) - set(sent))

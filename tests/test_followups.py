@@ -689,3 +689,108 @@ def test_every_planned_note_renders_in_every_language_we_ship() -> None:
         for language in sorted(composer.languages(action.template)):
             rendered = composer.render(action.template, language, dict(action.context))
             assert rendered.subject and rendered.text.strip()
+
+
+# -- who a note may go to ---------------------------------------------------------------------
+
+
+def test_no_follow_up_to_a_stranger_who_wrote_into_the_clients_thread() -> None:
+    # Mallory quotes the thread's References, so the thread stays Carlos's; the rep answers
+    # Mallory, and that message must not start a cadence chasing Mallory.
+    stranger = msg(3, "mallory@evil.example", "sam@acme.example", at(19, 17), refs=["<m1@x>"])
+    answer = msg(4, "sam@acme.example", "mallory@evil.example", at(19, 18), refs=["<m1@x>"])
+    result = run([ASKED, stranger, answer], at(20, 12))
+    assert follow_ups(result) == []
+    assert "no follow-up: the rep wrote to nobody of the client's" in decided(result)
+
+
+def test_a_follow_up_prefers_a_person_to_a_list_at_the_client() -> None:
+    anchor = dataclasses.replace(
+        ANCHOR, to=(Address("sales@ruiz.mx"), Address("lupe@ruiz.mx", "Lupe Ortiz"))
+    )
+    [first, *_] = follow_ups(run([ASKED, anchor], at(20, 12)))
+    assert first.to == (Address("lupe@ruiz.mx", "Lupe Ortiz"),)
+
+
+def test_no_thank_you_for_a_strangers_invitation_the_rep_never_accepted() -> None:
+    invitation = demo(
+        organizer="mallory@evil.example",
+        attendees=(
+            Attendee("carlos@ruiz.mx", "Carlos Ruiz", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "NEEDS-ACTION"),
+        ),
+    )
+    result = run([], at(23, 18), [invitation])
+    assert thanks_of(result) == []
+    assert decided(result) == ["no thank-you: not the rep's meeting"]
+
+
+def test_a_meeting_the_rep_accepted_or_organised_is_thanked_for() -> None:
+    accepted = demo(organizer="carlos@ruiz.mx")  # Sam's attendee row says ACCEPTED
+    organised = demo(
+        organizer="s.lee@acme.example",
+        attendees=(Attendee("carlos@ruiz.mx", "Carlos Ruiz", "ACCEPTED"),),
+    )
+    for event in (accepted, organised):
+        assert len(thanks_of(run([], at(23, 18), [event]))) == 2
+
+
+def test_a_thank_you_never_goes_to_a_list_address_at_the_client() -> None:
+    event = demo(
+        attendees=(
+            Attendee("carlos@ruiz.mx", "Carlos Ruiz", "ACCEPTED"),
+            Attendee("all-staff@ruiz.mx", "", "ACCEPTED"),
+            Attendee("board@ruiz.mx", "", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "ACCEPTED"),
+        )
+    )
+    thank, _ = thanks_of(run([], at(23, 18), [event]))
+    assert thank.to == (Address("carlos@ruiz.mx", "Carlos Ruiz"),)
+    only_lists = demo(
+        attendees=(
+            Attendee("board@ruiz.mx", "", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "ACCEPTED"),
+        )
+    )
+    result = run([], at(23, 18), [only_lists])
+    assert thanks_of(result) == []
+    assert decided(result) == ["no thank-you: only list addresses"]
+
+
+def test_a_list_address_the_client_record_names_is_thanked() -> None:
+    board = dataclasses.replace(CARLOS, emails=frozenset({"carlos@ruiz.mx", "board@ruiz.mx"}))
+    event = demo(
+        attendees=(
+            Attendee("board@ruiz.mx", "", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "ACCEPTED"),
+        )
+    )
+    thank, _ = thanks_of(run([], at(23, 18), [event], clients=(board, ANNA, JEN)))
+    assert thank.to == (Address("board@ruiz.mx"),)
+
+
+def test_a_note_tagged_with_its_opaque_key_is_known_as_the_step_it_was() -> None:
+    from agent.providers.protocol import key_tag
+
+    key = "follow_up/sam/t1/<m2@x>/1"
+    raw = msg(3, "sam@acme.example", "carlos@ruiz.mx", at(24, 18), x_followup_key=key)
+    tagged = msg(3, "sam@acme.example", "carlos@ruiz.mx", at(24, 18), x_followup_key=key_tag(key))
+    steps = [(a.key, a.due) for a in follow_ups(run([ASKED, ANCHOR, tagged], at(25, 12)))]
+    assert steps == [(a.key, a.due) for a in follow_ups(run([ASKED, ANCHOR, raw], at(25, 12)))]
+    assert steps[1][1] == at(27, 18)  # step 2 counts from when step 1 went out
+
+
+def test_a_meeting_title_or_name_from_outside_becomes_no_link_in_the_thank_you() -> None:
+    event = demo(
+        summary="Demo Ruiz – https://evil.example/login",
+        attendees=(
+            Attendee("carlos@ruiz.mx", "www.evil.example", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "ACCEPTED"),
+        ),
+    )
+    thank, _ = thanks_of(run([], at(23, 18), [event]))
+    assert thank.context["meeting"]["summary"] == "Demo Ruiz"
+    assert thank.context["client"]["name"] == "Carlos Ruiz"
+    only_link = demo(summary="evil.example/login")
+    thank, _ = thanks_of(run([], at(23, 18), [only_link]))
+    assert thank.context["meeting"]["summary"] == "Ruiz Industrial"

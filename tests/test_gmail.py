@@ -39,7 +39,7 @@ from agent.providers.gmail import (
     retry_after_seconds,
 )
 from agent.providers.google_auth import SCOPES, connect_gmail, load_credentials
-from agent.providers.protocol import KEY_HEADER, CalendarProvider, MailProvider
+from agent.providers.protocol import KEY_HEADER, CalendarProvider, MailProvider, key_tag
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
 from tests.fakes.gmail import GoogleEmulator, raw_message
@@ -453,7 +453,7 @@ def test_send_rewrites_message_id_and_reads_it_back(
     assert sent.thread_id == thread
     assert sent.message_id.endswith("@mail.gmail.com>")
     assert emu.header(sent.provider_id, "Message-ID") == sent.message_id
-    assert emu.header(sent.provider_id, KEY_HEADER) == "k3"
+    assert emu.header(sent.provider_id, KEY_HEADER) == key_tag("k3")
 
 
 def test_crash_after_draft_created_is_reconciled_to_one_send(
@@ -482,7 +482,7 @@ def test_crash_after_send_accepted_is_found_in_sent(
         gmail.send_draft(draft_id)
     found = make_gmail(emu, sleeps).find_sent("k5")
     assert found is not None
-    assert emu.header(found.provider_id, KEY_HEADER) == "k5"
+    assert emu.header(found.provider_id, KEY_HEADER) == key_tag("k5")
     assert found.message_id == emu.header(found.provider_id, "Message-ID")
     assert len(emu.sent()) == 6
     assert gmail.find_draft("k5") is None
@@ -507,7 +507,7 @@ def test_sync_ignores_drafts_until_sent(emu: GoogleEmulator, gmail: GmailProvide
     sent = gmail.send_draft(draft_id)
     after = gmail.sync(step.cursor)
     assert [m.provider_id for m in after.messages] == [sent.provider_id]
-    assert after.messages[0].headers[KEY_HEADER.lower()] == "k7"
+    assert after.messages[0].headers[KEY_HEADER.lower()] == key_tag("k7")
 
 
 # --------------------------------------------------------------------------- calendar

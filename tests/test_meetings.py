@@ -572,3 +572,131 @@ def test_a_reply_after_the_invitation_is_not_read_against_the_proposal() -> None
         earlier=[proposal, action],
     )
     assert later.actions == () and later.decisions == ()
+
+
+# --- who a meeting note may go to -------------------------------------------------------------
+
+
+def test_a_stranger_asking_to_meet_in_a_clients_thread_gets_no_proposal() -> None:
+    # Quoting the thread's References puts a stranger's mail in Yuki's thread.
+    result = plan(
+        thread(
+            ("yuki@tanaka.jp", "Please send the invoice again."),
+            ("mallory@evil.example", "Can we schedule a call next week?"),
+        ),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+    )
+    assert result.actions == ()
+    [decision] = result.decisions
+    assert decision.decision == "no meeting note: the sender is not the client"
+    assert decision.message_id == "<m1@x>" and "mallory@evil.example" in decision.reason
+
+
+def test_a_stranger_choosing_a_proposed_time_gets_no_invitation() -> None:
+    proposal = sent_proposal()
+    [thread] = answered("Option 2")
+    messages = [c.message for c in thread.messages]
+    messages[-1] = dataclasses.replace(messages[-1], sender=Address("mallory@evil.example"))
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    result = plan(
+        build_threads(messages, {"sam": REP.addresses}, d),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+        earlier=[proposal],
+    )
+    assert [a.kind for a in result.actions] == []
+    assert [d.decision for d in result.decisions] == [
+        "no meeting note: the sender is not the client"
+    ]
+
+
+def test_a_colleague_at_the_clients_domain_may_ask_to_meet() -> None:
+    client = dataclasses.replace(CLIENT, domains=frozenset({"tanaka.jp"}))
+    msgs = [
+        Message(
+            mailbox="sam",
+            provider_id="p0",
+            thread_id="<t@x>",
+            message_id="<m0@x>",
+            sender=Address("aiko@tanaka.jp"),
+            to=(Address("sam@acme.example"),),
+            date=NOW - timedelta(hours=2),
+            subject="Renewal",
+            body="Can we schedule a call next week?",
+        )
+    ]
+    d = Directory([client], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads(msgs, {"sam": REP.addresses}, d)
+    [action] = plan(threads, RULES, {"sam": REP}, client_calendar, {}, NOW).actions
+    assert action.to == (Address("aiko@tanaka.jp"),)
+
+
+def test_follow_up_times_go_only_to_a_client_address() -> None:
+    step = Action(
+        key="follow_up/sam/<t@x>/<m0@x>/1",
+        kind=ActionKind.FOLLOW_UP,
+        mailbox="sam",
+        due=NOW,
+        to=(Address("mallory@evil.example"),),
+        language="en",
+        template="follow_up",
+        reason="r",
+        client=CLIENT.key,
+        thread_id="<t@x>",
+        context={"step": 1},
+    )
+    result = propose_in_follow_ups(
+        [step],
+        lambda a: True,
+        RULES,
+        {CLIENT.key: CLIENT},
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+    )
+    assert [a.kind for a in result.actions] == [ActionKind.FOLLOW_UP]
+    assert [d.decision for d in result.decisions] == [
+        "follow-up without times: the recipient is not the client"
+    ]
+
+
+def test_two_installations_do_not_answer_each_others_proposals(tmp_path: Path) -> None:
+    """Sam's agent proposes times to Yuki, whose company runs its own agent with Sam as a
+    client: the proposal, as it arrives there, asks for a meeting, yet gets no proposal back."""
+    from agent import mime
+    from agent.compose import Composer
+    from agent.outbox import Outbox
+
+    proposal = sent_proposal()
+    outbox = Outbox(
+        Store.open(f"sqlite:///{tmp_path / 'a.db'}"),
+        {},
+        Composer(Path(__file__).parent.parent / "templates"),
+        {"sam": Address("sam@acme.example", "Sam")},
+        domain="acme.example",
+    )
+    assert proposal.language == "ja"  # "候補日" in it reads as a request to meet
+    composed = outbox.compose(proposal, SENT_AT)
+    arrived = dataclasses.replace(
+        mime.to_message(bytes(composed), mailbox="yuki", provider_id="y1"),
+        body=mime.body_text(bytes(composed)),
+    )
+    sam = Client(key="sam", name="Sam", emails=frozenset({"sam@acme.example"}), zone="UTC")
+    yuki = dataclasses.replace(
+        REP, mailbox="yuki", address="yuki@tanaka.jp", addresses=frozenset({"yuki@tanaka.jp"})
+    )
+    d = Directory([sam], team_domains=frozenset({"tanaka.jp"}), team_addresses=yuki.addresses)
+    threads = build_threads([arrived], {"yuki": yuki.addresses}, d)
+    result = plan(threads, RULES, {"yuki": yuki}, client_calendar, {}, NOW)
+    assert result.actions == ()
+    assert [d.decision for d in result.decisions] == [
+        "no meeting note: the mail was written by an agent"
+    ]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.providers.protocol import key_tag
 from agent.providers.tokens import Vault, new_key
 from agent.store import INCREMENTAL, NEEDS_RECONNECT, SENT, Store
 from agent.worker import Worker
@@ -97,7 +98,8 @@ def crash_free_reference(tmp_path: Path) -> dict[str, str]:
             connect.close()
         store = Store.open(url)
         try:
-            return {r["key"]: r["kind"] for r in store.outbox(statuses=(SENT,))}
+            # Mail carries each key's opaque tag: the reference is kept by tag to compare.
+            return {key_tag(r["key"]): r["kind"] for r in store.outbox(statuses=(SENT,))}
         finally:
             store.close()
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from agent import mime
 from agent.compose import Composer
 from agent.errors import Permanent, Transient
 from agent.model import Action, ActionKind, Address, Interval
-from agent.outbox import Outbox
+from agent.outbox import DIGEST_EVERY, Outbox
 from agent.providers.local import LocalMailbox
 from agent.providers.memory import MemoryMailbox
 from agent.store import (
@@ -450,3 +451,147 @@ def test_releasing_a_hold_never_made_cancels_it(store: Store, box: MemoryMailbox
     row = store.outbox_row(later.key)
     assert row is not None and row["status"] == CANCELLED
     assert outbox.run(NOW + timedelta(hours=2)) == [] and not box.event_store
+
+
+def test_team_mail_is_marked_auto_generated_and_no_agent_answers_it(
+    store: Store, box: MemoryMailbox
+) -> None:
+    import dataclasses
+
+    from agent import matching, mime
+    from agent.compose import sample_context
+    from agent.model import MessageKind
+
+    outbox = make(store, box)
+    escalation = dataclasses.replace(
+        reminder("promise/asha/t1/0/escalate/1", ActionKind.ESCALATION),
+        template="escalation",
+        context=sample_context("escalation"),
+    )
+    for action in (reminder(), escalation):
+        msg = outbox.compose(action, NOW)
+        assert msg["Auto-Submitted"] == "auto-generated"  # RFC 3834 5.
+        assert msg["X-Auto-Response-Suppress"] == "All"
+        seen = mime.to_message(bytes(msg), mailbox="other", provider_id="x")
+        assert matching.kind_of(seen)[0] is MessageKind.AUTO_REPLY
+    note = dataclasses.replace(
+        reminder("follow_up/asha/t1/<m@x>/1", ActionKind.FOLLOW_UP),
+        template="follow_up",
+        context=sample_context("follow_up"),
+    )
+    assert outbox.compose(note, NOW)["Auto-Submitted"] is None  # the rep's voice to a client
+
+
+def test_outgoing_headers_reveal_no_mailbox_or_kind(store: Store, box: MemoryMailbox) -> None:
+    outbox = make(store, box)
+    store.enqueue([reminder("promise/asha/<thread@acme.example>/0/warn/0")])
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    [sent] = [m for m in box.messages.values() if "SENT" in m.labels]
+    headers = sent.raw.split(b"\r\n\r\n")[0].split(b"\n\n")[0]
+    tagged = [line for line in headers.splitlines() if line.lower().startswith(b"x-followup-key")]
+    assert len(tagged) == 1
+    for word in (b"promise", b"asha", b"warn", b"thread@"):
+        assert word not in tagged[0]
+        assert word not in next(
+            line for line in headers.splitlines() if line.lower().startswith(b"message-id")
+        )
+
+
+def test_a_note_sent_before_keys_were_tagged_is_still_recognised(
+    store: Store, box: MemoryMailbox
+) -> None:
+    from email.message import EmailMessage
+
+    outbox = make(store, box)
+    store.enqueue([reminder()])
+    store.transition(reminder().key, [PLANNED], SENDING)
+    old = EmailMessage()
+    old["From"], old["To"], old["Subject"] = "asha@acme.example", "asha@acme.example", "Quote"
+    old["Message-ID"] = "<followup.old@acme.example>"
+    old["Date"] = "Wed, 25 Nov 2026 07:00:00 +0000"
+    old["X-Followup-Key"] = reminder().key  # what notes carried before
+    old.set_content("Reminder")
+    box.deliver(bytes(old), labels=frozenset({"SENT"}))
+    [o] = outbox.run(NOW)
+    assert (o.status, o.detail) == (SENT, "reconciled: found in sent mail")
+    assert sent_count(box) == 1
+
+
+def test_no_hold_for_a_proposal_the_daily_cap_holds_back(store: Store, box: MemoryMailbox) -> None:
+    from agent.compose import sample_context
+
+    proposal = Action(
+        key="proposal/asha/t/m",
+        kind=ActionKind.PROPOSAL,
+        mailbox="asha",
+        due=NOW - timedelta(minutes=1),
+        to=(Address("kenji@sato.example", "Kenji"),),
+        language="en",
+        template="proposal",
+        reason="test",
+        client="kenji",
+        context=sample_context("proposal"),
+    )
+    held = Action(
+        **{
+            **hold("create").__dict__,
+            "context": {**hold("create").context, "proposal": proposal.key},
+        }
+    )
+    store.enqueue([proposal, held])
+    capped = make(store, box)
+    capped.daily_cap, capped.calendars = 0, {"asha": box}
+    outcomes = {o.key: (o.status, o.detail) for o in capped.run(NOW)}
+    assert outcomes[proposal.key] == (PLANNED, "daily cap of 0 reached")
+    assert outcomes[held.key] == (PLANNED, "waits until its proposal goes out")
+    assert not box.event_store  # nothing held for a proposal nobody was sent
+    capped.daily_cap = 50  # the next day
+    assert [o.status for o in capped.run(NOW)] == [SENT, SENT]
+    assert sent_count(box) == 1 and len(box.event_store) == 1
+    # A cancelled proposal's holds are cancelled, never made.
+    other = Action(**{**held.__dict__, "key": "hold/2/proposal/asha/t/m2"})
+    other = Action(**{**other.__dict__, "context": {**held.context, "proposal": "p2"}})
+    store.enqueue([Action(**{**proposal.__dict__, "key": "p2"}), other])
+    store.transition("p2", [PLANNED], CANCELLED)
+    assert [(o.key, o.status) for o in capped.run(NOW)] == [(other.key, CANCELLED)]
+
+
+def test_team_mail_past_its_cap_is_folded_into_one_digest(store: Store, box: MemoryMailbox) -> None:
+    outbox = make(store, box)
+    outbox.team_daily_cap = 2
+    posted: list[dict[str, str]] = []
+    outbox.post = lambda url, payload: posted.append(payload)
+    reminders = [reminder(f"promise/asha/t{i}/0/warn/0") for i in range(5)]
+    hooks = [
+        Action(
+            key=f"promise/asha/t{i}/0/webhook/1",
+            kind=ActionKind.WEBHOOK,
+            mailbox="asha",
+            due=NOW - timedelta(minutes=5),
+            to=(),
+            language="en",
+            template="",
+            reason="test",
+            context={"url": "https://hooks.example/T1", "text": f"Kenji waited ({i})"},
+        )
+        for i in range(2)
+    ]
+    store.enqueue([*reminders, *hooks])
+    outcomes = outbox.run(NOW)
+    assert [o.status for o in outcomes] == [SENT, SENT] + [CANCELLED] * 5
+    assert sent_count(box) == 2 and posted == []  # the cap: two team notes a day
+    folded = {o.detail.rpartition(" ")[2] for o in outcomes if o.status == CANCELLED}
+    assert len(folded) == 2  # one digest for Asha's mail, one for the webhook
+    # The digests go out at the end of their span, past the cap, once each.
+    later = NOW + DIGEST_EVERY
+    assert sorted(o.status for o in outbox.run(later)) == [SENT, SENT]
+    assert outbox.run(later) == [] and sent_count(box) == 3
+    digest = next(
+        mime.parse(m.raw)
+        for m in box.messages.values()
+        if "SENT" in m.labels and "digest" in str(mime.parse(m.raw)["Subject"]).lower()
+    )
+    body = digest.get_body(preferencelist=("plain",)).get_content()
+    assert body.count("Kenji – Quote") == 3 and digest["Auto-Submitted"] == "auto-generated"
+    [post] = posted
+    assert "Kenji waited (0)" in post["text"] and "Kenji waited (1)" in post["text"]

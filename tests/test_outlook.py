@@ -25,6 +25,7 @@ from agent.providers.msal_auth import (
     connect_outlook_interactive,
 )
 from agent.providers.outlook import (
+    INTERNET_HEADER_PROPERTY,
     KEY_PROPERTY,
     MailboxGate,
     OutlookProvider,
@@ -33,7 +34,7 @@ from agent.providers.outlook import (
     parse_datetime_tz,
     transaction_id,
 )
-from agent.providers.protocol import CalendarProvider, MailProvider
+from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
 from tests.fakes.graph import GraphEmulator
@@ -433,9 +434,31 @@ def _sent_count(rig: Rig) -> int:
 def test_draft_is_tagged_with_the_key_property(rig: Rig) -> None:
     draft_id = rig.provider.draft(outgoing(ADDRESS, key="k:1"), key="k:1")
     item = rig.graph.boxes[ADDRESS].messages[draft_id]
-    assert item.ext == {KEY_PROPERTY: "k:1"} and item.folder == "drafts"
+    assert item.ext == {KEY_PROPERTY: key_tag("k:1")} and item.folder == "drafts"
     assert item.data["toRecipients"][0]["emailAddress"]["address"] == "client1@customer.example"
-    assert {"name": "X-Followup-Key", "value": "k:1"} in item.headers
+    assert {"name": "X-Followup-Key", "value": key_tag("k:1")} in item.headers
+
+
+def test_the_key_is_opaque_and_a_note_tagged_before_tags_is_still_found(rig: Rig) -> None:
+    key = "proposal/asha/<t@x>/<m@x>"
+    draft_id = rig.provider.draft(outgoing(ADDRESS, key=key), key=key)
+    item = rig.graph.boxes[ADDRESS].messages[draft_id]
+    shown = json.dumps([item.ext, item.headers])
+    assert "asha" not in shown and "proposal" not in shown
+    assert rig.provider.find_draft(key) == draft_id
+    # A draft an earlier version tagged with the key itself.
+    old = rig.provider.draft(outgoing(ADDRESS, key="k:old"), key="k:new")
+    rig.graph.boxes[ADDRESS].messages[old].ext[KEY_PROPERTY] = "k:old"
+    assert rig.provider.find_draft("k:old") == old
+
+
+def test_auto_submitted_and_x_headers_reach_graph(rig: Rig) -> None:
+    message = outgoing(ADDRESS, key="k:a")
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    item = rig.graph.boxes[ADDRESS].messages[rig.provider.draft(message, key="k:a")]
+    assert {"name": "X-Auto-Response-Suppress", "value": "All"} in item.headers
+    assert item.ext[INTERNET_HEADER_PROPERTY + "Auto-Submitted"] == "auto-generated"
 
 
 def test_crash_after_drafting_finds_the_draft_and_sends_it_once(rig: Rig) -> None:
@@ -700,3 +723,31 @@ def test_paging_links_to_other_hosts_are_refused(rig: Rig) -> None:
     with pytest.raises(Permanent):
         rig.provider.sync(cursor)
     assert len(rig.graph.requests) == before
+
+
+def test_the_owners_own_answer_to_an_invitation_is_read_from_response_status(rig: Rig) -> None:
+    # Graph: an invitee's copy has the owner's answer in event.responseStatus, while the
+    # owner's attendee row says "none".
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def row(email: str) -> dict[str, Any]:
+        return {
+            "emailAddress": {"address": email, "name": ""},
+            "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+            "type": "required",
+        }
+
+    for subject, response in (("Accepted", "accepted"), ("Unanswered", "notResponded")):
+        rig.graph.add_event(
+            ADDRESS,
+            subject,
+            now + timedelta(days=1),
+            now + timedelta(days=1, hours=1),
+            organizer="client1@customer.example",
+            attendees=[row("client1@customer.example"), row(ADDRESS)],
+            response=response,
+        )
+    found = {e.summary: e for e in rig.provider.events(None).events}
+    own = {s: next(a.partstat for a in e.attendees if a.email == ADDRESS) for s, e in found.items()}
+    assert own == {"Accepted": "ACCEPTED", "Unanswered": "NEEDS-ACTION"}
+    assert found["Accepted"].organizer == "client1@customer.example"

@@ -148,3 +148,68 @@ def test_messages_after_now_are_ignored_so_replays_are_honest() -> None:
     before_reply = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)
     result = run([mail(1, "noor@client.sa", THU_EVENING), reply], before_reply)
     assert result.promises[0].state is State.ACTIVE
+
+
+def test_a_stranger_writing_into_a_clients_thread_starts_no_clock() -> None:
+    # Quoting the thread's References ties Mallory's mail to Noor's thread.
+    first = mail(1, "noor@client.sa", THU_EVENING)
+    answer = Message(
+        **{
+            **mail(2, "omar@acme.example", THU_EVENING + timedelta(hours=1)).__dict__,
+            "to": (Address("noor@client.sa"),),
+        }
+    )
+    stranger = Message(
+        **{
+            **mail(3, "mallory@evil.example", THU_EVENING + timedelta(hours=2)).__dict__,
+            "references": ("<m1@x>",),
+        }
+    )
+    result = run([first, answer, stranger], datetime(2026, 11, 25, tzinfo=UTC))
+    [met] = result.promises
+    assert met.state is State.MET and not result.actions
+    [decision] = [d for d in result.decisions if d.message_id == "<m3@x>"]
+    assert decision.decision == "no clock: the sender is not the client"
+
+
+def test_a_subject_in_the_teams_webhook_cannot_ping_the_channel_or_hide_a_link() -> None:
+    import dataclasses
+
+    hooked = dataclasses.replace(REP, webhook="https://hooks.example/T1")
+    hostile = Message(
+        **{
+            **mail(1, "noor@client.sa", THU_EVENING).__dict__,
+            "subject": "<!channel> @here pay <https://evil.example/pay|the invoice> [now](x)",
+        }
+    )
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads([hostile], {"omar": REP.addresses}, d)
+    result = plan(
+        threads, rules(), {"omar": hooked}, client_calendar, datetime(2026, 11, 23, tzinfo=UTC)
+    )
+    texts = [str(a.context["text"]) for a in result.actions if a.kind.value == "webhook"]
+    assert texts
+    for text in texts:
+        assert "<!channel>" not in text and "<https://" not in text and "|the invoice>" not in text
+        assert "@here" not in text and "](" not in text
+        assert "&lt;!channel&gt;" in text  # shown as written, acting as nothing
+
+
+def test_another_clients_contact_in_the_thread_still_starts_a_clock() -> None:
+    other = Client(key="haddad", name="Haddad", emails=frozenset({"sara@haddad.example"}))
+    first = mail(1, "noor@client.sa", THU_EVENING)
+    answer = Message(
+        **{
+            **mail(2, "omar@acme.example", THU_EVENING + timedelta(hours=1)).__dict__,
+            "to": (Address("noor@client.sa"), Address("sara@haddad.example")),
+        }
+    )
+    sara = mail(3, "sara@haddad.example", THU_EVENING + timedelta(hours=2))
+    d = Directory(
+        [CLIENT, other], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses
+    )
+    threads = build_threads([first, answer, sara], {"omar": REP.addresses}, d)
+    result = plan(
+        threads, rules(), {"omar": REP}, client_calendar, datetime(2026, 11, 22, tzinfo=UTC)
+    )
+    assert [p.state for p in result.promises] == [State.MET, State.ACTIVE]

@@ -262,7 +262,7 @@ class GmailWorld:
 
     # -- what the mailboxes hold -----------------------------------------------------------
     def sent_keys(self, name: str | None = None) -> Counter[str]:
-        """How many messages in the Sent folder(s) carry each X-Followup-Key."""
+        """How many messages in the Sent folder(s) carry each X-Followup-Key (a key's tag)."""
         counts: Counter[str] = Counter()
         for emu_name, emu in self.emulators.items():
             if name is not None and emu_name != name:
@@ -274,7 +274,7 @@ class GmailWorld:
         return counts
 
     def draft_keys(self) -> Counter[str]:
-        """How many unsent drafts carry each X-Followup-Key."""
+        """How many unsent drafts carry each X-Followup-Key (a key's tag)."""
         counts: Counter[str] = Counter()
         for emu in self.emulators.values():
             with emu.lock:

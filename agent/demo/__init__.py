@@ -173,6 +173,7 @@ def run_demo(out: Path) -> DemoResult:
         senders,
         mode=settings.outbox.mode,
         daily_cap=settings.outbox.daily_cap,
+        team_daily_cap=settings.outbox.team_daily_cap,
         domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
         on_message=keep,
         post=post,

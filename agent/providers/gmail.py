@@ -62,7 +62,7 @@ from agent.model import (
     SyncResult,
 )
 from agent.providers.google_auth import refresh_error
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 from agent.providers.ratelimit import Buckets, TokenBucket, read_retrying
 
 log = logging.getLogger(__name__)
@@ -642,13 +642,13 @@ class GmailProvider(_GoogleClient):
     # ---------------------------------------------------------------- sending
 
     def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
-        """Create a draft carrying ``key`` in its X-Followup-Key header; return the draft id.
+        """Create a draft carrying ``key``'s tag in its X-Followup-Key header; return its id.
 
         Not retried: a lost answer could leave two drafts; the outbox asks ``find_draft`` first.
         """
         outgoing = copy.deepcopy(message)
         del outgoing[KEY_HEADER]
-        outgoing[KEY_HEADER] = key
+        outgoing[KEY_HEADER] = key_tag(key)
         body: dict[str, Any] = {
             "message": {"raw": base64.urlsafe_b64encode(bytes(outgoing)).decode()}
         }
@@ -713,7 +713,7 @@ class GmailProvider(_GoogleClient):
             )
             for mid in ids:
                 resource = fetched.get(mid)
-                if resource is not None and _header(resource, KEY_HEADER) == key:
+                if resource is not None and carries_key(_header(resource, KEY_HEADER), key):
                     return SentRef(
                         provider_id=mid,
                         message_id=_header(resource, "Message-ID") or "",
@@ -745,7 +745,9 @@ class GmailProvider(_GoogleClient):
             )
             for did in ids:
                 resource = fetched.get(did)
-                if resource is not None and _header(resource.get("message", {}), KEY_HEADER) == key:
+                if resource is not None and carries_key(
+                    _header(resource.get("message", {}), KEY_HEADER), key
+                ):
                     return did
             token = page.get("nextPageToken")
             if not token:

@@ -27,7 +27,7 @@ import icalendar
 from agent import calendars, invites, mime
 from agent.errors import Permanent
 from agent.model import Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 
 FOLDERS = {"inbox": "INBOX", "sent": "SENT"}
 EVENT_HORIZON = timedelta(days=120)
@@ -97,7 +97,7 @@ class LocalMailbox:
 
     def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
         del message[KEY_HEADER]
-        message[KEY_HEADER] = key
+        message[KEY_HEADER] = key_tag(key)
         if message["Date"] is None:
             message["Date"] = format_datetime(self.clock())
         return self._box("drafts").add(bytes(message))
@@ -119,7 +119,7 @@ class LocalMailbox:
         box = self._box(folder)
         for item in box.iterkeys():
             raw = box.get_bytes(item)
-            if mime.parse(raw).get(KEY_HEADER) == key:
+            if carries_key(mime.parse(raw).get(KEY_HEADER), key):
                 return item, raw
         return None
 

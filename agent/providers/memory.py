@@ -18,7 +18,7 @@ from email.utils import format_datetime
 from agent import mime
 from agent.errors import CursorExpired, ProviderError, Transient
 from agent.model import Event, EventSyncResult, Interval, Invite, Message, SentRef, SyncResult
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 
 
 @dataclass
@@ -146,7 +146,7 @@ class MemoryMailbox:
     def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
         self._enter("draft")
         del message[KEY_HEADER]
-        message[KEY_HEADER] = key
+        message[KEY_HEADER] = key_tag(key)
         if message["Date"] is None:
             message["Date"] = format_datetime(self.clock())
         draft_id = f"d{self._bump()}"
@@ -173,14 +173,14 @@ class MemoryMailbox:
         for pid, stored in self.messages.items():
             if "SENT" in stored.labels:
                 parsed = mime.parse(stored.raw)
-                if parsed.get(KEY_HEADER) == key:
+                if carries_key(parsed.get(KEY_HEADER), key):
                     return SentRef(pid, str(parsed["Message-ID"]), stored.thread_id)
         return None
 
     def find_draft(self, key: str) -> str | None:
         self._enter("find_draft")
         for draft_id, (message, _) in self.drafts.items():
-            if message.get(KEY_HEADER) == key:
+            if carries_key(message.get(KEY_HEADER), key):
                 return draft_id
         return None
 

@@ -52,7 +52,7 @@ from agent.model import (
     SentRef,
     SyncResult,
 )
-from agent.providers.protocol import KEY_HEADER
+from agent.providers.protocol import KEY_HEADER, key_tag
 from agent.providers.ratelimit import Buckets, TokenBucket, read_retrying
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,11 @@ IMMUTABLE = 'IdType="ImmutableId"'
 # A single-value extended property in our own namespace GUID carries the outbox key: unlike
 # internet headers it can be filtered on in Drafts and Sent Items.
 KEY_PROPERTY = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name FollowupKey"
+# internetMessageHeaders takes only x- headers ("Graph: message resource"); a standard header
+# such as Auto-Submitted is a named property in PS_INTERNET_HEADERS, which Exchange writes out
+# as that header ([MS-OXCMAIL]; the property set is named in [MS-OXPROPS]).
+INTERNET_HEADER_PROPERTY = "String {00020386-0000-0000-C000-000000000046} Name "
+PASSED_HEADERS = ("Auto-Submitted",)
 FOLDERS = (("inbox", "INBOX"), ("sentitems", "SENT"))
 # Only what Message needs. internetMessageHeaders is selectable in delta like in any GET (the
 # delta reference: "$select ... as in any GET request"); it carries In-Reply-To, References and
@@ -598,9 +603,17 @@ class OutlookProvider:
             "body": {"contentType": kind, "content": content},
             "toRecipients": _graph_recipients(str(v) for v in message.get_all("To", [])),
             "ccRecipients": _graph_recipients(str(v) for v in message.get_all("Cc", [])),
-            "singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": key}],
-            "internetMessageHeaders": [{"name": KEY_HEADER, "value": key}],
+            "singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": key_tag(key)}],
+            "internetMessageHeaders": [{"name": KEY_HEADER, "value": key_tag(key)}],
         }
+        for name, value in message.items():
+            if name.lower().startswith("x-") and name.lower() != KEY_HEADER.lower():
+                payload["internetMessageHeaders"].append({"name": name, "value": str(value)})
+        for name in PASSED_HEADERS:
+            if message[name] is not None:
+                payload["singleValueExtendedProperties"].append(
+                    {"id": INTERNET_HEADER_PROPERTY + name, "value": str(message[name])}
+                )
         bcc = _graph_recipients(str(v) for v in message.get_all("Bcc", []))
         if bcc:
             payload["bccRecipients"] = bcc
@@ -651,16 +664,21 @@ class OutlookProvider:
         )
 
     def _find_tagged(self, folder: str, key: str) -> dict[str, Any] | None:
-        query = urlencode(
-            {
-                "$filter": _key_filter(key),
-                "$select": "id,internetMessageId,conversationId,isDraft",
-                "$top": "1",
-            }
-        )
-        page = self._read("GET", f"{self._root}/mailFolders/{folder}/messages?{query}")
-        rows = (page or {}).get("value") or []
-        return dict(rows[0]) if rows else None
+        """The message in ``folder`` tagged for ``key``: by its tag, then by the key itself, as
+        notes made before tags carried it."""
+        for value in (key_tag(key), key):
+            query = urlencode(
+                {
+                    "$filter": _key_filter(value),
+                    "$select": "id,internetMessageId,conversationId,isDraft",
+                    "$top": "1",
+                }
+            )
+            page = self._read("GET", f"{self._root}/mailFolders/{folder}/messages?{query}")
+            rows = (page or {}).get("value") or []
+            if rows:
+                return dict(rows[0])
+        return None
 
     def find_sent(self, key: str) -> SentRef | None:
         row = self._find_tagged("sentitems", key)
@@ -820,12 +838,17 @@ class OutlookProvider:
             "tentativelyaccepted": "TENTATIVE",
             "organizer": "ACCEPTED",
         }
+        # The mailbox owner's own answer is the event's responseStatus; the attendee rows of an
+        # invitee's copy carry no reliable status for the owner.
+        own = str(((row.get("responseStatus") or {}).get("response")) or "").lower()
         attendees = []
         for a in row.get("attendees") or ():
             who = _address(a)
             if who is None:
                 continue
             response = str(((a.get("status") or {}).get("response")) or "").lower()
+            if who.email == self.address.lower() and own in partstats:
+                response = own
             attendees.append(Attendee(who.email, who.name, partstats.get(response, "NEEDS-ACTION")))
         organizer = _address(row.get("organizer"))
         return Event(

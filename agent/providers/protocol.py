@@ -6,13 +6,15 @@ Each method raises only the classes of :mod:`agent.errors` under ``ProviderError
 are translated with ``raise ... from exc``.
 
 Sending is split in two so that the outbox can make it exactly-once: ``draft`` creates a draft
-carrying the outbox key (an ``X-Followup-Key`` header or the vendor's equivalent), ``send_draft``
+carrying the outbox key (an ``X-Followup-Key`` header holding :func:`key_tag` of it, or the
+vendor's equivalent), ``send_draft``
 sends that draft once and is never retried by any layer. After a crash ``find_sent`` and
 ``find_draft`` tell the outbox what happened.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
@@ -20,6 +22,25 @@ from typing import Protocol, runtime_checkable
 from agent.model import EventSyncResult, Interval, Invite, SentRef, SyncResult
 
 KEY_HEADER = "X-Followup-Key"
+
+
+def key_tag(key: str) -> str:
+    """What mail carries in ``KEY_HEADER`` for outbox ``key``: an opaque digest of it.
+
+    The key names mailboxes, threads and the kind of note; a client reading the headers learns
+    none of that. Deterministic, so a crash is reconciled by computing the tag again; the same
+    digest as the note's Message-ID (:func:`agent.compose.message_id_for`).
+    """
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def carries_key(value: str | None, key: str) -> bool:
+    """Whether a ``KEY_HEADER`` value belongs to outbox ``key``: its tag, or the key itself as
+    notes made before tags carried it."""
+    if not value:
+        return False
+    value = value.strip()
+    return value == key_tag(key) or value == key
 
 
 @runtime_checkable

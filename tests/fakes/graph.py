@@ -128,6 +128,8 @@ class CalEvent:
     is_cancelled: bool = False
     organizer: str = ""
     attendees: list[dict[str, Any]] = field(default_factory=list)
+    # event.responseStatus: the mailbox owner's own answer ("organizer" on events they made)
+    response: str = "organizer"
     transaction_id: str = ""
     ical_uid: str = ""
     body: str = ""
@@ -452,7 +454,12 @@ class GraphEmulator:
         show_as: str = "busy",
         all_day: bool = False,
         cancelled: bool = False,
+        organizer: str = "",
+        attendees: list[dict[str, Any]] | None = None,
+        response: str = "",
     ) -> str:
+        """An event on ``address``'s calendar; with ``organizer`` (someone else) an invitation
+        the owner answered with ``response`` (Graph's ``responseStatus.response`` values)."""
         with self._lock:
             box = self.add_mailbox(address)
             ev = CalEvent(
@@ -464,7 +471,9 @@ class GraphEmulator:
                 show_as=show_as,
                 is_all_day=all_day,
                 is_cancelled=cancelled,
-                organizer=box.address,
+                organizer=organizer or box.address,
+                attendees=list(attendees or ()),
+                response=response or ("organizer" if not organizer else "notResponded"),
                 ical_uid=uuid.uuid4().hex,
             )
             box.events[ev.id] = ev
@@ -1066,6 +1075,7 @@ class GraphEmulator:
             "transactionId": ev.transaction_id or None,
             "organizer": {"emailAddress": {"address": ev.organizer, "name": ""}},
             "attendees": ev.attendees,
+            "responseStatus": {"response": ev.response, "time": "0001-01-01T00:00:00Z"},
             "location": {"displayName": ev.location},
         }
 
