@@ -7,6 +7,7 @@ stored tokens comes from the environment (see agent/providers/tokens.py).
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -59,8 +60,19 @@ class Paths(_Strict):
 
 
 class Outbox(_Strict):
-    mode: Literal["draft", "send"] = "draft"
+    # shadow: plan and record everything, send nothing; draft: notes to clients wait in the
+    # rep's Drafts; send: they go out.
+    mode: Literal["shadow", "draft", "send"] = "draft"
     daily_cap: int = Field(50, ge=1)
+    # Act only on mail and meetings from this moment on; None: each mailbox's first pass.
+    go_live: datetime | None = None
+
+    @field_validator("go_live")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} needs a zone, such as 2026-12-01T00:00Z")
+        return value.astimezone(UTC) if value is not None else None
 
 
 class Lead(_Strict):
@@ -92,6 +104,7 @@ class Mailbox(_Strict):
     tenant: str = "common"  # outlook
     endpoint: str = ""  # gmail/outlook: the API's base URL when not the vendor's (a gateway)
     enabled: bool = True  # false: the worker leaves this mailbox alone, its data is kept
+    mode: Literal["", "shadow", "draft", "send"] = ""  # "": the [outbox] mode
 
     _zone = field_validator("zone")(_check_zone)
 

@@ -268,6 +268,10 @@ def status(console: Console, st: Any) -> None:
         )
     console.print(table if st.promises else "[green]No open promises.[/]")
     console.print(outbox_table(st.outbox, "Drafts waiting and notes scheduled"))
+    if st.shadowed:
+        console.print(
+            outbox_table(st.shadowed, "Shadow mode: what would have gone out (last 7 days)")
+        )
     if st.mailboxes:
         console.print(mailbox_table(st.mailboxes, st.zones))
     if st.skipped:

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import config, logs, pipeline
+from agent import config, golive, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -227,6 +227,7 @@ class Worker:
         self.in_flight: dict[str, Future[PassResult]] = {}
         self.last_planned: dict[str, datetime] = {}
         self.replanners: dict[str, Replanner] = {}  # per mailbox: what its last plan was
+        self.go_live: dict[str, datetime] = {}  # per mailbox: acts on nothing caused before
         self.collector = Collector()
         self.promise_counts: dict[str, dict[str, int]] = {}
         self.refused_stamp: tuple[tuple[str, int, int], ...] | None = None
@@ -596,14 +597,20 @@ class Worker:
                 replanner = self.replanners[name] = Replanner(loaded.team)
         try:
             result = replanner.plan_stored(self.store, now, mailbox=name)
-            added = set(self.store.enqueue(result.fresh.actions))
+            gated = golive.gate(
+                result.fresh.actions,
+                self._go_live(loaded, name, now),
+                result.planned.promises.promises,
+            )
+            pipeline.record(self.store, gated)
+            added = set(self.store.enqueue(gated.actions))
             cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
         except BaseException:
             with self.lock:  # what was planned may not be in the outbox: plan it all again
                 self.replanners.pop(name, None)
             raise
         self.metrics.replanned.inc(result.threads)
-        for action in result.fresh.actions:
+        for action in gated.actions:
             if action.key in added:
                 self.metrics.planned.labels(action.kind.value).inc()
                 _log_action("planned", action)
@@ -628,6 +635,20 @@ class Worker:
             self.metrics.promises.labels(state).set(n)
         return len(added)
 
+    def _go_live(self, loaded: Loaded, name: str, now: datetime) -> datetime:
+        """The configured go-live point, else the mailbox's first pass (recorded in the store,
+        so a restart or another worker keeps it)."""
+        configured = loaded.settings.outbox.go_live
+        if configured is not None:
+            return configured
+        with self.lock:
+            known = self.go_live.get(name)
+        if known is None:
+            known = self.store.go_live(name, now)
+            with self.lock:
+                self.go_live[name] = known
+        return known
+
     def _outbox(
         self, loaded: Loaded, providers: dict[str, Any], calendars: dict[str, Any] | None = None
     ) -> Outbox:
@@ -639,6 +660,7 @@ class Worker:
             {m.name: Address(m.address, m.rep_name) for m in s.mailboxes},
             calendars=calendars or {},
             mode=s.outbox.mode,
+            mailbox_modes={m.name: m.mode for m in s.mailboxes if m.mode},
             daily_cap=s.outbox.daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
         )

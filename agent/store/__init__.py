@@ -39,6 +39,7 @@ from agent.model import (
     EventSyncResult,
     Message,
     SyncResult,
+    utc,
 )
 from agent.store import tables as t
 
@@ -57,7 +58,10 @@ SENT = "sent"
 CANCELLED = "cancelled"
 NEEDS_ATTENTION = "needs_attention"
 FAILED = "failed"
+SHADOWED = "shadowed"  # shadow mode: rendered and recorded, what would have gone out
 OPEN_STATES = (PLANNED, AWAITING_APPROVAL, DRAFTING, DRAFTED, SENDING)
+
+GO_LIVE = "go_live"  # the decision that records a mailbox's go-live point
 
 # Stream states. A mailbox's mail and calendar streams are worked together under one lease.
 NEW = "new"
@@ -369,6 +373,37 @@ class Store:
                     reason=reason,
                     at=at,
                 )
+
+    def go_live(self, mailbox: str, first: datetime) -> datetime:
+        """The moment ``mailbox`` went live: recorded (as an audited decision) the first time it
+        is asked for, as ``first``, and the same on every later call, restart and worker."""
+        where = (
+            t.decisions.c.mailbox == mailbox,
+            t.decisions.c.subject_id == "",
+            t.decisions.c.decision == GO_LIVE,
+        )
+        with self.engine.connect() as conn:
+            found = conn.scalar(select(t.decisions.c.at).where(*where))
+        if found is not None:
+            return utc(found)
+        try:
+            with self.tx() as conn:
+                conn.execute(
+                    insert(t.decisions).values(
+                        mailbox=mailbox,
+                        thread_id="",
+                        subject_id="",
+                        decision=GO_LIVE,
+                        reason="went live: mail and meetings before this are history only",
+                        at=first,
+                    )
+                )
+        except IntegrityError:
+            pass  # another worker recorded it first: theirs stands
+        with self.engine.connect() as conn:
+            recorded = conn.scalar(select(t.decisions.c.at).where(*where))
+        assert isinstance(recorded, datetime)
+        return utc(recorded)
 
     def decisions(self, mailbox: str | None = None) -> list[dict[str, Any]]:
         q = select(t.decisions).order_by(t.decisions.c.id)
