@@ -29,11 +29,22 @@ def console(*, stderr: bool = False) -> Console:
     ``followup run`` prints through logging only, so its worker keeps neither resident."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    # No emoji codes: ":free:" in a client's subject is text, not a picture. Piped output keeps
+    # long lines whole, so a script or a log reads an error line as one line.
+    return Console(
+        stderr=stderr, emoji=False, soft_wrap=not (sys.stderr if stderr else sys.stdout).isatty()
+    )
 
 
 def err_console() -> Console:
     return console(stderr=True)
+
+
+def plain(text: str) -> str:
+    """``text`` (from mail, a provider, a file) escaped so rich prints it as it is."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def reports_problems(fn: F) -> F:
@@ -240,7 +251,7 @@ def outbox_approve(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=True)
-    console().print(f"{ident}: {outcome.status} {outcome.detail}")
+    console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
 
 
 @outbox.command("cancel")
@@ -252,7 +263,7 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=False)
-    console().print(f"{ident}: {outcome.status} {outcome.detail}")
+    console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
 
 
 @main.group()
@@ -282,9 +293,9 @@ def connect_outlook(mailbox: str, browser: bool, now: str | None, config_path: P
     try:
         username = run(config_path, mailbox, browser=browser, prompt=console().print, now=now)
     except ProviderError as exc:
-        err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
+        err_console().print(f"[red]Sign-in did not complete:[/] {plain(str(exc))}")
         sys.exit(1)
-    console().print(f"[green]✓[/] Connected {mailbox} as {username}.")
+    console().print(f"[green]✓[/] Connected {mailbox} as {plain(username)}.")
 
 
 @connect.command("gmail")
@@ -313,9 +324,9 @@ def connect_gmail(
     try:
         account = run(config_path, mailbox, port=port, open_browser=not no_browser, now=now)
     except ProviderError as exc:
-        err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
+        err_console().print(f"[red]Sign-in did not complete:[/] {plain(str(exc))}")
         sys.exit(1)
-    console().print(f"[green]✓[/] Connected {mailbox} as {account}.")
+    console().print(f"[green]✓[/] Connected {mailbox} as {plain(account)}.")
 
 
 @main.group()
