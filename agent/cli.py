@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
+EX_CONFIG = 78  # sysexits.h: the configuration is wrong
 
 
 @cache
@@ -219,10 +220,21 @@ def status(mailbox: str | None, now: str | None, config_path: Path) -> None:
 @config_option
 @reports_problems
 def run(once: bool, now: str | None, config_path: Path) -> None:
-    """Run the worker: sync, plan and send for every mailbox until SIGTERM."""
+    """Run the worker: sync, plan and send for every mailbox until SIGTERM.
+
+    A configuration (config, rules, templates, clients) it cannot start with exits with 78
+    (EX_CONFIG), which the systemd unit does not restart on: restarting cannot mend a file."""
+    from agent.errors import UserError
     from agent.worker import run as run_worker
 
-    sys.exit(run_worker(config_path, once=once, now=now))
+    try:
+        code = run_worker(config_path, once=once, now=now)
+    except UserError as exc:  # the config, rules, templates or clients it cannot start with
+        from agent import views
+
+        views.problems(err_console(), exc.problems)
+        sys.exit(EX_CONFIG)
+    sys.exit(code)
 
 
 @main.group()

@@ -6,6 +6,7 @@ stored tokens comes from the environment (see agent/providers/tokens.py).
 
 from __future__ import annotations
 
+import os
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,8 +40,25 @@ def _check_zone(value: str) -> str:
     return value
 
 
+POSTGRES_ALIASES = ("postgres://", "postgresql://")
+
+
 class Database(_Strict):
     url: str = "sqlite:///followup.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        for alias in POSTGRES_ALIASES:  # what Heroku, libpq and most hosts hand out
+            if value.startswith(alias):
+                return "postgresql+psycopg://" + value.removeprefix(alias)
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+            scheme = value.split(":", 1)[0] if ":" in value else value
+            raise ValueError(
+                f"{scheme!r} is not a database Followup uses: write sqlite:///FILE or "
+                "postgresql+psycopg://USER@HOST/DB"
+            )
+        return value
 
 
 class Team(_Strict):
@@ -134,8 +152,23 @@ class Mailbox(_Strict):
         )
 
 
+def _check_listen(value: str) -> str:
+    if not value:
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"{value!r} is not HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9464 "
+            '(or "" for no endpoint)'
+        )
+    if not host.strip("[]"):
+        raise ValueError(f"{value!r} has no host: write 127.0.0.1:{port} (or 0.0.0.0:{port})")
+    return value
+
+
 class Service(_Strict):
     listen: str = "127.0.0.1:9464"
+    _listen = field_validator("listen")(_check_listen)
     log_format: Literal["text", "json"] = "text"
     poll_seconds: float = Field(60, gt=0)
     lease_seconds: float = Field(120, gt=0)
@@ -246,4 +279,27 @@ def load(path: Path) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([Problem(str(path), "", f"not valid TOML: {exc}")]) from exc
+    url, origin = _database_url_from_environment()
+    if url:
+        # A secret kept out of the file: its password must not sit in config.toml.
+        try:
+            Database(url=url)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError([Problem(origin, "", message)]) from exc
+        data = {**data, "database": {**data.get("database", {}), "url": url}}
     return parse_settings(data, str(path))
+
+
+def _database_url_from_environment() -> tuple[str, str]:
+    """FOLLOWUP_DATABASE_URL, or the file FOLLOWUP_DATABASE_URL_FILE names (a systemd
+    credential, a container secret); ("", "") when neither is set."""
+    named = os.environ.get("FOLLOWUP_DATABASE_URL_FILE", "")
+    if named:
+        try:
+            return Path(named).read_text(encoding="utf-8").strip(), named
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [Problem("FOLLOWUP_DATABASE_URL_FILE", "", f"cannot read {named}: {exc}")]
+            ) from exc
+    return os.environ.get("FOLLOWUP_DATABASE_URL", "").strip(), "FOLLOWUP_DATABASE_URL"

@@ -41,7 +41,9 @@ from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
     AuthRevoked,
+    ConfigError,
     FollowupError,
+    Problem,
     ProviderError,
     TemplateError,
     Transient,
@@ -253,6 +255,29 @@ class Worker:
         log.info("%s: finishing in-flight mailboxes, then stopping", signal.Signals(signum).name)
         self.request_stop()
 
+    def _health_server(self) -> HealthServer:
+        """The /healthz and /metrics endpoint, bound; a port it cannot have is a config error
+        with the fix, not a traceback."""
+        listen = self.loaded.settings.service.listen
+        try:
+            return HealthServer(listen, self.metrics, self.health)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        str(self.config_path),
+                        "service.listen",
+                        f"cannot listen on {listen} ({exc.strerror or exc}): choose another "
+                        'port, stop what holds it, or set listen = "" for no endpoint',
+                    )
+                ]
+            ) from exc
+
+    def check_listen(self) -> None:
+        """Bind the endpoint once and let it go: what ``--once`` checks, as a service would."""
+        if self.loaded.settings.service.listen:
+            self._health_server().httpd.server_close()
+
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self.request_reload()
 
@@ -277,7 +302,7 @@ class Worker:
             self.install_signals()
         server = None
         if settings.service.listen and not once:
-            server = HealthServer(settings.service.listen, self.metrics, self.health).start()
+            server = self._health_server().start()
             log.info("health and metrics on http://%s/healthz and /metrics", server.address)
         pool = ThreadPoolExecutor(settings.service.concurrency, thread_name_prefix="mailbox")
         heart = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
@@ -721,4 +746,6 @@ def run(config_path: Path, *, once: bool = False, now: str | None = None) -> int
         clock = shifted_clock(now)
     worker = Worker(config_path, clock=clock)
     logs.setup(worker.loaded.settings.service.log_format)
+    if once:
+        worker.check_listen()
     return worker.run(once=once)

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from agent.errors import ConfigError, Problem
 from agent.model import (
     Action,
     ActionKind,
@@ -153,6 +154,23 @@ def action_from_json(data: dict[str, Any]) -> Action:
     )
 
 
+def _check_reachable(url: str) -> None:
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    "database.url",
+                    "",
+                    f"the folder {folder} for the SQLite file does not exist: create it "
+                    f"(mkdir -p {folder}) or point database.url elsewhere",
+                )
+            ]
+        )
+
+
 class Store:
     """The agent's state. Every time it records on its own (an update's stamp, the moment a
     fresh sign-in wakes a mailbox) comes from ``clock``: the worker's, a test's, or the wall
@@ -164,7 +182,23 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], datetime] = wall_clock) -> Store:
-        engine = create_engine(url, future=True, pool_pre_ping=True)
+        """Open (and migrate) the database at ``url``. A URL that cannot work raises
+        ``ConfigError`` with the fix: a SQLite file in a folder that does not exist, PostgreSQL
+        without its driver."""
+        _check_reachable(url)
+        try:
+            engine = create_engine(url, future=True, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        "database.url",
+                        "",
+                        f"PostgreSQL needs its driver ({exc.name} is not installed): "
+                        "pip install 'followup-agent[postgres]'",
+                    )
+                ]
+            ) from exc
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine, clock=clock)
