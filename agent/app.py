@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
-from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, Store, wall_clock
+from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, SHADOWED, Store, wall_clock
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
 
@@ -111,6 +111,10 @@ class Status:
     outbox: list[dict[str, object]]
     skipped: list[dict[str, object]]
     mailboxes: list[dict[str, object]]  # the mail stream of each mailbox: state, sync times
+    shadowed: list[dict[str, object]] = field(default_factory=list)  # would have gone out
+
+
+SHADOW_SHOWN = timedelta(days=7)  # how far back status lists what shadow mode held back
 
 
 def status(config_path: Path, *, mailbox: str | None = None, now: str | None = None) -> Status:
@@ -124,6 +128,11 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
     try:
         messages = store.messages(mailbox)
         rows = store.outbox(statuses=(*OPEN_STATES, NEEDS_ATTENTION), mailbox=mailbox)
+        shadowed = [
+            r
+            for r in store.outbox(statuses=(SHADOWED,), mailbox=mailbox)
+            if r["due"] >= at - SHADOW_SHOWN
+        ]
         skipped = [s for s in store.skipped() if not mailbox or s["mailbox"] == mailbox]
         streams = [r for r in store.streams(mailbox) if r["kind"] == "mail"]
         providers = {m.name: m.provider for m in settings.mailboxes}
@@ -143,6 +152,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         outbox=rows,
         skipped=skipped,
         mailboxes=streams,
+        shadowed=shadowed,
     )
 
 
@@ -169,6 +179,7 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
             Composer(settings.paths.templates, team_default=settings.team.default_language),
             {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
             mode=settings.outbox.mode,
+            mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
             domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
         )
         return box.approve(ident, wall_clock()) if approve else box.cancel(ident)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
+EX_CONFIG = 78  # sysexits.h: the configuration is wrong
 
 
 @cache
@@ -29,11 +30,22 @@ def console(*, stderr: bool = False) -> Console:
     ``followup run`` prints through logging only, so its worker keeps neither resident."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    # No emoji codes: ":free:" in a client's subject is text, not a picture. Piped output keeps
+    # long lines whole, so a script or a log reads an error line as one line.
+    return Console(
+        stderr=stderr, emoji=False, soft_wrap=not (sys.stderr if stderr else sys.stdout).isatty()
+    )
 
 
 def err_console() -> Console:
     return console(stderr=True)
+
+
+def plain(text: str) -> str:
+    """``text`` (from mail, a provider, a file) escaped so rich prints it as it is."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def reports_problems(fn: F) -> F:
@@ -208,10 +220,21 @@ def status(mailbox: str | None, now: str | None, config_path: Path) -> None:
 @config_option
 @reports_problems
 def run(once: bool, now: str | None, config_path: Path) -> None:
-    """Run the worker: sync, plan and send for every mailbox until SIGTERM."""
+    """Run the worker: sync, plan and send for every mailbox until SIGTERM.
+
+    A configuration (config, rules, templates, clients) it cannot start with exits with 78
+    (EX_CONFIG), which the systemd unit does not restart on: restarting cannot mend a file."""
+    from agent.errors import UserError
     from agent.worker import run as run_worker
 
-    sys.exit(run_worker(config_path, once=once, now=now))
+    try:
+        code = run_worker(config_path, once=once, now=now)
+    except UserError as exc:  # the config, rules, templates or clients it cannot start with
+        from agent import views
+
+        views.problems(err_console(), exc.problems)
+        sys.exit(EX_CONFIG)
+    sys.exit(code)
 
 
 @main.group()
@@ -240,7 +263,7 @@ def outbox_approve(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=True)
-    console().print(f"{ident}: {outcome.status} {outcome.detail}")
+    console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
 
 
 @outbox.command("cancel")
@@ -252,7 +275,7 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=False)
-    console().print(f"{ident}: {outcome.status} {outcome.detail}")
+    console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
 
 
 @main.group()
@@ -282,9 +305,9 @@ def connect_outlook(mailbox: str, browser: bool, now: str | None, config_path: P
     try:
         username = run(config_path, mailbox, browser=browser, prompt=console().print, now=now)
     except ProviderError as exc:
-        err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
+        err_console().print(f"[red]Sign-in did not complete:[/] {plain(str(exc))}")
         sys.exit(1)
-    console().print(f"[green]✓[/] Connected {mailbox} as {username}.")
+    console().print(f"[green]✓[/] Connected {mailbox} as {plain(username)}.")
 
 
 @connect.command("gmail")
@@ -313,9 +336,9 @@ def connect_gmail(
     try:
         account = run(config_path, mailbox, port=port, open_browser=not no_browser, now=now)
     except ProviderError as exc:
-        err_console().print(f"[red]Sign-in did not complete:[/] {exc}")
+        err_console().print(f"[red]Sign-in did not complete:[/] {plain(str(exc))}")
         sys.exit(1)
-    console().print(f"[green]✓[/] Connected {mailbox} as {account}.")
+    console().print(f"[green]✓[/] Connected {mailbox} as {plain(account)}.")
 
 
 @main.group()

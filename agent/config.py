@@ -6,7 +6,9 @@ stored tokens comes from the environment (see agent/providers/tokens.py).
 
 from __future__ import annotations
 
+import os
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,8 +40,25 @@ def _check_zone(value: str) -> str:
     return value
 
 
+POSTGRES_ALIASES = ("postgres://", "postgresql://")
+
+
 class Database(_Strict):
     url: str = "sqlite:///followup.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        for alias in POSTGRES_ALIASES:  # what Heroku, libpq and most hosts hand out
+            if value.startswith(alias):
+                return "postgresql+psycopg://" + value.removeprefix(alias)
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+            scheme = value.split(":", 1)[0] if ":" in value else value
+            raise ValueError(
+                f"{scheme!r} is not a database Followup uses: write sqlite:///FILE or "
+                "postgresql+psycopg://USER@HOST/DB"
+            )
+        return value
 
 
 class Team(_Strict):
@@ -59,11 +78,22 @@ class Paths(_Strict):
 
 
 class Outbox(_Strict):
-    mode: Literal["draft", "send"] = "draft"
+    # shadow: plan and record everything, send nothing; draft: notes to clients wait in the
+    # rep's Drafts; send: they go out.
+    mode: Literal["shadow", "draft", "send"] = "draft"
     daily_cap: int = Field(50, ge=1)
     # Reminders, escalations and webhook posts a mailbox may send a day; more are gathered
     # into a digest (one per recipient every few hours) instead of flooding the team.
     team_daily_cap: int = Field(50, ge=1)
+    # Act only on mail and meetings from this moment on; None: each mailbox's first pass.
+    go_live: datetime | None = None
+
+    @field_validator("go_live")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} needs a zone, such as 2026-12-01T00:00Z")
+        return value.astimezone(UTC) if value is not None else None
 
 
 class Lead(_Strict):
@@ -95,6 +125,7 @@ class Mailbox(_Strict):
     tenant: str = "common"  # outlook
     endpoint: str = ""  # gmail/outlook: the API's base URL when not the vendor's (a gateway)
     enabled: bool = True  # false: the worker leaves this mailbox alone, its data is kept
+    mode: Literal["", "shadow", "draft", "send"] = ""  # "": the [outbox] mode
 
     _zone = field_validator("zone")(_check_zone)
 
@@ -124,8 +155,23 @@ class Mailbox(_Strict):
         )
 
 
+def _check_listen(value: str) -> str:
+    if not value:
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"{value!r} is not HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9464 "
+            '(or "" for no endpoint)'
+        )
+    if not host.strip("[]"):
+        raise ValueError(f"{value!r} has no host: write 127.0.0.1:{port} (or 0.0.0.0:{port})")
+    return value
+
+
 class Service(_Strict):
     listen: str = "127.0.0.1:9464"
+    _listen = field_validator("listen")(_check_listen)
     log_format: Literal["text", "json"] = "text"
     poll_seconds: float = Field(60, gt=0)
     lease_seconds: float = Field(120, gt=0)
@@ -236,4 +282,27 @@ def load(path: Path) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([Problem(str(path), "", f"not valid TOML: {exc}")]) from exc
+    url, origin = _database_url_from_environment()
+    if url:
+        # A secret kept out of the file: its password must not sit in config.toml.
+        try:
+            Database(url=url)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError([Problem(origin, "", message)]) from exc
+        data = {**data, "database": {**data.get("database", {}), "url": url}}
     return parse_settings(data, str(path))
+
+
+def _database_url_from_environment() -> tuple[str, str]:
+    """FOLLOWUP_DATABASE_URL, or the file FOLLOWUP_DATABASE_URL_FILE names (a systemd
+    credential, a container secret); ("", "") when neither is set."""
+    named = os.environ.get("FOLLOWUP_DATABASE_URL_FILE", "")
+    if named:
+        try:
+            return Path(named).read_text(encoding="utf-8").strip(), named
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [Problem("FOLLOWUP_DATABASE_URL_FILE", "", f"cannot read {named}: {exc}")]
+            ) from exc
+    return os.environ.get("FOLLOWUP_DATABASE_URL", "").strip(), "FOLLOWUP_DATABASE_URL"

@@ -1043,7 +1043,7 @@ def _answer(
         reply_to_message_id=reply.message_id,
         references=(*reply.references, reply.message_id),
         subject=reply.subject,
-        context={"client": _client_context(client, to), **context},
+        context={"client": _client_context(client, to), "answered": reply.date, **context},
         mode=rule.mode,
     )
 

@@ -50,6 +50,7 @@ from agent.store import (
     PLANNED,
     SENDING,
     SENT,
+    SHADOWED,
     Store,
     action_from_json,
 )
@@ -107,8 +108,10 @@ class Outbox:
         on_message: Callable[[Action, Any], None] | None = None,
         post: Callable[[str, dict[str, str]], None] | None = None,
         calendars: Mapping[str, CalendarProvider] | None = None,
+        mailbox_modes: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
+        self.mailbox_modes = dict(mailbox_modes or {})
         self.providers = providers
         self.composer = composer
         self.senders = senders
@@ -174,6 +177,8 @@ class Outbox:
     def _step(self, row: dict[str, Any], provider: MailProvider, now: datetime) -> Outcome:
         key, status = row["key"], row["status"]
         action = action_from_json(row["action"])
+        if status == PLANNED and self.mode_of(action) == "shadow":
+            return self._shadow(action, now)
         if status == PLANNED and action.kind in TEAM_KINDS and self._over_team_cap(action, now):
             return self._fold(action, now)
         if action.kind is ActionKind.DIGEST and (
@@ -216,6 +221,21 @@ class Outbox:
                 return Outcome(key, PLANNED, f"daily cap of {self.daily_cap} reached")
             return self._draft_and_send(action, provider, now)
         return Outcome(key, status)
+
+    def _shadow(self, action: Action, now: datetime) -> Outcome:
+        """Shadow mode: render the note as it would go out (so a template fault shows now, not
+        on the day the team switches to sending) and record it as what would have been sent;
+        nothing reaches a mailbox, a calendar or a webhook."""
+        key = action.key
+        if action.kind not in (ActionKind.WEBHOOK, ActionKind.HOLD, ActionKind.DIGEST):
+            try:
+                self.compose(action, now)
+            except TemplateError as exc:
+                self.store.transition(key, [PLANNED], NEEDS_ATTENTION, last_error=str(exc))
+                return Outcome(key, NEEDS_ATTENTION, str(exc))
+        if not self.store.transition(key, [PLANNED], SHADOWED):
+            return Outcome(key, "taken", "another worker took it")
+        return Outcome(key, SHADOWED, "shadow mode: would have gone out now")
 
     def _post(self, action: Action, row: dict[str, Any]) -> Outcome:
         """A team webhook: no mailbox involved. A repeated post after a crash at worst repeats
@@ -364,8 +384,16 @@ class Outbox:
             )
         return replace(digest, context={**digest.context, "items": items})
 
+    def mode_of(self, action: Action) -> str:
+        """shadow, draft or send: the mailbox's own mode, else the configured one; shadow wins
+        over a rule's mode, which wins over the rest."""
+        configured = self.mailbox_modes.get(action.mailbox) or self.mode
+        if configured == "shadow":
+            return "shadow"
+        return action.mode or configured
+
     def _sends(self, action: Action) -> bool:
-        return action.kind in INTERNAL_KINDS or (action.mode or self.mode) == "send"
+        return action.kind in INTERNAL_KINDS or self.mode_of(action) == "send"
 
     def _over_cap(self, action: Action, now: datetime) -> bool:
         if action.kind in INTERNAL_KINDS:
@@ -492,6 +520,13 @@ class Outbox:
             )
         if row["status"] == PLANNED:
             action = action_from_json(row["action"])
+            if self.mode_of(action) == "shadow":
+                return Outcome(
+                    row["key"],
+                    PLANNED,
+                    f"{row['mailbox']} is in shadow mode, which sends nothing: set its mode "
+                    '(or [outbox] mode) to "draft" or "send" first',
+                )
             provider = self.providers[row["mailbox"]]
             return self._draft_and_send(action, provider, now, force_send=True)
         return Outcome(row["key"], row["status"], "nothing to approve")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from agent import followups, matching, meetings, promises
+from agent import followups, golive, matching, meetings, promises
 from agent.businesstime import BusinessCalendar
 from agent.cadences import Cadences, parse_cadences
 from agent.calendars import busy_from_events
@@ -353,7 +353,8 @@ def meetings_for(
 
 
 def record(
-    store: Store, result: promises.PromisePlan | followups.FollowupPlan | meetings.MeetingPlan
+    store: Store,
+    result: promises.PromisePlan | followups.FollowupPlan | meetings.MeetingPlan | golive.Gated,
 ) -> None:
     store.record_decisions(
         (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in result.decisions

@@ -10,11 +10,23 @@ from zoneinfo import ZoneInfo
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from agent.errors import Problem
 from agent.model import Action, ActionKind
+
+
+class Table(RichTable):
+    """A rich table whose text cells are shown as they are: subjects, names and reasons come
+    from strangers' mail, and "[/finance/q4]" must neither crash the table as bad markup nor
+    style it. Cells that should be styled are passed as ``Text``."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(
+            *(Text(r) if isinstance(r, str) else r for r in renderables),
+            **kwargs,
+        )
 
 
 def action_json(action: Action, status: str = "", subject: str = "") -> dict[str, Any]:
@@ -268,6 +280,10 @@ def status(console: Console, st: Any) -> None:
         )
     console.print(table if st.promises else "[green]No open promises.[/]")
     console.print(outbox_table(st.outbox, "Drafts waiting and notes scheduled"))
+    if st.shadowed:
+        console.print(
+            outbox_table(st.shadowed, "Shadow mode: what would have gone out (last 7 days)")
+        )
     if st.mailboxes:
         console.print(mailbox_table(st.mailboxes, st.zones))
     if st.skipped:

@@ -36,12 +36,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import config, logs, pipeline
+from agent import config, golive, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
     AuthRevoked,
+    ConfigError,
     FollowupError,
+    Problem,
     ProviderError,
     TemplateError,
     Transient,
@@ -227,6 +229,7 @@ class Worker:
         self.in_flight: dict[str, Future[PassResult]] = {}
         self.last_planned: dict[str, datetime] = {}
         self.replanners: dict[str, Replanner] = {}  # per mailbox: what its last plan was
+        self.go_live: dict[str, datetime] = {}  # per mailbox: acts on nothing caused before
         self.collector = Collector()
         self.promise_counts: dict[str, dict[str, int]] = {}
         self.refused_stamp: tuple[tuple[str, int, int], ...] | None = None
@@ -252,6 +255,29 @@ class Worker:
         log.info("%s: finishing in-flight mailboxes, then stopping", signal.Signals(signum).name)
         self.request_stop()
 
+    def _health_server(self) -> HealthServer:
+        """The /healthz and /metrics endpoint, bound; a port it cannot have is a config error
+        with the fix, not a traceback."""
+        listen = self.loaded.settings.service.listen
+        try:
+            return HealthServer(listen, self.metrics, self.health)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        str(self.config_path),
+                        "service.listen",
+                        f"cannot listen on {listen} ({exc.strerror or exc}): choose another "
+                        'port, stop what holds it, or set listen = "" for no endpoint',
+                    )
+                ]
+            ) from exc
+
+    def check_listen(self) -> None:
+        """Bind the endpoint once and let it go: what ``--once`` checks, as a service would."""
+        if self.loaded.settings.service.listen:
+            self._health_server().httpd.server_close()
+
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self.request_reload()
 
@@ -276,7 +302,7 @@ class Worker:
             self.install_signals()
         server = None
         if settings.service.listen and not once:
-            server = HealthServer(settings.service.listen, self.metrics, self.health).start()
+            server = self._health_server().start()
             log.info("health and metrics on http://%s/healthz and /metrics", server.address)
         pool = ThreadPoolExecutor(settings.service.concurrency, thread_name_prefix="mailbox")
         heart = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
@@ -596,14 +622,20 @@ class Worker:
                 replanner = self.replanners[name] = Replanner(loaded.team)
         try:
             result = replanner.plan_stored(self.store, now, mailbox=name)
-            added = set(self.store.enqueue(result.fresh.actions))
+            gated = golive.gate(
+                result.fresh.actions,
+                self._go_live(loaded, name, now),
+                result.planned.promises.promises,
+            )
+            pipeline.record(self.store, gated)
+            added = set(self.store.enqueue(gated.actions))
             cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
         except BaseException:
             with self.lock:  # what was planned may not be in the outbox: plan it all again
                 self.replanners.pop(name, None)
             raise
         self.metrics.replanned.inc(result.threads)
-        for action in result.fresh.actions:
+        for action in gated.actions:
             if action.key in added:
                 self.metrics.planned.labels(action.kind.value).inc()
                 _log_action("planned", action)
@@ -628,6 +660,20 @@ class Worker:
             self.metrics.promises.labels(state).set(n)
         return len(added)
 
+    def _go_live(self, loaded: Loaded, name: str, now: datetime) -> datetime:
+        """The configured go-live point, else the mailbox's first pass (recorded in the store,
+        so a restart or another worker keeps it)."""
+        configured = loaded.settings.outbox.go_live
+        if configured is not None:
+            return configured
+        with self.lock:
+            known = self.go_live.get(name)
+        if known is None:
+            known = self.store.go_live(name, now)
+            with self.lock:
+                self.go_live[name] = known
+        return known
+
     def _outbox(
         self, loaded: Loaded, providers: dict[str, Any], calendars: dict[str, Any] | None = None
     ) -> Outbox:
@@ -639,6 +685,7 @@ class Worker:
             {m.name: Address(m.address, m.rep_name) for m in s.mailboxes},
             calendars=calendars or {},
             mode=s.outbox.mode,
+            mailbox_modes={m.name: m.mode for m in s.mailboxes if m.mode},
             daily_cap=s.outbox.daily_cap,
             team_daily_cap=s.outbox.team_daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
@@ -700,4 +747,6 @@ def run(config_path: Path, *, once: bool = False, now: str | None = None) -> int
         clock = shifted_clock(now)
     worker = Worker(config_path, clock=clock)
     logs.setup(worker.loaded.settings.service.log_format)
+    if once:
+        worker.check_listen()
     return worker.run(once=once)

@@ -206,6 +206,8 @@ class GmailWorld:
             "[outbox]",
             f'mode = "{mode}"',
             f"daily_cap = {daily_cap}",
+            # The team went live before the demo's mail, which the emulators hold.
+            "go_live = 2026-11-16T00:00:00Z",
             "[service]",
             'listen = ""',
             f"poll_seconds = {poll_seconds}",

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agent import config, pipeline
+from agent import config, golive, pipeline
 from agent.compose import Composer
 from agent.model import Action, ActionKind, Address
 from agent.outbox import Outbox, Outcome
@@ -186,7 +186,11 @@ def run_demo(out: Path) -> DemoResult:
         fetch_bodies()
 
     result = pipeline.plan_stored(team, store, now)
-    planned = result.actions
+    # The demo's team went live a week before its mail: the old thread in the scenario is
+    # history, planned but held back, as a worker would on its first day.
+    gated = golive.gate(result.actions, settings.outbox.go_live, result.promises.promises)
+    pipeline.record(store, gated)
+    planned = list(gated.actions)
     store.enqueue(planned)
     outcomes.update({o.key: o for o in outbox.run(now)})
     # Notes scheduled for later are rendered too, so the folder shows every message the
@@ -203,6 +207,7 @@ def run_demo(out: Path) -> DemoResult:
             *result.promises.decisions,
             *result.notes.decisions,
             *result.meetings.decisions,
+            *gated.decisions,
         ],
         outcomes=outcomes,
         files=files,

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from agent.errors import ConfigError, Problem
 from agent.model import (
     Action,
     ActionKind,
@@ -39,6 +40,7 @@ from agent.model import (
     EventSyncResult,
     Message,
     SyncResult,
+    utc,
 )
 from agent.store import tables as t
 
@@ -57,7 +59,10 @@ SENT = "sent"
 CANCELLED = "cancelled"
 NEEDS_ATTENTION = "needs_attention"
 FAILED = "failed"
+SHADOWED = "shadowed"  # shadow mode: rendered and recorded, what would have gone out
 OPEN_STATES = (PLANNED, AWAITING_APPROVAL, DRAFTING, DRAFTED, SENDING)
+
+GO_LIVE = "go_live"  # the decision that records a mailbox's go-live point
 
 # Stream states. A mailbox's mail and calendar streams are worked together under one lease.
 NEW = "new"
@@ -149,6 +154,23 @@ def action_from_json(data: dict[str, Any]) -> Action:
     )
 
 
+def _check_reachable(url: str) -> None:
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            [
+                Problem(
+                    "database.url",
+                    "",
+                    f"the folder {folder} for the SQLite file does not exist: create it "
+                    f"(mkdir -p {folder}) or point database.url elsewhere",
+                )
+            ]
+        )
+
+
 class Store:
     """The agent's state. Every time it records on its own (an update's stamp, the moment a
     fresh sign-in wakes a mailbox) comes from ``clock``: the worker's, a test's, or the wall
@@ -160,7 +182,23 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, clock: Callable[[], datetime] = wall_clock) -> Store:
-        engine = create_engine(url, future=True, pool_pre_ping=True)
+        """Open (and migrate) the database at ``url``. A URL that cannot work raises
+        ``ConfigError`` with the fix: a SQLite file in a folder that does not exist, PostgreSQL
+        without its driver."""
+        _check_reachable(url)
+        try:
+            engine = create_engine(url, future=True, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                [
+                    Problem(
+                        "database.url",
+                        "",
+                        f"PostgreSQL needs its driver ({exc.name} is not installed): "
+                        "pip install 'followup-agent[postgres]'",
+                    )
+                ]
+            ) from exc
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine, clock=clock)
@@ -369,6 +407,37 @@ class Store:
                     reason=reason,
                     at=at,
                 )
+
+    def go_live(self, mailbox: str, first: datetime) -> datetime:
+        """The moment ``mailbox`` went live: recorded (as an audited decision) the first time it
+        is asked for, as ``first``, and the same on every later call, restart and worker."""
+        where = (
+            t.decisions.c.mailbox == mailbox,
+            t.decisions.c.subject_id == "",
+            t.decisions.c.decision == GO_LIVE,
+        )
+        with self.engine.connect() as conn:
+            found = conn.scalar(select(t.decisions.c.at).where(*where))
+        if found is not None:
+            return utc(found)
+        try:
+            with self.tx() as conn:
+                conn.execute(
+                    insert(t.decisions).values(
+                        mailbox=mailbox,
+                        thread_id="",
+                        subject_id="",
+                        decision=GO_LIVE,
+                        reason="went live: mail and meetings before this are history only",
+                        at=first,
+                    )
+                )
+        except IntegrityError:
+            pass  # another worker recorded it first: theirs stands
+        with self.engine.connect() as conn:
+            recorded = conn.scalar(select(t.decisions.c.at).where(*where))
+        assert isinstance(recorded, datetime)
+        return utc(recorded)
 
     def decisions(self, mailbox: str | None = None) -> list[dict[str, Any]]:
         q = select(t.decisions).order_by(t.decisions.c.id)
