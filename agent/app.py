@@ -156,6 +156,7 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
             {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
             mode=settings.outbox.mode,
             domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
+            webhook_allow=settings.team.webhook_allow_hosts,
         )
         return box.approve(ident, datetime.now(UTC)) if approve else box.cancel(ident)
     finally:

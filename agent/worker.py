@@ -493,7 +493,7 @@ class Worker:
             if isinstance(exc, ProviderError):
                 self.metrics.provider_errors.labels(kind).inc()
             self.metrics.syncs.labels(label).inc()
-            text = str(exc)[:500]
+            text = logs.redact(str(exc))[:500]  # redacted whole: a cut token would not be
             if isinstance(exc, FollowupError):
                 log.warning(
                     "pass failed (%s: %s); retry in %ds",
@@ -641,6 +641,7 @@ class Worker:
             mode=s.outbox.mode,
             daily_cap=s.outbox.daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
+            webhook_allow=s.team.webhook_allow_hosts,
         )
 
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
