@@ -25,6 +25,7 @@ from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
 from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, Store
+from agent.webhooks import check_url
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
 
@@ -222,6 +223,13 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
         clients, _ = load_clients(settings.paths.clients)
         if clients:
             found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
+        # The webhook policy needs the config's allowed hosts; each post checks it again.
+        allow = settings.team.webhook_allow_hosts
+        found += [
+            Problem(rule.source, f"{rule.name}:webhook", problem)
+            for rule in ruleset.promises
+            if rule.webhook and (problem := check_url(rule.webhook, allow))
+        ]
     files = len(rule_files(target))
     cadences = parse_cadences(ruleset.raw)[0]
     return found, (

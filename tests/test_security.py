@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from agent import config, logs, views
+from agent.app import check_rules
 from agent.errors import ConfigError, WebhookRefused
 from agent.model import Address, Invite
 from agent.providers.local import LocalMailbox
@@ -222,6 +223,24 @@ def test_a_rule_webhook_must_be_an_http_url_without_credentials() -> None:
     assert all(p.where.endswith(":webhook") for p in problems)
     assert "must be an https:// URL" in problems[0].message
     assert "user name or password" in problems[1].message and "u:p" not in problems[1].message
+
+
+def test_rules_check_applies_the_webhook_policy_with_the_configs_allowed_hosts(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "team.toml").write_text(
+        '[[promise]]\nname = "office"\nkind = "first_reply"\ntarget = "4h"\n'
+        'webhook = "http://chat.office.lan/hooks/abc"\n'
+        '[[promise]]\nname = "metadata"\nkind = "next_reply"\ntarget = "4h"\n'
+        'webhook = "https://169.254.169.254/latest"\n'
+    )
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[team]\nwebhook_allow_hosts = ["chat.office.lan"]\n')
+    found, _ = check_rules(None, cfg)
+    assert [p.where for p in found] == ["metadata:webhook"]
+    assert "link-local" in found[0].message
 
 
 # --- files private to the agent's user -----------------------------------------------------------
