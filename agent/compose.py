@@ -831,6 +831,9 @@ _MAX_REFERENCES = 20
 # any check on the text: CPython before 3.11.10 / 3.12.5 then writes the CR/LF it decodes to as
 # a line break (gh-121650), and a client's subject encoded twice becomes a header of its own.
 _MAX_DECODES = 8
+# Longer than any subject or name a person writes (RFC 5322 lines stop at 998), and short enough
+# that the email package's header parser, slower than linear on some hostile values, stays fast.
+MAX_HEADER_TEXT = 2000
 _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?")
 
 
@@ -843,9 +846,10 @@ def clean_header(value: str) -> str:
     then CR, LF and other control characters become spaces and runs collapse.
 
     Decode, then clean: what is returned decodes to itself, so the email package, which decodes
-    encoded words in a value it is given, finds nothing left to turn into a line break.
+    encoded words in a value it is given, finds nothing left to turn into a line break. Only the
+    first ``MAX_HEADER_TEXT`` characters are kept.
     """
-    text = _one_line(value)
+    text = _one_line(value[:MAX_HEADER_TEXT])
     for _ in range(_MAX_DECODES):
         if "=?" not in text:
             return text

@@ -31,7 +31,7 @@ _SECRETS = re.compile(
     r"|((?:client_secret|code|password|secret|key|token|sig|signature)=)[^\s&\"']+"  # queries
     r"|(ya29\.)[A-Za-z0-9._-]+"  # Google access tokens
     r"|(1//)[A-Za-z0-9._-]{20,}"  # Google refresh tokens
-    r"|(eyJ)[A-Za-z0-9_-]{10,4096}\.[A-Za-z0-9._-]+"  # JWTs (Microsoft access tokens)
+    r"|(?<![A-Za-z0-9_-])(eyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+"  # JWTs (Microsoft access)
     r"|(gAAAAA)[A-Za-z0-9_=-]{20,}"  # Fernet-sealed credentials
 )
 # Microsoft's opaque tokens, whose first letters are case-sensitive.

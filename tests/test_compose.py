@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from agent import localefmt, mime
 from agent.compose import (
+    MAX_HEADER_TEXT,
     Composer,
     Rendered,
     build_message,
@@ -602,3 +603,17 @@ def test_no_subject_or_name_adds_a_header(subject: str, name: str) -> None:
         key="k9",
     )
     assert _header_names(msg) == _names_of_clean_message()
+
+
+def test_a_huge_subject_is_cut_before_it_is_decoded() -> None:
+    huge = "a=?utf-8?q?" * 20_000  # the email package's parser is slower than linear on this
+    msg = build_message(
+        rendered(),
+        sender=REP,
+        to=[CLIENT],
+        in_reply_to="<p@x.example>",
+        reply_subject=huge,
+        message_id="<followup.10@northwind.example>",
+        key="k10",
+    )
+    assert len(str(msg["Subject"])) <= MAX_HEADER_TEXT + len("Re: ")
