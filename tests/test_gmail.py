@@ -759,3 +759,14 @@ def test_reply_to_a_subject_encoded_twice_adds_no_header(
     assert b"\nbcc:" not in head.lower()
     assert emu.header(stored.id, "Bcc") is None
     assert emu.header(stored.id, "Subject") == "Re: Offer Bcc: spy@evil.example"
+
+
+def test_a_draft_whose_header_would_split_into_lines_is_refused(
+    emu: GoogleEmulator, gmail: GmailProvider
+) -> None:
+    # The outbox key of a thread whose root Message-ID a client wrote: on Python 3.11.7 the
+    # email package would decode the word and write its CR/LF as a Bcc line of its own.
+    key = "promise/lukas/<=?utf-8?q?a=0D=0ABcc:_spy=40evil.example?=@x>/0"
+    with pytest.raises(Permanent, match="header lines of its own"):
+        gmail.draft(outgoing("k-split"), key=key)
+    assert emu.drafts == {}

@@ -18,9 +18,10 @@ from rich.console import Console
 
 from agent import config, logs, views
 from agent.app import check_rules
-from agent.errors import ConfigError, WebhookRefused
+from agent.errors import ConfigError, Permanent, WebhookRefused
 from agent.model import Address, Invite
 from agent.providers.local import LocalMailbox
+from agent.providers.memory import MemoryMailbox
 from agent.rules import parse_rules
 from agent.store import FAILED, PLANNED, SENDING, Store
 from agent.webhooks import check_addresses, check_url
@@ -158,6 +159,26 @@ def test_status_shows_errors_redacted_and_as_plain_text() -> None:
     text = console.export_text()
     assert "BAAUO9chh8" not in text
     assert text.count("[bold]401[/bold] token EwB[redacted]") == 2
+
+
+# --- the last check before a mailbox --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_a_draft_whose_header_would_split_into_lines_is_refused(kind: str, tmp_path: Path) -> None:
+    box: LocalMailbox | MemoryMailbox
+    if kind == "local":
+        box = LocalMailbox(tmp_path, mailbox="asha", address="asha@acme.example", clock=lambda: NOW)
+    else:
+        box = MemoryMailbox(mailbox="asha", address="asha@acme.example", clock=lambda: NOW)
+    msg = EmailMessage()
+    msg["From"] = "asha@acme.example"
+    msg["To"] = "kenji@client.example"
+    msg["Subject"] = "Re: =?utf-8?q?Offer=0D=0ABcc:_spy=40evil.example?="
+    msg.set_content("Hello")
+    with pytest.raises(Permanent, match="header lines of its own"):
+        box.draft(msg, key="k1")
+    assert box.find_draft("k1") is None
 
 
 # --- webhook policy ------------------------------------------------------------------------------

@@ -120,7 +120,11 @@ class LocalMailbox:
         message[KEY_HEADER] = key
         if message["Date"] is None:
             message["Date"] = format_datetime(self.clock())
-        return self._box("drafts").add(bytes(message))
+        try:
+            raw = mime.outgoing_bytes(message)
+        except mime.HeaderInjection as exc:
+            raise Permanent(str(exc), mailbox=self.mailbox) from exc
+        return self._box("drafts").add(raw)
 
     def send_draft(self, draft_id: str) -> SentRef:
         drafts = self._box("drafts")
