@@ -14,6 +14,7 @@ only (:func:`host_of`), and the logs and the store redact such paths too.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Collection, Sequence
@@ -98,10 +99,8 @@ def check_addresses(url: str, allow: Collection[str], resolve: Resolver = _resol
         return
     parts = urlsplit(url.strip())
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    for found in resolve(host, port):
-        address = ipaddress.ip_address(found.split("%", 1)[0])
-        if not address.is_global or address.is_multicast:
-            raise WebhookRefused(f"webhook to {host} refused: {_private(host)}")
+    if not all(_public(found) for found in resolve(host, port)):
+        raise WebhookRefused(f"webhook to {host} refused: {_private(host)}")
 
 
 def describe(exc: BaseException, url: str) -> str:
@@ -113,15 +112,68 @@ def describe(exc: BaseException, url: str) -> str:
     return f"webhook to {host}: {type(exc).__name__}: {text}"
 
 
+def _public(address: str) -> bool:
+    found = ipaddress.ip_address(address.split("%", 1)[0])
+    return found.is_global and not found.is_multicast
+
+
+@functools.cache
+def _checked_adapter() -> Any:
+    """A requests transport adapter whose direct connections check the address they reached
+    before a byte is sent: the name may resolve differently the second time (DNS rebinding).
+    Through a proxy the proxy resolves the name, and only the check before the post applies."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def checked(sock: socket.socket, host: str) -> socket.socket:
+        peer = str(sock.getpeername()[0])
+        if not _public(peer):
+            sock.close()
+            raise WebhookRefused(f"webhook to {host} refused: {_private(host)}")
+        return sock
+
+    class Plain(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return checked(super()._new_conn(), self.host)
+
+    class Secure(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return checked(super()._new_conn(), self.host)
+
+    class PlainPool(HTTPConnectionPool):
+        ConnectionCls = Plain
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = Secure
+
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": PlainPool, "https": SecurePool}
+
+    return Adapter
+
+
 def post_json(
-    url: str, payload: dict[str, Any], *, allow: Collection[str] = (), timeout: float = 10
+    url: str,
+    payload: dict[str, Any],
+    *,
+    allow: Collection[str] = (),
+    timeout: float = 10,
+    resolve: Resolver = _resolve,
 ) -> None:
-    """POST a Slack-compatible JSON body after :func:`check_addresses`; raise on any failure,
-    a redirect included."""
+    """POST a Slack-compatible JSON body after :func:`check_addresses`, over a connection that
+    checks the address it reached again (unless the host is allowed); raise on any failure, a
+    redirect included."""
     import requests  # loaded with the first webhook: most workers post none
 
-    check_addresses(url, allow)
-    response = requests.post(url, json=payload, timeout=timeout, allow_redirects=False)
+    check_addresses(url, allow, resolve)
+    with requests.Session() as session:  # one per post: posts are rare, sessions not shared
+        if not _allowed(host_of(url), allow):
+            session.mount("http://", _checked_adapter()())
+            session.mount("https://", _checked_adapter()())
+        response = session.post(url, json=payload, timeout=timeout, allow_redirects=False)
     if response.is_redirect:
         raise WebhookRefused(
             f"webhook to {host_of(url)} answered a redirect ({response.status_code}); "

@@ -24,8 +24,8 @@ from agent.providers.local import LocalMailbox
 from agent.providers.memory import MemoryMailbox
 from agent.rules import parse_rules
 from agent.store import FAILED, PLANNED, SENDING, Store
-from agent.webhooks import check_addresses, check_url
-from tests.test_outbox import webhook
+from agent.webhooks import check_addresses, check_url, post_json
+from tests.test_outbox import _Hook, webhook
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEPLOY = Path(__file__).parent.parent / "deploy"
@@ -215,6 +215,27 @@ def test_a_public_name_that_resolves_to_a_private_address_is_refused() -> None:
         check_addresses("https://sneaky.example/secret/path", [], resolve)
     assert "secret" not in str(err.value)
     check_addresses("https://sneaky.example/hook", ["sneaky.example"], resolve)
+
+
+def test_a_name_that_resolves_again_to_loopback_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DNS rebinding: the check before the post is told a public address, the connection then
+    # reaches loopback. The connection itself checks where it landed.
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    hook = _Hook()
+    try:
+        port = hook.server.server_address[1]
+        with pytest.raises(WebhookRefused, match="localhost"):
+            post_json(
+                f"https://localhost:{port}/hook",
+                {"text": "x"},
+                resolve=lambda host, port: ["93.184.215.14"],
+            )
+    finally:
+        hook.close()
+    assert hook.bodies == []
 
 
 def test_the_config_refuses_a_webhook_outside_the_policy(tmp_path: Path) -> None:
