@@ -137,6 +137,10 @@ def test_provider_errors_are_stored_redacted(sqlite_store: Store) -> None:
     [stream] = [s for s in sqlite_store.streams("asha") if s["kind"] == "mail"]
     assert "Cq3GyuZzv3" not in stream["last_error"]
 
+    sqlite_store.record_skipped("asha", "mail", "m1", f"400 for {{'id_token': '{MS_ACCESS}'}}")
+    [skipped] = sqlite_store.skipped()
+    assert "BAAUO9chh8" not in skipped["reason"]
+
 
 def test_status_shows_errors_redacted_and_as_plain_text() -> None:
     # A row written before errors were redacted, and provider text that looks like markup.

@@ -356,7 +356,7 @@ class Store:
             conn,
             t.skipped,
             {"mailbox": mailbox, "source": source, "item": item},
-            reason=reason,
+            reason=redact(reason),  # may quote a provider's answer
             at=at,
         )
 
