@@ -104,9 +104,22 @@ def check_addresses(url: str, allow: Collection[str], resolve: Resolver = _resol
 
 
 def describe(exc: BaseException, url: str) -> str:
-    """``exc`` as one line naming the webhook's host, never its URL."""
+    """``exc`` as one line naming the webhook's host, never its URL, path or query (HTTP
+    libraries quote the URL, or the path alone: "Max retries exceeded with url: /services/...")."""
     host = host_of(url) or "no host"
-    text = str(exc).replace(url.strip(), host) if url.strip() else str(exc)
+    text = str(exc)
+    url = url.strip()
+    if url:
+        text = text.replace(url, host)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            parts = None
+        if parts is not None:
+            query = f"?{parts.query}" if parts.query else ""
+            for secret in (parts.path + query, parts.path, parts.query):
+                if len(secret) > 1:
+                    text = text.replace(secret, "/[redacted]" if secret[0] == "/" else "[redacted]")
     if isinstance(exc, WebhookRefused):
         return text
     return f"webhook to {host}: {type(exc).__name__}: {text}"

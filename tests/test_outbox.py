@@ -316,6 +316,18 @@ def test_a_failing_webhook_names_its_host_never_its_path(
     assert not [text for text in shown if "sEcReT" in text or "/services/" in text]
 
 
+def test_an_unreachable_webhook_names_its_host_never_its_path(
+    store: Store, box: MemoryMailbox
+) -> None:
+    # requests quotes the path alone here: "Max retries exceeded with url: /services/..."
+    store.enqueue([webhook(f"http://127.0.0.1:9{SECRET_PATH}?token=t0k3n")])
+    [outcome] = make(store, box).run(NOW)
+    row = store.outbox_row(webhook("").key)
+    assert row is not None and row["status"] == PLANNED and "127.0.0.1" in row["last_error"]
+    for text in (row["last_error"], outcome.detail):
+        assert "sEcReT" not in text and "/services/" not in text and "t0k3n" not in text
+
+
 @pytest.mark.parametrize(
     ("url", "allow"),
     [
