@@ -25,6 +25,7 @@ from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
 from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, SHADOWED, Store, wall_clock
+from agent.webhooks import check_url
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
 
@@ -181,6 +182,7 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
             mode=settings.outbox.mode,
             mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
             domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
+            webhook_allow=settings.team.webhook_allow_hosts,
         )
         return box.approve(ident, wall_clock()) if approve else box.cancel(ident)
     finally:
@@ -251,6 +253,13 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
         clients, _ = load_clients(settings.paths.clients)
         if clients:
             found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
+        # The webhook policy needs the config's allowed hosts; each post checks it again.
+        allow = settings.team.webhook_allow_hosts
+        found += [
+            Problem(rule.source, f"{rule.name}:webhook", problem)
+            for rule in ruleset.promises
+            if rule.webhook and (problem := check_url(rule.webhook, allow))
+        ]
     files = len(rule_files(target))
     cadences = parse_cadences(ruleset.raw)[0]
     return found, (

@@ -849,9 +849,38 @@ _MANAGED_HEADERS = frozenset(
 _MAX_REFERENCES = 20
 
 
-def clean_header(value: str) -> str:
-    """One header line: CR, LF and other control characters become spaces, runs collapse."""
+# An encoded word inside a header value is decoded again when the message is written, after
+# any check on the text: CPython before 3.11.10 / 3.12.5 then writes the CR/LF it decodes to as
+# a line break (gh-121650), and a client's subject encoded twice becomes a header of its own.
+_MAX_DECODES = 8
+# Longer than any subject or name a person writes (RFC 5322 lines stop at 998), and short enough
+# that the email package's header parser, slower than linear on some hostile values, stays fast.
+MAX_HEADER_TEXT = 2000
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?")
+
+
+def _one_line(value: str) -> str:
     return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def clean_header(value: str) -> str:
+    """One header line: RFC 2047 encoded words decoded (again and again, until none is left),
+    then CR, LF and other control characters become spaces and runs collapse.
+
+    Decode, then clean: what is returned decodes to itself, so the email package, which decodes
+    encoded words in a value it is given, finds nothing left to turn into a line break. Only the
+    first ``MAX_HEADER_TEXT`` characters are kept.
+    """
+    text = _one_line(value[:MAX_HEADER_TEXT])
+    for _ in range(_MAX_DECODES):
+        if "=?" not in text:
+            return text
+        decoded = _one_line(str(email.policy.default.header_factory("subject", text)))
+        if decoded == text:
+            return text
+        text = decoded
+    # Nested deeper than any mail client writes: break up what is left rather than decode on.
+    return text.replace("=?", "= ?")
 
 
 def reply_subject_for(thread_subject: str) -> str:
@@ -878,7 +907,9 @@ def _msg_id(value: str) -> str | None:
     value = value.strip()
     if value and not value.startswith("<"):
         value = f"<{value}>"
-    return value if _MSG_ID.match(value) else None
+    # An id holding an encoded word came from a hostile client: the email package would decode
+    # it when writing In-Reply-To or References (see clean_header). Such a parent is dropped.
+    return value if _MSG_ID.match(value) and not _ENCODED_WORD.search(value) else None
 
 
 def _header_address(addr: Address) -> HeaderAddress:

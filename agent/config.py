@@ -18,12 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from agent.businesstime import BusinessCalendar, WeeklyHours
 from agent.errors import ConfigError, Problem
+from agent.webhooks import check_url
 
 
 class _Strict(BaseModel):
@@ -68,7 +70,17 @@ class Team(_Strict):
     languages: list[str] = Field(
         default_factory=lambda: ["en", "te", "hi", "ja", "de", "fr", "es", "pt", "ar", "zh"]
     )
+    # Hosts a webhook may reach over plain http or at a loopback/private address.
+    webhook_allow_hosts: list[str] = Field(default_factory=list)
     webhook_url: str = ""
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_policy(cls, value: str, info: ValidationInfo) -> str:
+        problem = check_url(value, info.data.get("webhook_allow_hosts", [])) if value else ""
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Paths(_Strict):

@@ -8,6 +8,7 @@
     │   ├── RulesError            rules/*.toml
     │   ├── TemplateError         templates/<purpose>/<lang>.j2
     │   └── ClientsError          the clients file
+    ├── WebhookRefused            a webhook URL the policy forbids (agent/webhooks.py)
     └── ProviderError             anything a mail or calendar provider answered
         ├── Transient             retry later with backoff; honours ``retry_after`` (seconds)
         │   └── SendLimitReached  the mailbox's daily sending limit; retry after ``retry_after``
@@ -63,6 +64,11 @@ class TemplateError(UserError):
 
 class ClientsError(UserError):
     pass
+
+
+class WebhookRefused(FollowupError):
+    """A webhook URL that may not be posted to: not https, or a host at a private address.
+    The message names the host only, never the URL (its path is a credential)."""
 
 
 class ProviderError(FollowupError):

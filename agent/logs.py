@@ -2,8 +2,10 @@
 
 Log calls pass context as ``extra={"mailbox": ..., "client": ..., "rule": ..., "key": ...}``;
 both formats print it. Whatever a message says, anything shaped like a bearer token, an OAuth
-token or a sealed credential is replaced by ``[redacted]`` before it is written: exception
-texts from HTTP libraries can quote headers or URLs, and a log line must never carry them.
+token, a client secret, a password in a URL, a webhook's path or a sealed credential is replaced
+by ``[redacted]`` before it is written: exception texts from HTTP libraries can quote headers,
+bodies or URLs, and a log line must never carry them. The store applies the same :func:`redact`
+to every error it records, so ``followup status`` never shows one either.
 """
 
 from __future__ import annotations
@@ -17,26 +19,58 @@ from typing import Any, TextIO
 
 CONTEXT = ("mailbox", "client", "rule", "key", "kind", "state", "worker")
 
+# Every quantifier that runs over untrusted text is bounded or ends a match: an error text is
+# hostile input, and a pattern must not take quadratic time on it.
+_TOKEN_CHARS = r"[A-Za-z0-9._~+/=!*$-]"
 _SECRETS = re.compile(
     r"(?i)"
     r"(bearer\s+)[A-Za-z0-9._~+/=-]+"  # Authorization: Bearer ...
-    r"|((?:access|refresh|id)_token[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"  # JSON or form fields
-    r"|((?:client_secret|code|password|secret|key)=)[^\s&\"']+"  # query strings
+    # JSON or form fields: OAuth tokens, client secrets, passwords, signed assertions
+    r"|((?:access_token|refresh_token|id_token|client_secret|password|code_verifier"
+    r"|client_assertion)[\"']?\s{0,5}[:=]\s{0,5}[\"']?)[^\s\"'&,}]+"
+    r"|((?:client_secret|code|password|secret|key|token|sig|signature)=)[^\s&\"']+"  # queries
     r"|(ya29\.)[A-Za-z0-9._-]+"  # Google access tokens
     r"|(1//)[A-Za-z0-9._-]{20,}"  # Google refresh tokens
-    r"|(eyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+"  # JWTs (Microsoft access tokens)
+    r"|(?<![A-Za-z0-9_-])(eyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+"  # JWTs (Microsoft access)
     r"|(gAAAAA)[A-Za-z0-9_=-]{20,}"  # Fernet-sealed credentials
 )
+# Microsoft's opaque tokens, whose first letters are case-sensitive.
+_CASED = re.compile(
+    r"(?<![A-Za-z0-9])(Ew[A-Za-z0-9])" + _TOKEN_CHARS + r"{30,}"  # Microsoft account access
+    r"|(?<![A-Za-z0-9])(M\.[A-Z]\d{0,6}_[A-Z0-9]{1,20}\.)" + _TOKEN_CHARS + r"{10,}"  # refresh
+    r"|(?<![A-Za-z0-9.])(0\.A)" + _TOKEN_CHARS + r"{30,}"  # Entra ID refresh tokens
+)
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]{0,30}://[^\s\"'<>]+")
+_USERINFO = re.compile(r"^([^/@:]*://[^/@:]*:)[^/@]*@")  # anchored: one URL at a time
+# Webhooks served under paths without the word "hook": Google Chat, Azure Logic Apps.
+_HOOK_HOSTS = re.compile(r"(?i)^(chat\.googleapis\.com|[a-z0-9-]+\.logic\.azure\.com)(:\d+)?$")
+REDACTED = "[redacted]"
+
+
+def _url(m: re.Match[str]) -> str:
+    """A URL with its password hidden, and with only its host left when it is a webhook's:
+    the path of a webhook URL is its credential, anyone holding it can post."""
+    url = _USERINFO.sub(lambda u: f"{u.group(1)}{REDACTED}@", m.group(0))
+    scheme, _, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    if slash and ("hook" in path.lower() or _HOOK_HOSTS.match(host)):
+        return f"{scheme}://{authority}/{REDACTED}"
+    return url
 
 
 def redact(text: str) -> str:
-    """``text`` with every token-shaped secret replaced by ``[redacted]``."""
+    """``text`` with every token-shaped secret replaced by ``[redacted]``: OAuth tokens of
+    Google and Microsoft, client secrets and passwords, sealed credentials, the password of a
+    ``user:password@`` URL, and the path of a webhook URL (its host stays)."""
 
     def keep_prefix(m: re.Match[str]) -> str:
         prefix = next((g for g in m.groups() if g), "")
-        return f"{prefix}[redacted]"
+        return f"{prefix}{REDACTED}"
 
-    return _SECRETS.sub(keep_prefix, text)
+    text = _URL.sub(_url, text)
+    text = _SECRETS.sub(keep_prefix, text)
+    return _CASED.sub(keep_prefix, text)
 
 
 class RedactingFilter(logging.Filter):

@@ -8,6 +8,7 @@ records it and skips it instead of stopping.
 from __future__ import annotations
 
 import email
+import email.parser
 import email.policy
 import re
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,31 @@ KEPT_HEADERS = (
 
 class MalformedMessage(ValueError):
     """Raised with a reason a person can read (``no From header``, ``unreadable Date``)."""
+
+
+class HeaderInjection(ValueError):
+    """An outgoing message would be written with header lines it does not hold."""
+
+
+def outgoing_bytes(msg: EmailMessage) -> bytes:
+    """``msg`` as the bytes to hand a mail server, once they are checked to hold exactly the
+    header lines ``msg`` holds.
+
+    The email package decodes RFC 2047 encoded words in the values it is given, and before
+    Python 3.11.10 and 3.12.5 it writes a CR/LF it decoded as a line break (gh-121650): a value
+    taken from a client's mail could add a ``Bcc``. ``agent.compose`` cleans every value it
+    sets; this is the last check on every path to a mailbox, and raises ``HeaderInjection``.
+    """
+    raw = msg.as_bytes()
+    head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    written = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    if sorted(n.lower() for n in written) != sorted(n.lower() for n in msg):
+        extra = sorted(set(written) - set(msg))
+        raise HeaderInjection(
+            "a header value would be written as header lines of its own"
+            + (f" ({', '.join(extra[:5])})" if extra else "")
+        )
+    return raw
 
 
 # Mail from before the Unix epoch or centuries ahead comes from a broken clock, and planners add

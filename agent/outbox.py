@@ -30,14 +30,23 @@ unknown outcome is simply tried again) and a ``release`` deletes it with ``delet
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
-from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
+from agent.errors import (
+    AuthRevoked,
+    Permanent,
+    Problem,
+    ProviderError,
+    TemplateError,
+    Transient,
+    WebhookRefused,
+)
 from agent.invites import attach_invite, build_invite, hold_for, invite_for
 from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
@@ -54,6 +63,7 @@ from agent.store import (
     Store,
     action_from_json,
 )
+from agent.webhooks import describe, post_json
 
 log = logging.getLogger("followup.outbox")
 # Never held back by the mode or counted against the daily cap of notes to clients.
@@ -76,14 +86,6 @@ MAX_POSTS = 5
 # no other installation reading the mailbox, answers it. Exchange honours its own header.
 AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.DIGEST})
 AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
-
-
-def post_json(url: str, payload: dict[str, str]) -> None:
-    """POST a Slack-compatible JSON body; raise on any failure."""
-    import requests  # loaded with the first webhook: most workers post none
-
-    response = requests.post(url, json=payload, timeout=10)
-    response.raise_for_status()
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class Outbox:
         post: Callable[[str, dict[str, str]], None] | None = None,
         calendars: Mapping[str, CalendarProvider] | None = None,
         mailbox_modes: Mapping[str, str] | None = None,
+        webhook_allow: Collection[str] = (),
     ) -> None:
         self.store = store
         self.mailbox_modes = dict(mailbox_modes or {})
@@ -120,7 +123,8 @@ class Outbox:
         self.team_daily_cap = team_daily_cap
         self.domain = domain
         self.on_message = on_message
-        self.post = post or post_json
+        # Webhooks go to public https hosts only, bar the hosts allowed (agent/webhooks.py).
+        self.post = post or partial(post_json, allow=tuple(webhook_allow))
         self.calendars = calendars or {}
 
     # -- the one entry point ----------------------------------------------------------------
@@ -245,17 +249,15 @@ class Outbox:
             key, [PLANNED, SENDING], SENDING, attempts=row["attempts"] + 1
         ):
             return Outcome(key, "taken", "another worker took it")
+        url = str(action.context["url"])
         try:
-            self.post(str(action.context["url"]), {"text": str(action.context["text"])})
+            self.post(url, {"text": str(action.context["text"])})
         except Exception as exc:  # any transport or HTTP error: retried on the next pass
-            failed = row["attempts"] + 1 >= MAX_POSTS
-            self.store.transition(
-                key,
-                [SENDING],
-                FAILED if failed else PLANNED,
-                last_error=f"webhook: {type(exc).__name__}: {exc}",
-            )
-            return Outcome(key, FAILED if failed else PLANNED, f"webhook failed: {exc}")
+            # The URL is a credential: the error names its host only.
+            reason = describe(exc, url)
+            failed = isinstance(exc, WebhookRefused) or row["attempts"] + 1 >= MAX_POSTS
+            self.store.transition(key, [SENDING], FAILED if failed else PLANNED, last_error=reason)
+            return Outcome(key, FAILED if failed else PLANNED, f"webhook failed: {reason}")
         self.store.transition(key, [SENDING], SENT)
         return Outcome(key, SENT, "posted to the team's webhook")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.errors import Problem, RulesError
 from agent.model import Client
+from agent.webhooks import check_shape
 
 KINDS = ("first_reply", "next_reply")
 CLOCKS = ("business", "calendar")
@@ -250,6 +251,13 @@ def _parse_promise(
                 bad("escalate_after", str(exc))
         if levels != sorted(levels):
             bad("escalate_after", "levels must grow: each later than the one before")
+    hook = raw.get("webhook", "")
+    if not isinstance(hook, str):
+        bad("webhook", 'must be a URL such as "https://hooks.example/..."')
+    elif hook and (problem := check_shape(hook)):
+        # The full policy (public https hosts only) needs config.toml's allowed hosts: it is
+        # checked again when the escalation is posted.
+        bad("webhook", problem)
     if len(problems) > start:
         return None
     assert isinstance(name, str) and isinstance(kind, str)

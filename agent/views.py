@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from agent.errors import Problem
+from agent.logs import redact
 from agent.model import Action, ActionKind
 
 
@@ -303,7 +304,7 @@ def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
     for r in rows:
         zone = zones.get(r["mailbox"], "UTC")
         state = r["state"]
-        note = r.get("last_error") or ""
+        note = _error_note(r)
         if r.get("hint"):
             note = f"run: {r['hint']}. {note}"
         table.add_row(
@@ -313,9 +314,15 @@ def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
             local(r.get("next_run_at"), zone)
             if state not in ("needs_reconnect", "disabled")
             else "-",
-            note,
+            Text(note),
         )
     return table
+
+
+def _error_note(row: dict[str, Any]) -> str:
+    """A row's last error as a person may see it: redacted again (rows stored by older
+    versions were not), and shown as plain text, never read as rich markup."""
+    return redact(row.get("last_error") or "")
 
 
 def outbox_table(rows: list[dict[str, Any]], title: str = "Outbox") -> Table:
@@ -330,6 +337,6 @@ def outbox_table(rows: list[dict[str, Any]], title: str = "Outbox") -> Table:
             r["mailbox"],
             r["client"],
             r["status"],
-            r.get("last_error") or "",
+            Text(_error_note(r)),
         )
     return table

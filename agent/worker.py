@@ -519,7 +519,7 @@ class Worker:
             if isinstance(exc, ProviderError):
                 self.metrics.provider_errors.labels(kind).inc()
             self.metrics.syncs.labels(label).inc()
-            text = str(exc)[:500]
+            text = logs.redact(str(exc))[:500]  # redacted whole: a cut token would not be
             if isinstance(exc, FollowupError):
                 log.warning(
                     "pass failed (%s: %s); retry in %ds",
@@ -689,6 +689,7 @@ class Worker:
             daily_cap=s.outbox.daily_cap,
             team_daily_cap=s.outbox.team_daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
+            webhook_allow=s.team.webhook_allow_hosts,
         )
 
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import email
+import email.parser
 import email.policy
 import hashlib
 from datetime import UTC, date, datetime, timedelta
@@ -17,8 +19,9 @@ from babel import numbers as babel_numbers
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import localefmt
+from agent import localefmt, mime
 from agent.compose import (
+    MAX_HEADER_TEXT,
     Composer,
     Rendered,
     build_message,
@@ -546,3 +549,155 @@ def test_sample_context_drops_optional_fields_when_minimal() -> None:
     assert full["meeting"]["start"] == minimal["meeting"]["start"]
     minimal["client"]["name"] = "changed"
     assert sample_context("thank_you")["client"]["name"] == "Anjali Rao"
+
+
+# --- encoded words that decode to CR/LF ---------------------------------------------------------
+
+
+def _ew(text: str) -> str:
+    """``text`` as one RFC 2047 encoded word (base64, UTF-8)."""
+    return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
+
+
+INJECTED = "Offer\r\nBcc: spy@evil.example"
+BASE_HEADERS = [
+    "from",
+    "to",
+    "subject",
+    "message-id",
+    "x-followup-key",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-language",
+]
+
+
+def _header_names(msg: EmailMessage) -> list[str]:
+    """The header names a mail server reads in the message as written."""
+    head = msg.as_bytes().split(b"\n\n", 1)[0]
+    parsed = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    return sorted(name.lower() for name in parsed)
+
+
+def _names_of_clean_message(**kwargs: object) -> list[str]:
+    args: dict[str, object] = {
+        "sender": REP,
+        "to": [CLIENT],
+        "message_id": "<followup.6@northwind.example>",
+        "key": "k6",
+        "in_reply_to": "<p@x.example>",
+        "reply_subject": "Offer",
+    }
+    args.update(kwargs)
+    return _header_names(build_message(rendered(), **args))  # type: ignore[arg-type]
+
+
+def test_subject_encoded_twice_by_a_client_adds_no_header() -> None:
+    # Decoded once when the client's mail is read, the subject is an encoded word again; written
+    # out as is, the email package would decode it and fold a Bcc line into the reply.
+    raw = (
+        "From: Anjali <anjali@godavari.example>\r\nTo: ravi@northwind.example\r\n"
+        f"Subject: {_ew(_ew(INJECTED))}\r\nDate: Mon, 02 Nov 2026 09:00:00 +0000\r\n"
+        "Message-ID: <q1@godavari.example>\r\n\r\nHello\r\n"
+    ).encode()
+    incoming = mime.to_message(raw, mailbox="ravi", provider_id="1")
+    msg = build_message(
+        rendered(),
+        sender=REP,
+        to=[incoming.sender],
+        in_reply_to=incoming.message_id,
+        reply_subject=incoming.subject,
+        message_id="<followup.6@northwind.example>",
+        key="k6",
+    )
+    assert _header_names(msg) == _names_of_clean_message()
+    assert b"\nBcc:" not in msg.as_bytes()
+    assert roundtrip(msg)["Subject"] == "Re: Offer Bcc: spy@evil.example"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"reply_subject": _ew(INJECTED)},
+        {"reply_subject": "", "in_reply_to": ""},  # the rendered subject below
+        {"to": [Address("anjali@godavari.example", _ew(INJECTED))]},
+        {"to": [Address("anjali@godavari.example", f"Anjali {_ew(_ew(INJECTED))}")]},
+        {"sender": Address("ravi@northwind.example", _ew(INJECTED))},
+        {"key": _ew(INJECTED)},
+        {"extra_headers": {"X-Note": _ew(INJECTED)}},
+    ],
+)
+def test_encoded_words_decoding_to_line_breaks_add_no_header(kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {
+        "sender": REP,
+        "to": [CLIENT],
+        "message_id": "<followup.7@northwind.example>",
+        "key": "k7",
+        "in_reply_to": "<p@x.example>",
+        "reply_subject": "Offer",
+    }
+    args.update(kwargs)
+    msg = build_message(rendered(_ew(INJECTED)), **args)  # type: ignore[arg-type]
+    expected = [*BASE_HEADERS, "x-note"] if "extra_headers" in kwargs else BASE_HEADERS
+    if args["in_reply_to"]:
+        expected = [*expected, "in-reply-to", "references"]
+    assert _header_names(msg) == sorted(expected)
+    assert b"\nBcc:" not in msg.as_bytes()
+
+
+def test_encoded_words_in_parent_ids_are_dropped() -> None:
+    evil = "<=?utf-8?q?a=0D=0ABcc:_spy=40evil.example?=@x.example>"
+    msg = build_message(
+        rendered(),
+        sender=REP,
+        to=[CLIENT],
+        in_reply_to=evil,
+        references=[evil, "<root@x.example>"],
+        message_id="<followup.8@northwind.example>",
+        key="k8",
+    )
+    assert b"\nBcc:" not in msg.as_bytes()
+    assert msg["In-Reply-To"] is None
+    assert "evil" not in msg.as_string()
+
+
+_PIECES = st.sampled_from(
+    ["Offer", " ", "\r\n", "\n", "Bcc: spy@evil.example", "=?", "?=", "=?utf-8?q?", "é", "x" * 30]
+)
+
+
+@st.composite
+def _hostile_text(draw: st.DrawFn) -> str:
+    text = "".join(draw(st.lists(_PIECES, max_size=8)))
+    for _ in range(draw(st.integers(0, 3))):
+        text = _ew(text) if draw(st.booleans()) else f"Re: {_ew(text)} x"
+    return text
+
+
+@given(subject=_hostile_text(), name=_hostile_text())
+def test_no_subject_or_name_adds_a_header(subject: str, name: str) -> None:
+    msg = build_message(
+        rendered(),
+        sender=REP,
+        to=[Address("anjali@godavari.example", name)],
+        in_reply_to="<p@x.example>",
+        reply_subject=subject,
+        message_id="<followup.9@northwind.example>",
+        key="k9",
+    )
+    assert _header_names(msg) == _names_of_clean_message()
+
+
+def test_a_huge_subject_is_cut_before_it_is_decoded() -> None:
+    huge = "a=?utf-8?q?" * 20_000  # the email package's parser is slower than linear on this
+    msg = build_message(
+        rendered(),
+        sender=REP,
+        to=[CLIENT],
+        in_reply_to="<p@x.example>",
+        reply_subject=huge,
+        message_id="<followup.10@northwind.example>",
+        key="k10",
+    )
+    assert len(str(msg["Subject"])) <= MAX_HEADER_TEXT + len("Re: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -21,6 +22,7 @@ from googleapiclient.errors import HttpError
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.compose import Rendered, build_message
 from agent.errors import (
     AuthRevoked,
     CursorExpired,
@@ -734,3 +736,43 @@ def test_fast_address_path_agrees_on_generated_lists(pairs: list[tuple[str, str]
     value = ", ".join(formataddr((n, a)) for n, a in pairs)
     expected = tuple(Address(a, n) for n, a in getaddresses([value]) if "@" in a)
     assert expected == _addresses(value)
+
+
+def test_reply_to_a_subject_encoded_twice_adds_no_header(
+    emu: GoogleEmulator, gmail: GmailProvider
+) -> None:
+    # The client's Subject is an encoded word of an encoded word of "Offer<CR><LF>Bcc: ...".
+    # Gmail hands it over decoded once; the reply's draft must still carry no Bcc line.
+    inner = "=?utf-8?q?Offer=0D=0ABcc:_spy@evil.example?="
+    twice = f"=?utf-8?b?{base64.b64encode(inner.encode()).decode()}?="
+    thread = emu.deliver(raw_message(1, subject=twice))
+    incoming = next(m for m in gmail.sync(None).messages if m.thread_id == thread)
+    reply = build_message(
+        Rendered("unused", "Thank you.\n", None, "en", Path("t.j2")),
+        sender=Address(ADDRESS, "Rep"),
+        to=[incoming.sender],
+        in_reply_to=incoming.message_id,
+        reply_subject=incoming.subject,
+        message_id="<followup.1@example.com>",
+        key="k-inject",
+    )
+    draft_id = gmail.draft(reply, key="k-inject", thread_id=thread)
+    stored = emu.messages[emu.drafts[draft_id]]
+    head = stored.raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    assert b"\nbcc:" not in head.lower()
+    assert emu.header(stored.id, "Bcc") is None
+    assert emu.header(stored.id, "Subject") == "Re: Offer Bcc: spy@evil.example"
+
+
+def test_a_draft_whose_header_would_split_into_lines_is_refused(
+    emu: GoogleEmulator, gmail: GmailProvider
+) -> None:
+    # A header that reached the provider without the composer's cleaning: on Python 3.11.7 the
+    # email package would decode the word and write its CR/LF as a Bcc line of its own. (The
+    # outbox key itself is a digest in the header, so a client's Message-ID cannot do this.)
+    message = outgoing("k-split")
+    del message["Subject"]
+    message["Subject"] = "Re: =?utf-8?q?Offer=0D=0ABcc:_spy=40evil.example?="
+    with pytest.raises(Permanent, match="header lines of its own"):
+        gmail.draft(message, key="k-split")
+    assert emu.drafts == {}

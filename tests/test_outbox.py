@@ -54,7 +54,9 @@ def reminder(
     )
 
 
-def make(store: Store, box: MemoryMailbox, mode: str = "send") -> Outbox:
+def make(
+    store: Store, box: MemoryMailbox, mode: str = "send", allow: tuple[str, ...] = ("127.0.0.1",)
+) -> Outbox:
     return Outbox(
         store,
         {"asha": box},
@@ -62,6 +64,7 @@ def make(store: Store, box: MemoryMailbox, mode: str = "send") -> Outbox:
         {"asha": Address("asha@acme.example", "Asha")},
         mode=mode,
         domain="acme.example",
+        webhook_allow=allow,
     )
 
 
@@ -211,19 +214,23 @@ def test_obsolete_reminders_are_cancelled_before_they_go(store: Store, box: Memo
 class _Hook:
     """A Slack-compatible webhook endpoint on loopback that records what it is sent."""
 
-    def __init__(self, fail: int = 0) -> None:
+    def __init__(self, fail: int = 0, path: str = "/hook", redirect: str = "") -> None:
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.bodies: list[dict] = []
         self.fail = fail
+        self.redirect = redirect
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if hook.fail:
+                if hook.redirect:
+                    self.send_response(307)
+                    self.send_header("Location", hook.redirect)
+                elif hook.fail:
                     hook.fail -= 1
                     self.send_response(503)
                 else:
@@ -235,7 +242,7 @@ class _Hook:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -289,6 +296,79 @@ def test_a_failing_webhook_is_retried_then_given_up_with_the_reason(
         outcomes = make(store, box).run(NOW)
     assert outcomes[-1].status == "failed"
     assert "webhook" in store.outbox_row("w2")["last_error"]
+
+
+SECRET_PATH = "/services/T0AC/B0ME/sEcReTpAtHoFtHeHoOk"
+
+
+def test_a_failing_webhook_names_its_host_never_its_path(
+    store: Store, box: MemoryMailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = _Hook(fail=5, path=SECRET_PATH)
+    try:
+        store.enqueue([webhook(hook.url)])
+        outcomes = [o for _ in range(5) for o in make(store, box).run(NOW)]
+    finally:
+        hook.close()
+    row = store.outbox_row(webhook(hook.url).key)
+    assert row is not None and row["status"] == "failed"
+    assert "127.0.0.1" in row["last_error"] and "503" in row["last_error"]
+    shown = [row["last_error"], *(o.detail for o in outcomes), caplog.text]
+    assert not [text for text in shown if "sEcReT" in text or "/services/" in text]
+
+
+def test_an_unreachable_webhook_names_its_host_never_its_path(
+    store: Store, box: MemoryMailbox
+) -> None:
+    # requests quotes the path alone here: "Max retries exceeded with url: /services/..."
+    store.enqueue([webhook(f"http://127.0.0.1:9{SECRET_PATH}?token=t0k3n")])
+    [outcome] = make(store, box).run(NOW)
+    row = store.outbox_row(webhook("").key)
+    assert row is not None and row["status"] == PLANNED and "127.0.0.1" in row["last_error"]
+    for text in (row["last_error"], outcome.detail):
+        assert "sEcReT" not in text and "/services/" not in text and "t0k3n" not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "allow"),
+    [
+        ("http://127.0.0.1:{port}/hook", ()),  # http, and loopback
+        ("https://127.0.0.1:{port}/hook", ()),  # loopback over https
+        ("https://localhost:{port}/hook", ()),  # a name that resolves to loopback
+        ("https://169.254.169.254/latest/meta-data", ()),  # a cloud's metadata service
+        ("https://10.1.2.3/hook", ()),
+        ("https://[::1]:{port}/hook", ()),
+        ("http://hooks.example/hook", ("other.example",)),  # http to a host not allowed
+        ("https://user:pw@127.0.0.1:{port}/hook", ("127.0.0.1",)),
+    ],
+)
+def test_a_webhook_outside_the_policy_is_refused_at_once_and_never_posted(
+    store: Store, box: MemoryMailbox, url: str, allow: tuple[str, ...]
+) -> None:
+    hook = _Hook()
+    try:
+        target = url.format(port=hook.server.server_address[1])
+        store.enqueue([webhook(target)])
+        [outcome] = make(store, box, allow=allow).run(NOW)
+    finally:
+        hook.close()
+    assert outcome.status == "failed" and "refused" in outcome.detail
+    assert hook.bodies == []
+    row = store.outbox_row(webhook(target).key)
+    assert row is not None and "/hook" not in row["last_error"]
+
+
+def test_a_webhook_redirect_is_not_followed(store: Store, box: MemoryMailbox) -> None:
+    inner = _Hook()
+    outer = _Hook(redirect=inner.url)
+    try:
+        store.enqueue([webhook(outer.url)])
+        [outcome] = make(store, box).run(NOW)
+    finally:
+        outer.close()
+        inner.close()
+    assert outcome.status == "failed" and "redirect" in outcome.detail
+    assert inner.bodies == []
 
 
 def invitation() -> Action:

@@ -49,7 +49,7 @@ from agent.errors import (
     SendLimitReached,
     Transient,
 )
-from agent.mime import MalformedMessage, body_text, parse_date
+from agent.mime import HeaderInjection, MalformedMessage, body_text, outgoing_bytes, parse_date
 from agent.model import (
     Address,
     Attendee,
@@ -649,9 +649,11 @@ class GmailProvider(_GoogleClient):
         outgoing = copy.deepcopy(message)
         del outgoing[KEY_HEADER]
         outgoing[KEY_HEADER] = key_tag(key)
-        body: dict[str, Any] = {
-            "message": {"raw": base64.urlsafe_b64encode(bytes(outgoing)).decode()}
-        }
+        try:
+            raw = outgoing_bytes(outgoing)
+        except HeaderInjection as exc:
+            raise Permanent(str(exc), mailbox=self.mailbox) from exc
+        body: dict[str, Any] = {"message": {"raw": base64.urlsafe_b64encode(raw).decode()}}
         if thread_id:
             body["message"]["threadId"] = thread_id
         created = self._execute(

@@ -16,11 +16,13 @@ and exact. Unreadable messages and .ics files are reported in ``skipped``.
 from __future__ import annotations
 
 import mailbox as mbox
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import icalendar
 
@@ -38,6 +40,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class _PrivateMaildir(mbox.Maildir):
+    """A Maildir whose new files are readable by their owner only (0600), whatever the umask:
+    they are other people's mail. (The standard library creates them 0666 less the umask; its
+    folders it already creates 0700.)"""
+
+    def _create_tmp(self) -> Any:
+        f = super()._create_tmp()  # type: ignore[misc]
+        os.fchmod(f.fileno(), 0o600)
+        return f
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(data)
+
+
 class LocalMailbox:
     name = "local"
 
@@ -48,13 +68,13 @@ class LocalMailbox:
         self.mailbox = mailbox
         self.address = address
         self.clock = clock
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in (*FOLDERS, "drafts"):
-            mbox.Maildir(self.root / folder, create=True)
-        (self.root / "calendar").mkdir(parents=True, exist_ok=True)
+            _PrivateMaildir(self.root / folder, create=True)
+        (self.root / "calendar").mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _box(self, folder: str) -> mbox.Maildir:
-        return mbox.Maildir(self.root / folder, factory=None, create=False)
+        return _PrivateMaildir(self.root / folder, factory=None, create=False)
 
     def _raw(self, provider_id: str) -> bytes:
         folder, _, key = provider_id.partition("/")
@@ -100,7 +120,11 @@ class LocalMailbox:
         message[KEY_HEADER] = key_tag(key)
         if message["Date"] is None:
             message["Date"] = format_datetime(self.clock())
-        return self._box("drafts").add(bytes(message))
+        try:
+            raw = mime.outgoing_bytes(message)
+        except mime.HeaderInjection as exc:
+            raise Permanent(str(exc), mailbox=self.mailbox) from exc
+        return self._box("drafts").add(raw)
 
     def send_draft(self, draft_id: str) -> SentRef:
         drafts = self._box("drafts")
@@ -197,7 +221,7 @@ class LocalMailbox:
         """
         path = self._own_file(invite.key)
         if not path.exists():
-            path.write_bytes(invites.build_invite(invite, stamp=self.clock()))
+            _write_private(path, invites.build_invite(invite, stamp=self.clock()))
         return invites.invite_uid(invite)
 
     def _own_file(self, key: str) -> Path:

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from agent import mime
-from agent.errors import CursorExpired, ProviderError, Transient
+from agent.errors import CursorExpired, Permanent, ProviderError, Transient
 from agent.model import Event, EventSyncResult, Interval, Invite, Message, SentRef, SyncResult
 from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 
@@ -149,6 +149,10 @@ class MemoryMailbox:
         message[KEY_HEADER] = key_tag(key)
         if message["Date"] is None:
             message["Date"] = format_datetime(self.clock())
+        try:
+            mime.outgoing_bytes(message)  # as a real mailbox would be handed it
+        except mime.HeaderInjection as exc:
+            raise Permanent(str(exc), mailbox=self.mailbox) from exc
         draft_id = f"d{self._bump()}"
         self.drafts[draft_id] = (message, thread_id)
         return draft_id

@@ -7,6 +7,7 @@ to the newest revision before handing the store out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -31,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent.errors import ConfigError, Problem
+from agent.logs import redact
 from agent.model import (
     Action,
     ActionKind,
@@ -90,6 +92,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # connection keeps 512 KiB: room for the tables' inner pages, not for a copy of the mail.
     cur.execute("PRAGMA cache_size=-512")
     cur.close()
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite database file readable by its owner only (0600), whatever the umask.
+
+    It holds sealed tokens and other people's mail. SQLite gives the ``-wal`` and ``-shm``
+    files it makes beside it the database file's own permissions, so they are private too. An
+    existing file is left as its owner set it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a folder that does not exist: SQLite's own error says it better
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits away, never added them
+    finally:
+        os.close(fd)
 
 
 def _addr_json(addrs: Iterable[Address]) -> list[list[str]]:
@@ -200,6 +222,7 @@ class Store:
                 ]
             ) from exc
         if engine.dialect.name == "sqlite":
+            _create_private(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine, clock=clock)
         store.migrate()
@@ -377,7 +400,7 @@ class Store:
             conn,
             t.skipped,
             {"mailbox": mailbox, "source": source, "item": item},
-            reason=reason,
+            reason=redact(reason),  # may quote a provider's answer
             at=at,
         )
 
@@ -501,7 +524,12 @@ class Store:
         return dict(row._mapping) if row else None
 
     def transition(self, key: str, expect: Sequence[str], status: str, **fields: Any) -> bool:
-        """Move a row from one of ``expect`` to ``status``; False if another worker moved it."""
+        """Move a row from one of ``expect`` to ``status``; False if another worker moved it.
+
+        A ``last_error`` is stored redacted (:func:`agent.logs.redact`): provider error texts
+        can quote tokens, secrets and webhook URLs."""
+        if fields.get("last_error"):
+            fields["last_error"] = redact(str(fields["last_error"]))
         with self.tx() as conn:
             moved = conn.execute(
                 update(t.outbox)
@@ -630,7 +658,8 @@ class Store:
         failures: int = 0,
         error: str | None = None,
     ) -> bool:
-        """Record a pass's outcome and hand the lease back. False if the lease was lost."""
+        """Record a pass's outcome and hand the lease back. False if the lease was lost.
+        ``error`` is stored redacted, as in :meth:`transition`."""
         with self.tx() as conn:
             _lock_mailboxes(conn, t.streams.c.mailbox == mailbox)
             done = conn.execute(
@@ -640,7 +669,7 @@ class Store:
                     state=state,
                     next_run_at=next_run_at,
                     failures=failures,
-                    last_error=error,
+                    last_error=redact(error) if error else error,
                     lease_owner=None,
                     lease_expires=None,
                 )
