@@ -211,6 +211,7 @@ class Worker:
         clock: Callable[[], datetime] | None = None,
         connect: Connect = open_mailbox,
         rng: random.Random | None = None,
+        post: Callable[[str, dict[str, str]], None] | None = None,
     ) -> None:
         self.config_path = config_path
         self.loaded = load(config_path)  # the first set must be valid: nothing to fall back on
@@ -219,6 +220,7 @@ class Worker:
         self.store = Store.open(settings.database.url, clock=self.clock)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.connect = connect
+        self.post = post  # webhook posts; None: agent.webhooks.post_json under the policy
         self.rng = rng or random.Random()
         self.metrics = Metrics()
         self.stopping = threading.Event()
@@ -690,6 +692,7 @@ class Worker:
             team_daily_cap=s.outbox.team_daily_cap,
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
             webhook_allow=s.team.webhook_allow_hosts,
+            post=self.post,
         )
 
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:

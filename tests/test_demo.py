@@ -6,6 +6,7 @@ from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from agent.cli import main
@@ -171,3 +172,35 @@ def test_the_demos_second_worker_round_plans_only_the_threads_that_changed(
     first, second = rnd.planned
     assert first >= len({(p.mailbox, p.thread_id) for p in demo.promises}) > 0
     assert 0 < second < first <= rnd.threads
+
+
+def test_demo_never_empties_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    mine = tmp_path / "work"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a rep's notes")
+    result = CliRunner().invoke(main, ["demo", "--out", str(mine), "--json"])
+    assert result.exit_code == 1
+    assert "not made by followup demo" in result.output
+    assert (mine / "notes.txt").read_text() == "a rep's notes"
+    # its own folder is emptied and written again, run after run
+    out = tmp_path / "demo"
+    for _ in range(2):
+        again = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
+        assert again.exit_code == 0, again.output
+
+
+def test_the_demo_posts_to_no_real_webhook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent import outbox, webhooks
+
+    posted: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        posted.append(args)
+        raise AssertionError("the demo posted to a real URL")
+
+    monkeypatch.setattr(webhooks, "post_json", refuse)
+    monkeypatch.setattr(outbox, "post_json", refuse)
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert posted == []
+    assert sorted((tmp_path / "demo" / "outbox").glob("worker-*-webhook.json"))

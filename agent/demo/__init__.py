@@ -25,6 +25,7 @@ from typing import Any
 
 from agent import config, golive, pipeline
 from agent.compose import Composer
+from agent.errors import ConfigError, Problem
 from agent.model import Action, ActionKind, Address
 from agent.outbox import Outbox, Outcome
 from agent.promises import Decision, Promise
@@ -107,12 +108,44 @@ def _build_mailboxes(
         (mb.path / "calendar" / item["file"]).write_text(item["ics"], encoding="utf-8")
 
 
+MARK = ".followup-demo"  # in every folder the demo made, and only there
+
+
+class DemoFolderError(ConfigError):
+    pass
+
+
+def _fresh_folder(out: Path) -> None:
+    """Empty ``out`` for a new run, if the demo made it; never a folder it did not make."""
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / MARK).exists()):
+            raise DemoFolderError(
+                [
+                    Problem(
+                        "--out",
+                        str(out),
+                        "exists and was not made by followup demo, so it is left alone: "
+                        "choose a new folder, e.g. --out followup-demo-out",
+                    )
+                ]
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARK).write_text("made by followup demo; the next run empties this folder\n")
+
+
+def write_post(path: Path, url: str, payload: dict[str, str]) -> None:
+    """The demo's team webhook is a file: the JSON a Slack-compatible endpoint would get. The
+    demo never posts anywhere."""
+    path.write_text(
+        json.dumps({"url": url, **payload}, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+
+
 def run_demo(out: Path) -> DemoResult:
     scenario = tomllib.loads((HERE / "scenario.toml").read_text(encoding="utf-8"))
     now: datetime = scenario["now"]
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    _fresh_folder(out)
     shutil.copy(HERE / "clients.csv", out / "clients.csv")
     # The demo's config is written next to its mailboxes, so every other command can be tried
     # on the demo: followup --config followup-demo-out/config.toml rules simulate ...
@@ -159,9 +192,8 @@ def run_demo(out: Path) -> DemoResult:
         subjects[action.key] = str(message["Subject"])
 
     def post(url: str, payload: dict[str, str]) -> None:
-        # The demo's team webhook is a file: the JSON a Slack-compatible endpoint would get.
         path = emails / f"{len(files) + 1:02d}-webhook.json"
-        path.write_text(json.dumps({"url": url, **payload}, ensure_ascii=False, indent=2))
+        write_post(path, url, payload)
         files[f"webhook:{len(files)}"] = path
 
     composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
@@ -285,7 +317,14 @@ def service_round(out: Path, at: datetime) -> ServiceRound:
     finally:
         store.close()
     clock = [at]
-    worker = Worker(config_path, clock=lambda: clock[-1])
+    posts = out / "outbox"
+
+    def post(url: str, payload: dict[str, str]) -> None:
+        write_post(
+            posts / f"worker-{len(list(posts.glob('worker-*'))) + 1:02d}-webhook.json", url, payload
+        )
+
+    worker = Worker(config_path, clock=lambda: clock[-1], post=post)
 
     def planned() -> int:
         return int(worker.metrics.registry.get_sample_value("followup_threads_planned_total") or 0)
