@@ -123,6 +123,30 @@ def demo(out: Path, as_json: bool) -> None:
     views.service_round(console(), service_round(out, result.now + timedelta(hours=1)), out)
 
 
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@reports_problems
+def init(folder: Path) -> None:
+    """Write a starting set into FOLDER: config.toml (in shadow mode), rules/, templates/ and
+    an empty clients.csv."""
+    from agent.starter import init as start
+
+    started = start(folder)
+    config = started.folder / "config.toml"
+    console().print(f"[green]✓[/] Wrote {plain(', '.join(str(p) for p in started.written))}")
+    console().print(
+        "Next:\n"
+        f"  1. Edit {config}: your team, one [[mailboxes]] table per rep (the three there are"
+        " examples), the leads.\n"
+        f"  2. Export your clients into {started.folder / 'clients.csv'}.\n"
+        f"  3. followup rules check --config {config}\n"
+        f"  4. followup connect gmail|outlook --mailbox NAME --config {config}\n"
+        f"  5. followup run --config {config}   (shadow mode: nothing is sent until you change"
+        " [outbox] mode; see the README's 'Switching on')",
+        markup=False,
+    )
+
+
 @main.group()
 def rules() -> None:
     """Check and preview the response-time rules in rules/*.toml."""

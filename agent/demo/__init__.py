@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,10 @@ from agent.model import Action, ActionKind, Address
 from agent.outbox import Outbox, Outcome
 from agent.promises import Decision, Promise
 from agent.providers.local import LocalMailbox
+from agent.starter import shipped as bundled  # rules/ and templates/ as shipped
 from agent.store import Store
 
 HERE = Path(__file__).parent
-
-
-def bundled(name: str) -> Path:
-    """The rules/ or templates/ shipped with Followup (in the wheel, or the source tree)."""
-    packaged = resources.files("agent").joinpath("bundled", name)
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return HERE.parent.parent / name
 
 
 @dataclass
