@@ -10,7 +10,8 @@
     │   └── ClientsError          the clients file
     └── ProviderError             anything a mail or calendar provider answered
         ├── Transient             retry later with backoff; honours ``retry_after`` (seconds)
-        │   └── SendLimitReached  the mailbox's daily sending limit; retry after ``retry_after``
+        │   ├── SendLimitReached  the mailbox's daily sending limit; retry after ``retry_after``
+        │   └── Refused           turned away before it was acted on (throttled): not done
         ├── CursorExpired         the sync cursor is stale: resync fully, lose nothing
         ├── AuthRevoked           the grant is gone: park the mailbox, tell the rep, never loop
         └── Permanent             record it, do not retry
@@ -85,6 +86,11 @@ class Transient(ProviderError):
 
 class SendLimitReached(Transient):
     """The mailbox hit its provider's daily sending limit; sends wait ``retry_after`` seconds."""
+
+
+class Refused(Transient):
+    """The provider turned the request away before acting on it (a 429 from Graph's
+    throttling): a send refused so was not made, and may be made again."""
 
 
 class CursorExpired(ProviderError):

@@ -12,13 +12,26 @@ may have happened and asks the provider before doing anything else:
 - ``drafting``: a draft carrying the key may exist. Sent already -> ``sent``; a draft ->
   ``drafted``;
   nothing -> ``planned`` again.
-- ``sending``: the send may have happened. A sent message carrying the key -> ``sent``; the draft
-  still there -> send that same draft; neither -> ``needs_attention`` for a person.
+- ``sending``: the send may have happened. A sent message carrying the key -> ``sent``.
+  Otherwise it depends on ``send_requested_at``, written (on the outbox's clock, by
+  ``send_draft``'s ``before_post``) just before the one request that sends:
+
+  - not written: that request was never made, so the draft is sent (a draft found by its key;
+    none -> ``needs_attention``);
+  - written: the request may have been accepted. Graph accepts ``/send`` before the message
+    reaches Sent Items, and until then it still looks like a draft, so a draft proves nothing:
+    the outbox only looks for the sent copy, for ``send_settle`` (as long as Exchange may take),
+    then hands the row to a person (``needs_attention``). It never sends the draft again.
 
 A send is never retried blindly: a Transient error during ``send_draft`` leaves the row in
-``sending`` for the next reconciliation. In ``draft`` mode notes to clients stop at ``drafted``
-(the draft waits in the rep's Drafts folder) until the rep sends it or runs
-``followup outbox approve``; reminders and escalations to the team are always sent.
+``sending`` for the next reconciliation, except ``Refused`` (turned away unmade, a 429), which
+withdraws the request so that the next pass sends. Each send attempt is numbered (``attempts``)
+and the request is recorded only if the attempt is still the row's, so a worker that lost its
+lease while it was about to send gives way to the one that took the row over.
+
+In ``draft`` mode notes to clients stop at ``drafted`` (the draft waits in the rep's Drafts
+folder) until the rep sends it or runs ``followup outbox approve``; reminders and escalations
+to the team are always sent.
 
 An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
 composed. HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
@@ -37,7 +50,16 @@ from email.utils import format_datetime
 from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
-from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
+from agent.errors import (
+    AuthRevoked,
+    Permanent,
+    Problem,
+    ProviderError,
+    Refused,
+    SendLimitReached,
+    TemplateError,
+    Transient,
+)
 from agent.invites import attach_invite, build_invite, hold_for, invite_for
 from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import CalendarProvider, MailProvider
@@ -60,6 +82,14 @@ INTERNAL_KINDS = frozenset(
     {ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK, ActionKind.HOLD}
 )
 MAX_POSTS = 5
+# How long after a send was requested the outbox keeps looking for the sent copy before asking a
+# person: Exchange files a message in Sent Items only after it left the Outbox, which "may not
+# succeed immediately" (sendMail, message-send), usually seconds, in bad hours many minutes.
+SEND_SETTLE = timedelta(hours=1)
+
+
+class _Superseded(Exception):
+    """Another worker took the send over: this one must not make the request."""
 
 
 def post_json(url: str, payload: dict[str, str]) -> None:
@@ -91,6 +121,7 @@ class Outbox:
         on_message: Callable[[Action, Any], None] | None = None,
         post: Callable[[str, dict[str, str]], None] | None = None,
         calendars: Mapping[str, CalendarProvider] | None = None,
+        send_settle: timedelta = SEND_SETTLE,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -102,6 +133,7 @@ class Outbox:
         self.on_message = on_message
         self.post = post or post_json
         self.calendars = calendars or {}
+        self.send_settle = send_settle
 
     # -- the one entry point ----------------------------------------------------------------
     def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
@@ -173,10 +205,17 @@ class Outbox:
             # them, could cancel this one (an overdue escalation overtaken by a proposal).
             return self._step(fresh, provider, now)
         if status == SENDING:
-            return self._reconcile_sending(action, row, provider)
+            return self._reconcile_sending(action, row, provider, now)
         if status == DRAFTED:
             if self._sends(action):
-                return self._send(action, row["draft_id"], provider, expect=DRAFTED)
+                return self._send(
+                    action,
+                    row["draft_id"],
+                    provider,
+                    expect=DRAFTED,
+                    attempts=row["attempts"],
+                    now=now,
+                )
             found = provider.find_sent(key)  # the rep may have sent the draft by hand
             if found:
                 self._mark_sent(key, DRAFTED, found)
@@ -312,21 +351,40 @@ class Outbox:
             self.on_message(action, message)
         if not (force_send or self._sends(action)):
             return Outcome(key, DRAFTED, "draft waiting for the rep")
-        return self._send(action, draft_id, provider, expect=DRAFTED)
+        return self._send(action, draft_id, provider, expect=DRAFTED, attempts=1, now=now)
 
     def _send(
-        self, action: Action, draft_id: str, provider: MailProvider, *, expect: str
+        self,
+        action: Action,
+        draft_id: str,
+        provider: MailProvider,
+        *,
+        expect: str,
+        attempts: int,
+        now: datetime,
     ) -> Outcome:
         key = action.key
-        if not self.store.transition(key, [expect], SENDING):
+        if not self.store.claim_send(key, [expect], attempts):
             return Outcome(key, "taken", "another worker took it")
+        attempt = attempts + 1
+
+        def before_post() -> None:
+            if not self.store.request_send(key, attempt, now):
+                raise _Superseded
+
         try:
-            sent = provider.send_draft(draft_id)
+            sent = provider.send_draft(draft_id, before_post=before_post)
+        except _Superseded:
+            return Outcome(key, "taken", "another worker took the send over")
         except Permanent as exc:
             self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=str(exc))
             return Outcome(key, NEEDS_ATTENTION, str(exc))
-        # Transient and AuthRevoked propagate with the row in ``sending``: the outcome is
-        # unknown, and only reconciliation may decide whether to send again.
+        except (Refused, SendLimitReached):
+            # Turned away before it was acted on: nothing was sent, the next pass sends.
+            self.store.withdraw_send_request(key, attempt)
+            raise
+        # Other Transient errors and AuthRevoked propagate with the row in ``sending`` and the
+        # request recorded: the outcome is unknown, and reconciliation only looks for the copy.
         self._mark_sent(key, SENDING, sent)
         log.info("sent %s %s via %s", action.kind.value, key, action.mailbox)
         return Outcome(key, SENT)
@@ -350,23 +408,37 @@ class Outbox:
         return Outcome(key, PLANNED, "reconciled: no draft was made, planned again")
 
     def _reconcile_sending(
-        self, action: Action, row: dict[str, Any], provider: MailProvider
+        self, action: Action, row: dict[str, Any], provider: MailProvider, now: datetime
     ) -> Outcome:
         key = action.key
         sent = provider.find_sent(key)
         if sent:
             self._mark_sent(key, SENDING, sent)
             return Outcome(key, SENT, "reconciled: found in sent mail")
-        draft_id = provider.find_draft(key)
-        if draft_id:
-            self.store.transition(key, [SENDING], DRAFTED, draft_id=draft_id)
-            return self._send(action, draft_id, provider, expect=DRAFTED)
-        self.store.transition(
-            key,
-            [SENDING],
-            NEEDS_ATTENTION,
-            last_error="neither a sent message nor a draft carries the key",
+        requested = row.get("send_requested_at")
+        if requested is None:
+            # The request that sends was never made: the draft may be sent.
+            draft_id = provider.find_draft(key)
+            if draft_id:
+                return self._send(
+                    action, draft_id, provider, expect=SENDING, attempts=row["attempts"], now=now
+                )
+            self.store.transition(
+                key,
+                [SENDING],
+                NEEDS_ATTENTION,
+                last_error="neither a sent message nor a draft carries the key",
+            )
+            return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
+        if now - requested < self.send_settle:
+            return Outcome(key, SENDING, "send requested: waiting for the sent copy")
+        minutes = int(self.send_settle.total_seconds() // 60)
+        error = (
+            f"the send was requested at {requested.isoformat()} but no sent message carries the "
+            f"key {minutes} minutes later; it is never sent twice by itself: check Sent Items "
+            "and send the draft by hand if it did not go"
         )
+        self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=error)
         return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
 
     # -- the rep's draft workflow ---------------------------------------------------------------
@@ -377,7 +449,12 @@ class Outbox:
         if row["status"] == DRAFTED:
             provider = self.providers[row["mailbox"]]
             return self._send(
-                action_from_json(row["action"]), row["draft_id"], provider, expect=DRAFTED
+                action_from_json(row["action"]),
+                row["draft_id"],
+                provider,
+                expect=DRAFTED,
+                attempts=row["attempts"],
+                now=now,
             )
         if row["status"] == PLANNED:
             action = action_from_json(row["action"])

@@ -16,8 +16,10 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.compose import Composer
 from agent.errors import AuthRevoked, CursorExpired, Permanent, Transient
 from agent.model import Address, Interval, Invite
+from agent.outbox import SEND_SETTLE, Outbox
 from agent.providers.msal_auth import (
     AppAuth,
     GraphAuth,
@@ -36,6 +38,7 @@ from agent.providers.outlook import (
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
+from agent.store import NEEDS_ATTENTION, SENDING, SENT, Store
 from tests.fakes.graph import GraphEmulator
 from tests.provider_contract import (
     CalendarProviderContract,
@@ -43,6 +46,7 @@ from tests.provider_contract import (
     incoming,
     outgoing,
 )
+from tests.test_outbox import NOW, TEMPLATES, reminder
 
 ADDRESS = "asha@contoso.example"
 CLIENT_ID = "00000000-1111-2222-3333-444444444444"
@@ -500,8 +504,24 @@ def test_reply_is_threaded_by_exchange_through_create_reply(rig: Rig) -> None:
     rig.provider.send_draft(draft_id)
     sent = [m for m in rig.provider.sync(first.cursor).messages if "SENT" in m.labels]
     assert len(sent) == 1
+    # Sent Items copies carry no internetMessageHeaders: the conversation threads the reply,
+    # and the key property (not an x- header) says it is the agent's note.
     assert sent[0].thread_id == original.thread_id
-    assert sent[0].in_reply_to == original.message_id
+    assert sent[0].in_reply_to == "" and sent[0].headers == {"x-followup-key": "k:r"}
+
+
+def test_sent_items_copies_carry_no_internet_headers(rig: Rig) -> None:
+    rig.deliver(incoming(1, to=ADDRESS))
+    original = rig.provider.sync(None).messages[0]
+    draft_id = rig.provider.draft(
+        outgoing(ADDRESS, key="k:h", reply_to=original.message_id), key="k:h"
+    )
+    rig.provider.send_draft(draft_id)
+    url = f"{rig.graph.graph_url}/me/messages/{draft_id}?$select=internetMessageHeaders"
+    token = rig.auth().token()
+    row = rig.session.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert not row.get("internetMessageHeaders")
+    assert rig.provider.find_sent("k:h") is not None  # found by the property alone
 
 
 def test_reply_to_an_unknown_message_starts_a_new_thread(rig: Rig) -> None:
@@ -700,3 +720,115 @@ def test_paging_links_to_other_hosts_are_refused(rig: Rig) -> None:
     with pytest.raises(Permanent):
         rig.provider.sync(cursor)
     assert len(rig.graph.requests) == before
+
+
+# -- the outbox under Outlook's asynchronous send ------------------------------------------
+
+
+def _outbox(store: Store, provider: Any) -> Outbox:
+    return Outbox(
+        store,
+        {"asha": provider},
+        Composer(TEMPLATES),
+        {"asha": Address(ADDRESS, "Asha")},
+        mode="send",
+        domain="contoso.example",
+    )
+
+
+def _sends(rig: Rig, key: str) -> int:
+    return sum(1 for _, ext in rig.graph.sends if ext.get(KEY_PROPERTY) == key)
+
+
+def test_a_send_accepted_but_slow_to_reach_sent_items_is_never_posted_twice(
+    rig: Rig, store: Store
+) -> None:
+    rig.graph.hold_sends = True  # accepted; Exchange files it in Sent Items later
+    rig.graph.inject("POST", r"/send$", after=True, drop=True)  # and the answer is lost
+    outbox, key = _outbox(store, rig.provider), reminder().key
+    store.enqueue([reminder()])
+    assert [o.status for o in outbox.run(NOW)] == [SENDING]
+    assert rig.provider.find_draft(key) is not None  # it still reads as a draft
+    for minutes in (1, 5, 30):
+        [o] = outbox.run(NOW + timedelta(minutes=minutes))
+        assert (o.status, o.detail) == (SENDING, "send requested: waiting for the sent copy")
+    assert rig.count("POST", "/send") == 1
+    rig.graph.file_sends()
+    [o] = outbox.run(NOW + timedelta(minutes=31))
+    assert o.status == SENT and _sends(rig, key) == 1 and rig.count("POST", "/send") == 1
+
+
+def test_a_requested_send_never_filed_goes_to_a_person_not_out_again(
+    rig: Rig, store: Store
+) -> None:
+    rig.graph.hold_sends = True
+    rig.graph.inject("POST", r"/send$", after=True, drop=True)
+    outbox, key = _outbox(store, rig.provider), reminder().key
+    store.enqueue([reminder()])
+    outbox.run(NOW)
+    [o] = outbox.run(NOW + SEND_SETTLE)
+    assert o.status == NEEDS_ATTENTION and rig.count("POST", "/send") == 1
+    row = store.outbox_row(key)
+    assert row is not None and "never sent twice" in row["last_error"]
+
+
+def test_a_throttled_send_was_not_made_and_goes_out_on_the_next_pass(
+    rig: Rig, store: Store
+) -> None:
+    rig.graph.inject("POST", r"/send$", status=429, code="TooManyRequests", retry_after=30)
+    outbox, key = _outbox(store, rig.provider), reminder().key
+    store.enqueue([reminder()])
+    assert [o.status for o in outbox.run(NOW)] == [SENDING]
+    row = store.outbox_row(key)
+    assert row is not None and row["send_requested_at"] is None
+    assert [o.status for o in outbox.run(NOW + timedelta(minutes=1))] == [SENT]
+    assert _sends(rig, key) == 1 and rig.count("POST", "/send") == 2
+
+
+class Stalling:
+    """The provider of a worker that stalls (a long pause, a hung connection) at ``point`` of
+    ``send_draft`` while its lease runs out, and only then carries on: ``meanwhile`` runs in
+    the pause, as the worker that took the mailbox over."""
+
+    def __init__(self, inner: OutlookProvider, point: str, meanwhile: Any) -> None:
+        self._inner, self._point, self._meanwhile = inner, point, meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send_draft(self, draft_id: str, *, before_post: Any = None) -> Any:
+        if self._point == "claimed":
+            self._meanwhile()
+
+        def stalled_before_post() -> None:
+            if before_post is not None:
+                before_post()
+            if self._point == "requested":
+                self._meanwhile()
+
+        return self._inner.send_draft(draft_id, before_post=stalled_before_post)
+
+
+@pytest.mark.parametrize("point", ["claimed", "requested"])
+def test_a_worker_that_lost_its_lease_mid_send_never_sends_a_second_time(
+    rig: Rig, store: Store, point: str
+) -> None:
+    rig.graph.hold_sends = True  # Outlook is slow to file it: both see a draft
+    key = reminder().key
+    successor = _outbox(store, rig.make_provider())
+    taken_over: list[str] = []
+
+    def take_over() -> None:
+        taken_over.extend(o.status for o in successor.run(NOW + timedelta(minutes=2)))
+
+    stalled = _outbox(store, Stalling(rig.provider, point, take_over))
+    store.enqueue([reminder()])
+    stalled.run(NOW)
+    # Claimed but not requested: the successor sends and the stalled worker gives way.
+    # Requested: the successor only waits for the sent copy.
+    assert taken_over == ([SENT] if point == "claimed" else [SENDING])
+    assert rig.count("POST", "/send") == 1
+    rig.graph.file_sends()
+    successor.run(NOW + timedelta(minutes=3))
+    row = store.outbox_row(key)
+    assert row is not None and row["status"] == SENT and _sends(rig, key) == 1

@@ -102,12 +102,16 @@ class LocalMailbox:
             message["Date"] = format_datetime(self.clock())
         return self._box("drafts").add(bytes(message))
 
-    def send_draft(self, draft_id: str) -> SentRef:
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
         drafts = self._box("drafts")
         try:
             raw = drafts.get_bytes(draft_id)
         except (KeyError, FileNotFoundError) as exc:
             raise Permanent(f"no draft {draft_id}", mailbox=self.mailbox) from exc
+        if before_post is not None:
+            before_post()
         # Filed in sent before the draft goes: a crash between the two leaves a draft that
         # find_sent already accounts for, never a note that vanished.
         sent_key = self._box("sent").add(raw)

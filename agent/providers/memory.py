@@ -153,8 +153,12 @@ class MemoryMailbox:
         self.drafts[draft_id] = (message, thread_id)
         return draft_id
 
-    def send_draft(self, draft_id: str) -> SentRef:
-        self._enter("send_draft")
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
+        self._enter("send_draft")  # an injected failure stands for a request never made
+        if before_post is not None:
+            before_post()
         if draft_id not in self.drafts:
             raise ProviderError(f"no draft {draft_id}")
         message, thread_id = self.drafts.pop(draft_id)

@@ -39,7 +39,14 @@ from zoneinfo import ZoneInfo
 import requests
 
 from agent import zones
-from agent.errors import AuthRevoked, CursorExpired, Permanent, ProviderError, Transient
+from agent.errors import (
+    AuthRevoked,
+    CursorExpired,
+    Permanent,
+    ProviderError,
+    Refused,
+    Transient,
+)
 from agent.mime import KEPT_HEADERS
 from agent.model import (
     Address,
@@ -82,6 +89,9 @@ MESSAGE_FIELDS = (
 # Outlook documents $top as 1..1000 for message listings and the default page as 10; delta
 # pages honour odata.maxpagesize. 500 keeps a page with full headers well under the gateway
 # timeout while a 10,000-message folder still syncs in about 20 requests.
+# Sent Items copies carry no internetMessageHeaders (microsoft-graph-docs issue 2716), so the
+# agent's own notes are recognised by the key property, expanded on every message read.
+KEY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{KEY_PROPERTY}')"
 PAGE_SIZE = 500
 MAX_BATCH = 20  # Graph's $batch limit
 MAILBOX_CONCURRENCY = 4  # Outlook runs at most 4 requests at once per app and mailbox
@@ -353,6 +363,9 @@ class OutlookProvider:
             return AuthRevoked(text, mailbox=self.mailbox)
         if status == 429 and "mailboxconcurrency" in text.lower():
             self._gate.lower()
+        if status == 429:
+            # Throttling turns a request away before it is acted on: a refused send was not made.
+            return Refused(text, retry_after=retry_after, mailbox=self.mailbox)
         if status in (429, 500, 502, 503, 504) or lowered in ("errortoomanyobjectsopened",):
             return Transient(text, retry_after=retry_after, mailbox=self.mailbox)
         if status >= 500:
@@ -443,7 +456,7 @@ class OutlookProvider:
         for folder, label in FOLDERS:
             start = links.get(folder) or (
                 f"{self._root}/mailFolders/{folder}/messages/delta?"
-                + urlencode({"$select": ",".join(MESSAGE_FIELDS)}, safe=",$")
+                + urlencode({"$select": ",".join(MESSAGE_FIELDS), "$expand": KEY_EXPAND}, safe=",$")
             )
             rows, new_links[folder] = self._delta_round(start)
             partial: list[str] = []
@@ -491,7 +504,7 @@ class OutlookProvider:
     def _get_messages(
         self, ids: list[str], skipped: list[tuple[str, str]]
     ) -> tuple[list[dict[str, Any]], set[str]]:
-        select = urlencode({"$select": ",".join(MESSAGE_FIELDS)}, safe=",$")
+        select = urlencode({"$select": ",".join(MESSAGE_FIELDS), "$expand": KEY_EXPAND}, safe=",$")
         reqs = [_Request("GET", f"{self._root}/messages/{quote(i)}?{select}") for i in ids]
         rows: list[dict[str, Any]] = []
         gone: set[str] = set()
@@ -535,6 +548,13 @@ class OutlookProvider:
             except (KeyError, TypeError) as exc:
                 raise _Malformed(f"unreadable internet message header {header!r}") from exc
             headers.setdefault(name, value)
+        for prop in row.get("singleValueExtendedProperties") or ():
+            # The outbox key of the agent's own notes; no header survives into Sent Items.
+            if (
+                isinstance(prop, Mapping)
+                and str(prop.get("id", "")).lower() == KEY_PROPERTY.lower()
+            ):
+                headers[KEY_HEADER.lower()] = str(prop.get("value") or "")
         references = _message_ids(headers.get("references", ""))
         in_reply_to = (_message_ids(headers.get("in-reply-to", "")) or ("",))[0]
         message_id = str(row.get("internetMessageId") or "").strip() or f"<{pid}@graph.invalid>"
@@ -618,12 +638,16 @@ class OutlookProvider:
         rows = (page or {}).get("value") or []
         return str(rows[0]["id"]) if rows else ""
 
-    def send_draft(self, draft_id: str) -> SentRef:
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
         """Send the draft once; return its immutable id (the sent copy keeps it) and
         internetMessageId. A draft that was already sent is not sent again.
 
         The ``/send`` POST is never retried: on ``Transient`` the outcome is unknown and the
-        outbox reconciles with ``find_sent`` / ``find_draft``.
+        outbox reconciles with ``find_sent``; ``Refused`` (429) means it was not made. Graph
+        accepts ``/send`` (202) before the message reaches Sent Items: until then it still
+        reads as a draft, so a draft found after a lost answer does not prove it unsent.
         """
         fields = "?$select=isDraft,internetMessageId,conversationId"
         try:
@@ -637,6 +661,8 @@ class OutlookProvider:
         )
         if before.get("isDraft") is False:
             return ref
+        if before_post is not None:
+            before_post()
         self._send_once("POST", f"{self._root}/messages/{quote(draft_id)}/send")
         # The send happened: from here on nothing may raise. Sending can rewrite the
         # Message-ID, so read the sent copy back when it is there already.

@@ -13,6 +13,7 @@ sends that draft once and is never retried by any layer. After a crash ``find_se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
@@ -38,8 +39,13 @@ class MailProvider(Protocol):
         """Create a draft that carries ``key``; return its draft id."""
         ...
 
-    def send_draft(self, draft_id: str) -> SentRef:
-        """Send the draft once. Never retried: an unknown outcome is reconciled, not repeated."""
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
+        """Send the draft once. Never retried: an unknown outcome is reconciled, not repeated.
+
+        ``before_post`` is called right before the one request that sends (after any reads);
+        if it raises, nothing is sent and its exception propagates."""
         ...
 
     def find_sent(self, key: str) -> SentRef | None:

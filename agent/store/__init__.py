@@ -45,7 +45,7 @@ from agent.store import tables as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
 # own idea of the head, so a new migration cannot be added without moving this too.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -432,6 +432,54 @@ class Store:
                 update(t.outbox)
                 .where(t.outbox.c.key == key, t.outbox.c.status.in_(expect))
                 .values(status=status, updated_at=_now(), **fields)
+            ).rowcount
+        return bool(moved)
+
+    def claim_send(self, key: str, expect: Sequence[str], attempts: int) -> bool:
+        """Take the row into ``sending`` for a new send attempt (numbered ``attempts + 1``) if it
+        is still in one of ``expect`` after ``attempts`` attempts and no send was requested;
+        False if another worker moved it first."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(
+                    t.outbox.c.key == key,
+                    t.outbox.c.status.in_(expect),
+                    t.outbox.c.attempts == attempts,
+                    t.outbox.c.send_requested_at.is_(None),
+                )
+                .values(status=SENDING, attempts=attempts + 1, updated_at=_now())
+            ).rowcount
+        return bool(moved)
+
+    def request_send(self, key: str, attempt: int, at: datetime) -> bool:
+        """Record that send attempt ``attempt`` is about to be made, at ``at``; False if that
+        attempt is no longer the row's (another worker took the send over), and then nothing
+        may be sent."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(
+                    t.outbox.c.key == key,
+                    t.outbox.c.status == SENDING,
+                    t.outbox.c.attempts == attempt,
+                    t.outbox.c.send_requested_at.is_(None),
+                )
+                .values(send_requested_at=at, updated_at=_now())
+            ).rowcount
+        return bool(moved)
+
+    def withdraw_send_request(self, key: str, attempt: int) -> bool:
+        """Forget the request of send attempt ``attempt``: the provider refused it unmade."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(
+                    t.outbox.c.key == key,
+                    t.outbox.c.status == SENDING,
+                    t.outbox.c.attempts == attempt,
+                )
+                .values(send_requested_at=None, updated_at=_now())
             ).rowcount
         return bool(moved)
 

@@ -12,7 +12,10 @@ authorities), so the real msal + requests code runs against it unchanged:
   tokens, ``@removed`` rows, flag-only updates that carry only changed properties, 410
   ``SyncStateNotFound`` after :meth:`GraphEmulator.expire_delta`; messages by id, ``$filter`` on
   ``internetMessageId`` and on single-value extended properties, drafts, ``createReply``,
-  ``PATCH``, ``send`` (the sent copy keeps the draft's immutable id);
+  ``PATCH``, ``send`` (the sent copy keeps the draft's immutable id and carries no
+  ``internetMessageHeaders``); ``send`` is accepted (202) before the message reaches Sent Items:
+  with ``send_delay`` seconds (or ``hold_sends`` until :meth:`GraphEmulator.file_sends`) the
+  message still reads as a draft in Drafts, and a second ``send`` then sends it twice;
 - ids: immutable with ``Prefer: IdType="ImmutableId"``, otherwise a folder-dependent id; a move
   to the archive mailbox gives the item a new immutable id;
 - calendar: events with ``transactionId`` de-duplication, ``calendarView/delta``,
@@ -187,12 +190,18 @@ class GraphEmulator:
         max_page_size: int = 1000,
         token_lifetime: int = 3600,
         device_interval: int = 0,
+        send_delay: float = 0.0,
     ) -> None:
         self.tenant = tenant
         self.latency = latency
         self.max_page_size = max_page_size
         self.token_lifetime = token_lifetime
         self.device_interval = device_interval
+        self.send_delay = send_delay
+        self.hold_sends = False
+        # (due on the monotonic clock, mailbox, draft id, the draft as it was sent)
+        self._outgoing: list[tuple[float, str, str, Item]] = []
+        self.sends: list[tuple[str, dict[str, str]]] = []  # (mailbox, extended properties)
         self.boxes: dict[str, Box] = {}
         self.requests: list[Req] = []
         self.client_secrets: dict[str, str] = {}
@@ -479,6 +488,7 @@ class GraphEmulator:
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        self.file_sends(due_only=True)
         parts = urlsplit(target)
         path, query = unquote(parts.path), parts.query
         if not path.startswith("/v1.0/"):
@@ -872,7 +882,8 @@ class GraphEmulator:
         else:
             for name in select:
                 if name == "internetMessageHeaders":
-                    row[name] = list(item.headers)
+                    if item.folder != "sentitems":  # never on Sent Items copies
+                        row[name] = list(item.headers)
                 elif name in every:
                     row[name] = every[name]
         if "singleValueExtendedProperties" in expand:
@@ -892,9 +903,9 @@ class GraphEmulator:
             if state is None:
                 raise GraphError(410, "SyncStateNotFound", "The sync state was not found.")
         else:
-            select = _select(q)
+            select, expand = _select(q), q.get("$expand", "")
             if "$deltatoken" in q:
-                since, select = _decode_token(q["$deltatoken"])
+                since, (select, expand) = _decode_token(q["$deltatoken"])
                 if since < box.delta_floor:
                     raise GraphError(
                         410, "SyncStateNotFound", "The sync state generation is not found."
@@ -906,7 +917,7 @@ class GraphEmulator:
                 rows = list(changed.items())
             else:
                 rows = [(i.id, "full") for i in box.messages.values() if i.folder == folder]
-            state = {"rows": rows, "select": select, "end": next(self._seq)}
+            state = {"rows": rows, "select": select, "expand": expand, "end": next(self._seq)}
         out: list[dict[str, Any]] = []
         rows, state["rows"] = state["rows"][:page], state["rows"][page:]
         for item_id, kind in rows:
@@ -929,7 +940,7 @@ class GraphEmulator:
                     }
                 )
             else:
-                out.append(self._render(item, state["select"], immutable))
+                out.append(self._render(item, state["select"], immutable, expand=state["expand"]))
         link = f"{self.base_url}{path}?"
         result: dict[str, Any] = {
             "@odata.context": f"{self.graph_url}/$metadata#Collection(message)",
@@ -940,7 +951,7 @@ class GraphEmulator:
             self._skip[token] = state
             result["@odata.nextLink"] = link + urlencode({"$skiptoken": token})
         else:
-            token = _encode_token(state["end"], state["select"])
+            token = _encode_token(state["end"], [state["select"], state["expand"]])
             result["@odata.deltaLink"] = link + urlencode({"$deltatoken": token})
         return result
 
@@ -1030,11 +1041,57 @@ class GraphEmulator:
     def _send(self, box: Box, item: Item) -> None:
         if not item.data.get("isDraft"):
             raise GraphError(400, "ErrorInvalidOperation", "Only a draft can be sent.")
+        if not (self.send_delay or self.hold_sends):
+            self._file_sent(box, item.id, item)
+            return
+        # Accepted: Exchange moves it through the Outbox to Sent Items in its own time, and
+        # until then the message is still a draft in Drafts.
+        snapshot = Item(
+            item.id,
+            item.folder,
+            dict(item.data),
+            list(item.headers),
+            dict(item.ext),
+            dict(item.body),
+        )
+        self._outgoing.append((time.monotonic() + self.send_delay, box.address, item.id, snapshot))
+
+    def file_sends(self, *, due_only: bool = False) -> int:
+        """File in Sent Items the messages whose ``send`` was accepted (only those whose
+        ``send_delay`` has passed, with ``due_only``); return how many."""
+        with self._lock:
+            if due_only and self.hold_sends:
+                return 0
+            now = time.monotonic()
+            due = [o for o in self._outgoing if not due_only or o[0] <= now]
+            self._outgoing = [o for o in self._outgoing if o not in due]
+            for _, address, item_id, snapshot in due:
+                self._file_sent(self.boxes[address], item_id, snapshot)
+            return len(due)
+
+    def _file_sent(self, box: Box, item_id: str, sent: Item) -> None:
+        item = box.messages.get(item_id)
+        if item is None or not item.data.get("isDraft"):
+            # Sent a second time (or deleted after it was sent): another copy in Sent Items.
+            item = Item(
+                self._new_id(),
+                "drafts",
+                dict(sent.data),
+                list(sent.headers),
+                dict(sent.ext),
+                dict(sent.body),
+            )
+            box.messages[item.id] = item
+        headers = list(item.headers)
         self._touch(box, item.folder, item.id)
         item.folder = "sentitems"
         now = _iso(datetime.now(UTC))
         item.data.update(isDraft=False, sentDateTime=now, receivedDateTime=now)
+        # Sent Items copies carry no internetMessageHeaders (microsoft-graph-docs issue 2716):
+        # neither the x- headers given at creation nor Exchange's own threading headers.
+        item.headers = []
         self._touch(box, "sentitems", item.id)
+        self.sends.append((box.address, dict(item.ext)))
         for rcpt in item.data.get("toRecipients", []) + item.data.get("ccRecipients", []):
             other = self.boxes.get(rcpt["emailAddress"]["address"].lower())
             if other is not None and other is not box:
@@ -1043,12 +1100,16 @@ class GraphEmulator:
                     copy_id,
                     "inbox",
                     dict(item.data, isDraft=False, isRead=False),
-                    list(item.headers),
+                    headers,
                     {},
                     dict(item.body),
                 )
                 other.messages[copy_id] = copy
                 self._touch(other, "inbox", copy_id)
+
+    def pending_sends(self) -> int:
+        with self._lock:
+            return len(self._outgoing)
 
     # -- calendar -------------------------------------------------------------------------
     def _event_json(self, ev: CalEvent, zone: str) -> dict[str, Any]:
