@@ -20,8 +20,10 @@ may have happened and asks the provider before doing anything else:
     none -> ``needs_attention``);
   - written: the request may have been accepted. Graph accepts ``/send`` before the message
     reaches Sent Items, and until then it still looks like a draft, so a draft proves nothing:
-    the outbox only looks for the sent copy, for ``send_settle`` (as long as Exchange may take),
-    then hands the row to a person (``needs_attention``). It never sends the draft again.
+    the outbox only looks for the sent copy, for the provider's ``sent_copy_lag`` (as long as
+    Exchange may take), then hands the row to a person (``needs_attention``); it never sends
+    the draft again. Where sending is synchronous and consumes the draft (Gmail: a lag of
+    zero), a draft still there proves the request was never made, and it is sent.
 
 A send is never retried blindly: a Transient error during ``send_draft`` leaves the row in
 ``sending`` for the next reconciliation, except ``Refused`` (turned away unmade, a 429), which
@@ -82,10 +84,6 @@ INTERNAL_KINDS = frozenset(
     {ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.WEBHOOK, ActionKind.HOLD}
 )
 MAX_POSTS = 5
-# How long after a send was requested the outbox keeps looking for the sent copy before asking a
-# person: Exchange files a message in Sent Items only after it left the Outbox, which "may not
-# succeed immediately" (sendMail, message-send), usually seconds, in bad hours many minutes.
-SEND_SETTLE = timedelta(hours=1)
 
 
 class _Superseded(Exception):
@@ -121,7 +119,6 @@ class Outbox:
         on_message: Callable[[Action, Any], None] | None = None,
         post: Callable[[str, dict[str, str]], None] | None = None,
         calendars: Mapping[str, CalendarProvider] | None = None,
-        send_settle: timedelta = SEND_SETTLE,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -133,7 +130,6 @@ class Outbox:
         self.on_message = on_message
         self.post = post or post_json
         self.calendars = calendars or {}
-        self.send_settle = send_settle
 
     # -- the one entry point ----------------------------------------------------------------
     def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
@@ -346,7 +342,16 @@ class Outbox:
             return Outcome(key, FAILED, str(exc))
         except ProviderError:
             raise  # stays in drafting: reconciled next time
-        self.store.transition(key, [DRAFTING], DRAFTED, draft_id=draft_id)
+        if not self.store.transition(key, [DRAFTING], DRAFTED, draft_id=draft_id):
+            # This worker lost its lease while drafting and another took the row over: that
+            # one adopted this draft (then it is the row's) or made its own (this one goes).
+            row = self.store.outbox_row(key)
+            if row is not None and row["draft_id"] != draft_id:
+                try:
+                    provider.discard_draft(draft_id)
+                except Transient as exc:
+                    log.warning("outbox %s: a second draft is left behind: %s", key, exc)
+            return Outcome(key, "taken", "another worker took it over")
         if self.on_message:
             self.on_message(action, message)
         if not (force_send or self._sends(action)):
@@ -362,9 +367,10 @@ class Outbox:
         expect: str,
         attempts: int,
         now: datetime,
+        requested: bool = False,
     ) -> Outcome:
         key = action.key
-        if not self.store.claim_send(key, [expect], attempts):
+        if not self.store.claim_send(key, [expect], attempts, requested=requested):
             return Outcome(key, "taken", "another worker took it")
         attempt = attempts + 1
 
@@ -377,7 +383,16 @@ class Outbox:
         except _Superseded:
             return Outcome(key, "taken", "another worker took the send over")
         except Permanent as exc:
-            self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=str(exc))
+            # The draft may be gone because another worker, that took the row over while this
+            # one was stalled, sent it: then it is sent, not a problem.
+            found = self._sent_copy(provider, key)
+            if found is not None:
+                self._mark_sent(key, SENDING, found)
+                return Outcome(key, SENT, "reconciled: found in sent mail")
+            if not self.store.transition(
+                key, [SENDING], NEEDS_ATTENTION, attempt=attempt, last_error=str(exc)
+            ):
+                return Outcome(key, "taken", "another worker took the send over")
             return Outcome(key, NEEDS_ATTENTION, str(exc))
         except (Refused, SendLimitReached):
             # Turned away before it was acted on: nothing was sent, the next pass sends.
@@ -388,6 +403,15 @@ class Outbox:
         self._mark_sent(key, SENDING, sent)
         log.info("sent %s %s via %s", action.kind.value, key, action.mailbox)
         return Outcome(key, SENT)
+
+    @staticmethod
+    def _sent_copy(provider: MailProvider, key: str) -> SentRef | None:
+        try:
+            return provider.find_sent(key)
+        except AuthRevoked:
+            raise
+        except ProviderError:
+            return None
 
     def _mark_sent(self, key: str, expect: str, sent: SentRef) -> None:
         self.store.transition(
@@ -430,13 +454,29 @@ class Outbox:
                 last_error="neither a sent message nor a draft carries the key",
             )
             return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
-        if now - requested < self.send_settle:
+        lag = provider.sent_copy_lag
+        if now - requested < lag:
             return Outcome(key, SENDING, "send requested: waiting for the sent copy")
-        minutes = int(self.send_settle.total_seconds() // 60)
+        if not lag:
+            # A synchronous send consumes the draft: one still there was never sent.
+            draft_id = provider.find_draft(key)
+            if draft_id:
+                return self._send(
+                    action,
+                    draft_id,
+                    provider,
+                    expect=SENDING,
+                    attempts=row["attempts"],
+                    now=now,
+                    requested=True,
+                )
+        minutes = int(lag.total_seconds() // 60)
         error = (
             f"the send was requested at {requested.isoformat()} but no sent message carries the "
             f"key {minutes} minutes later; it is never sent twice by itself: check Sent Items "
             "and send the draft by hand if it did not go"
+            if lag
+            else "the send was requested but neither a sent message nor a draft carries the key"
         )
         self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=error)
         return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from agent.compose import Composer
 from agent.errors import AuthRevoked, CursorExpired, Permanent, Transient
 from agent.model import Address, Interval, Invite
-from agent.outbox import SEND_SETTLE, Outbox
+from agent.outbox import Outbox
 from agent.providers.msal_auth import (
     AppAuth,
     GraphAuth,
@@ -766,7 +766,7 @@ def test_a_requested_send_never_filed_goes_to_a_person_not_out_again(
     outbox, key = _outbox(store, rig.provider), reminder().key
     store.enqueue([reminder()])
     outbox.run(NOW)
-    [o] = outbox.run(NOW + SEND_SETTLE)
+    [o] = outbox.run(NOW + OutlookProvider.sent_copy_lag)
     assert o.status == NEEDS_ATTENTION and rig.count("POST", "/send") == 1
     row = store.outbox_row(key)
     assert row is not None and "never sent twice" in row["last_error"]

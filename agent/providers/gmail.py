@@ -418,6 +418,7 @@ class GmailProvider(_GoogleClient):
     """The :class:`~agent.providers.protocol.MailProvider` for one Gmail mailbox."""
 
     name = "gmail"
+    sent_copy_lag = timedelta(0)  # drafts.send answers once the message is in SENT
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ def _now() -> datetime:
 
 class LocalMailbox:
     name = "local"
+    sent_copy_lag = timedelta(0)
 
     def __init__(
         self, root: Path, *, mailbox: str, address: str, clock: Callable[[], datetime] = _now

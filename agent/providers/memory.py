@@ -11,7 +11,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -36,6 +36,8 @@ class MemoryMailbox:
     ``lose_response("send_draft")`` makes the next send take effect and then raise Transient,
     the "unknown outcome" the outbox must reconcile.
     """
+
+    sent_copy_lag = timedelta(0)
 
     mailbox: str
     address: str

@@ -93,6 +93,7 @@ MESSAGE_FIELDS = (
 # agent's own notes are recognised by the key property, expanded on every message read.
 KEY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{KEY_PROPERTY}')"
 PAGE_SIZE = 500
+SENT_COPY_LAG = timedelta(hours=1)
 MAX_BATCH = 20  # Graph's $batch limit
 MAILBOX_CONCURRENCY = 4  # Outlook runs at most 4 requests at once per app and mailbox
 SCHEDULES_PER_CALL = 20  # getSchedule takes at most 20 mailboxes
@@ -254,6 +255,9 @@ class OutlookProvider:
     """
 
     name = "outlook"
+    # Exchange files a message in Sent Items only after it left the Outbox, which "may not
+    # succeed immediately" (sendMail, message-send): usually seconds, in bad hours minutes.
+    sent_copy_lag = SENT_COPY_LAG
 
     def __init__(
         self,

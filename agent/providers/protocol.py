@@ -14,7 +14,7 @@ sends that draft once and is never retried by any layer. After a crash ``find_se
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +26,11 @@ KEY_HEADER = "X-Followup-Key"
 @runtime_checkable
 class MailProvider(Protocol):
     name: str
+    # How long after an accepted send the message may still read as a draft, not yet in the
+    # sent folder: zero where sending is synchronous and consumes the draft (Gmail), an hour
+    # for Exchange. Within it a found draft proves nothing; after it, a draft still there
+    # proves the send was never made only where it is zero.
+    sent_copy_lag: timedelta
 
     def sync(self, cursor: str | None) -> SyncResult:
         """Changes since ``cursor`` (``None``: everything). Raises ``CursorExpired`` when stale."""

@@ -425,30 +425,49 @@ class Store:
             row = conn.execute(select(t.outbox).where(col == ident)).first()
         return dict(row._mapping) if row else None
 
-    def transition(self, key: str, expect: Sequence[str], status: str, **fields: Any) -> bool:
-        """Move a row from one of ``expect`` to ``status``; False if another worker moved it."""
+    def transition(
+        self,
+        key: str,
+        expect: Sequence[str],
+        status: str,
+        *,
+        attempt: int | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move a row from one of ``expect`` (and, given ``attempt``, still at that send
+        attempt) to ``status``; False if another worker moved it."""
+        where = [t.outbox.c.key == key, t.outbox.c.status.in_(expect)]
+        if attempt is not None:
+            where.append(t.outbox.c.attempts == attempt)
         with self.tx() as conn:
             moved = conn.execute(
-                update(t.outbox)
-                .where(t.outbox.c.key == key, t.outbox.c.status.in_(expect))
-                .values(status=status, updated_at=_now(), **fields)
+                update(t.outbox).where(*where).values(status=status, updated_at=_now(), **fields)
             ).rowcount
         return bool(moved)
 
-    def claim_send(self, key: str, expect: Sequence[str], attempts: int) -> bool:
+    def claim_send(
+        self, key: str, expect: Sequence[str], attempts: int, *, requested: bool = False
+    ) -> bool:
         """Take the row into ``sending`` for a new send attempt (numbered ``attempts + 1``) if it
-        is still in one of ``expect`` after ``attempts`` attempts and no send was requested;
-        False if another worker moved it first."""
+        is still in one of ``expect`` after ``attempts`` attempts and no send was requested
+        (``requested``: or one was, and proved not made); False if another worker moved it."""
+        where = [
+            t.outbox.c.key == key,
+            t.outbox.c.status.in_(expect),
+            t.outbox.c.attempts == attempts,
+        ]
+        if not requested:
+            where.append(t.outbox.c.send_requested_at.is_(None))
         with self.tx() as conn:
             moved = conn.execute(
                 update(t.outbox)
-                .where(
-                    t.outbox.c.key == key,
-                    t.outbox.c.status.in_(expect),
-                    t.outbox.c.attempts == attempts,
-                    t.outbox.c.send_requested_at.is_(None),
+                .where(*where)
+                .values(
+                    status=SENDING,
+                    attempts=attempts + 1,
+                    send_requested_at=None,
+                    updated_at=_now(),
                 )
-                .values(status=SENDING, attempts=attempts + 1, updated_at=_now())
             ).rowcount
         return bool(moved)
 

@@ -199,8 +199,10 @@ class GraphEmulator:
         self.device_interval = device_interval
         self.send_delay = send_delay
         self.hold_sends = False
-        # (due on the monotonic clock, mailbox, draft id, the draft as it was sent)
-        self._outgoing: list[tuple[float, str, str, Item]] = []
+        # (due on the monotonic clock, accepted as the n-th, mailbox, draft id, the draft as sent)
+        self._outgoing: list[tuple[float, int, str, str, Item]] = []
+        self._accepted = itertools.count(1)
+        self.random_ids = True
         self.sends: list[tuple[str, dict[str, str]]] = []  # (mailbox, extended properties)
         self.boxes: dict[str, Box] = {}
         self.requests: list[Req] = []
@@ -288,7 +290,22 @@ class GraphEmulator:
             return box
 
     def _new_id(self, prefix: str = "AAkALgAAAAAAHYQDEapmEc2byACqAC") -> str:
-        return f"{prefix}-{next(self._ids):07d}{secrets.token_hex(3)}"
+        tail = secrets.token_hex(3) if self.random_ids else "000000"
+        return f"{prefix}-{next(self._ids):07d}{tail}"
+
+    def reset_mailboxes(self) -> None:
+        """Empty every mailbox and calendar, forget sends, sync states, injections and the
+        request log; sign-ins are kept. Ids start again from the first."""
+        with self._lock:
+            for box in self.boxes.values():
+                for part in (box.messages, box.log, box.events, box.event_log, box.archive):
+                    part.clear()
+                box.delta_floor = 0
+            for kept in (self._outgoing, self.sends, self.requests, self._injections):
+                kept.clear()
+            self._skip.clear()
+            self._throttle.clear()
+            self._ids = itertools.count(1)
 
     def _touch(self, box: Box, folder: str, item_id: str, kind: str = "full") -> None:
         box.log.append((next(self._seq), folder, item_id, kind))
@@ -1054,18 +1071,29 @@ class GraphEmulator:
             dict(item.ext),
             dict(item.body),
         )
-        self._outgoing.append((time.monotonic() + self.send_delay, box.address, item.id, snapshot))
+        due = time.monotonic() + self.send_delay
+        self._outgoing.append((due, next(self._accepted), box.address, item.id, snapshot))
 
-    def file_sends(self, *, due_only: bool = False) -> int:
-        """File in Sent Items the messages whose ``send`` was accepted (only those whose
-        ``send_delay`` has passed, with ``due_only``); return how many."""
+    def send_mark(self) -> int:
+        """A mark for :meth:`file_sends`: sends accepted from now on come after it."""
+        with self._lock:
+            return next(self._accepted)
+
+    def file_sends(self, *, due_only: bool = False, before: int | None = None) -> int:
+        """File in Sent Items the messages whose ``send`` was accepted: all of them, those whose
+        ``send_delay`` has passed (``due_only``), or those accepted before the mark ``before``
+        (:meth:`send_mark`). Return how many."""
         with self._lock:
             if due_only and self.hold_sends:
                 return 0
             now = time.monotonic()
-            due = [o for o in self._outgoing if not due_only or o[0] <= now]
+            due = [
+                o
+                for o in self._outgoing
+                if (not due_only or o[0] <= now) and (before is None or o[1] < before)
+            ]
             self._outgoing = [o for o in self._outgoing if o not in due]
-            for _, address, item_id, snapshot in due:
+            for _, _, address, item_id, snapshot in due:
                 self._file_sent(self.boxes[address], item_id, snapshot)
             return len(due)
 
