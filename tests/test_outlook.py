@@ -832,3 +832,66 @@ def test_a_worker_that_lost_its_lease_mid_send_never_sends_a_second_time(
     successor.run(NOW + timedelta(minutes=3))
     row = store.outbox_row(key)
     assert row is not None and row["status"] == SENT and _sends(rig, key) == 1
+
+
+# -- $batch as Graph accepts it --------------------------------------------------------------
+
+
+def test_a_sync_after_six_messages_were_marked_read_fetches_them_in_one_parallel_batch(
+    rig: Rig,
+) -> None:
+    ids = [rig.graph.add_message(ADDRESS, subject=f"m{i}") for i in range(6)]
+    cursor = rig.provider.sync(None).cursor
+    for pid in ids:
+        rig.graph.mark_read(ADDRESS, pid)
+    result = rig.provider.sync(cursor)
+    assert {m.provider_id for m in result.messages} == set(ids)
+    assert [r.status for r in rig.graph.requests if r.path.endswith("/$batch")] == [200]
+
+
+@pytest.mark.parametrize(("people", "days", "calls"), [(100, 7, 5), (25, 200, 8)])
+def test_schedules_of_many_people_over_many_days_go_in_batches_graph_accepts(
+    rig: Rig, people: int, days: int, calls: int
+) -> None:
+    who = [f"rep{i}@contoso.example" for i in range(people)]
+    for i, address in enumerate(who):
+        rig.graph.add_mailbox(address)
+        rig.graph.add_event(
+            address, "Call", T0 + timedelta(hours=i % 7), T0 + timedelta(hours=i % 7, minutes=30)
+        )
+    busy = rig.provider.schedules(who, Interval(T0, T0 + timedelta(days=days)))
+    assert busy["rep8@contoso.example"] == [
+        Interval(T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=30))
+    ]
+    assert len([r for r in rig.graph.requests if r.path.endswith("/getSchedule")]) == calls
+    assert all(r.status == 200 for r in rig.graph.requests if r.path.endswith("$batch"))
+    assert not rig.sleeps  # nothing throttled: Graph paces a parallel batch itself
+
+
+def _raw_batch(rig: Rig, requests_: list[dict[str, Any]]) -> requests.Response:
+    return rig.session.post(
+        f"{rig.graph.graph_url}/$batch",
+        json={"requests": requests_},
+        headers={"Authorization": f"Bearer {rig.auth().token()}"},
+        timeout=10,
+    )
+
+
+def test_the_emulator_refuses_a_batch_mixing_chains_and_parallel_requests(rig: Rig) -> None:
+    def get(i: int, depends: list[str] | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": str(i), "method": "GET", "url": "/me/messages?$top=1"}
+        if depends:
+            item["dependsOn"] = depends
+        return item
+
+    mixed = _raw_batch(rig, [get(0), get(1), get(2), get(3), get(4, ["0"])])
+    assert mixed.status_code == 400
+    assert mixed.json()["error"]["message"] == (
+        "Batch should be either fully sequential or fully parallel."
+    )
+    parallel = _raw_batch(rig, [get(i) for i in range(20)])
+    assert parallel.status_code == 200
+    assert {r["status"] for r in parallel.json()["responses"]} == {200}
+    sequential = _raw_batch(rig, [get(0)] + [get(i, [str(i - 1)]) for i in range(1, 6)])
+    on_one = _raw_batch(rig, [get(0)] + [get(i, ["0"]) for i in range(1, 6)])
+    assert sequential.status_code == on_one.status_code == 200

@@ -389,17 +389,18 @@ class OutlookProvider:
         return retrying(self._send_once, method, url, body=body, prefer=prefer)
 
     def _batch(self, requests_: list[_Request]) -> list[tuple[int, Any]]:
-        """Run requests through ``$batch``: at most 20 per call and at most 4 in flight for this
-        mailbox (the rest chained with ``dependsOn``). Return ``(status, body)`` in order;
-        items that were throttled inside the batch are retried in the next one."""
+        """Run independent requests through ``$batch``, at most 20 per call and fully parallel:
+        Graph refuses a batch that mixes ``dependsOn`` chains with parallel requests ("Batch
+        should be either fully sequential or fully parallel"), and itself feeds a parallel
+        batch to Outlook four at a time. Return ``(status, body)`` in order; items throttled
+        inside the batch are retried in the next one."""
         results: dict[int, tuple[int, Any]] = {}
         pending = list(range(len(requests_)))
         attempts = 0
         while pending:
             chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
-            lanes = max(1, self._gate.limit)
             payload = []
-            for n, index in enumerate(chunk):
+            for index in chunk:
                 req = requests_[index]
                 item: dict[str, Any] = {
                     "id": str(index),
@@ -410,8 +411,6 @@ class OutlookProvider:
                 if req.body is not None:
                     item["body"] = req.body
                     item["headers"]["Content-Type"] = "application/json"
-                if n >= lanes:
-                    item["dependsOn"] = [str(chunk[n - lanes])]
                 payload.append(item)
             answer = self._read("POST", "/$batch", body={"requests": payload})
             throttled: list[int] = []
