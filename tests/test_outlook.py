@@ -895,3 +895,56 @@ def test_the_emulator_refuses_a_batch_mixing_chains_and_parallel_requests(rig: R
     sequential = _raw_batch(rig, [get(0)] + [get(i, [str(i - 1)]) for i in range(1, 6)])
     on_one = _raw_batch(rig, [get(0)] + [get(i, ["0"]) for i in range(1, 6)])
     assert sequential.status_code == on_one.status_code == 200
+
+
+# -- transactionId and extended properties as Graph treats them --------------------------------
+
+
+def _invite(description: str = "") -> Invite:
+    return Invite(
+        key="meet:t2:1",
+        summary="Pricing call",
+        start=T0,
+        end=T0 + timedelta(minutes=30),
+        zone="Asia/Kolkata",
+        organizer=Address(ADDRESS),
+        attendees=(Address("client1@customer.example", "Client One"),),
+        description=description,
+    )
+
+
+def test_the_emulator_refuses_a_transaction_id_reused_for_another_event(rig: Rig) -> None:
+    url = f"{rig.graph.graph_url}/me/events"
+    headers = {"Authorization": f"Bearer {rig.auth().token()}"}
+    body = {
+        "subject": "Call",
+        "start": {"dateTime": "2026-11-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-11-02T09:30:00", "timeZone": "UTC"},
+        "transactionId": "7f3b2a8e-0000-4000-8000-000000000001",
+    }
+    first = rig.session.post(url, json=body, headers=headers, timeout=10).json()
+    again = rig.session.post(url, json=body, headers=headers, timeout=10).json()
+    assert first["id"] == again["id"]
+    other = rig.session.post(url, json=dict(body, subject="Other"), headers=headers, timeout=10)
+    assert other.status_code == 400
+    assert other.json()["error"]["code"] == "ErrorDuplicateTransactionId"
+
+
+def test_an_invitation_made_again_with_a_changed_body_updates_the_event_it_made(
+    rig: Rig,
+) -> None:
+    first = rig.provider.create_event(_invite("Agenda: pricing"))
+    again = rig.provider.create_event(_invite("Agenda: pricing and the renewal date"))
+    assert first == again and len(rig.graph.boxes[ADDRESS].events) == 1
+    assert rig.graph.boxes[ADDRESS].events[first].body == "Agenda: pricing and the renewal date"
+
+
+def test_keys_that_differ_only_in_case_never_find_each_others_mail(rig: Rig) -> None:
+    # Graph's $filter on an extended property's value ignores case.
+    upper = rig.provider.draft(outgoing(ADDRESS, key="k:Ab"), key="k:Ab")
+    lower = rig.provider.draft(outgoing(ADDRESS, key="k:ab"), key="k:ab")
+    assert rig.provider.find_draft("k:ab") == lower and rig.provider.find_draft("k:Ab") == upper
+    rig.provider.send_draft(upper)
+    assert rig.provider.find_sent("k:ab") is None
+    found = rig.provider.find_sent("k:Ab")
+    assert found is not None and found.provider_id == upper

@@ -680,16 +680,22 @@ class OutlookProvider:
         )
 
     def _find_tagged(self, folder: str, key: str) -> dict[str, Any] | None:
+        """The message in ``folder`` whose key property is exactly ``key``. Graph filters on
+        an extended property's value without regard to case, so the filter may also answer
+        keys that differ in case only: the value, expanded, is compared here."""
         query = urlencode(
             {
                 "$filter": _key_filter(key),
                 "$select": "id,internetMessageId,conversationId,isDraft",
-                "$top": "1",
+                "$expand": KEY_EXPAND,
+                "$top": "25",
             }
         )
         page = self._read("GET", f"{self._root}/mailFolders/{folder}/messages?{query}")
-        rows = (page or {}).get("value") or []
-        return dict(rows[0]) if rows else None
+        for row in (page or {}).get("value") or []:
+            if _key_of(row) == key:
+                return dict(row)
+        return None
 
     def find_sent(self, key: str) -> SentRef | None:
         row = self._find_tagged("sentitems", key)
@@ -875,7 +881,10 @@ class OutlookProvider:
         """Create the event and invite its attendees; return its immutable id.
 
         ``transactionId`` is derived from ``invite.key``, so Graph answers a repeated create with
-        the event it already made: the create is safe to retry. Graph always sends invitations
+        the event it already made: the create is safe to retry. A create whose body changed
+        since (an invitation made again) is refused by Graph (``ErrorDuplicateTransactionId``):
+        the event made the first time, found by the key property, is updated to it instead.
+        Graph always sends invitations
         to attendees; ``invite.send_updates`` cannot turn that off. A hold
         (``invite.tentative``) is created ``showAs: "tentative"`` with no attendees, so nothing
         is sent.
@@ -886,6 +895,7 @@ class OutlookProvider:
             "start": _graph_time(invite.start),
             "end": _graph_time(invite.end),
             "transactionId": transaction_id(invite.key),
+            "singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": invite.key}],
         }
         if invite.tentative:
             # Without attendees Graph sends no invitation; "tentative" still blocks the time in
@@ -898,8 +908,36 @@ class OutlookProvider:
             ]
         if invite.location:
             body["location"] = {"displayName": invite.location}
-        row = self._read("POST", f"{self._root}/events", body=body, prefer='outlook.timezone="UTC"')
+        prefer = 'outlook.timezone="UTC"'
+        try:
+            row = self._read("POST", f"{self._root}/events", body=body, prefer=prefer)
+        except Permanent as exc:
+            if "errorduplicatetransactionid" not in str(exc).lower():
+                raise
+            event_id = self._find_event(invite.key)
+            if event_id is None:
+                raise
+            fields = ("subject", "body", "start", "end", "location", "showAs")
+            changes = {k: body[k] for k in fields if k in body}
+            url = f"{self._root}/events/{quote(event_id, safe='')}"
+            self._read("PATCH", url, body=changes, prefer=prefer)
+            return event_id
         return str(row["id"])
+
+    def _find_event(self, key: str) -> str | None:
+        query = urlencode(
+            {
+                "$filter": _key_filter(key),
+                "$select": "id",
+                "$expand": KEY_EXPAND,
+                "$top": "10",
+            }
+        )
+        page = self._read("GET", f"{self._root}/events?{query}")
+        for row in (page or {}).get("value") or []:
+            if _key_of(row) == key:
+                return str(row["id"])
+        return None
 
     def delete_event(self, provider_id: str) -> None:
         """``DELETE /events/{id}``; an event already gone (404) counts as done.
@@ -913,6 +951,14 @@ class OutlookProvider:
             if str(exc).startswith("Graph 404"):
                 return
             raise
+
+
+def _key_of(row: Mapping[str, Any]) -> str | None:
+    """The outbox key in a row's expanded key property, if it has one."""
+    for prop in row.get("singleValueExtendedProperties") or ():
+        if isinstance(prop, Mapping) and str(prop.get("id", "")).lower() == KEY_PROPERTY.lower():
+            return str(prop.get("value") or "")
+    return None
 
 
 def transaction_id(key: str) -> str:

@@ -137,6 +137,8 @@ class CalEvent:
     ical_uid: str = ""
     body: str = ""
     location: str = ""
+    ext: dict[str, str] = field(default_factory=dict)
+    created_from: str = ""  # the create request's body, to tell a retry from a new event
 
 
 @dataclass
@@ -843,10 +845,29 @@ class GraphEmulator:
                     return 202, None
             if rest in ("/events", "/calendar/events") and method == "POST":
                 return 201, self._create_event(box, data, prefer)
+            if rest in ("/events", "/calendar/events") and method == "GET":
+                flt = q.get("$filter", "")
+                found = [e for e in box.events.values() if not flt or _matches_ext(e.ext, flt)]
+                rows = [self._event_json(e, _prefer_zone(prefer)) for e in found]
+                if "singleValueExtendedProperties" in q.get("$expand", ""):
+                    for row, e in zip(rows, found, strict=True):
+                        props = [{"id": k, "value": v} for k, v in e.ext.items()]
+                        if props:
+                            row["singleValueExtendedProperties"] = props
+                return 200, {"value": rows}
             m = re.fullmatch(r"(?:/calendar)?/events/([^/]+)", rest)
             if m and method == "DELETE":
                 self._delete_event(box, m.group(1))
                 return 204, None
+            if m and method == "PATCH":
+                ev = box.events.get(m.group(1))
+                if ev is None:
+                    raise GraphError(
+                        404, "ErrorItemNotFound", "The specified object was not found."
+                    )
+                self._patch_event(ev, data)
+                box.event_log.append((next(self._seq), ev.id))
+                return 200, self._event_json(ev, _prefer_zone(prefer))
             if rest == "/calendarView/delta" and method == "GET":
                 return 200, self._event_delta(box, q, prefer, path)
             if rest == "/calendar/getSchedule" and method == "POST":
@@ -1163,9 +1184,18 @@ class GraphEmulator:
     def _create_event(self, box: Box, data: dict[str, Any], prefer: str) -> dict[str, Any]:
         txn = str(data.get("transactionId") or "")
         zone = _prefer_zone(prefer)
+        request = json.dumps(data, sort_keys=True)
         for ev in box.events.values():
             if txn and ev.transaction_id == txn:
-                return self._event_json(ev, zone)
+                # The same request again is a retry: the event made the first time. Another
+                # request with the same transactionId is refused.
+                if ev.created_from == request:
+                    return self._event_json(ev, zone)
+                raise GraphError(
+                    400,
+                    "ErrorDuplicateTransactionId",
+                    "An item with the same transaction id already exists.",
+                )
         ev = CalEvent(
             self._new_id("AAkALgEvent"),
             str(data.get("subject", "")),
@@ -1182,10 +1212,26 @@ class GraphEmulator:
             ical_uid=uuid.uuid4().hex,
             body=(data.get("body") or {}).get("content", ""),
             location=(data.get("location") or {}).get("displayName", ""),
+            ext={p["id"]: p["value"] for p in data.get("singleValueExtendedProperties", [])},
+            created_from=request,
         )
         box.events[ev.id] = ev
         box.event_log.append((next(self._seq), ev.id))
         return self._event_json(ev, zone)
+
+    def _patch_event(self, ev: CalEvent, data: dict[str, Any]) -> None:
+        if "subject" in data:
+            ev.subject = str(data["subject"])
+        if "body" in data:
+            ev.body = str((data["body"] or {}).get("content", ""))
+        if "start" in data:
+            ev.start = _parse_dtz(data["start"])
+        if "end" in data:
+            ev.end = _parse_dtz(data["end"])
+        if "showAs" in data:
+            ev.show_as = str(data["showAs"])
+        if "location" in data:
+            ev.location = str((data["location"] or {}).get("displayName", ""))
 
     def _delete_event(self, box: Box, event_id: str) -> None:
         # Graph removes the event outright: delta reports it as @removed, a second DELETE is 404.
@@ -1392,6 +1438,20 @@ def _decode_token(token: str) -> tuple[int, Any]:
     return int(seq), extra
 
 
+def _matches_ext(ext: dict[str, str], flt: str) -> bool:
+    m = re.fullmatch(
+        r"singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' and "
+        r"ep/value eq '((?:[^']|'')*)'\)",
+        flt.strip(),
+    )
+    if not m:
+        raise GraphError(400, "ErrorInvalidUrlQueryFilter", f"unsupported filter {flt}")
+    prop, value = (g.replace("''", "'") for g in m.groups())
+    # Graph compares an extended property's string value without regard to case.
+    found = next((v for k, v in ext.items() if k.lower() == prop.lower()), None)
+    return found is not None and found.casefold() == value.casefold()
+
+
 def _matches(item: Item, flt: str) -> bool:
     m = re.fullmatch(
         r"singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' and "
@@ -1399,8 +1459,7 @@ def _matches(item: Item, flt: str) -> bool:
         flt.strip(),
     )
     if m:
-        prop, value = (g.replace("''", "'") for g in m.groups())
-        return item.ext.get(prop) == value
+        return _matches_ext(item.ext, flt)
     m = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", flt.strip())
     if m:
         return item.data.get("internetMessageId") == m.group(1).replace("''", "'")
