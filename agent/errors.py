@@ -14,6 +14,8 @@
         │   └── Refused           turned away before it was acted on (throttled): not done
         ├── CursorExpired         the sync cursor is stale: resync fully, lose nothing
         ├── AuthRevoked           the grant is gone: park the mailbox, tell the rep, never loop
+        ├── SignInFailed          the rep's sign-in ended without a grant (declined, expired,
+        │                         a wrong code): say so, and how to start again
         └── Permanent             record it, do not retry
 
 The CLI is the one place that turns a ``UserError`` into a message for a person.
@@ -99,6 +101,11 @@ class CursorExpired(ProviderError):
 
 class AuthRevoked(ProviderError):
     """The grant was revoked or expired: the mailbox needs reconnecting by its rep."""
+
+
+class SignInFailed(ProviderError):
+    """A sign-in the rep started ended without a grant: declined on the consent page, the code
+    expired before it was entered, or a wrong code. Nothing to retry by itself."""
 
 
 class Permanent(ProviderError):

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.compose import Composer
-from agent.errors import AuthRevoked, CursorExpired, Permanent, Transient
+from agent.errors import AuthRevoked, CursorExpired, Permanent, SignInFailed, Transient
 from agent.model import Address, Interval, Invite
 from agent.outbox import Outbox
 from agent.providers.msal_auth import (
@@ -948,3 +948,38 @@ def test_keys_that_differ_only_in_case_never_find_each_others_mail(rig: Rig) -> 
     assert rig.provider.find_sent("k:ab") is None
     found = rig.provider.find_sent("k:Ab")
     assert found is not None and found.provider_id == upper
+
+
+# -- how sign-ins end ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        ("authorization_declined", "declined"),
+        ("expired_token", "expired"),
+        ("bad_verification_code", "did not recognise the code"),
+    ],
+)
+def test_a_device_code_sign_in_that_ends_without_tokens_says_how(
+    graph: GraphEmulator, outcome: str, said: str
+) -> None:
+    graph.device_outcome = outcome
+    session = graph.session()
+    creds = MemoryCredentials()
+    with pytest.raises(SignInFailed) as err:
+        connect_outlook_device(
+            "asha",
+            CLIENT_ID,
+            graph.authority,
+            Vault(new_key()),
+            creds,
+            prompt=lambda _text: None,
+            http_client=session,
+            custom_authority=True,
+        )
+    session.close()
+    assert not isinstance(err.value, Transient)
+    assert said in str(err.value) and outcome in str(err.value)
+    assert "followup connect outlook --mailbox asha" in str(err.value)
+    assert creds.load_credentials("asha") is None

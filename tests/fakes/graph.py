@@ -72,6 +72,14 @@ WINDOWS_ZONES = {
 }
 MAX_BATCH = 20
 MAILBOX_CONCURRENCY = 4
+# How a device-code flow ends without tokens (RFC 8628 section 3.5; the identity platform's
+# device code flow reference), with the identity platform's descriptions.
+DEVICE_ERRORS = {
+    "authorization_declined": "AADSTS70000: The end user denied the authorization request.",
+    "expired_token": "AADSTS70019: Verification code expired.",
+    "bad_verification_code": "AADSTS70015: The device_code sent to the token endpoint is not "
+    "recognized.",
+}
 
 
 def _b64url(data: bytes) -> str:
@@ -201,6 +209,9 @@ class GraphEmulator:
         self.max_page_size = max_page_size
         self.token_lifetime = token_lifetime
         self.device_interval = device_interval
+        # How the next device-code sign-ins end: "" issues tokens; "authorization_declined",
+        # "expired_token" or "bad_verification_code" answer that error instead.
+        self.device_outcome = ""
         self.send_delay = send_delay
         self.hold_sends = False
         # (due on the monotonic clock, accepted as the n-th, mailbox, draft id, the draft as sent)
@@ -682,6 +693,8 @@ class GraphEmulator:
                 if flow["polls"] == 1:
                     return _oauth_error("authorization_pending", "AADSTS70016: pending")
                 del self._device[form["device_code"]]
+                if self.device_outcome:
+                    return _oauth_error(self.device_outcome, DEVICE_ERRORS[self.device_outcome])
                 return self._issue(self.signin_user, client_id, flow["scope"])
             if grant == "authorization_code":
                 code = self._codes.pop(form.get("code", ""), None)
