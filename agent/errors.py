@@ -14,6 +14,8 @@
         │   └── Refused           turned away before it was acted on (throttled): not done
         ├── CursorExpired         the sync cursor is stale: resync fully, lose nothing
         ├── AuthRevoked           the grant is gone: park the mailbox, tell the rep, never loop
+        ├── AccessDenied          refused for what an administrator must fix (no licence, a
+        │                         mailbox not enabled, a permission): say so, retry hourly
         ├── SignInFailed          the rep's sign-in ended without a grant (declined, expired,
         │                         a wrong code): say so, and how to start again
         └── Permanent             record it, do not retry
@@ -101,6 +103,13 @@ class CursorExpired(ProviderError):
 
 class AuthRevoked(ProviderError):
     """The grant was revoked or expired: the mailbox needs reconnecting by its rep."""
+
+
+class AccessDenied(ProviderError):
+    """The service refuses the mailbox for a reason only an administrator can fix: no licence,
+    a mailbox not enabled for the API, a missing permission or an access policy. Not a revoked
+    sign-in: reconnecting would not help, and a fix arrives unannounced, so it is retried
+    hourly."""
 
 
 class SignInFailed(ProviderError):

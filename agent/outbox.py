@@ -53,6 +53,7 @@ from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import (
+    AccessDenied,
     AuthRevoked,
     Permanent,
     Problem,
@@ -394,7 +395,7 @@ class Outbox:
             ):
                 return Outcome(key, "taken", "another worker took the send over")
             return Outcome(key, NEEDS_ATTENTION, str(exc))
-        except (Refused, SendLimitReached):
+        except (Refused, SendLimitReached, AccessDenied):
             # Turned away before it was acted on: nothing was sent, the next pass sends.
             self.store.withdraw_send_request(key, attempt)
             raise

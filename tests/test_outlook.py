@@ -9,6 +9,7 @@ import threading
 import webbrowser
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.compose import Composer
-from agent.errors import AuthRevoked, CursorExpired, Permanent, SignInFailed, Transient
+from agent.errors import (
+    AccessDenied,
+    AuthRevoked,
+    CursorExpired,
+    Permanent,
+    SignInFailed,
+    Transient,
+)
 from agent.model import Address, Interval, Invite
 from agent.outbox import Outbox
 from agent.providers.msal_auth import (
@@ -38,8 +46,10 @@ from agent.providers.outlook import (
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
-from agent.store import NEEDS_ATTENTION, SENDING, SENT, Store
+from agent.store import ACCESS_DENIED, NEEDS_ATTENTION, SENDING, SENT, Store
+from agent.worker import Worker
 from tests.fakes.graph import GraphEmulator
+from tests.graph_world import GraphWorld
 from tests.provider_contract import (
     CalendarProviderContract,
     MailProviderContract,
@@ -47,6 +57,7 @@ from tests.provider_contract import (
     outgoing,
 )
 from tests.test_outbox import NOW, TEMPLATES, reminder
+from tests.worker_helpers import DEMO_NOW
 
 ADDRESS = "asha@contoso.example"
 CLIENT_ID = "00000000-1111-2222-3333-444444444444"
@@ -983,3 +994,63 @@ def test_a_device_code_sign_in_that_ends_without_tokens_says_how(
     assert said in str(err.value) and outcome in str(err.value)
     assert "followup connect outlook --mailbox asha" in str(err.value)
     assert creds.load_credentials("asha") is None
+
+
+# -- what a refusal means ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "raised", "said"),
+    [
+        (403, "InvalidAuthenticationToken", "Access token has expired.", AuthRevoked, ""),
+        (
+            403,
+            "Authorization_RequestDenied",
+            "The user or administrator has not consented to use the application.",
+            AuthRevoked,
+            "",
+        ),
+        (403, "ErrorAccessDenied", "User does not have a valid license.", AccessDenied, "licence"),
+        (
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            AccessDenied,
+            "not enabled",
+        ),
+        (
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+            AccessDenied,
+            "permission",
+        ),
+    ],
+)
+def test_only_token_and_consent_refusals_need_the_rep_to_reconnect(
+    rig: Rig, status: int, code: str, message: str, raised: type[Exception], said: str
+) -> None:
+    rig.graph.inject("GET", r"/delta$", status=status, code=code, message=message)
+    with pytest.raises(raised) as err:
+        rig.provider.sync(None)
+    assert type(err.value) is raised and said in str(err.value)
+
+
+def test_a_mailbox_without_a_licence_is_marked_for_an_administrator_not_for_reconnecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    with GraphWorld.start(["asha"]) as world:
+        url = f"sqlite:///{tmp_path / 'followup.db'}"
+        config = world.write_config(tmp_path, db_url=url)
+        store = Store.open(url)
+        world.connect_all(store, Vault.from_environment())
+        message = "User does not have a valid license."
+        world.graph.inject("GET", r"/delta$", status=403, code="ErrorAccessDenied", message=message)
+        connect = world.connect()
+        Worker(config, owner="w", clock=lambda: DEMO_NOW, connect=connect).run(once=True)
+        connect.close()
+        [mail] = [r for r in store.streams("asha") if r["kind"] == "mail"]
+        store.close()
+    assert mail["state"] == ACCESS_DENIED and "licence" in mail["last_error"]
+    assert mail["next_run_at"] == DEMO_NOW + timedelta(hours=1)

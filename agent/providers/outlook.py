@@ -15,7 +15,9 @@ the outbox key: ``draft`` creates it, ``send_draft`` posts ``/send`` once and ne
 
 Errors (see :mod:`agent.errors`): 429/503/504 and connection failures raise ``Transient`` with
 the server's ``Retry-After``; 410 or ``SyncStateNotFound`` raise ``CursorExpired``; a refused
-token that cannot be refreshed, or 403, raise ``AuthRevoked``; other 4xx raise ``Permanent``.
+token that cannot be refreshed, or a 403 for the token or its consent, raise ``AuthRevoked``;
+a 403 for a licence or a permission, or a mailbox not enabled for Graph, raise ``AccessDenied``;
+other 4xx raise ``Permanent``.
 Reads are retried (``agent.providers.ratelimit.read_retrying``); sends never are.
 """
 
@@ -40,6 +42,7 @@ import requests
 
 from agent import zones
 from agent.errors import (
+    AccessDenied,
     AuthRevoked,
     CursorExpired,
     Permanent,
@@ -99,6 +102,12 @@ MAILBOX_CONCURRENCY = 4  # Outlook runs at most 4 requests at once per app and m
 SCHEDULES_PER_CALL = 20  # getSchedule takes at most 20 mailboxes
 SCHEDULE_SPAN = timedelta(days=61)  # getSchedule windows must be under 62 days
 # 10,000 requests per 10 minutes per app and mailbox.
+# 403s that mean the token or the consent behind it no longer holds: the rep connects again.
+_TOKEN_REFUSED = frozenset(
+    {"invalidauthenticationtoken", "authenticationerror", "expiredauthenticationtoken"}
+)
+# A mailbox Graph cannot serve (404 or 403): inactive, soft-deleted or on-premises.
+_MAILBOX_NOT_ENABLED = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 _buckets = Buckets(rate_per_s=10_000 / 600, burst=200)
 _CURSOR_VERSION = 1
 
@@ -363,8 +372,9 @@ class OutlookProvider:
         if status == 403 and lowered == "errorquotaexceeded":
             # A full mailbox refuses delta state writes until the rep makes room.
             return Transient(text, retry_after=retry_after or 3600, mailbox=self.mailbox)
-        if status == 403:
-            return AuthRevoked(text, mailbox=self.mailbox)
+        denied = self._denied(status, lowered, text)
+        if denied is not None:
+            return denied
         if status == 429 and "mailboxconcurrency" in text.lower():
             self._gate.lower()
         if status == 429:
@@ -375,6 +385,35 @@ class OutlookProvider:
         if status >= 500:
             return Transient(text, retry_after=retry_after, mailbox=self.mailbox)
         return Permanent(text, mailbox=self.mailbox)
+
+    def _denied(self, status: int, code: str, text: str) -> ProviderError | None:
+        """What a 403 (or a mailbox Graph cannot serve) means. Only a token or a consent that
+        no longer holds needs the rep to connect again; a missing licence, a mailbox not
+        enabled for the API or a missing permission needs an administrator ("the user might
+        not have enough permission or might not have a required license", Graph's errors)."""
+        words = text.lower()
+        who = f"Microsoft 365 refused mailbox {self.mailbox}"
+        if code in _MAILBOX_NOT_ENABLED:
+            return AccessDenied(
+                f"{who}: the mailbox is not enabled for Microsoft Graph (inactive, soft-deleted "
+                f"or hosted on-premises); an administrator must enable it ({text})",
+                mailbox=self.mailbox,
+            )
+        if status != 403:
+            return None
+        if code in _TOKEN_REFUSED or any(w in words for w in ("consent", "insufficient_claims")):
+            return AuthRevoked(text, mailbox=self.mailbox)
+        if "licen" in words:
+            return AccessDenied(
+                f"{who}: the user has no licence for it; an administrator must assign an "
+                f"Exchange Online licence ({text})",
+                mailbox=self.mailbox,
+            )
+        return AccessDenied(
+            f"{who}: permission denied; an administrator must grant the app Mail.ReadWrite, "
+            f"Mail.Send and Calendars.ReadWrite and let it reach this mailbox ({text})",
+            mailbox=self.mailbox,
+        )
 
     def _read(
         self,

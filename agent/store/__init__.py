@@ -65,6 +65,7 @@ FULL_SYNC = "full_sync"
 INCREMENTAL = "incremental"
 BACKOFF = "backoff"
 NEEDS_RECONNECT = "needs_reconnect"
+ACCESS_DENIED = "access_denied"  # refused for what an administrator must fix; retried hourly
 DISABLED = "disabled"
 PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
 STREAM_KINDS = ("mail", "calendar")
@@ -685,10 +686,13 @@ class Store:
                 conn.execute(
                     insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=_now())
                 )
-            # A fresh sign-in wakes a mailbox parked for reconnection.
+            # A fresh sign-in wakes a mailbox parked for reconnection (or refused access).
             conn.execute(
                 update(t.streams)
-                .where(t.streams.c.mailbox == mailbox, t.streams.c.state == NEEDS_RECONNECT)
+                .where(
+                    t.streams.c.mailbox == mailbox,
+                    t.streams.c.state.in_((NEEDS_RECONNECT, ACCESS_DENIED)),
+                )
                 .values(state=INCREMENTAL, next_run_at=_now(), failures=0, last_error=None)
             )
 
