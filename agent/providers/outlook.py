@@ -395,8 +395,9 @@ class OutlookProvider:
         who = f"Microsoft 365 refused mailbox {self.mailbox}"
         if code in _MAILBOX_NOT_ENABLED:
             return AccessDenied(
-                f"{who}: the mailbox is not enabled for Microsoft Graph (inactive, soft-deleted "
-                f"or hosted on-premises); an administrator must enable it ({text})",
+                f"{who}: the mailbox is not enabled for Microsoft Graph (inactive, soft-deleted, "
+                f"hosted on-premises or without an Exchange Online licence); an administrator "
+                f"must enable it ({text})",
                 mailbox=self.mailbox,
             )
         if status != 403:
