@@ -1,12 +1,13 @@
 """The long-running worker: lease due mailboxes, then sync -> match -> plan -> execute, forever.
 
 Each configured mailbox has two streams (mail, calendar) in the store's ``streams`` table, with
-a state (new, incremental, backoff, needs_reconnect, disabled), a cursor, ``next_run_at`` and a
-failure count. The loop leases due mailboxes (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several workers share one database and each mailbox is worked by one of them at a time), works
-up to ``service.concurrency`` of them in threads, renews the leases of the ones in flight from
-a heartbeat thread, and schedules each mailbox's next pass: ``poll_seconds`` later (jittered),
-or later still after failures (exponential, honouring Retry-After).
+a state (new, incremental, backoff, needs_reconnect, access_denied, disabled), a cursor,
+``next_run_at`` and a failure count. The loop leases due mailboxes (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, so several workers share one database and each mailbox is worked by one of them
+at a time), works up to ``service.concurrency`` of them in threads, renews the leases of the
+ones in flight from a heartbeat thread, and schedules each mailbox's next pass:
+``poll_seconds`` later (jittered), or later still after failures (exponential, honouring
+Retry-After).
 
 - ``AuthRevoked`` parks one mailbox as ``needs_reconnect`` until the rep connects it again;
   ``AccessDenied`` (no licence, mailbox not enabled, a permission) marks it ``access_denied``

@@ -57,7 +57,7 @@ from tests.provider_contract import (
     outgoing,
 )
 from tests.test_outbox import NOW, TEMPLATES, reminder
-from tests.worker_helpers import DEMO_NOW
+from tests.worker_helpers import DEMO_NOW, GmailWorld, gmail_connect, run_until_done
 
 ADDRESS = "asha@contoso.example"
 CLIENT_ID = "00000000-1111-2222-3333-444444444444"
@@ -1054,3 +1054,31 @@ def test_a_mailbox_without_a_licence_is_marked_for_an_administrator_not_for_reco
         store.close()
     assert mail["state"] == ACCESS_DENIED and "licence" in mail["last_error"]
     assert mail["next_run_at"] == DEMO_NOW + timedelta(hours=1)
+
+
+def test_the_demo_plans_the_same_on_outlook_as_on_gmail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outlook's Sent Items keep no In-Reply-To or References: the rep's replies thread by the
+    conversation and the agent's notes are known by the key property. The demo's mail, on
+    Outlook, plans and sends what it does on Gmail, where the headers stay."""
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    outcomes = []
+    for world in (GraphWorld.start(), GmailWorld.start()):
+        with world:
+            url = f"sqlite:///{tmp_path / type(world).__name__}.db"
+            config = world.write_config(tmp_path / type(world).__name__, db_url=url)
+            store = Store.open(url)
+            world.connect_all(store, Vault.from_environment())
+            connect = world.connect() if isinstance(world, GraphWorld) else gmail_connect()
+            try:
+                run_until_done(config, url, DEMO_NOW, timedelta(seconds=6), connect)
+            finally:
+                connect.close()
+            outcomes.append(
+                sorted((r["kind"], r["mailbox"], r["client"], r["status"]) for r in store.outbox())
+            )
+            store.close()
+    on_outlook, on_gmail = outcomes
+    assert on_outlook == on_gmail
+    assert ("thank_you", "asha", "kenji-sato", SENT) in on_outlook
