@@ -448,12 +448,15 @@ class Outbox:
                 return self._send(
                     action, draft_id, provider, expect=SENDING, attempts=row["attempts"], now=now
                 )
-            self.store.transition(
+            if not self.store.transition(
                 key,
                 [SENDING],
                 NEEDS_ATTENTION,
+                attempt=row["attempts"],
+                unrequested=True,
                 last_error="neither a sent message nor a draft carries the key",
-            )
+            ):
+                return Outcome(key, "taken", "another worker is sending it")
             return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
         lag = provider.sent_copy_lag
         if now - requested < lag:

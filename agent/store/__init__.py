@@ -433,13 +433,17 @@ class Store:
         status: str,
         *,
         attempt: int | None = None,
+        unrequested: bool = False,
         **fields: Any,
     ) -> bool:
         """Move a row from one of ``expect`` (and, given ``attempt``, still at that send
-        attempt) to ``status``; False if another worker moved it."""
+        attempt; with ``unrequested``, with no send requested) to ``status``; False if another
+        worker moved it."""
         where = [t.outbox.c.key == key, t.outbox.c.status.in_(expect)]
         if attempt is not None:
             where.append(t.outbox.c.attempts == attempt)
+        if unrequested:
+            where.append(t.outbox.c.send_requested_at.is_(None))
         with self.tx() as conn:
             moved = conn.execute(
                 update(t.outbox).where(*where).values(status=status, updated_at=_now(), **fields)
