@@ -11,9 +11,14 @@
     ├── WebhookRefused            a webhook URL the policy forbids (agent/webhooks.py)
     └── ProviderError             anything a mail or calendar provider answered
         ├── Transient             retry later with backoff; honours ``retry_after`` (seconds)
-        │   └── SendLimitReached  the mailbox's daily sending limit; retry after ``retry_after``
+        │   ├── SendLimitReached  the mailbox's daily sending limit; retry after ``retry_after``
+        │   └── Refused           turned away before it was acted on (throttled): not done
         ├── CursorExpired         the sync cursor is stale: resync fully, lose nothing
         ├── AuthRevoked           the grant is gone: park the mailbox, tell the rep, never loop
+        ├── AccessDenied          refused for what an administrator must fix (no licence, a
+        │                         mailbox not enabled, a permission): say so, retry hourly
+        ├── SignInFailed          the rep's sign-in ended without a grant (declined, expired,
+        │                         a wrong code): say so, and how to start again
         └── Permanent             record it, do not retry
 
 The CLI is the one place that turns a ``UserError`` into a message for a person.
@@ -93,12 +98,29 @@ class SendLimitReached(Transient):
     """The mailbox hit its provider's daily sending limit; sends wait ``retry_after`` seconds."""
 
 
+class Refused(Transient):
+    """The provider turned the request away before acting on it (a 429 from Graph's
+    throttling): a send refused so was not made, and may be made again."""
+
+
 class CursorExpired(ProviderError):
     """The stored sync cursor is no longer valid: a full resync is needed."""
 
 
 class AuthRevoked(ProviderError):
     """The grant was revoked or expired: the mailbox needs reconnecting by its rep."""
+
+
+class AccessDenied(ProviderError):
+    """The service refuses the mailbox for a reason only an administrator can fix: no licence,
+    a mailbox not enabled for the API, a missing permission or an access policy. Not a revoked
+    sign-in: reconnecting would not help, and a fix arrives unannounced, so it is retried
+    hourly."""
+
+
+class SignInFailed(ProviderError):
+    """A sign-in the rep started ended without a grant: declined on the consent page, the code
+    expired before it was entered, or a wrong code. Nothing to retry by itself."""
 
 
 class Permanent(ProviderError):

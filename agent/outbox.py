@@ -12,13 +12,28 @@ may have happened and asks the provider before doing anything else:
 - ``drafting``: a draft carrying the key may exist. Sent already -> ``sent``; a draft ->
   ``drafted``;
   nothing -> ``planned`` again.
-- ``sending``: the send may have happened. A sent message carrying the key -> ``sent``; the draft
-  still there -> send that same draft; neither -> ``needs_attention`` for a person.
+- ``sending``: the send may have happened. A sent message carrying the key -> ``sent``.
+  Otherwise it depends on ``send_requested_at``, written (on the outbox's clock, by
+  ``send_draft``'s ``before_post``) just before the one request that sends:
+
+  - not written: that request was never made, so the draft is sent (a draft found by its key;
+    none -> ``needs_attention``);
+  - written: the request may have been accepted. Graph accepts ``/send`` before the message
+    reaches Sent Items, and until then it still looks like a draft, so a draft proves nothing:
+    the outbox only looks for the sent copy, for the provider's ``sent_copy_lag`` (as long as
+    Exchange may take), then hands the row to a person (``needs_attention``); it never sends
+    the draft again. Where sending is synchronous and consumes the draft (Gmail: a lag of
+    zero), a draft still there proves the request was never made, and it is sent.
 
 A send is never retried blindly: a Transient error during ``send_draft`` leaves the row in
-``sending`` for the next reconciliation. In ``draft`` mode notes to clients stop at ``drafted``
-(the draft waits in the rep's Drafts folder) until the rep sends it or runs
-``followup outbox approve``; reminders and escalations to the team are always sent.
+``sending`` for the next reconciliation, except ``Refused`` (turned away unmade, a 429), which
+withdraws the request so that the next pass sends. Each send attempt is numbered (``attempts``)
+and the request is recorded only if the attempt is still the row's, so a worker that lost its
+lease while it was about to send gives way to the one that took the row over.
+
+In ``draft`` mode notes to clients stop at ``drafted`` (the draft waits in the rep's Drafts
+folder) until the rep sends it or runs ``followup outbox approve``; reminders and escalations
+to the team are always sent.
 
 An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
 composed. HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
@@ -39,10 +54,13 @@ from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import (
+    AccessDenied,
     AuthRevoked,
     Permanent,
     Problem,
     ProviderError,
+    Refused,
+    SendLimitReached,
     TemplateError,
     Transient,
     WebhookRefused,
@@ -86,6 +104,10 @@ MAX_POSTS = 5
 # no other installation reading the mailbox, answers it. Exchange honours its own header.
 AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.DIGEST})
 AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+
+
+class _Superseded(Exception):
+    """Another worker took the send over: this one must not make the request."""
 
 
 @dataclass(frozen=True)
@@ -211,10 +233,17 @@ class Outbox:
             # them, could cancel this one (an overdue escalation overtaken by a proposal).
             return self._step(fresh, provider, now)
         if status == SENDING:
-            return self._reconcile_sending(action, row, provider)
+            return self._reconcile_sending(action, row, provider, now)
         if status == DRAFTED:
             if self._sends(action):
-                return self._send(action, row["draft_id"], provider, expect=DRAFTED)
+                return self._send(
+                    action,
+                    row["draft_id"],
+                    provider,
+                    expect=DRAFTED,
+                    attempts=row["attempts"],
+                    now=now,
+                )
             found = provider.find_sent(key)  # the rep may have sent the draft by hand
             if found:
                 self._mark_sent(key, DRAFTED, found)
@@ -448,29 +477,76 @@ class Outbox:
             return Outcome(key, FAILED, str(exc))
         except ProviderError:
             raise  # stays in drafting: reconciled next time
-        self.store.transition(key, [DRAFTING], DRAFTED, draft_id=draft_id)
+        if not self.store.transition(key, [DRAFTING], DRAFTED, draft_id=draft_id):
+            # This worker lost its lease while drafting and another took the row over: that
+            # one adopted this draft (then it is the row's) or made its own (this one goes).
+            row = self.store.outbox_row(key)
+            if row is not None and row["draft_id"] != draft_id:
+                try:
+                    provider.discard_draft(draft_id)
+                except Transient as exc:
+                    log.warning("outbox %s: a second draft is left behind: %s", key, exc)
+            return Outcome(key, "taken", "another worker took it over")
         if self.on_message:
             self.on_message(action, message)
         if not (force_send or self._sends(action)):
             return Outcome(key, DRAFTED, "draft waiting for the rep")
-        return self._send(action, draft_id, provider, expect=DRAFTED)
+        return self._send(action, draft_id, provider, expect=DRAFTED, attempts=1, now=now)
 
     def _send(
-        self, action: Action, draft_id: str, provider: MailProvider, *, expect: str
+        self,
+        action: Action,
+        draft_id: str,
+        provider: MailProvider,
+        *,
+        expect: str,
+        attempts: int,
+        now: datetime,
+        requested: bool = False,
     ) -> Outcome:
         key = action.key
-        if not self.store.transition(key, [expect], SENDING):
+        if not self.store.claim_send(key, [expect], attempts, requested=requested):
             return Outcome(key, "taken", "another worker took it")
+        attempt = attempts + 1
+
+        def before_post() -> None:
+            if not self.store.request_send(key, attempt, now):
+                raise _Superseded
+
         try:
-            sent = provider.send_draft(draft_id)
+            sent = provider.send_draft(draft_id, before_post=before_post)
+        except _Superseded:
+            return Outcome(key, "taken", "another worker took the send over")
         except Permanent as exc:
-            self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=str(exc))
+            # The draft may be gone because another worker, that took the row over while this
+            # one was stalled, sent it: then it is sent, not a problem.
+            found = self._sent_copy(provider, key)
+            if found is not None:
+                self._mark_sent(key, SENDING, found)
+                return Outcome(key, SENT, "reconciled: found in sent mail")
+            if not self.store.transition(
+                key, [SENDING], NEEDS_ATTENTION, attempt=attempt, last_error=str(exc)
+            ):
+                return Outcome(key, "taken", "another worker took the send over")
             return Outcome(key, NEEDS_ATTENTION, str(exc))
-        # Transient and AuthRevoked propagate with the row in ``sending``: the outcome is
-        # unknown, and only reconciliation may decide whether to send again.
+        except (Refused, SendLimitReached, AccessDenied):
+            # Turned away before it was acted on: nothing was sent, the next pass sends.
+            self.store.withdraw_send_request(key, attempt)
+            raise
+        # Other Transient errors and AuthRevoked propagate with the row in ``sending`` and the
+        # request recorded: the outcome is unknown, and reconciliation only looks for the copy.
         self._mark_sent(key, SENDING, sent)
         log.info("sent %s %s via %s", action.kind.value, key, action.mailbox)
         return Outcome(key, SENT)
+
+    @staticmethod
+    def _sent_copy(provider: MailProvider, key: str) -> SentRef | None:
+        try:
+            return provider.find_sent(key)
+        except AuthRevoked:
+            raise
+        except ProviderError:
+            return None
 
     def _mark_sent(self, key: str, expect: str, sent: SentRef) -> None:
         self.store.transition(
@@ -491,23 +567,56 @@ class Outbox:
         return Outcome(key, PLANNED, "reconciled: no draft was made, planned again")
 
     def _reconcile_sending(
-        self, action: Action, row: dict[str, Any], provider: MailProvider
+        self, action: Action, row: dict[str, Any], provider: MailProvider, now: datetime
     ) -> Outcome:
         key = action.key
         sent = provider.find_sent(key)
         if sent:
             self._mark_sent(key, SENDING, sent)
             return Outcome(key, SENT, "reconciled: found in sent mail")
-        draft_id = provider.find_draft(key)
-        if draft_id:
-            self.store.transition(key, [SENDING], DRAFTED, draft_id=draft_id)
-            return self._send(action, draft_id, provider, expect=DRAFTED)
-        self.store.transition(
-            key,
-            [SENDING],
-            NEEDS_ATTENTION,
-            last_error="neither a sent message nor a draft carries the key",
+        requested = row.get("send_requested_at")
+        if requested is None:
+            # The request that sends was never made: the draft may be sent.
+            draft_id = provider.find_draft(key)
+            if draft_id:
+                return self._send(
+                    action, draft_id, provider, expect=SENDING, attempts=row["attempts"], now=now
+                )
+            if not self.store.transition(
+                key,
+                [SENDING],
+                NEEDS_ATTENTION,
+                attempt=row["attempts"],
+                unrequested=True,
+                last_error="neither a sent message nor a draft carries the key",
+            ):
+                return Outcome(key, "taken", "another worker is sending it")
+            return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
+        lag = provider.sent_copy_lag
+        if now - requested < lag:
+            return Outcome(key, SENDING, "send requested: waiting for the sent copy")
+        if not lag:
+            # A synchronous send consumes the draft: one still there was never sent.
+            draft_id = provider.find_draft(key)
+            if draft_id:
+                return self._send(
+                    action,
+                    draft_id,
+                    provider,
+                    expect=SENDING,
+                    attempts=row["attempts"],
+                    now=now,
+                    requested=True,
+                )
+        minutes = int(lag.total_seconds() // 60)
+        error = (
+            f"the send was requested at {requested.isoformat()} but no sent message carries the "
+            f"key {minutes} minutes later; it is never sent twice by itself: check Sent Items "
+            "and send the draft by hand if it did not go"
+            if lag
+            else "the send was requested but neither a sent message nor a draft carries the key"
         )
+        self.store.transition(key, [SENDING], NEEDS_ATTENTION, last_error=error)
         return Outcome(key, NEEDS_ATTENTION, "a person must check whether it was sent")
 
     # -- the rep's draft workflow ---------------------------------------------------------------
@@ -518,7 +627,12 @@ class Outbox:
         if row["status"] == DRAFTED:
             provider = self.providers[row["mailbox"]]
             return self._send(
-                action_from_json(row["action"]), row["draft_id"], provider, expect=DRAFTED
+                action_from_json(row["action"]),
+                row["draft_id"],
+                provider,
+                expect=DRAFTED,
+                attempts=row["attempts"],
+                now=now,
             )
         if row["status"] == PLANNED:
             action = action_from_json(row["action"])

@@ -300,7 +300,12 @@ def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
     table = Table(title="Mailboxes", expand=True)
     for col in ("mailbox", "state", "last synced", "next sync", "note"):
         table.add_column(col, overflow="fold")
-    styles = {"needs_reconnect": "bold red", "backoff": "yellow", "disabled": "dim"}
+    styles = {
+        "needs_reconnect": "bold red",
+        "access_denied": "bold red",
+        "backoff": "yellow",
+        "disabled": "dim",
+    }
     for r in rows:
         zone = zones.get(r["mailbox"], "UTC")
         state = r["state"]

@@ -1,15 +1,18 @@
 """The long-running worker: lease due mailboxes, then sync -> match -> plan -> execute, forever.
 
 Each configured mailbox has two streams (mail, calendar) in the store's ``streams`` table, with
-a state (new, incremental, backoff, needs_reconnect, disabled), a cursor, ``next_run_at`` and a
-failure count. The loop leases due mailboxes (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several workers share one database and each mailbox is worked by one of them at a time), works
-up to ``service.concurrency`` of them in threads, renews the leases of the ones in flight from
-a heartbeat thread, and schedules each mailbox's next pass: ``poll_seconds`` later (jittered),
-or later still after failures (exponential, honouring Retry-After).
+a state (new, incremental, backoff, needs_reconnect, access_denied, disabled), a cursor,
+``next_run_at`` and a failure count. The loop leases due mailboxes (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, so several workers share one database and each mailbox is worked by one of them
+at a time), works up to ``service.concurrency`` of them in threads, renews the leases of the
+ones in flight from a heartbeat thread, and schedules each mailbox's next pass:
+``poll_seconds`` later (jittered), or later still after failures (exponential, honouring
+Retry-After).
 
-- ``AuthRevoked`` parks one mailbox as ``needs_reconnect`` until the rep connects it again; any
-  other failure backs that mailbox off. Nothing a mailbox does stops the worker.
+- ``AuthRevoked`` parks one mailbox as ``needs_reconnect`` until the rep connects it again;
+  ``AccessDenied`` (no licence, mailbox not enabled, a permission) marks it ``access_denied``
+  with the reason and tries it again hourly; any other failure backs that mailbox off. Nothing
+  a mailbox does stops the worker.
 - SIGTERM / SIGINT: take no new work, let in-flight passes finish within
   ``service.shutdown_timeout``, hand the leases back, exit 0. A second signal exits at once.
 - SIGHUP, or a change on disk to the config, rules, templates or clients file, reloads them;
@@ -40,6 +43,7 @@ from agent import config, golive, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
+    AccessDenied,
     AuthRevoked,
     ConfigError,
     FollowupError,
@@ -55,11 +59,13 @@ from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
 from agent.replan import Replanner
-from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store, wall_clock
+from agent.store import ACCESS_DENIED, BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store, wall_clock
 
 log = logging.getLogger("followup.worker")
 
 MAX_BACKOFF = timedelta(minutes=15)
+# An administrator's fix (a licence, a permission) arrives unannounced: look again this often.
+ACCESS_RETRY = timedelta(hours=1)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
 RELOAD_CHECK_SECONDS = 2.0
@@ -512,6 +518,24 @@ class Worker:
                 self.owner, name, state=NEEDS_RECONNECT, next_run_at=None, error=str(exc)
             )
             return PassResult(name, NEEDS_RECONNECT)
+        except AccessDenied as exc:
+            self.metrics.provider_errors.labels("access_denied").inc()
+            self.metrics.syncs.labels(ACCESS_DENIED).inc()
+            with self.lock:
+                self._drop(name)
+            log.warning(
+                "access denied, an administrator must fix it: %s",
+                exc,
+                extra={"mailbox": name, "state": ACCESS_DENIED},
+            )
+            self.store.finish(
+                self.owner,
+                name,
+                state=ACCESS_DENIED,
+                next_run_at=self.clock() + ACCESS_RETRY,
+                error=str(exc)[:500],
+            )
+            return PassResult(name, ACCESS_DENIED)
         except Exception as exc:
             failures += 1
             kind = type(exc).__name__

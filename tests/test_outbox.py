@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -675,3 +676,33 @@ def test_team_mail_past_its_cap_is_folded_into_one_digest(store: Store, box: Mem
     assert body.count("Kenji – Quote") == 3 and digest["Auto-Submitted"] == "auto-generated"
     [post] = posted
     assert "Kenji waited (0)" in post["text"] and "Kenji waited (1)" in post["text"]
+
+
+class StopsAfterTheRequest:
+    """A mailbox whose worker stopped after recording the send request and before making it."""
+
+    def __init__(self, inner: MemoryMailbox) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send_draft(self, draft_id: str, *, before_post: Any = None) -> Any:
+        if before_post is not None:
+            before_post()
+        raise Transient("the worker stopped here")
+
+
+def test_a_synchronous_send_requested_but_never_made_is_made_once(
+    store: Store, box: MemoryMailbox
+) -> None:
+    # Gmail's send consumes the draft before it answers: a draft still there after a request
+    # proves the request was never made, so it is made (there is no lag to wait out).
+    store.enqueue([reminder()])
+    stopped = make(store, box)
+    stopped.providers = {"asha": StopsAfterTheRequest(box)}  # type: ignore[dict-item]
+    assert [o.status for o in stopped.run(NOW)] == [SENDING]
+    row = store.outbox_row(reminder().key)
+    assert row is not None and row["status"] == SENDING and row["send_requested_at"] == NOW
+    assert [o.status for o in make(store, box).run(NOW)] == [SENT]
+    assert sent_count(box) == 1 and not box.drafts

@@ -9,6 +9,7 @@ import threading
 import webbrowser
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,17 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import AuthRevoked, CursorExpired, Permanent, Transient
+from agent.compose import Composer
+from agent.errors import (
+    AccessDenied,
+    AuthRevoked,
+    CursorExpired,
+    Permanent,
+    SignInFailed,
+    Transient,
+)
 from agent.model import Address, Interval, Invite
+from agent.outbox import Outbox
 from agent.providers.msal_auth import (
     AppAuth,
     GraphAuth,
@@ -37,13 +47,18 @@ from agent.providers.outlook import (
 from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
+from agent.store import ACCESS_DENIED, NEEDS_ATTENTION, SENDING, SENT, Store
+from agent.worker import Worker
 from tests.fakes.graph import GraphEmulator
+from tests.graph_world import GraphWorld
 from tests.provider_contract import (
     CalendarProviderContract,
     MailProviderContract,
     incoming,
     outgoing,
 )
+from tests.test_outbox import NOW, TEMPLATES, reminder
+from tests.worker_helpers import DEMO_NOW, GmailWorld, gmail_connect, run_until_done
 
 ADDRESS = "asha@contoso.example"
 CLIENT_ID = "00000000-1111-2222-3333-444444444444"
@@ -523,8 +538,24 @@ def test_reply_is_threaded_by_exchange_through_create_reply(rig: Rig) -> None:
     rig.provider.send_draft(draft_id)
     sent = [m for m in rig.provider.sync(first.cursor).messages if "SENT" in m.labels]
     assert len(sent) == 1
+    # Sent Items copies carry no internetMessageHeaders: the conversation threads the reply,
+    # and the key property (not an x- header) says it is the agent's note.
     assert sent[0].thread_id == original.thread_id
-    assert sent[0].in_reply_to == original.message_id
+    assert sent[0].in_reply_to == "" and sent[0].headers == {"x-followup-key": key_tag("k:r")}
+
+
+def test_sent_items_copies_carry_no_internet_headers(rig: Rig) -> None:
+    rig.deliver(incoming(1, to=ADDRESS))
+    original = rig.provider.sync(None).messages[0]
+    draft_id = rig.provider.draft(
+        outgoing(ADDRESS, key="k:h", reply_to=original.message_id), key="k:h"
+    )
+    rig.provider.send_draft(draft_id)
+    url = f"{rig.graph.graph_url}/me/messages/{draft_id}?$select=internetMessageHeaders"
+    token = rig.auth().token()
+    row = rig.session.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert not row.get("internetMessageHeaders")
+    assert rig.provider.find_sent("k:h") is not None  # found by the property alone
 
 
 def test_reply_to_an_unknown_message_starts_a_new_thread(rig: Rig) -> None:
@@ -751,3 +782,354 @@ def test_the_owners_own_answer_to_an_invitation_is_read_from_response_status(rig
     own = {s: next(a.partstat for a in e.attendees if a.email == ADDRESS) for s, e in found.items()}
     assert own == {"Accepted": "ACCEPTED", "Unanswered": "NEEDS-ACTION"}
     assert found["Accepted"].organizer == "client1@customer.example"
+
+
+# -- the outbox under Outlook's asynchronous send ------------------------------------------
+
+
+def _outbox(store: Store, provider: Any) -> Outbox:
+    return Outbox(
+        store,
+        {"asha": provider},
+        Composer(TEMPLATES),
+        {"asha": Address(ADDRESS, "Asha")},
+        mode="send",
+        domain="contoso.example",
+    )
+
+
+def _sends(rig: Rig, key: str) -> int:
+    return sum(1 for _, ext in rig.graph.sends if ext.get(KEY_PROPERTY) == key_tag(key))
+
+
+def test_a_send_accepted_but_slow_to_reach_sent_items_is_never_posted_twice(
+    rig: Rig, store: Store
+) -> None:
+    rig.graph.hold_sends = True  # accepted; Exchange files it in Sent Items later
+    rig.graph.inject("POST", r"/send$", after=True, drop=True)  # and the answer is lost
+    outbox, key = _outbox(store, rig.provider), reminder().key
+    store.enqueue([reminder()])
+    assert [o.status for o in outbox.run(NOW)] == [SENDING]
+    assert rig.provider.find_draft(key) is not None  # it still reads as a draft
+    for minutes in (1, 5, 30):
+        [o] = outbox.run(NOW + timedelta(minutes=minutes))
+        assert (o.status, o.detail) == (SENDING, "send requested: waiting for the sent copy")
+    assert rig.count("POST", "/send") == 1
+    rig.graph.file_sends()
+    [o] = outbox.run(NOW + timedelta(minutes=31))
+    assert o.status == SENT and _sends(rig, key) == 1 and rig.count("POST", "/send") == 1
+
+
+def test_a_requested_send_never_filed_goes_to_a_person_not_out_again(
+    rig: Rig, store: Store
+) -> None:
+    rig.graph.hold_sends = True
+    rig.graph.inject("POST", r"/send$", after=True, drop=True)
+    outbox, key = _outbox(store, rig.provider), reminder().key
+    store.enqueue([reminder()])
+    outbox.run(NOW)
+    [o] = outbox.run(NOW + OutlookProvider.sent_copy_lag)
+    assert o.status == NEEDS_ATTENTION and rig.count("POST", "/send") == 1
+    row = store.outbox_row(key)
+    assert row is not None and "never sent twice" in row["last_error"]
+
+
+def test_a_throttled_send_was_not_made_and_goes_out_on_the_next_pass(
+    rig: Rig, store: Store
+) -> None:
+    rig.graph.inject("POST", r"/send$", status=429, code="TooManyRequests", retry_after=30)
+    outbox, key = _outbox(store, rig.provider), reminder().key
+    store.enqueue([reminder()])
+    assert [o.status for o in outbox.run(NOW)] == [SENDING]
+    row = store.outbox_row(key)
+    assert row is not None and row["send_requested_at"] is None
+    assert [o.status for o in outbox.run(NOW + timedelta(minutes=1))] == [SENT]
+    assert _sends(rig, key) == 1 and rig.count("POST", "/send") == 2
+
+
+class Stalling:
+    """The provider of a worker that stalls (a long pause, a hung connection) at ``point`` of
+    ``send_draft`` while its lease runs out, and only then carries on: ``meanwhile`` runs in
+    the pause, as the worker that took the mailbox over."""
+
+    def __init__(self, inner: OutlookProvider, point: str, meanwhile: Any) -> None:
+        self._inner, self._point, self._meanwhile = inner, point, meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def send_draft(self, draft_id: str, *, before_post: Any = None) -> Any:
+        if self._point == "claimed":
+            self._meanwhile()
+
+        def stalled_before_post() -> None:
+            if before_post is not None:
+                before_post()
+            if self._point == "requested":
+                self._meanwhile()
+
+        return self._inner.send_draft(draft_id, before_post=stalled_before_post)
+
+
+@pytest.mark.parametrize("point", ["claimed", "requested"])
+def test_a_worker_that_lost_its_lease_mid_send_never_sends_a_second_time(
+    rig: Rig, store: Store, point: str
+) -> None:
+    rig.graph.hold_sends = True  # Outlook is slow to file it: both see a draft
+    key = reminder().key
+    successor = _outbox(store, rig.make_provider())
+    taken_over: list[str] = []
+
+    def take_over() -> None:
+        taken_over.extend(o.status for o in successor.run(NOW + timedelta(minutes=2)))
+
+    stalled = _outbox(store, Stalling(rig.provider, point, take_over))
+    store.enqueue([reminder()])
+    stalled.run(NOW)
+    # Claimed but not requested: the successor sends and the stalled worker gives way.
+    # Requested: the successor only waits for the sent copy.
+    assert taken_over == ([SENT] if point == "claimed" else [SENDING])
+    assert rig.count("POST", "/send") == 1
+    rig.graph.file_sends()
+    successor.run(NOW + timedelta(minutes=3))
+    row = store.outbox_row(key)
+    assert row is not None and row["status"] == SENT and _sends(rig, key) == 1
+
+
+# -- $batch as Graph accepts it --------------------------------------------------------------
+
+
+def test_a_sync_after_six_messages_were_marked_read_fetches_them_in_one_parallel_batch(
+    rig: Rig,
+) -> None:
+    ids = [rig.graph.add_message(ADDRESS, subject=f"m{i}") for i in range(6)]
+    cursor = rig.provider.sync(None).cursor
+    for pid in ids:
+        rig.graph.mark_read(ADDRESS, pid)
+    result = rig.provider.sync(cursor)
+    assert {m.provider_id for m in result.messages} == set(ids)
+    assert [r.status for r in rig.graph.requests if r.path.endswith("/$batch")] == [200]
+
+
+@pytest.mark.parametrize(("people", "days", "calls"), [(100, 7, 5), (25, 200, 8)])
+def test_schedules_of_many_people_over_many_days_go_in_batches_graph_accepts(
+    rig: Rig, people: int, days: int, calls: int
+) -> None:
+    who = [f"rep{i}@contoso.example" for i in range(people)]
+    for i, address in enumerate(who):
+        rig.graph.add_mailbox(address)
+        rig.graph.add_event(
+            address, "Call", T0 + timedelta(hours=i % 7), T0 + timedelta(hours=i % 7, minutes=30)
+        )
+    busy = rig.provider.schedules(who, Interval(T0, T0 + timedelta(days=days)))
+    assert busy["rep8@contoso.example"] == [
+        Interval(T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=30))
+    ]
+    assert len([r for r in rig.graph.requests if r.path.endswith("/getSchedule")]) == calls
+    assert all(r.status == 200 for r in rig.graph.requests if r.path.endswith("$batch"))
+    assert not rig.sleeps  # nothing throttled: Graph paces a parallel batch itself
+
+
+def _raw_batch(rig: Rig, requests_: list[dict[str, Any]]) -> requests.Response:
+    return rig.session.post(
+        f"{rig.graph.graph_url}/$batch",
+        json={"requests": requests_},
+        headers={"Authorization": f"Bearer {rig.auth().token()}"},
+        timeout=10,
+    )
+
+
+def test_the_emulator_refuses_a_batch_mixing_chains_and_parallel_requests(rig: Rig) -> None:
+    def get(i: int, depends: list[str] | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": str(i), "method": "GET", "url": "/me/messages?$top=1"}
+        if depends:
+            item["dependsOn"] = depends
+        return item
+
+    mixed = _raw_batch(rig, [get(0), get(1), get(2), get(3), get(4, ["0"])])
+    assert mixed.status_code == 400
+    assert mixed.json()["error"]["message"] == (
+        "Batch should be either fully sequential or fully parallel."
+    )
+    parallel = _raw_batch(rig, [get(i) for i in range(20)])
+    assert parallel.status_code == 200
+    assert {r["status"] for r in parallel.json()["responses"]} == {200}
+    sequential = _raw_batch(rig, [get(0)] + [get(i, [str(i - 1)]) for i in range(1, 6)])
+    on_one = _raw_batch(rig, [get(0)] + [get(i, ["0"]) for i in range(1, 6)])
+    assert sequential.status_code == on_one.status_code == 200
+
+
+# -- transactionId and extended properties as Graph treats them --------------------------------
+
+
+def _invite(description: str = "") -> Invite:
+    return Invite(
+        key="meet:t2:1",
+        summary="Pricing call",
+        start=T0,
+        end=T0 + timedelta(minutes=30),
+        zone="Asia/Kolkata",
+        organizer=Address(ADDRESS),
+        attendees=(Address("client1@customer.example", "Client One"),),
+        description=description,
+    )
+
+
+def test_the_emulator_refuses_a_transaction_id_reused_for_another_event(rig: Rig) -> None:
+    url = f"{rig.graph.graph_url}/me/events"
+    headers = {"Authorization": f"Bearer {rig.auth().token()}"}
+    body = {
+        "subject": "Call",
+        "start": {"dateTime": "2026-11-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-11-02T09:30:00", "timeZone": "UTC"},
+        "transactionId": "7f3b2a8e-0000-4000-8000-000000000001",
+    }
+    first = rig.session.post(url, json=body, headers=headers, timeout=10).json()
+    again = rig.session.post(url, json=body, headers=headers, timeout=10).json()
+    assert first["id"] == again["id"]
+    other = rig.session.post(url, json=dict(body, subject="Other"), headers=headers, timeout=10)
+    assert other.status_code == 400
+    assert other.json()["error"]["code"] == "ErrorDuplicateTransactionId"
+
+
+def test_an_invitation_made_again_with_a_changed_body_updates_the_event_it_made(
+    rig: Rig,
+) -> None:
+    first = rig.provider.create_event(_invite("Agenda: pricing"))
+    again = rig.provider.create_event(_invite("Agenda: pricing and the renewal date"))
+    assert first == again and len(rig.graph.boxes[ADDRESS].events) == 1
+    assert rig.graph.boxes[ADDRESS].events[first].body == "Agenda: pricing and the renewal date"
+
+
+def test_keys_that_differ_only_in_case_never_find_each_others_mail(rig: Rig) -> None:
+    # Graph's $filter on an extended property's value ignores case.
+    upper = rig.provider.draft(outgoing(ADDRESS, key="k:Ab"), key="k:Ab")
+    lower = rig.provider.draft(outgoing(ADDRESS, key="k:ab"), key="k:ab")
+    assert rig.provider.find_draft("k:ab") == lower and rig.provider.find_draft("k:Ab") == upper
+    rig.provider.send_draft(upper)
+    assert rig.provider.find_sent("k:ab") is None
+    found = rig.provider.find_sent("k:Ab")
+    assert found is not None and found.provider_id == upper
+
+
+# -- how sign-ins end ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "said"),
+    [
+        ("authorization_declined", "declined"),
+        ("expired_token", "expired"),
+        ("bad_verification_code", "did not recognise the code"),
+    ],
+)
+def test_a_device_code_sign_in_that_ends_without_tokens_says_how(
+    graph: GraphEmulator, outcome: str, said: str
+) -> None:
+    graph.device_outcome = outcome
+    session = graph.session()
+    creds = MemoryCredentials()
+    with pytest.raises(SignInFailed) as err:
+        connect_outlook_device(
+            "asha",
+            CLIENT_ID,
+            graph.authority,
+            Vault(new_key()),
+            creds,
+            prompt=lambda _text: None,
+            http_client=session,
+            custom_authority=True,
+        )
+    session.close()
+    assert not isinstance(err.value, Transient)
+    assert said in str(err.value) and outcome in str(err.value)
+    assert "followup connect outlook --mailbox asha" in str(err.value)
+    assert creds.load_credentials("asha") is None
+
+
+# -- what a refusal means ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "raised", "said"),
+    [
+        (403, "InvalidAuthenticationToken", "Access token has expired.", AuthRevoked, ""),
+        (
+            403,
+            "Authorization_RequestDenied",
+            "The user or administrator has not consented to use the application.",
+            AuthRevoked,
+            "",
+        ),
+        (403, "ErrorAccessDenied", "User does not have a valid license.", AccessDenied, "licence"),
+        (
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            AccessDenied,
+            "not enabled",
+        ),
+        (
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+            AccessDenied,
+            "permission",
+        ),
+    ],
+)
+def test_only_token_and_consent_refusals_need_the_rep_to_reconnect(
+    rig: Rig, status: int, code: str, message: str, raised: type[Exception], said: str
+) -> None:
+    rig.graph.inject("GET", r"/delta$", status=status, code=code, message=message)
+    with pytest.raises(raised) as err:
+        rig.provider.sync(None)
+    assert type(err.value) is raised and said in str(err.value)
+
+
+def test_a_mailbox_without_a_licence_is_marked_for_an_administrator_not_for_reconnecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    with GraphWorld.start(["asha"]) as world:
+        url = f"sqlite:///{tmp_path / 'followup.db'}"
+        config = world.write_config(tmp_path, db_url=url)
+        store = Store.open(url)
+        world.connect_all(store, Vault.from_environment())
+        message = "User does not have a valid license."
+        world.graph.inject("GET", r"/delta$", status=403, code="ErrorAccessDenied", message=message)
+        connect = world.connect()
+        Worker(config, owner="w", clock=lambda: DEMO_NOW, connect=connect).run(once=True)
+        connect.close()
+        [mail] = [r for r in store.streams("asha") if r["kind"] == "mail"]
+        store.close()
+    assert mail["state"] == ACCESS_DENIED and "licence" in mail["last_error"]
+    assert mail["next_run_at"] == DEMO_NOW + timedelta(hours=1)
+
+
+def test_the_demo_plans_the_same_on_outlook_as_on_gmail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outlook's Sent Items keep no In-Reply-To or References: the rep's replies thread by the
+    conversation and the agent's notes are known by the key property. The demo's mail, on
+    Outlook, plans and sends what it does on Gmail, where the headers stay."""
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    outcomes = []
+    for world in (GraphWorld.start(), GmailWorld.start()):
+        with world:
+            url = f"sqlite:///{tmp_path / type(world).__name__}.db"
+            config = world.write_config(tmp_path / type(world).__name__, db_url=url)
+            store = Store.open(url)
+            world.connect_all(store, Vault.from_environment())
+            connect = world.connect() if isinstance(world, GraphWorld) else gmail_connect()
+            try:
+                run_until_done(config, url, DEMO_NOW, timedelta(seconds=6), connect)
+            finally:
+                connect.close()
+            outcomes.append(
+                sorted((r["kind"], r["mailbox"], r["client"], r["status"]) for r in store.outbox())
+            )
+            store.close()
+    on_outlook, on_gmail = outcomes
+    assert on_outlook == on_gmail
+    assert ("thank_you", "asha", "kenji-sato", SENT) in on_outlook

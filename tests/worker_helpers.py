@@ -188,45 +188,19 @@ class GmailWorld:
     ) -> Path:
         """A config.toml in ``folder`` with one gmail mailbox per emulator (``endpoint`` set to
         it), the demo's reps, leads and clients, and the shipped rules and templates."""
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(DEMO_DIR / "clients.csv", folder / "clients.csv")
-        demo = tomllib.loads((DEMO_DIR / "config.toml").read_text(encoding="utf-8"))
-        reps = {m["name"]: m for m in demo["mailboxes"]}
-        lines = [
-            "[database]",
-            f"url = {json.dumps(db_url)}",
-            "[team]",
-            'name = "Acme Analytics"',
-            'domains = ["acme.example"]',
-            'default_language = "en"',
-            "[paths]",
-            f"rules = {json.dumps(str(bundled('rules')))}",
-            f"templates = {json.dumps(str(bundled('templates')))}",
-            'clients = "clients.csv"',
-            "[outbox]",
-            f'mode = "{mode}"',
-            f"daily_cap = {daily_cap}",
-            # The team went live before the demo's mail, which the emulators hold.
-            "go_live = 2026-11-16T00:00:00Z",
-            "[service]",
-            'listen = ""',
-            f"poll_seconds = {poll_seconds}",
-            f"lease_seconds = {lease_seconds}",
-            "shutdown_timeout = 5",
-            f"concurrency = {concurrency}",
-        ]
-        for lead in demo["leads"]:
-            lines.append("[[leads]]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in lead.items()]
-        for name in names or self.emulators:
-            rep = dict(reps[name])
-            rep.pop("path", None)
-            rep.update(provider="gmail", endpoint=self.emulators[name].root)
-            lines.append("[[mailboxes]]")
-            lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in rep.items()]
-        path = folder / "config.toml"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return path
+        return write_team_config(
+            folder,
+            {
+                n: {"provider": "gmail", "endpoint": self.emulators[n].root}
+                for n in (names or self.emulators)
+            },
+            db_url=db_url,
+            mode=mode,
+            poll_seconds=poll_seconds,
+            lease_seconds=lease_seconds,
+            concurrency=concurrency,
+            daily_cap=daily_cap,
+        )
 
     def connect(
         self, name: str, creds: CredentialStore, vault: Vault, *, token_lifetime: int = 3599
@@ -285,6 +259,61 @@ class GmailWorld:
                     if key:
                         counts[key] += 1
         return counts
+
+
+def write_team_config(
+    folder: Path,
+    mailboxes: dict[str, dict[str, str]],
+    *,
+    db_url: str,
+    mode: str = "send",
+    poll_seconds: float = 60,
+    lease_seconds: float = 120,
+    concurrency: int = 4,
+    daily_cap: int = 40,
+) -> Path:
+    """A config.toml in ``folder`` with the demo's reps named in ``mailboxes`` (each with its
+    provider settings: provider, endpoint, ...), leads and clients, and the shipped rules and
+    templates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO_DIR / "clients.csv", folder / "clients.csv")
+    demo = tomllib.loads((DEMO_DIR / "config.toml").read_text(encoding="utf-8"))
+    reps = {m["name"]: m for m in demo["mailboxes"]}
+    lines = [
+        "[database]",
+        f"url = {json.dumps(db_url)}",
+        "[team]",
+        'name = "Acme Analytics"',
+        'domains = ["acme.example"]',
+        'default_language = "en"',
+        "[paths]",
+        f"rules = {json.dumps(str(bundled('rules')))}",
+        f"templates = {json.dumps(str(bundled('templates')))}",
+        'clients = "clients.csv"',
+        "[outbox]",
+        f'mode = "{mode}"',
+        f"daily_cap = {daily_cap}",
+        # The team went live before the demo's mail, which the emulators hold.
+        "go_live = 2026-11-16T00:00:00Z",
+        "[service]",
+        'listen = ""',
+        f"poll_seconds = {poll_seconds}",
+        f"lease_seconds = {lease_seconds}",
+        "shutdown_timeout = 5",
+        f"concurrency = {concurrency}",
+    ]
+    for lead in demo["leads"]:
+        lines.append("[[leads]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in lead.items()]
+    for name, settings in mailboxes.items():
+        rep = dict(reps[name])
+        rep.pop("path", None)
+        rep.update(settings)
+        lines.append("[[mailboxes]]")
+        lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in rep.items()]
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:

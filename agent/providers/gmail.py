@@ -421,6 +421,7 @@ class GmailProvider(_GoogleClient):
     """The :class:`~agent.providers.protocol.MailProvider` for one Gmail mailbox."""
 
     name = "gmail"
+    sent_copy_lag = timedelta(0)  # drafts.send answers once the message is in SENT
 
     def __init__(
         self,
@@ -662,12 +663,16 @@ class GmailProvider(_GoogleClient):
         )
         return str(created["id"])
 
-    def send_draft(self, draft_id: str) -> SentRef:
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
         """Send the draft exactly once and return its ids, with the Message-ID Gmail gave it.
 
         Raises ``SendLimitReached`` at the daily sending limit, ``Transient`` when the outcome is
         unknown (the outbox then asks ``find_sent``), ``Permanent`` when the draft is gone.
         """
+        if before_post is not None:
+            before_post()
         sent = self._execute(
             self._users.drafts().send(userId="me", body={"id": draft_id}),
             units=UNITS["drafts.send"],

@@ -60,6 +60,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 class LocalMailbox:
     name = "local"
+    sent_copy_lag = timedelta(0)
 
     def __init__(
         self, root: Path, *, mailbox: str, address: str, clock: Callable[[], datetime] = _now
@@ -126,12 +127,16 @@ class LocalMailbox:
             raise Permanent(str(exc), mailbox=self.mailbox) from exc
         return self._box("drafts").add(raw)
 
-    def send_draft(self, draft_id: str) -> SentRef:
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
         drafts = self._box("drafts")
         try:
             raw = drafts.get_bytes(draft_id)
         except (KeyError, FileNotFoundError) as exc:
             raise Permanent(f"no draft {draft_id}", mailbox=self.mailbox) from exc
+        if before_post is not None:
+            before_post()
         # Filed in sent before the draft goes: a crash between the two leaves a draft that
         # find_sent already accounts for, never a note that vanished.
         sent_key = self._box("sent").add(raw)

@@ -11,7 +11,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -36,6 +36,8 @@ class MemoryMailbox:
     ``lose_response("send_draft")`` makes the next send take effect and then raise Transient,
     the "unknown outcome" the outbox must reconcile.
     """
+
+    sent_copy_lag = timedelta(0)
 
     mailbox: str
     address: str
@@ -157,8 +159,12 @@ class MemoryMailbox:
         self.drafts[draft_id] = (message, thread_id)
         return draft_id
 
-    def send_draft(self, draft_id: str) -> SentRef:
-        self._enter("send_draft")
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
+        self._enter("send_draft")  # an injected failure stands for a request never made
+        if before_post is not None:
+            before_post()
         if draft_id not in self.drafts:
             raise ProviderError(f"no draft {draft_id}")
         message, thread_id = self.drafts.pop(draft_id)

@@ -25,7 +25,7 @@ from typing import Any
 import msal
 import requests
 
-from agent.errors import AuthRevoked, Permanent, Transient
+from agent.errors import AuthRevoked, Permanent, SignInFailed, Transient
 from agent.providers.tokens import CredentialStore, Vault
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ APP_SCOPES = ("https://graph.microsoft.com/.default",)
 # expired, or the tenant now demands MFA or consent again.
 _REVOKED = {"invalid_grant", "interaction_required", "consent_required", "login_required"}
 _BAD_CLIENT = {"invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"}
+# How a device-code sign-in ends without tokens (RFC 8628 section 3.5, and Microsoft's device
+# code flow reference), told to the rep as what happened and what to do.
+_SIGN_IN_ENDS = {
+    "authorization_declined": "the sign-in was declined on Microsoft's page",
+    "expired_token": "the code expired before the sign-in was finished",
+    "bad_verification_code": "Microsoft did not recognise the code that was entered",
+    "access_denied": "the sign-in was declined on Microsoft's page",
+}
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -79,6 +87,12 @@ def _classify(result: dict[str, Any], mailbox: str) -> Exception:
         )
     if code in _BAD_CLIENT:
         return Permanent(f"Microsoft rejected the app registration ({text})", mailbox=mailbox)
+    if code in _SIGN_IN_ENDS:
+        return SignInFailed(
+            f"{_SIGN_IN_ENDS[code]} ({code}); run followup connect outlook --mailbox {mailbox} "
+            "again and finish the sign-in with the new code",
+            mailbox=mailbox,
+        )
     return Transient(f"Microsoft sign-in failed ({text})", mailbox=mailbox)
 
 
@@ -123,7 +137,8 @@ def connect_outlook_device(
     """Connect ``mailbox`` with the device-code flow; return the signed-in account's username.
 
     ``prompt`` receives the sentence to show the rep (the verification URL and the code). Blocks
-    until the rep finishes, the code expires (raises ``AuthRevoked``) or ``timeout`` seconds pass.
+    until the rep finishes or ``timeout`` seconds pass; a sign-in declined, expired or given a
+    wrong code raises ``SignInFailed`` saying which.
     ``authority`` is ``https://login.microsoftonline.com/{tenant}``.
     """
     sealed = _SealedCache(mailbox, vault, creds)

@@ -15,7 +15,9 @@ the outbox key: ``draft`` creates it, ``send_draft`` posts ``/send`` once and ne
 
 Errors (see :mod:`agent.errors`): 429/503/504 and connection failures raise ``Transient`` with
 the server's ``Retry-After``; 410 or ``SyncStateNotFound`` raise ``CursorExpired``; a refused
-token that cannot be refreshed, or 403, raise ``AuthRevoked``; other 4xx raise ``Permanent``.
+token that cannot be refreshed, or a 403 for the token or its consent, raise ``AuthRevoked``;
+a 403 for a licence or a permission, or a mailbox not enabled for Graph, raise ``AccessDenied``;
+other 4xx raise ``Permanent``.
 Reads are retried (``agent.providers.ratelimit.read_retrying``); sends never are.
 """
 
@@ -39,7 +41,15 @@ from zoneinfo import ZoneInfo
 import requests
 
 from agent import zones
-from agent.errors import AuthRevoked, CursorExpired, Permanent, ProviderError, Transient
+from agent.errors import (
+    AccessDenied,
+    AuthRevoked,
+    CursorExpired,
+    Permanent,
+    ProviderError,
+    Refused,
+    Transient,
+)
 from agent.mime import KEPT_HEADERS
 from agent.model import (
     Address,
@@ -87,12 +97,22 @@ MESSAGE_FIELDS = (
 # Outlook documents $top as 1..1000 for message listings and the default page as 10; delta
 # pages honour odata.maxpagesize. 500 keeps a page with full headers well under the gateway
 # timeout while a 10,000-message folder still syncs in about 20 requests.
+# Sent Items copies carry no internetMessageHeaders (microsoft-graph-docs issue 2716), so the
+# agent's own notes are recognised by the key property, expanded on every message read.
+KEY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{KEY_PROPERTY}')"
 PAGE_SIZE = 500
+SENT_COPY_LAG = timedelta(hours=1)
 MAX_BATCH = 20  # Graph's $batch limit
 MAILBOX_CONCURRENCY = 4  # Outlook runs at most 4 requests at once per app and mailbox
 SCHEDULES_PER_CALL = 20  # getSchedule takes at most 20 mailboxes
 SCHEDULE_SPAN = timedelta(days=61)  # getSchedule windows must be under 62 days
 # 10,000 requests per 10 minutes per app and mailbox.
+# 403s that mean the token or the consent behind it no longer holds: the rep connects again.
+_TOKEN_REFUSED = frozenset(
+    {"invalidauthenticationtoken", "authenticationerror", "expiredauthenticationtoken"}
+)
+# A mailbox Graph cannot serve (404 or 403): inactive, soft-deleted or on-premises.
+_MAILBOX_NOT_ENABLED = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 _buckets = Buckets(rate_per_s=10_000 / 600, burst=200)
 _CURSOR_VERSION = 1
 
@@ -249,6 +269,9 @@ class OutlookProvider:
     """
 
     name = "outlook"
+    # Exchange files a message in Sent Items only after it left the Outbox, which "may not
+    # succeed immediately" (sendMail, message-send): usually seconds, in bad hours minutes.
+    sent_copy_lag = SENT_COPY_LAG
 
     def __init__(
         self,
@@ -354,15 +377,49 @@ class OutlookProvider:
         if status == 403 and lowered == "errorquotaexceeded":
             # A full mailbox refuses delta state writes until the rep makes room.
             return Transient(text, retry_after=retry_after or 3600, mailbox=self.mailbox)
-        if status == 403:
-            return AuthRevoked(text, mailbox=self.mailbox)
+        denied = self._denied(status, lowered, text)
+        if denied is not None:
+            return denied
         if status == 429 and "mailboxconcurrency" in text.lower():
             self._gate.lower()
+        if status == 429:
+            # Throttling turns a request away before it is acted on: a refused send was not made.
+            return Refused(text, retry_after=retry_after, mailbox=self.mailbox)
         if status in (429, 500, 502, 503, 504) or lowered in ("errortoomanyobjectsopened",):
             return Transient(text, retry_after=retry_after, mailbox=self.mailbox)
         if status >= 500:
             return Transient(text, retry_after=retry_after, mailbox=self.mailbox)
         return Permanent(text, mailbox=self.mailbox)
+
+    def _denied(self, status: int, code: str, text: str) -> ProviderError | None:
+        """What a 403 (or a mailbox Graph cannot serve) means. Only a token or a consent that
+        no longer holds needs the rep to connect again; a missing licence, a mailbox not
+        enabled for the API or a missing permission needs an administrator ("the user might
+        not have enough permission or might not have a required license", Graph's errors)."""
+        words = text.lower()
+        who = f"Microsoft 365 refused mailbox {self.mailbox}"
+        if code in _MAILBOX_NOT_ENABLED:
+            return AccessDenied(
+                f"{who}: the mailbox is not enabled for Microsoft Graph (inactive, soft-deleted, "
+                f"hosted on-premises or without an Exchange Online licence); an administrator "
+                f"must enable it ({text})",
+                mailbox=self.mailbox,
+            )
+        if status != 403:
+            return None
+        if code in _TOKEN_REFUSED or any(w in words for w in ("consent", "insufficient_claims")):
+            return AuthRevoked(text, mailbox=self.mailbox)
+        if "licen" in words:
+            return AccessDenied(
+                f"{who}: the user has no licence for it; an administrator must assign an "
+                f"Exchange Online licence ({text})",
+                mailbox=self.mailbox,
+            )
+        return AccessDenied(
+            f"{who}: permission denied; an administrator must grant the app Mail.ReadWrite, "
+            f"Mail.Send and Calendars.ReadWrite and let it reach this mailbox ({text})",
+            mailbox=self.mailbox,
+        )
 
     def _read(
         self,
@@ -377,17 +434,18 @@ class OutlookProvider:
         return retrying(self._send_once, method, url, body=body, prefer=prefer)
 
     def _batch(self, requests_: list[_Request]) -> list[tuple[int, Any]]:
-        """Run requests through ``$batch``: at most 20 per call and at most 4 in flight for this
-        mailbox (the rest chained with ``dependsOn``). Return ``(status, body)`` in order;
-        items that were throttled inside the batch are retried in the next one."""
+        """Run independent requests through ``$batch``, at most 20 per call and fully parallel:
+        Graph refuses a batch that mixes ``dependsOn`` chains with parallel requests ("Batch
+        should be either fully sequential or fully parallel"), and itself feeds a parallel
+        batch to Outlook four at a time. Return ``(status, body)`` in order; items throttled
+        inside the batch are retried in the next one."""
         results: dict[int, tuple[int, Any]] = {}
         pending = list(range(len(requests_)))
         attempts = 0
         while pending:
             chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
-            lanes = max(1, self._gate.limit)
             payload = []
-            for n, index in enumerate(chunk):
+            for index in chunk:
                 req = requests_[index]
                 item: dict[str, Any] = {
                     "id": str(index),
@@ -398,8 +456,6 @@ class OutlookProvider:
                 if req.body is not None:
                     item["body"] = req.body
                     item["headers"]["Content-Type"] = "application/json"
-                if n >= lanes:
-                    item["dependsOn"] = [str(chunk[n - lanes])]
                 payload.append(item)
             answer = self._read("POST", "/$batch", body={"requests": payload})
             throttled: list[int] = []
@@ -448,7 +504,7 @@ class OutlookProvider:
         for folder, label in FOLDERS:
             start = links.get(folder) or (
                 f"{self._root}/mailFolders/{folder}/messages/delta?"
-                + urlencode({"$select": ",".join(MESSAGE_FIELDS)}, safe=",$")
+                + urlencode({"$select": ",".join(MESSAGE_FIELDS), "$expand": KEY_EXPAND}, safe=",$")
             )
             rows, new_links[folder] = self._delta_round(start)
             partial: list[str] = []
@@ -496,7 +552,7 @@ class OutlookProvider:
     def _get_messages(
         self, ids: list[str], skipped: list[tuple[str, str]]
     ) -> tuple[list[dict[str, Any]], set[str]]:
-        select = urlencode({"$select": ",".join(MESSAGE_FIELDS)}, safe=",$")
+        select = urlencode({"$select": ",".join(MESSAGE_FIELDS), "$expand": KEY_EXPAND}, safe=",$")
         reqs = [_Request("GET", f"{self._root}/messages/{quote(i)}?{select}") for i in ids]
         rows: list[dict[str, Any]] = []
         gone: set[str] = set()
@@ -540,6 +596,13 @@ class OutlookProvider:
             except (KeyError, TypeError) as exc:
                 raise _Malformed(f"unreadable internet message header {header!r}") from exc
             headers.setdefault(name, value)
+        for prop in row.get("singleValueExtendedProperties") or ():
+            # The outbox key of the agent's own notes; no header survives into Sent Items.
+            if (
+                isinstance(prop, Mapping)
+                and str(prop.get("id", "")).lower() == KEY_PROPERTY.lower()
+            ):
+                headers[KEY_HEADER.lower()] = str(prop.get("value") or "")
         references = _message_ids(headers.get("references", ""))
         in_reply_to = (_message_ids(headers.get("in-reply-to", "")) or ("",))[0]
         message_id = str(row.get("internetMessageId") or "").strip() or f"<{pid}@graph.invalid>"
@@ -631,12 +694,16 @@ class OutlookProvider:
         rows = (page or {}).get("value") or []
         return str(rows[0]["id"]) if rows else ""
 
-    def send_draft(self, draft_id: str) -> SentRef:
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
         """Send the draft once; return its immutable id (the sent copy keeps it) and
         internetMessageId. A draft that was already sent is not sent again.
 
         The ``/send`` POST is never retried: on ``Transient`` the outcome is unknown and the
-        outbox reconciles with ``find_sent`` / ``find_draft``.
+        outbox reconciles with ``find_sent``; ``Refused`` (429) means it was not made. Graph
+        accepts ``/send`` (202) before the message reaches Sent Items: until then it still
+        reads as a draft, so a draft found after a lost answer does not prove it unsent.
         """
         fields = "?$select=isDraft,internetMessageId,conversationId"
         try:
@@ -650,6 +717,8 @@ class OutlookProvider:
         )
         if before.get("isDraft") is False:
             return ref
+        if before_post is not None:
+            before_post()
         self._send_once("POST", f"{self._root}/messages/{quote(draft_id)}/send")
         # The send happened: from here on nothing may raise. Sending can rewrite the
         # Message-ID, so read the sent copy back when it is there already.
@@ -665,19 +734,22 @@ class OutlookProvider:
 
     def _find_tagged(self, folder: str, key: str) -> dict[str, Any] | None:
         """The message in ``folder`` tagged for ``key``: by its tag, then by the key itself, as
-        notes made before tags carried it."""
+        notes made before tags carried it. Graph filters on an extended property's value without
+        regard to case, so the filter may also answer values that differ in case only: the
+        value, expanded, is compared here."""
         for value in (key_tag(key), key):
             query = urlencode(
                 {
                     "$filter": _key_filter(value),
                     "$select": "id,internetMessageId,conversationId,isDraft",
-                    "$top": "1",
+                    "$expand": KEY_EXPAND,
+                    "$top": "25",
                 }
             )
             page = self._read("GET", f"{self._root}/mailFolders/{folder}/messages?{query}")
-            rows = (page or {}).get("value") or []
-            if rows:
-                return dict(rows[0])
+            for row in (page or {}).get("value") or []:
+                if _key_of(row) == value:
+                    return dict(row)
         return None
 
     def find_sent(self, key: str) -> SentRef | None:
@@ -869,7 +941,10 @@ class OutlookProvider:
         """Create the event and invite its attendees; return its immutable id.
 
         ``transactionId`` is derived from ``invite.key``, so Graph answers a repeated create with
-        the event it already made: the create is safe to retry. Graph always sends invitations
+        the event it already made: the create is safe to retry. A create whose body changed
+        since (an invitation made again) is refused by Graph (``ErrorDuplicateTransactionId``):
+        the event made the first time, found by the key property, is updated to it instead.
+        Graph always sends invitations
         to attendees; ``invite.send_updates`` cannot turn that off. A hold
         (``invite.tentative``) is created ``showAs: "tentative"`` with no attendees, so nothing
         is sent.
@@ -880,6 +955,7 @@ class OutlookProvider:
             "start": _graph_time(invite.start),
             "end": _graph_time(invite.end),
             "transactionId": transaction_id(invite.key),
+            "singleValueExtendedProperties": [{"id": KEY_PROPERTY, "value": invite.key}],
         }
         if invite.tentative:
             # Without attendees Graph sends no invitation; "tentative" still blocks the time in
@@ -892,8 +968,36 @@ class OutlookProvider:
             ]
         if invite.location:
             body["location"] = {"displayName": invite.location}
-        row = self._read("POST", f"{self._root}/events", body=body, prefer='outlook.timezone="UTC"')
+        prefer = 'outlook.timezone="UTC"'
+        try:
+            row = self._read("POST", f"{self._root}/events", body=body, prefer=prefer)
+        except Permanent as exc:
+            if "errorduplicatetransactionid" not in str(exc).lower():
+                raise
+            event_id = self._find_event(invite.key)
+            if event_id is None:
+                raise
+            fields = ("subject", "body", "start", "end", "location", "showAs")
+            changes = {k: body[k] for k in fields if k in body}
+            url = f"{self._root}/events/{quote(event_id, safe='')}"
+            self._read("PATCH", url, body=changes, prefer=prefer)
+            return event_id
         return str(row["id"])
+
+    def _find_event(self, key: str) -> str | None:
+        query = urlencode(
+            {
+                "$filter": _key_filter(key),
+                "$select": "id",
+                "$expand": KEY_EXPAND,
+                "$top": "10",
+            }
+        )
+        page = self._read("GET", f"{self._root}/events?{query}")
+        for row in (page or {}).get("value") or []:
+            if _key_of(row) == key:
+                return str(row["id"])
+        return None
 
     def delete_event(self, provider_id: str) -> None:
         """``DELETE /events/{id}``; an event already gone (404) counts as done.
@@ -907,6 +1011,14 @@ class OutlookProvider:
             if str(exc).startswith("Graph 404"):
                 return
             raise
+
+
+def _key_of(row: Mapping[str, Any]) -> str | None:
+    """The outbox key in a row's expanded key property, if it has one."""
+    for prop in row.get("singleValueExtendedProperties") or ():
+        if isinstance(prop, Mapping) and str(prop.get("id", "")).lower() == KEY_PROPERTY.lower():
+            return str(prop.get("value") or "")
+    return None
 
 
 def transaction_id(key: str) -> str:

@@ -15,7 +15,8 @@ sends that draft once and is never retried by any layer. After a crash ``find_se
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
@@ -46,6 +47,11 @@ def carries_key(value: str | None, key: str) -> bool:
 @runtime_checkable
 class MailProvider(Protocol):
     name: str
+    # How long after an accepted send the message may still read as a draft, not yet in the
+    # sent folder: zero where sending is synchronous and consumes the draft (Gmail), an hour
+    # for Exchange. Within it a found draft proves nothing; after it, a draft still there
+    # proves the send was never made only where it is zero.
+    sent_copy_lag: timedelta
 
     def sync(self, cursor: str | None) -> SyncResult:
         """Changes since ``cursor`` (``None``: everything). Raises ``CursorExpired`` when stale."""
@@ -59,8 +65,13 @@ class MailProvider(Protocol):
         """Create a draft that carries ``key``; return its draft id."""
         ...
 
-    def send_draft(self, draft_id: str) -> SentRef:
-        """Send the draft once. Never retried: an unknown outcome is reconciled, not repeated."""
+    def send_draft(
+        self, draft_id: str, *, before_post: Callable[[], None] | None = None
+    ) -> SentRef:
+        """Send the draft once. Never retried: an unknown outcome is reconciled, not repeated.
+
+        ``before_post`` is called right before the one request that sends (after any reads);
+        if it raises, nothing is sent and its exception propagates."""
         ...
 
     def find_sent(self, key: str) -> SentRef | None:

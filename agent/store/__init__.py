@@ -49,7 +49,7 @@ from agent.store import tables as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
 # own idea of the head, so a new migration cannot be added without moving this too.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -72,6 +72,7 @@ FULL_SYNC = "full_sync"
 INCREMENTAL = "incremental"
 BACKOFF = "backoff"
 NEEDS_RECONNECT = "needs_reconnect"
+ACCESS_DENIED = "access_denied"  # refused for what an administrator must fix; retried hourly
 DISABLED = "disabled"
 PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
 STREAM_KINDS = ("mail", "calendar")
@@ -523,18 +524,91 @@ class Store:
             row = conn.execute(select(t.outbox).where(col == ident)).first()
         return dict(row._mapping) if row else None
 
-    def transition(self, key: str, expect: Sequence[str], status: str, **fields: Any) -> bool:
-        """Move a row from one of ``expect`` to ``status``; False if another worker moved it.
+    def transition(
+        self,
+        key: str,
+        expect: Sequence[str],
+        status: str,
+        *,
+        attempt: int | None = None,
+        unrequested: bool = False,
+        **fields: Any,
+    ) -> bool:
+        """Move a row from one of ``expect`` (and, given ``attempt``, still at that send
+        attempt; with ``unrequested``, with no send requested) to ``status``; False if another
+        worker moved it.
 
         A ``last_error`` is stored redacted (:func:`agent.logs.redact`): provider error texts
         can quote tokens, secrets and webhook URLs."""
         if fields.get("last_error"):
             fields["last_error"] = redact(str(fields["last_error"]))
+        where = [t.outbox.c.key == key, t.outbox.c.status.in_(expect)]
+        if attempt is not None:
+            where.append(t.outbox.c.attempts == attempt)
+        if unrequested:
+            where.append(t.outbox.c.send_requested_at.is_(None))
         with self.tx() as conn:
             moved = conn.execute(
                 update(t.outbox)
-                .where(t.outbox.c.key == key, t.outbox.c.status.in_(expect))
+                .where(*where)
                 .values(status=status, updated_at=self.clock(), **fields)
+            ).rowcount
+        return bool(moved)
+
+    def claim_send(
+        self, key: str, expect: Sequence[str], attempts: int, *, requested: bool = False
+    ) -> bool:
+        """Take the row into ``sending`` for a new send attempt (numbered ``attempts + 1``) if it
+        is still in one of ``expect`` after ``attempts`` attempts and no send was requested
+        (``requested``: or one was, and proved not made); False if another worker moved it."""
+        where = [
+            t.outbox.c.key == key,
+            t.outbox.c.status.in_(expect),
+            t.outbox.c.attempts == attempts,
+        ]
+        if not requested:
+            where.append(t.outbox.c.send_requested_at.is_(None))
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(*where)
+                .values(
+                    status=SENDING,
+                    attempts=attempts + 1,
+                    send_requested_at=None,
+                    updated_at=self.clock(),
+                )
+            ).rowcount
+        return bool(moved)
+
+    def request_send(self, key: str, attempt: int, at: datetime) -> bool:
+        """Record that send attempt ``attempt`` is about to be made, at ``at``; False if that
+        attempt is no longer the row's (another worker took the send over), and then nothing
+        may be sent."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(
+                    t.outbox.c.key == key,
+                    t.outbox.c.status == SENDING,
+                    t.outbox.c.attempts == attempt,
+                    t.outbox.c.send_requested_at.is_(None),
+                )
+                .values(send_requested_at=at, updated_at=self.clock())
+            ).rowcount
+        return bool(moved)
+
+    def withdraw_send_request(self, key: str, attempt: int) -> bool:
+        """Forget the request of send attempt ``attempt``: the provider refused it unmade."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(
+                    t.outbox.c.key == key,
+                    t.outbox.c.status == SENDING,
+                    t.outbox.c.attempts == attempt,
+                )
+                .values(send_requested_at=None, updated_at=self.clock())
             ).rowcount
         return bool(moved)
 
@@ -723,11 +797,14 @@ class Store:
                 conn.execute(
                     insert(t.credentials).values(mailbox=mailbox, sealed=sealed, updated_at=now)
                 )
-            # A fresh sign-in wakes a mailbox parked for reconnection, due at once by the
-            # store's clock (the worker's, when the worker saves it).
+            # A fresh sign-in wakes a mailbox parked for reconnection (or refused access), due
+            # at once by the store's clock (the worker's, when the worker saves it).
             conn.execute(
                 update(t.streams)
-                .where(t.streams.c.mailbox == mailbox, t.streams.c.state == NEEDS_RECONNECT)
+                .where(
+                    t.streams.c.mailbox == mailbox,
+                    t.streams.c.state.in_((NEEDS_RECONNECT, ACCESS_DENIED)),
+                )
                 .values(state=INCREMENTAL, next_run_at=now, failures=0, last_error=None)
             )
 

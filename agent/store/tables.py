@@ -127,6 +127,9 @@ outbox = Table(
     Column("sent_provider_id", String(500)),
     Column("sent_message_id", String(1000)),
     Column("attempts", Integer, nullable=False, default=0),
+    # Set (on the outbox's clock) just before the request that sends: from then on the row is
+    # reconciled only by looking for the sent copy, never by sending the draft again.
+    Column("send_requested_at", UTCDateTime),
     Column("last_error", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

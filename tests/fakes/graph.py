@@ -12,13 +12,18 @@ authorities), so the real msal + requests code runs against it unchanged:
   tokens, ``@removed`` rows, flag-only updates that carry only changed properties, 410
   ``SyncStateNotFound`` after :meth:`GraphEmulator.expire_delta`; messages by id, ``$filter`` on
   ``internetMessageId`` and on single-value extended properties, drafts, ``createReply``,
-  ``PATCH``, ``send`` (the sent copy keeps the draft's immutable id);
+  ``PATCH``, ``send`` (the sent copy keeps the draft's immutable id and carries no
+  ``internetMessageHeaders``); ``send`` is accepted (202) before the message reaches Sent Items:
+  with ``send_delay`` seconds (or ``hold_sends`` until :meth:`GraphEmulator.file_sends`) the
+  message still reads as a draft in Drafts, and a second ``send`` then sends it twice;
 - ids: immutable with ``Prefer: IdType="ImmutableId"``, otherwise a folder-dependent id; a move
   to the archive mailbox gives the item a new immutable id;
 - calendar: events with ``transactionId`` de-duplication, ``calendarView/delta``,
   ``calendar/getSchedule`` (at most 20 schedules, windows under 62 days);
-- limits: ``$batch`` of at most 20 requests, at most 4 requests in flight per mailbox (inside
-  a batch and across connections; the excess answers 429 ``MailboxConcurrency``), injected
+- limits: ``$batch`` of at most 20 requests, fully parallel, fully sequential or all depending
+  on one (a mix answers 400); at most 4 requests in flight per mailbox across connections (the
+  excess answers 429 ``MailboxConcurrency``; Graph runs a batch's requests four at a time
+  itself, so they never count), injected
   429/503 storms with ``Retry-After``, injected failures before or after an operation took
   effect, added latency, and a log of every request.
 """
@@ -67,6 +72,14 @@ WINDOWS_ZONES = {
 }
 MAX_BATCH = 20
 MAILBOX_CONCURRENCY = 4
+# How a device-code flow ends without tokens (RFC 8628 section 3.5; the identity platform's
+# device code flow reference), with the identity platform's descriptions.
+DEVICE_ERRORS = {
+    "authorization_declined": "AADSTS70000: The end user denied the authorization request.",
+    "expired_token": "AADSTS70019: Verification code expired.",
+    "bad_verification_code": "AADSTS70015: The device_code sent to the token endpoint is not "
+    "recognized.",
+}
 
 
 def _b64url(data: bytes) -> str:
@@ -134,6 +147,8 @@ class CalEvent:
     ical_uid: str = ""
     body: str = ""
     location: str = ""
+    ext: dict[str, str] = field(default_factory=dict)
+    created_from: str = ""  # the create request's body, to tell a retry from a new event
 
 
 @dataclass
@@ -189,12 +204,23 @@ class GraphEmulator:
         max_page_size: int = 1000,
         token_lifetime: int = 3600,
         device_interval: int = 0,
+        send_delay: float = 0.0,
     ) -> None:
         self.tenant = tenant
         self.latency = latency
         self.max_page_size = max_page_size
         self.token_lifetime = token_lifetime
         self.device_interval = device_interval
+        # How the next device-code sign-ins end: "" issues tokens; "authorization_declined",
+        # "expired_token" or "bad_verification_code" answer that error instead.
+        self.device_outcome = ""
+        self.send_delay = send_delay
+        self.hold_sends = False
+        # (due on the monotonic clock, accepted as the n-th, mailbox, draft id, the draft as sent)
+        self._outgoing: list[tuple[float, int, str, str, Item]] = []
+        self._accepted = itertools.count(1)
+        self.random_ids = True
+        self.sends: list[tuple[str, dict[str, str]]] = []  # (mailbox, extended properties)
         self.boxes: dict[str, Box] = {}
         self.requests: list[Req] = []
         self.client_secrets: dict[str, str] = {}
@@ -281,7 +307,22 @@ class GraphEmulator:
             return box
 
     def _new_id(self, prefix: str = "AAkALgAAAAAAHYQDEapmEc2byACqAC") -> str:
-        return f"{prefix}-{next(self._ids):07d}{secrets.token_hex(3)}"
+        tail = secrets.token_hex(3) if self.random_ids else "000000"
+        return f"{prefix}-{next(self._ids):07d}{tail}"
+
+    def reset_mailboxes(self) -> None:
+        """Empty every mailbox and calendar, forget sends, sync states, injections and the
+        request log; sign-ins are kept. Ids start again from the first."""
+        with self._lock:
+            for box in self.boxes.values():
+                for part in (box.messages, box.log, box.events, box.event_log, box.archive):
+                    part.clear()
+                box.delta_floor = 0
+            for kept in (self._outgoing, self.sends, self.requests, self._injections):
+                kept.clear()
+            self._skip.clear()
+            self._throttle.clear()
+            self._ids = itertools.count(1)
 
     def _touch(self, box: Box, folder: str, item_id: str, kind: str = "full") -> None:
         box.log.append((next(self._seq), folder, item_id, kind))
@@ -488,6 +529,7 @@ class GraphEmulator:
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        self.file_sends(due_only=True)
         parts = urlsplit(target)
         path, query = unquote(parts.path), parts.query
         if not path.startswith("/v1.0/"):
@@ -660,6 +702,8 @@ class GraphEmulator:
                 if flow["polls"] == 1:
                     return _oauth_error("authorization_pending", "AADSTS70016: pending")
                 del self._device[form["device_code"]]
+                if self.device_outcome:
+                    return _oauth_error(self.device_outcome, DEVICE_ERRORS[self.device_outcome])
                 return self._issue(self.signin_user, client_id, flow["scope"])
             if grant == "authorization_code":
                 code = self._codes.pop(form.get("code", ""), None)
@@ -823,10 +867,29 @@ class GraphEmulator:
                     return 202, None
             if rest in ("/events", "/calendar/events") and method == "POST":
                 return 201, self._create_event(box, data, prefer)
+            if rest in ("/events", "/calendar/events") and method == "GET":
+                flt = q.get("$filter", "")
+                found = [e for e in box.events.values() if not flt or _matches_ext(e.ext, flt)]
+                rows = [self._event_json(e, _prefer_zone(prefer)) for e in found]
+                if "singleValueExtendedProperties" in q.get("$expand", ""):
+                    for row, e in zip(rows, found, strict=True):
+                        props = [{"id": k, "value": v} for k, v in e.ext.items()]
+                        if props:
+                            row["singleValueExtendedProperties"] = props
+                return 200, {"value": rows}
             m = re.fullmatch(r"(?:/calendar)?/events/([^/]+)", rest)
             if m and method == "DELETE":
                 self._delete_event(box, m.group(1))
                 return 204, None
+            if m and method == "PATCH":
+                ev = box.events.get(m.group(1))
+                if ev is None:
+                    raise GraphError(
+                        404, "ErrorItemNotFound", "The specified object was not found."
+                    )
+                self._patch_event(ev, data)
+                box.event_log.append((next(self._seq), ev.id))
+                return 200, self._event_json(ev, _prefer_zone(prefer))
             if rest == "/calendarView/delta" and method == "GET":
                 return 200, self._event_delta(box, q, prefer, path)
             if rest == "/calendar/getSchedule" and method == "POST":
@@ -881,7 +944,8 @@ class GraphEmulator:
         else:
             for name in select:
                 if name == "internetMessageHeaders":
-                    row[name] = list(item.headers)
+                    if item.folder != "sentitems":  # never on Sent Items copies
+                        row[name] = list(item.headers)
                 elif name in every:
                     row[name] = every[name]
         if "singleValueExtendedProperties" in expand:
@@ -901,9 +965,9 @@ class GraphEmulator:
             if state is None:
                 raise GraphError(410, "SyncStateNotFound", "The sync state was not found.")
         else:
-            select = _select(q)
+            select, expand = _select(q), q.get("$expand", "")
             if "$deltatoken" in q:
-                since, select = _decode_token(q["$deltatoken"])
+                since, (select, expand) = _decode_token(q["$deltatoken"])
                 if since < box.delta_floor:
                     raise GraphError(
                         410, "SyncStateNotFound", "The sync state generation is not found."
@@ -915,7 +979,7 @@ class GraphEmulator:
                 rows = list(changed.items())
             else:
                 rows = [(i.id, "full") for i in box.messages.values() if i.folder == folder]
-            state = {"rows": rows, "select": select, "end": next(self._seq)}
+            state = {"rows": rows, "select": select, "expand": expand, "end": next(self._seq)}
         out: list[dict[str, Any]] = []
         rows, state["rows"] = state["rows"][:page], state["rows"][page:]
         for item_id, kind in rows:
@@ -938,7 +1002,7 @@ class GraphEmulator:
                     }
                 )
             else:
-                out.append(self._render(item, state["select"], immutable))
+                out.append(self._render(item, state["select"], immutable, expand=state["expand"]))
         link = f"{self.base_url}{path}?"
         result: dict[str, Any] = {
             "@odata.context": f"{self.graph_url}/$metadata#Collection(message)",
@@ -949,7 +1013,7 @@ class GraphEmulator:
             self._skip[token] = state
             result["@odata.nextLink"] = link + urlencode({"$skiptoken": token})
         else:
-            token = _encode_token(state["end"], state["select"])
+            token = _encode_token(state["end"], [state["select"], state["expand"]])
             result["@odata.deltaLink"] = link + urlencode({"$deltatoken": token})
         return result
 
@@ -1039,11 +1103,68 @@ class GraphEmulator:
     def _send(self, box: Box, item: Item) -> None:
         if not item.data.get("isDraft"):
             raise GraphError(400, "ErrorInvalidOperation", "Only a draft can be sent.")
+        if not (self.send_delay or self.hold_sends):
+            self._file_sent(box, item.id, item)
+            return
+        # Accepted: Exchange moves it through the Outbox to Sent Items in its own time, and
+        # until then the message is still a draft in Drafts.
+        snapshot = Item(
+            item.id,
+            item.folder,
+            dict(item.data),
+            list(item.headers),
+            dict(item.ext),
+            dict(item.body),
+        )
+        due = time.monotonic() + self.send_delay
+        self._outgoing.append((due, next(self._accepted), box.address, item.id, snapshot))
+
+    def send_mark(self) -> int:
+        """A mark for :meth:`file_sends`: sends accepted from now on come after it."""
+        with self._lock:
+            return next(self._accepted)
+
+    def file_sends(self, *, due_only: bool = False, before: int | None = None) -> int:
+        """File in Sent Items the messages whose ``send`` was accepted: all of them, those whose
+        ``send_delay`` has passed (``due_only``), or those accepted before the mark ``before``
+        (:meth:`send_mark`). Return how many."""
+        with self._lock:
+            if due_only and self.hold_sends:
+                return 0
+            now = time.monotonic()
+            due = [
+                o
+                for o in self._outgoing
+                if (not due_only or o[0] <= now) and (before is None or o[1] < before)
+            ]
+            self._outgoing = [o for o in self._outgoing if o not in due]
+            for _, _, address, item_id, snapshot in due:
+                self._file_sent(self.boxes[address], item_id, snapshot)
+            return len(due)
+
+    def _file_sent(self, box: Box, item_id: str, sent: Item) -> None:
+        item = box.messages.get(item_id)
+        if item is None or not item.data.get("isDraft"):
+            # Sent a second time (or deleted after it was sent): another copy in Sent Items.
+            item = Item(
+                self._new_id(),
+                "drafts",
+                dict(sent.data),
+                list(sent.headers),
+                dict(sent.ext),
+                dict(sent.body),
+            )
+            box.messages[item.id] = item
+        headers = list(item.headers)
         self._touch(box, item.folder, item.id)
         item.folder = "sentitems"
         now = _iso(datetime.now(UTC))
         item.data.update(isDraft=False, sentDateTime=now, receivedDateTime=now)
+        # Sent Items copies carry no internetMessageHeaders (microsoft-graph-docs issue 2716):
+        # neither the x- headers given at creation nor Exchange's own threading headers.
+        item.headers = []
         self._touch(box, "sentitems", item.id)
+        self.sends.append((box.address, dict(item.ext)))
         for rcpt in item.data.get("toRecipients", []) + item.data.get("ccRecipients", []):
             other = self.boxes.get(rcpt["emailAddress"]["address"].lower())
             if other is not None and other is not box:
@@ -1052,12 +1173,16 @@ class GraphEmulator:
                     copy_id,
                     "inbox",
                     dict(item.data, isDraft=False, isRead=False),
-                    list(item.headers),
+                    headers,
                     {},
                     dict(item.body),
                 )
                 other.messages[copy_id] = copy
                 self._touch(other, "inbox", copy_id)
+
+    def pending_sends(self) -> int:
+        with self._lock:
+            return len(self._outgoing)
 
     # -- calendar -------------------------------------------------------------------------
     def _event_json(self, ev: CalEvent, zone: str) -> dict[str, Any]:
@@ -1082,9 +1207,18 @@ class GraphEmulator:
     def _create_event(self, box: Box, data: dict[str, Any], prefer: str) -> dict[str, Any]:
         txn = str(data.get("transactionId") or "")
         zone = _prefer_zone(prefer)
+        request = json.dumps(data, sort_keys=True)
         for ev in box.events.values():
             if txn and ev.transaction_id == txn:
-                return self._event_json(ev, zone)
+                # The same request again is a retry: the event made the first time. Another
+                # request with the same transactionId is refused.
+                if ev.created_from == request:
+                    return self._event_json(ev, zone)
+                raise GraphError(
+                    400,
+                    "ErrorDuplicateTransactionId",
+                    "An item with the same transaction id already exists.",
+                )
         ev = CalEvent(
             self._new_id("AAkALgEvent"),
             str(data.get("subject", "")),
@@ -1101,10 +1235,26 @@ class GraphEmulator:
             ical_uid=uuid.uuid4().hex,
             body=(data.get("body") or {}).get("content", ""),
             location=(data.get("location") or {}).get("displayName", ""),
+            ext={p["id"]: p["value"] for p in data.get("singleValueExtendedProperties", [])},
+            created_from=request,
         )
         box.events[ev.id] = ev
         box.event_log.append((next(self._seq), ev.id))
         return self._event_json(ev, zone)
+
+    def _patch_event(self, ev: CalEvent, data: dict[str, Any]) -> None:
+        if "subject" in data:
+            ev.subject = str(data["subject"])
+        if "body" in data:
+            ev.body = str((data["body"] or {}).get("content", ""))
+        if "start" in data:
+            ev.start = _parse_dtz(data["start"])
+        if "end" in data:
+            ev.end = _parse_dtz(data["end"])
+        if "showAs" in data:
+            ev.show_as = str(data["showAs"])
+        if "location" in data:
+            ev.location = str((data["location"] or {}).get("displayName", ""))
 
     def _delete_event(self, box: Box, event_id: str) -> None:
         # Graph removes the event outright: delta reports it as @removed, a second DELETE is 404.
@@ -1209,7 +1359,18 @@ class GraphEmulator:
                     400, "BadRequest", f"Number of requests exceeds the limit of {MAX_BATCH}."
                 ).body(),
             )
-        heads: dict[str, int] = {}
+        if not _batch_shape_ok(reqs):
+            # JSON batching's known issue: dependencies are all or nothing.
+            record.status = 400
+            return (
+                400,
+                {},
+                GraphError(
+                    400,
+                    "BadRequest",
+                    "Batch should be either fully sequential or fully parallel.",
+                ).body(),
+            )
         status_of: dict[str, int] = {}
         responses = []
         for r in reqs:
@@ -1223,19 +1384,9 @@ class GraphEmulator:
             depends = r.get("dependsOn") or []
             if any(status_of.get(d, 0) >= 400 for d in depends):
                 status, out, payload = 424, {}, GraphError(424, "FailedDependency").body()
-            elif not depends and heads.get(mailbox, 0) >= MAILBOX_CONCURRENCY:
-                status, out, payload = (
-                    429,
-                    {"Retry-After": "1"},
-                    GraphError(
-                        429,
-                        "ApplicationThrottled",
-                        "Application is over its MailboxConcurrency limit.",
-                    ).body(),
-                )
             else:
-                if not depends:
-                    heads[mailbox] = heads.get(mailbox, 0) + 1
+                # Graph runs a parallel batch against Outlook four requests at a time itself:
+                # the batch's requests never count against the mailbox's concurrency.
                 body_bytes = json.dumps(r["body"]).encode() if "body" in r else b""
                 try:
                     status, out, payload = self._one(
@@ -1251,6 +1402,19 @@ class GraphEmulator:
             responses.append(entry)
         record.status = 200
         return 200, {}, {"responses": responses}
+
+
+def _batch_shape_ok(reqs: list[dict[str, Any]]) -> bool:
+    """Fully parallel (no ``dependsOn``), fully sequential (each on the one before), or all on
+    one request: the only shapes Graph accepts (JSON batching, known issues)."""
+    depends = [list(r.get("dependsOn") or []) for r in reqs]
+    if not any(depends):
+        return True
+    ids = [str(r["id"]) for r in reqs]
+    if not depends[0] and all(d == [ids[i]] for i, d in enumerate(depends[1:])):
+        return True
+    heads = [i for i, d in enumerate(depends) if not d]
+    return len(heads) == 1 and all(d == [ids[heads[0]]] for d in depends if d)
 
 
 def _json(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:
@@ -1297,6 +1461,20 @@ def _decode_token(token: str) -> tuple[int, Any]:
     return int(seq), extra
 
 
+def _matches_ext(ext: dict[str, str], flt: str) -> bool:
+    m = re.fullmatch(
+        r"singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' and "
+        r"ep/value eq '((?:[^']|'')*)'\)",
+        flt.strip(),
+    )
+    if not m:
+        raise GraphError(400, "ErrorInvalidUrlQueryFilter", f"unsupported filter {flt}")
+    prop, value = (g.replace("''", "'") for g in m.groups())
+    # Graph compares an extended property's string value without regard to case.
+    found = next((v for k, v in ext.items() if k.lower() == prop.lower()), None)
+    return found is not None and found.casefold() == value.casefold()
+
+
 def _matches(item: Item, flt: str) -> bool:
     m = re.fullmatch(
         r"singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' and "
@@ -1304,8 +1482,7 @@ def _matches(item: Item, flt: str) -> bool:
         flt.strip(),
     )
     if m:
-        prop, value = (g.replace("''", "'") for g in m.groups())
-        return item.ext.get(prop) == value
+        return _matches_ext(item.ext, flt)
     m = re.fullmatch(r"internetMessageId eq '((?:[^']|'')*)'", flt.strip())
     if m:
         return item.data.get("internetMessageId") == m.group(1).replace("''", "'")
