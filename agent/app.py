@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import config, pipeline, report, templatecheck
+from agent import config, mime, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
 from agent.cadences import parse_cadences
@@ -19,12 +19,22 @@ from agent.clients import load_clients
 from agent.compose import Composer
 from agent.errors import ConfigError, Problem, RulesError, Transient
 from agent.meetings import parse_meeting_rules
-from agent.model import Address
+from agent.model import ActionKind, Address
 from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
-from agent.store import NEEDS_ATTENTION, NEEDS_RECONNECT, OPEN_STATES, SHADOWED, Store, wall_clock
+from agent.store import (
+    DRAFTED,
+    NEEDS_ATTENTION,
+    NEEDS_RECONNECT,
+    OPEN_STATES,
+    PLANNED,
+    SHADOWED,
+    Store,
+    action_from_json,
+    wall_clock,
+)
 from agent.webhooks import check_url
 
 SINCE = re.compile(r"^(\d+)\s*([dhw])$")
@@ -166,27 +176,94 @@ def outbox_rows(config_path: Path, *, everything: bool = False) -> list[dict[str
         store.close()
 
 
-def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod.Outcome:
-    """Approve (send now) or cancel one outbox row; raises ConfigError for an unknown id."""
+def outbox_decide(
+    config_path: Path, ident: int, *, approve: bool, force: bool = False
+) -> outbox_mod.Outcome:
+    """Approve (send now) or cancel one outbox row; raises ConfigError for an unknown id, and
+    for an approval of anything but a draft that is due, unless ``force``."""
     settings = config.load(config_path)
     store = Store.open(settings.database.url)
     try:
-        if store.outbox_row(ident) is None:
+        row = store.outbox_row(ident)
+        if row is None:
             raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
+        now = wall_clock()
+        waiting = row["status"] == DRAFTED and row["due"] <= now  # what approve is for
+        if approve and not force and row["status"] in (PLANNED, DRAFTED) and not waiting:
+            what = "a draft" if row["status"] == DRAFTED else "not a draft"
+            raise ConfigError(
+                [
+                    Problem(
+                        "outbox",
+                        str(ident),
+                        f"{what}, a {row['kind'].replace('_', '-')} due "
+                        f"{row['due']:%Y-%m-%d %H:%M} UTC: approve sends drafts that are "
+                        "due; add --force to send it now",
+                    )
+                ]
+            )
         providers = connect_providers(settings, store)
-        box = outbox_mod.Outbox(
-            store,
-            providers,
-            Composer(settings.paths.templates, team_default=settings.team.default_language),
-            {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
-            mode=settings.outbox.mode,
-            mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
-            domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
-            webhook_allow=settings.team.webhook_allow_hosts,
-        )
-        return box.approve(ident, wall_clock()) if approve else box.cancel(ident)
+        box = outbox_box(settings, store, providers)
+        return box.approve(ident, now) if approve else box.cancel(ident)
     finally:
         store.close()
+
+
+def outbox_box(
+    settings: config.Settings, store: Store, providers: dict[str, MailProvider]
+) -> outbox_mod.Outbox:
+    """The outbox as the worker runs it, for one command."""
+    return outbox_mod.Outbox(
+        store,
+        providers,
+        Composer(settings.paths.templates, team_default=settings.team.default_language),
+        {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
+        mode=settings.outbox.mode,
+        mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
+        domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
+        webhook_allow=settings.team.webhook_allow_hosts,
+    )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One outbox row and the note as it reads (or read) when it goes out."""
+
+    row: dict[str, object]
+    headers: list[tuple[str, str]]
+    text: str
+    html_text: str
+    attachments: list[tuple[str, str]]  # (file name, content type)
+
+
+def outbox_show(config_path: Path, ident: int) -> Shown:
+    """Render one outbox row's note: headers, text, the HTML as text, attachments."""
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        row = store.outbox_row(ident)
+        if row is None:
+            raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
+        action = action_from_json(row["action"])
+        if action.kind in (ActionKind.WEBHOOK, ActionKind.HOLD):
+            text = str(action.context.get("text") or action.reason)
+            return Shown(row, [], text, "", [])
+        message = outbox_box(settings, store, {}).compose(action, row["due"])
+    finally:
+        store.close()
+    names = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To")
+    headers = [(n, str(message[n])) for n in names if message[n] is not None]
+    html = message.get_body(preferencelist=("html",))
+    attachments = [
+        (part.get_filename() or "", part.get_content_type()) for part in message.iter_attachments()
+    ]
+    return Shown(
+        row,
+        headers,
+        mime.body_text(message) if message.get_body(preferencelist=("plain",)) else "",
+        mime.body_text(html) if html is not None else "",
+        attachments,
+    )
 
 
 def connect_providers(settings: config.Settings, store: Store) -> dict[str, MailProvider]:

@@ -278,16 +278,44 @@ def outbox_list(everything: bool, config_path: Path) -> None:
     console().print(views.outbox_table(outbox_rows(config_path, everything=everything)))
 
 
-@outbox.command("approve")
+@outbox.command("show")
 @click.argument("ident", type=int)
 @config_option
 @reports_problems
-def outbox_approve(ident: int, config_path: Path) -> None:
-    """Send a draft now."""
+def outbox_show(ident: int, config_path: Path) -> None:
+    """Print one note as it reads: headers, text, the HTML as text, attachments."""
+    from agent.app import outbox_show as show
+
+    shown = show(config_path, ident)
+    row = shown.row
+    lines = [
+        f"#{ident} {row['kind']} for {row['client'] or 'the team'} · {row['status']} · "
+        f"due {row['due']:%Y-%m-%d %H:%M} UTC · {row['mailbox']}",
+        "",
+        *(f"{name}: {value}" for name, value in shown.headers),
+        "",
+        shown.text.rstrip(),
+    ]
+    if shown.html_text and shown.html_text.strip() != shown.text.strip():
+        lines += ["", "--- the HTML part, as text ---", shown.html_text.rstrip()]
+    for name, kind in shown.attachments:
+        lines.append(f"[attachment: {name or '(unnamed)'} {kind}]")
+    console().print("\n".join(lines), markup=False, highlight=False)
+
+
+@outbox.command("approve")
+@click.argument("ident", type=int)
+@click.option("--force", is_flag=True, help="Send it now even if it is not a draft that is due.")
+@config_option
+@reports_problems
+def outbox_approve(ident: int, force: bool, config_path: Path) -> None:
+    """Send a draft that is due (with --force: any planned note, now)."""
     from agent.app import outbox_decide
 
-    outcome = outbox_decide(config_path, ident, approve=True)
+    outcome = outbox_decide(config_path, ident, approve=True, force=force)
     console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
+    if outcome.status not in ("sent", "sending"):
+        sys.exit(1)
 
 
 @outbox.command("cancel")
@@ -299,7 +327,15 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=False)
+    if outcome.status == "sent":
+        err_console().print(
+            f"{ident}: already sent{f' ({plain(outcome.detail)})' if outcome.detail else ''}; "
+            "a sent note cannot be called back"
+        )
+        sys.exit(1)
     console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
+    if outcome.status != "cancelled":
+        sys.exit(1)
 
 
 @main.group()
