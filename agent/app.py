@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import config, mime, pipeline, report, templatecheck
+from agent import config, controls, mime, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
 from agent.cadences import parse_cadences
@@ -25,6 +25,7 @@ from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
 from agent.store import (
+    CANCELLED,
     DRAFTED,
     NEEDS_ATTENTION,
     NEEDS_RECONNECT,
@@ -146,6 +147,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         ]
         skipped = [s for s in store.skipped() if not mailbox or s["mailbox"] == mailbox]
         streams = [r for r in store.streams(mailbox) if r["kind"] == "mail"]
+        handled = controls.Controls.from_decisions(store.control_decisions()).handled
         providers = {m.name: m.provider for m in settings.mailboxes}
         for r in streams:
             if r["state"] == NEEDS_RECONNECT:
@@ -155,7 +157,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
     finally:
         store.close()
     result = pipeline.plan(team, messages, at)
-    open_promises = [p for p in result.promises if p.met_at is None]
+    open_promises = [p for p in result.promises if p.met_at is None and p.key not in handled]
     return Status(
         now=at,
         promises=sorted(open_promises, key=lambda p: p.deadline),
@@ -398,5 +400,136 @@ def connect_outlook(
         raise Transient(
             f"cannot reach Microsoft sign-in at {authority}: {type(exc).__name__}"
         ) from exc
+    finally:
+        store.close()
+
+
+# -- acts by hand: a promise handled, a thread snoozed or stopped, a client opted out --------
+
+
+@dataclass(frozen=True)
+class Acted:
+    summary: str
+    withdrawn: int  # open outbox rows cancelled or moved by the act
+
+
+def _by(who: str, note: str) -> str:
+    return f"by {who}" + (f": {note}" if note else "")
+
+
+def promise_done(config_path: Path, key: str, *, who: str, note: str = "") -> Acted:
+    """Mark the promise ``key`` handled: its reminders and escalations stop."""
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        parts = key.split("/")
+        if len(parts) < 4 or parts[0] != "promise":
+            raise ConfigError(
+                [Problem("promise", key, "not a promise key; `followup status` lists them")]
+            )
+        mailbox, thread_id = parts[1], "/".join(parts[2:-1])
+        now = wall_clock()
+        store.record_control(
+            mailbox, thread_id, controls.subject(key, now), controls.HANDLED, _by(who, note)
+        )
+        withdrawn = sum(
+            store.transition(r["key"], [PLANNED, DRAFTED], CANCELLED)
+            for r in store.outbox(statuses=(PLANNED, DRAFTED), mailbox=mailbox)
+            if str(r["key"]).startswith(f"{key}/")
+        )
+        return Acted(f"promise {key} marked handled", withdrawn)
+    finally:
+        store.close()
+
+
+def thread_control(
+    config_path: Path,
+    thread_id: str,
+    act: str,
+    *,
+    who: str,
+    until: str | None = None,
+    note: str = "",
+) -> Acted:
+    """Snooze (``until`` an ISO date or time), stop or resume the follow-ups of a thread."""
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        mailboxes = sorted({m.mailbox for m in store.messages() if m.thread_id == thread_id})
+        if not mailboxes:
+            raise ConfigError([Problem("thread", thread_id, "no stored thread has this id")])
+        now = wall_clock()
+        decision = {"stop": controls.STOPPED, "resume": controls.RESUMED}.get(act, "")
+        moved_to: datetime | None = None
+        if act == "snooze":
+            moved_to = _until(until)
+            if moved_to <= now:
+                raise ConfigError([Problem("--until", until or "", "is not in the future")])
+            decision = controls.SNOOZED + moved_to.isoformat()
+        withdrawn = 0
+        for mailbox in mailboxes:
+            store.record_control(
+                mailbox, thread_id, controls.subject(thread_id, now), decision, _by(who, note)
+            )
+            for r in store.outbox(statuses=(PLANNED,), mailbox=mailbox):
+                if r["thread_id"] != thread_id or r["kind"] not in controls.CHASES:
+                    continue
+                if act == "stop":
+                    withdrawn += store.transition(r["key"], [PLANNED], CANCELLED)
+                elif moved_to is not None and r["due"] < moved_to:
+                    withdrawn += store.reschedule(r["key"], moved_to, [PLANNED])
+        done = {"stop": "stopped", "resume": "resumed"}.get(act, "")
+        if moved_to is not None:
+            done = f"snoozed until {moved_to:%Y-%m-%d %H:%M} UTC"
+        return Acted(f"thread {thread_id}: follow-ups {done}", withdrawn)
+    finally:
+        store.close()
+
+
+def _until(text: str | None) -> datetime:
+    if not text:
+        raise ConfigError([Problem("--until", "", "give a date, such as 2026-12-10")])
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            [Problem("--until", text, "not a date: write 2026-12-10 or 2026-12-10T09:00Z")]
+        ) from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # a plain date: from midnight UTC
+    return value.astimezone(UTC)
+
+
+def client_optout(config_path: Path, who_out: str, *, who: str, note: str = "") -> Acted:
+    """Stop every future note to a client (by address, or by client key)."""
+    settings = config.load(config_path)
+    clients, _ = load_clients(settings.paths.clients)
+    wanted = who_out.strip().lower()
+    match = next(
+        (c for c in clients if c.key == wanted or wanted in {e.lower() for e in c.emails}),
+        None,
+    )
+    target = match.key if match else wanted
+    if match is None and "@" not in wanted:
+        raise ConfigError(
+            [Problem("client", who_out, "no client has this key; give an e-mail address")]
+        )
+    store = Store.open(settings.database.url)
+    try:
+        now = wall_clock()
+        store.record_control(
+            "", "", controls.subject(target, now), controls.OPTED_OUT, _by(who, note)
+        )
+        withdrawn = sum(
+            store.transition(r["key"], [PLANNED, DRAFTED], CANCELLED)
+            for r in store.outbox(statuses=(PLANNED, DRAFTED))
+            if r["kind"] in controls.TO_CLIENT
+            and (
+                r["client"] == target
+                or wanted in {a.email.lower() for a in action_from_json(r["action"]).to}
+            )
+        )
+        name = match.name if match else wanted
+        return Acted(f"{name} opted out: no further notes", withdrawn)
     finally:
         store.close()

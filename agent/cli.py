@@ -338,6 +338,101 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
         sys.exit(1)
 
 
+def _who() -> str:
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (CLI)"
+    except (KeyError, OSError):
+        return "the CLI"
+
+
+@main.group()
+def promise() -> None:
+    """A promise kept another way: mark it handled."""
+
+
+@promise.command("done")
+@click.argument("key")
+@click.option("--note", default="", help="What was done, for the audit (e.g. 'phoned them').")
+@config_option
+@reports_problems
+def promise_done(key: str, note: str, config_path: Path) -> None:
+    """Mark the promise KEY (from `followup status`) handled: no more reminders or escalations."""
+    from agent.app import promise_done as act
+
+    acted = act(config_path, key, who=_who(), note=note)
+    console().print(
+        f"[green]✓[/] {plain(acted.summary)}; {acted.withdrawn} planned notes withdrawn"
+    )
+
+
+@main.group()
+def thread() -> None:
+    """A thread's follow-ups: snooze them until a date, stop them, or resume them."""
+
+
+def _thread_act(act: str, thread_id: str, until: str | None, note: str, config_path: Path) -> None:
+    from agent.app import thread_control
+
+    acted = thread_control(config_path, thread_id, act, who=_who(), until=until, note=note)
+    console().print(f"[green]✓[/] {plain(acted.summary)}; {acted.withdrawn} planned notes moved")
+
+
+note_option = click.option("--note", default="", help="Why, for the audit.")
+
+
+@thread.command("snooze")
+@click.argument("thread_id")
+@click.option("--until", required=True, help="A date (2026-12-10) or time (2026-12-10T09:00Z).")
+@note_option
+@config_option
+@reports_problems
+def thread_snooze(thread_id: str, until: str, note: str, config_path: Path) -> None:
+    """No follow-ups in THREAD_ID until a date."""
+    _thread_act("snooze", thread_id, until, note, config_path)
+
+
+@thread.command("stop")
+@click.argument("thread_id")
+@note_option
+@config_option
+@reports_problems
+def thread_stop(thread_id: str, note: str, config_path: Path) -> None:
+    """No more follow-ups in THREAD_ID."""
+    _thread_act("stop", thread_id, None, note, config_path)
+
+
+@thread.command("resume")
+@click.argument("thread_id")
+@note_option
+@config_option
+@reports_problems
+def thread_resume(thread_id: str, note: str, config_path: Path) -> None:
+    """Follow-ups in THREAD_ID again, as the rules plan them."""
+    _thread_act("resume", thread_id, None, note, config_path)
+
+
+@main.group()
+def client() -> None:
+    """A client who asked not to hear from the agent again."""
+
+
+@client.command("optout")
+@click.argument("who")
+@note_option
+@config_option
+@reports_problems
+def client_optout(who: str, note: str, config_path: Path) -> None:
+    """Stop every future note to the client with address (or key) WHO."""
+    from agent.app import client_optout as act
+
+    acted = act(config_path, who, who=_who(), note=note)
+    console().print(
+        f"[green]✓[/] {plain(acted.summary)}; {acted.withdrawn} planned notes withdrawn"
+    )
+
+
 @main.group()
 def connect() -> None:
     """Connect a rep's mailbox: sign in once, the agent keeps the grant sealed."""

@@ -266,7 +266,7 @@ def simulation_json(sim: Any) -> dict[str, Any]:
 def status(console: Console, st: Any) -> None:
     console.rule(f"[bold]Followup status[/] · {st.now:%Y-%m-%d %H:%M} UTC")
     table = Table(title="Open promises", expand=True)
-    for col in ("deadline (rep's zone)", "rep", "client", "subject", "rule", "state"):
+    for col in ("deadline (rep's zone)", "rep", "client", "subject", "rule", "state", "key"):
         table.add_column(col, overflow="fold")
     colours = {"active": "cyan", "warned": "yellow", "breached": "red"}
     for p in st.promises:
@@ -278,6 +278,7 @@ def status(console: Console, st: Any) -> None:
             p.subject,
             p.rule,
             Text(p.state.value, style=colours.get(p.state.value, "")),
+            Text(p.key, style="dim"),
         )
     console.print(table if st.promises else "[green]No open promises.[/]")
     console.print(outbox_table(st.outbox, "Drafts waiting and notes scheduled"))

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import config, golive, logs, pipeline
+from agent import config, controls, golive, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -654,6 +654,10 @@ class Worker:
                 result.planned.promises.promises,
             )
             pipeline.record(self.store, gated)
+            by_hand = controls.Controls.from_decisions(self.store.control_decisions())
+            kept = controls.gate(gated.actions, by_hand, now)
+            pipeline.record(self.store, kept)
+            gated = golive.Gated(kept.actions, (*gated.decisions, *kept.decisions))
             added = set(self.store.enqueue(gated.actions))
             cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
         except BaseException:

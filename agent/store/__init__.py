@@ -432,6 +432,32 @@ class Store:
                     at=at,
                 )
 
+    def record_control(
+        self, mailbox: str, thread_id: str, subject_id: str, decision: str, reason: str
+    ) -> None:
+        """Record an act by hand (see agent/controls.py) as an audited decision."""
+        self.record_decisions([(mailbox, thread_id, subject_id, decision, reason)])
+
+    def control_decisions(self) -> list[dict[str, Any]]:
+        """The acts by hand, oldest first."""
+        q = (
+            select(t.decisions)
+            .where(t.decisions.c.subject_id.like("control:%"))
+            .order_by(t.decisions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def reschedule(self, key: str, due: datetime, expect: Sequence[str]) -> bool:
+        """Move a row still in one of ``expect`` to a later ``due``; False if it moved on."""
+        with self.tx() as conn:
+            moved = conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.key == key, t.outbox.c.status.in_(expect))
+                .values(due=due, updated_at=self.clock())
+            ).rowcount
+        return bool(moved)
+
     def go_live(self, mailbox: str, first: datetime) -> datetime:
         """The moment ``mailbox`` went live: recorded (as an audited decision) the first time it
         is asked for, as ``first``, and the same on every later call, restart and worker."""
