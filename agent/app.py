@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent import config, controls, mime, pipeline, report, templatecheck
+from agent import config, configcheck, controls, mime, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
 from agent.cadences import parse_cadences
@@ -146,6 +146,9 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
             if r["due"] >= at - SHADOW_SHOWN
         ]
         skipped = [s for s in store.skipped() if not mailbox or s["mailbox"] == mailbox]
+        skipped += [
+            {"mailbox": p.file, "item": p.where, "reason": p.message} for p in team.client_problems
+        ]
         streams = [r for r in store.streams(mailbox) if r["kind"] == "mail"]
         handled = controls.Controls.from_decisions(store.control_decisions()).handled
         providers = {m.name: m.provider for m in settings.mailboxes}
@@ -329,7 +332,14 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
     found: list[Problem] = list(parse_cadences(ruleset.raw)[1])
     found += parse_meeting_rules(ruleset.raw.get("meeting", []))[1]
     if settings is not None:
-        clients, _ = load_clients(settings.paths.clients)
+        clients, client_problems = load_clients(settings.paths.clients)
+        found += client_problems  # each bad row, with its line number
+        found += configcheck.setup_problems(settings, str(config_path))
+        found += configcheck.template_problems(
+            parse_cadences(ruleset.raw)[0],
+            Composer(settings.paths.templates).purposes(),
+            settings.paths.templates,
+        )
         if clients:
             found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
         # The webhook policy needs the config's allowed hosts; each post checks it again.

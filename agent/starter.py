@@ -60,6 +60,10 @@ def init(folder: Path) -> Started:
     shutil.copytree(shipped("rules"), targets["rules"], ignore=_not_data)
     shutil.copytree(shipped("templates"), targets["templates"], ignore=_not_data)
     targets["clients.csv"].write_text(CLIENTS_HEADER, encoding="utf-8")
+    # The example's local mailbox: Maildirs a fetcher (mbsync, offlineimap) fills.
+    for box in ("inbox", "sent", "drafts"):
+        for sub in ("cur", "new", "tmp"):
+            (folder / "mail" / "asha" / box / sub).mkdir(parents=True, exist_ok=True)
     return Started(folder, list(targets.values()))
 
 

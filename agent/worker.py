@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import config, controls, golive, logs, pipeline
+from agent import config, configcheck, controls, golive, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -100,6 +100,14 @@ def load(config_path: Path) -> Loaded:
     composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
     if composer.problems:
         raise TemplateError(composer.problems)
+    wrong = configcheck.setup_problems(settings, str(config_path))
+    wrong += configcheck.template_problems(
+        team.cadences, composer.purposes(), settings.paths.templates
+    )
+    if wrong:
+        raise ConfigError(wrong)
+    for problem in team.client_problems:  # reported and skipped; the other clients load
+        log.warning("client row skipped: %s", problem)
     remote = any(m.provider != "local" and m.enabled for m in settings.mailboxes)
     vault = Vault.from_environment() if remote else None
     return Loaded(settings, team, composer, vault, stamp(config_path, settings))

@@ -383,10 +383,11 @@ class World:
                 for box in graph.boxes.values()
                 if (item := box.messages.get(m.group(1))) is not None
             }
+        # Mail carries each key's opaque tag: unmade rows are named by tag too.
         return {
-            r["key"]
+            key_tag(r["key"])
             for r in rows
-            if r["status"] == SENDING and r["send_requested_at"] and r["key"] not in posted
+            if r["status"] == SENDING and r["send_requested_at"] and key_tag(r["key"]) not in posted
         }
 
     def settle(self) -> None:
@@ -515,7 +516,7 @@ class Harness:
             r
             for r in rows
             if not (r["status"] == DRAFTED and r["kind"] not in INTERNAL_KINDS)
-            and r["key"] not in unmade
+            and key_tag(r["key"]) not in unmade
         ] + withdrawn
 
     def run_workers(self, rng: random.Random, kills: int) -> None:
@@ -681,7 +682,11 @@ class Harness:
             k: r["status"] for k, r in rows.items() if r["status"] in (NEEDS_ATTENTION, FAILED)
         }
         assert not stuck, f"rows a person would have to check: {stuck}"
-        assert all(rows[k]["status"] == SENT for k in due)
+        assert all(rows[k]["status"] == SENT for k in due), {
+            k: (rows[k]["status"], rows[k]["kind"], rows[k]["last_error"])
+            for k in due
+            if rows[k]["status"] != SENT
+        }
         assert all(
             rows[k]["status"] == CANCELLED and not rows[k]["draft_id"]
             for k in reference
