@@ -62,7 +62,22 @@ def reports_problems(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _report_check(found: list[Any], summary: str) -> None:
+def _report_check(found: list[Any], summary: str, as_json: bool = False) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": not found,
+                    "summary": "" if found else summary,
+                    "problems": [
+                        {"file": p.file, "where": p.where, "message": p.message} for p in found
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        sys.exit(1 if found else 0)
     if found:
         from agent import views
 
@@ -70,6 +85,8 @@ def _report_check(found: list[Any], summary: str) -> None:
         sys.exit(1)
     console().print(f"[green]✓[/] {summary}")
 
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 config_option = click.option(
     "--config",
@@ -154,13 +171,14 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("path", type=click.Path(path_type=Path), required=False)
+@json_option
 @config_option
 @reports_problems
-def rules_check(path: Path | None, config_path: Path) -> None:
+def rules_check(path: Path | None, as_json: bool, config_path: Path) -> None:
     """Load every rule file and report every problem as file:rule:key."""
     from agent.app import check_rules
 
-    _report_check(*check_rules(path, config_path))
+    _report_check(*check_rules(path, config_path), as_json=as_json)
 
 
 def _simulation(
@@ -187,7 +205,6 @@ since_option = click.option(
 now_option = click.option(
     "--now", default=None, help="Replay up to this ISO 8601 time instead of the present."
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @rules.command("simulate")
@@ -224,14 +241,24 @@ def report(since: str, now: str | None, as_json: bool, config_path: Path) -> Non
 @main.command()
 @click.option("--mailbox", default=None, help="One rep's mailbox (default: all).")
 @now_option
+@json_option
+@click.option("--check", is_flag=True, help="Exit 1 when a promise is breached (for monitoring).")
 @config_option
 @reports_problems
-def status(mailbox: str | None, now: str | None, config_path: Path) -> None:
+def status(
+    mailbox: str | None, now: str | None, as_json: bool, check: bool, config_path: Path
+) -> None:
     """Open promises with their deadlines, pending drafts and scheduled notes."""
     from agent import views
     from agent.app import status as get_status
 
-    views.status(console(), get_status(config_path, mailbox=mailbox, now=now))
+    st = get_status(config_path, mailbox=mailbox, now=now)
+    if as_json:
+        click.echo(json.dumps(views.status_json(st), ensure_ascii=False, indent=2))
+    else:
+        views.status(console(), st)
+    if check and any(p.state.value == "breached" for p in st.promises):
+        sys.exit(1)
 
 
 @main.command()
@@ -268,26 +295,43 @@ def outbox() -> None:
 
 @outbox.command("list")
 @click.option("--all", "everything", is_flag=True, help="Include sent and cancelled entries.")
+@json_option
 @config_option
 @reports_problems
-def outbox_list(everything: bool, config_path: Path) -> None:
+def outbox_list(everything: bool, as_json: bool, config_path: Path) -> None:
     """List pending and scheduled entries."""
     from agent import views
     from agent.app import outbox_rows
 
-    console().print(views.outbox_table(outbox_rows(config_path, everything=everything)))
+    rows = outbox_rows(config_path, everything=everything)
+    if as_json:
+        click.echo(json.dumps([views.row_json(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    console().print(views.outbox_table(rows))
 
 
 @outbox.command("show")
 @click.argument("ident", type=int)
+@json_option
 @config_option
 @reports_problems
-def outbox_show(ident: int, config_path: Path) -> None:
+def outbox_show(ident: int, as_json: bool, config_path: Path) -> None:
     """Print one note as it reads: headers, text, the HTML as text, attachments."""
+    from agent import views
     from agent.app import outbox_show as show
 
     shown = show(config_path, ident)
     row = shown.row
+    if as_json:
+        data = {
+            **views.row_json(row),
+            "headers": dict(shown.headers),
+            "text": shown.text,
+            "html_as_text": shown.html_text,
+            "attachments": [{"name": n, "type": t} for n, t in shown.attachments],
+        }
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
     lines = [
         f"#{ident} {row['kind']} for {row['client'] or 'the team'} · {row['status']} · "
         f"due {row['due']:%Y-%m-%d %H:%M} UTC · {row['mailbox']}",
@@ -503,13 +547,14 @@ def templates() -> None:
 
 @templates.command("check")
 @click.argument("path", type=click.Path(path_type=Path), required=False)
+@json_option
 @config_option
 @reports_problems
-def templates_check(path: Path | None, config_path: Path) -> None:
+def templates_check(path: Path | None, as_json: bool, config_path: Path) -> None:
     """Render every template with sample data; every client language must be covered."""
     from agent.app import check_templates
 
-    _report_check(*check_templates(config_path, path))
+    _report_check(*check_templates(config_path, path), as_json=as_json)
 
 
 @templates.command("preview")

@@ -46,6 +46,58 @@ def action_json(action: Action, status: str = "", subject: str = "") -> dict[str
     }
 
 
+def _stamp(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def row_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row for scripts: its identity, state and times in UTC (no action body)."""
+    names = ("id", "key", "kind", "mailbox", "client", "thread_id", "status", "due", "attempts")
+    out = {n: _stamp(row.get(n)) for n in names}
+    out["last_error"] = row.get("last_error") or ""
+    return out
+
+
+def status_json(st: Any) -> dict[str, Any]:
+    """``followup status --json``: every time in UTC, each deadline also in the rep's zone."""
+    return {
+        "now": _stamp(st.now),
+        "promises": [
+            {
+                "key": p.key,
+                "mailbox": p.mailbox,
+                "client": p.client,
+                "subject": p.subject,
+                "rule": p.rule,
+                "state": p.state.value,
+                "received": _stamp(p.received),
+                "deadline": _stamp(p.deadline),
+                "deadline_local": local(p.deadline, st.zones.get(p.mailbox, "UTC")),
+                "zone": st.zones.get(p.mailbox, "UTC"),
+            }
+            for p in st.promises
+        ],
+        "outbox": [row_json(r) for r in st.outbox],
+        "shadowed": [row_json(r) for r in st.shadowed],
+        "mailboxes": [
+            {
+                "mailbox": r["mailbox"],
+                "state": r["state"],
+                "synced_at": _stamp(r.get("synced_at")),
+                "next_run_at": _stamp(r.get("next_run_at")),
+                "last_error": r.get("last_error") or "",
+                "hint": r.get("hint", ""),
+            }
+            for r in st.mailboxes
+        ],
+        "skipped": [
+            {"mailbox": s["mailbox"], "item": s["item"], "reason": s["reason"]} for s in st.skipped
+        ],
+    }
+
+
 def local(dt: datetime | None, zone: str) -> str:
     if dt is None:
         return "-"

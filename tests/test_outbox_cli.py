@@ -57,3 +57,32 @@ def test_cancelling_a_sent_note_says_so_and_fails(demo: Path) -> None:
     code, out = invoke("outbox", "cancel", str(sent["id"]), "--config", str(demo))
     assert code == 1 and "already sent" in out
     assert next(r for r in rows(demo) if r["id"] == sent["id"])["status"] == SENT
+
+
+def test_scripts_get_json_and_monitoring_gets_an_exit_code(demo: Path) -> None:
+    import json
+
+    code, out = invoke("status", "--json", "--config", str(demo), "--now", "2026-11-25T09:00Z")
+    assert code == 0, out
+    data = json.loads(out)
+    assert {"now", "promises", "outbox", "shadowed", "mailboxes", "skipped"} <= set(data)
+    breached = [p for p in data["promises"] if p["state"] == "breached"]
+    assert breached and all(p["deadline"].endswith("Z") and p["zone"] for p in breached)
+    code, _ = invoke(
+        "status", "--check", "--json", "--config", str(demo), "--now", "2026-11-25T09:00Z"
+    )
+    assert code == 1  # a promise is breached
+    code, out = invoke("outbox", "list", "--json", "--config", str(demo))
+    listed = json.loads(out)
+    assert code == 0 and listed and {"id", "key", "kind", "status", "due"} <= set(listed[0])
+    code, out = invoke("outbox", "show", str(listed[0]["id"]), "--json", "--config", str(demo))
+    assert code == 0 and "headers" in json.loads(out)
+    for command in (["rules", "check"], ["templates", "check"]):
+        code, out = invoke(*command, "--json", "--config", str(demo))
+        assert code == 0 and json.loads(out)["ok"] is True, out
+    bad = demo.parent / "bad-rules"
+    bad.mkdir(exist_ok=True)
+    (bad / "x.toml").write_text('[[promise]]\nname = "x"\nkind = "first_reply"\ntarget = "0h"\n')
+    code, out = invoke("rules", "check", str(bad), "--json", "--config", str(demo))
+    answer = json.loads(out)
+    assert code == 1 and answer["ok"] is False and answer["problems"][0]["file"].endswith("x.toml")
