@@ -31,6 +31,8 @@ than :data:`LATE_THANKS` ago is not sent at all.
 
 Every note is moved into the client's business hours (their weekend and public holidays
 skipped), inside the rule's ``send_window``, and notes to one client are kept ``min_gap`` apart.
+A note found already due when planned (the agent was not running) goes out at the first such
+time from ``now``, not at once: never at night or on the client's weekend.
 """
 
 from __future__ import annotations
@@ -455,8 +457,11 @@ def _steps(
                     f"follow-up {step} was due {due:%Y-%m-%d %H:%M} UTC, over "
                     f"{TOO_LATE.days} days ago; a chase that late is not sent"
                 )
-            # Only one overdue step at a time: the ones after it count from now.
-            base = world.now
+            # Sent late, a note still goes out inside the client's window, never at night;
+            # only one overdue step at a time: the ones after it count from when it goes.
+            late = into_window(cal, rule.send_window, world.now)
+            reason.append(f"overdue: goes out {_local(cal, late)} in the client's hours")
+            due = base = late
         else:
             base = due
         action = Action(
@@ -613,7 +618,7 @@ def _thank_yous(
                 continue
             assert rule is not None
             cal = client_calendar(client)
-            notes += _thank(event, client, attendees, world.rep(rep), rule, cal, ident)
+            notes += _thank(event, client, attendees, world.rep(rep), rule, cal, ident, world.now)
     return notes, decisions, obsolete
 
 
@@ -680,6 +685,7 @@ def _thank(
     rule: ThankYouRule,
     cal: BusinessCalendar,
     ident: str,
+    now: datetime,
 ) -> list[_Note]:
     present = [a for a in attendees if a.partstat.upper() != "DECLINED"]
     to = tuple(Address(a.email, a.name) for a in present)
@@ -699,7 +705,8 @@ def _thank(
         mailbox=event.mailbox, to=to, language="", client=client.key, rule=rule.name
     )
     notes = []
-    due = into_window(cal, rule.send_window, event.end + rule.delay)
+    # A note found due in the past goes out in the client's window from now, never at night.
+    due = into_window(cal, rule.send_window, max(event.end + rule.delay, now))
     notes.append(
         _Note(
             Action(
@@ -722,7 +729,7 @@ def _thank(
         )
     )
     if rule.feedback:
-        due = into_window(cal, rule.send_window, event.end + rule.delay_feedback)
+        due = into_window(cal, rule.send_window, max(event.end + rule.delay_feedback, now))
         notes.append(
             _Note(
                 Action(
@@ -854,8 +861,7 @@ def _moved(cal: BusinessCalendar, raw: datetime, due: datetime) -> str:
         if holiday:
             closed.append(holiday)
         elif not cal.is_business_day(day) and (not closed or closed[-1] != "the weekend"):
-            weekly_off = not cal.hours.days[day.weekday()]
-            closed.append("the weekend" if weekly_off else "a closed day")
+            closed.append("the weekend" if cal.is_weekend(day) else "a closed day")
         day += timedelta(days=1)
     after = f", after {' and '.join(closed)}" if closed else ""
     return f"moved to {_local(cal, due)} in the client's business hours{after}"

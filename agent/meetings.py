@@ -13,6 +13,10 @@ becomes an INVITE note (a calendar request the client can accept in one click); 
 calendar has meanwhile taken becomes a fresh proposal, with a decision saying why; an unclear
 answer is left to the rep (the promise clock is already running for it).
 
+Proposals and invitations answer the client, so they go out when the rep would send them: at
+the rep's next business hour from ``now`` (times are offered, and a chosen time checked, from
+then), never at night because the client's mail was read then.
+
 With ``hold = true`` the proposed times are also held on the rep's calendar as HOLD actions,
 released once a time is chosen (or a new proposal replaces them) or ``hold_for`` after the
 proposal. Held times of one client's proposal are busy for every other proposal.
@@ -851,6 +855,9 @@ def plan(
 
         zone = client.zone or "UTC"
         own_busy = _busy_for(thread.mailbox, thread.thread_id, busy, held)
+        # An answer to the client goes out in the rep's business hours, as the rep would
+        # send it, never at night because the client's mail was read then.
+        send_at = rep.calendar.next_open(now)
         answered = _answered(thread, mine, reply, notes)
         why = ""
         if answered is not None:
@@ -858,10 +865,10 @@ def plan(
             choice = chosen_slot(reply.body or "", offered, zone)
             if choice.status == CHOSEN and choice.index is not None:
                 slot = offered[choice.index]
-                conflict = _conflict(slot, own_busy, now, rep.zone)
+                conflict = _conflict(slot, own_busy, send_at, rep.zone)
                 if not conflict:
                     invite = _invite(
-                        thread, client, rep, rule, reply, slot, choice, language_of(), now
+                        thread, client, rep, rule, reply, slot, choice, language_of(), send_at
                     )
                     actions.append(invite)
                     for p in mine:
@@ -897,7 +904,7 @@ def plan(
             why = f"{client.name} asked for a meeting ({why})"
         key = f"proposal/{thread.mailbox}/{thread.thread_id}/{reply.message_id}"
         context, missing = _offer(
-            client, reply.sender.email, rep, rule, client_calendar(client), own_busy, now
+            client, reply.sender.email, rep, rule, client_calendar(client), own_busy, send_at
         )
         if not context:
             decisions.append(
@@ -912,7 +919,7 @@ def plan(
             rule,
             reply,
             language_of(),
-            now,
+            send_at,
             key=key,
             kind=ActionKind.PROPOSAL,
             template="proposal",
@@ -999,7 +1006,8 @@ def _answer(
     reason: str,
     context: dict[str, Any],
 ) -> Action:
-    """A note answering the client's ``reply`` in its thread, due ``now``."""
+    """A note answering the client's ``reply`` in its thread, due ``now`` (the time it is to
+    go out: the rep's next business hour)."""
     to = Address(reply.sender.email, reply.sender.name)
     return Action(
         key=key,

@@ -107,9 +107,10 @@ def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
 
 
 def client_calendar(client: Client) -> BusinessCalendar:
-    """A client's business hours: their zone and country's holidays, 09:00-17:00 on weekdays.
+    """A client's business hours: 09:00-17:00 in their zone on their country's working days.
 
-    Countries with a Friday-Saturday week get that weekend.
+    The weekend, public holidays and substituted working days are the ``holidays`` package's for
+    the country (see :meth:`BusinessCalendar.regional`); without a country, Monday to Friday.
     """
     return _region_calendar(client.zone or "UTC", client.country, client.subdivision)
 
@@ -117,13 +118,7 @@ def client_calendar(client: Client) -> BusinessCalendar:
 @lru_cache(maxsize=1024)
 def _region_calendar(zone: str, country: str, subdivision: str) -> BusinessCalendar:
     # Calendars memoise their days, so sharing one per region keeps planning fast.
-    weekend = ("fri", "sat") if country in FRI_SAT_COUNTRIES else ("sat", "sun")
-    return BusinessCalendar.simple(
-        zone, "09:00-17:00", weekend, country=country, subdivision=subdivision
-    )
-
-
-FRI_SAT_COUNTRIES = frozenset({"SA", "AE", "BH", "KW", "OM", "QA", "EG", "JO", "IQ", "DZ", "SY"})
+    return BusinessCalendar.regional(zone, "09:00-17:00", country, subdivision)
 
 
 def threads(team: Team, messages: Iterable[Message]) -> list[Thread]:
