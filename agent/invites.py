@@ -4,7 +4,8 @@ Mail clients show Accept / Decline only when both the calendar and its MIME part
 ``METHOD:REQUEST`` and every TZID has a VTIMEZONE; Outlook shifts or mangles events whose zone
 it has to guess. So the event is written in the invitation's own zone (normalised by
 :mod:`agent.zones`, so a Windows name from Graph works too) with a VTIMEZONE that covers the
-days of the event.
+days of the event. A start or end in the repeated hour of a change back from summer time is
+written in UTC instead: a local time there names two instants, and readers take the first.
 
 The UID is derived from the invitation's key: building the same invitation twice gives the same
 UID, so a client that receives it again updates the event instead of adding a second one.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 
 import icalendar
@@ -87,8 +88,11 @@ def build_invite(invite: Invite, *, stamp: datetime) -> bytes:
     event.add("uid", invite_uid(invite))
     event.add("dtstamp", stamp)
     event.add("sequence", 0)
-    event.add("dtstart", invite.start.astimezone(tz))
-    event.add("dtend", invite.end.astimezone(tz))
+    # A start or end in a repeated hour is written in UTC, and the other with it: readers that
+    # move the end into the start's zone do so by wall-clock arithmetic.
+    in_utc = _repeated(invite.start, tz) or _repeated(invite.end, tz)
+    event.add("dtstart", invite.start.astimezone(UTC if in_utc else tz))
+    event.add("dtend", invite.end.astimezone(UTC if in_utc else tz))
     event.add("summary", _CONTROL.sub(" ", invite.summary).strip())
     if invite.description:
         event.add("description", invite.description)
@@ -106,6 +110,16 @@ def build_invite(invite: Invite, *, stamp: datetime) -> bytes:
     calendar.add_component(icalendar.Timezone.from_tzinfo(tz, first_date=first, last_date=last))
     calendar.add_component(event)
     return calendar.to_ical()
+
+
+def _repeated(instant: datetime, tz: tzinfo) -> bool:
+    """Whether ``instant``'s wall time in ``tz`` happens twice (a change back from summer time).
+
+    RFC 5545 (3.3.5) reads such a local time as its first occurrence, so 01:30 EST on New
+    York's fall-back night would be read an hour early.
+    """
+    local = instant.astimezone(tz)
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
 
 
 def attach_invite(msg: EmailMessage, ics: bytes, *, as_attachment: bool = False) -> None:
