@@ -24,10 +24,12 @@ How the data is prepared before it is expanded:
 All-day events and floating times (no zone) are read in the calendar owner's ``zone`` (default
 UTC): an all-day event is busy from local midnight to local midnight of its end date.
 
-Bad input: :func:`read_ics` leaves out each event it cannot read and names it (UID and
-property) so the caller can record it, keeping the file's other events; only data unreadable as a
-whole raises ``ValueError``. The strict :func:`events_from_ics` and :func:`busy_from_ics` raise
-``ValueError`` for either.
+Bad input: :func:`read_ics` leaves out each event whose time it cannot read and names it (UID
+and property) so the caller can record it, keeping the file's other events; a broken property
+that has nothing to do with time (a stray ``X-APPLE-RADIUS=...`` line, a bad SEQUENCE) costs
+only that property, and alarms (VALARM) are not read at all. Lines are unfolded as icalendar
+unfolds them. Only data unreadable as a whole raises ``ValueError``. The strict
+:func:`events_from_ics` and :func:`busy_from_ics` raise ``ValueError`` for either.
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ _PERIOD = {
     "MONTHLY": 28 * 86400,
     "YEARLY": 365 * 86400,
 }
-_FOLD = re.compile(r"\r?\n[ \t]")
+# Unfolding as icalendar does (``(\r?\n)+[ \t]``: blank lines may come before a continuation, as
+# in Mozilla's exports), in its linear form: the lookbehinds pin a match to the first line break
+# of a run, so a long run of bare newlines is not rescanned from every break.
+_FOLD = re.compile(r"(?:(?<!\n)\r\n|(?<![\r\n])\n)(?:\r?\n)*[ \t]")
+# The properties that decide when an event is; a broken one of these drops the event, a broken
+# property of any other kind (a stray ``X-APPLE-RADIUS=...`` line) is left out on its own.
+_TIME_PROPS = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 _MAX_SHOWN = 80
 
@@ -230,8 +238,16 @@ def _normalise_zones(text: str) -> str:
 
     out = []
     in_vtimezone = False
+    alarms = 0
     for line in lines:
         upper = line.upper()
+        # Alarms never bear on busy time, and icalendar refuses a whole file for one bad TRIGGER.
+        if upper.startswith("BEGIN:VALARM"):
+            alarms += 1
+        if alarms:
+            if upper.startswith("END:VALARM"):
+                alarms -= 1
+            continue
         if upper.startswith("BEGIN:VTIMEZONE"):
             in_vtimezone = True
         elif upper.startswith("END:VTIMEZONE"):
@@ -296,11 +312,13 @@ def _calendars(
             reason = next(
                 (
                     f"{_describe(component)}: bad {prop}: {_shorten(str(message))}"
-                    for part in component.walk()
-                    for prop, message in part.errors
+                    for prop, message in component.errors
+                    if _about_time(prop, str(message))
                 ),
                 None,
             )
+            if reason is None:
+                _drop_broken(component)
             if reason is None and "DTSTART" not in component:
                 reason = f"{_describe(component)} has no DTSTART"
             if reason is None:
@@ -323,6 +341,30 @@ def _calendars(
             "malformed iCalendar data: no complete VCALENDAR (is END:VCALENDAR missing?)"
         )
     return calendars
+
+
+def _drop_broken(event: Any) -> None:
+    """Remove the values icalendar kept as unreadable (``vBroken``): the expansion library
+    would trip over them (it compares SEQUENCE), and nothing here reads them."""
+    for name in list(event.keys()):
+        value = event[name]
+        if isinstance(value, list):
+            kept = [v for v in value if not isinstance(v, icalendar.vBroken)]
+            if len(kept) != len(value):
+                del event[name]
+                for v in kept:
+                    event.add(name, v, encode=False)
+        elif isinstance(value, icalendar.vBroken):
+            del event[name]
+
+
+def _about_time(prop: str | None, message: str) -> bool:
+    """Whether a property icalendar could not read may bear on the event's time: one of
+    :data:`_TIME_PROPS`, or a line it could not even name that mentions one of them."""
+    if prop is not None:
+        return prop.upper() in _TIME_PROPS
+    upper = message.upper()
+    return any(name in upper for name in _TIME_PROPS)
 
 
 def _time_problem(event: Any) -> str | None:
