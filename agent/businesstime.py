@@ -543,6 +543,39 @@ class BusinessCalendar:
             remaining -= span_end - span_start
         raise AssertionError("unreachable: the walk without an end either yields or raises")
 
+    def add_days(self, start: datetime, days: int) -> datetime:
+        """The first open instant at or after the local time of ``next_open(start)`` on the
+        ``days``-th business day after its date: "two business days" from Thursday 15:00 is
+        Monday 15:00 in a Monday-to-Friday week. Raises ``ValueError`` for a negative count or
+        a calendar with no open hours for a year."""
+        if days < 0:
+            raise ValueError(f"business days to add must not be negative, got {days}")
+        begin = self.next_open(start)
+        local = begin.astimezone(self.tz)
+        day, counted, empty = local.date(), 0, 0
+        while counted < days:
+            day += _ONE_DAY
+            if self.is_business_day(day):
+                counted, empty = counted + 1, 0
+            else:
+                empty += 1
+                if empty > _HORIZON_DAYS:
+                    raise ValueError(f"{self!r} has no business day within {_HORIZON_DAYS} days")
+        wall = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=self.tz)
+        return self.next_open(utc(wall))
+
+    def opens_within(self, window: Iterable[Shift]) -> bool:
+        """Whether some weekday's hours meet ``window`` (local wall-clock shifts), so a note
+        kept inside the window is ever sent. Holidays close only some days; this is the check
+        for a window that can never be met, made without a clock."""
+        spans = [(_start_key(w.start), _end_key(w.end)) for w in window]
+        return any(
+            _start_key(shift.start) < end and start < _end_key(shift.end)
+            for shifts in self.hours.days
+            for shift in shifts
+            for start, end in spans
+        )
+
     def between(self, a: datetime, b: datetime) -> timedelta:
         """Open time within ``[a, b)``; negative when ``b < a`` (``-between(b, a)``)."""
         a, b = utc(a), utc(b)

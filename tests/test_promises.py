@@ -148,3 +148,22 @@ def test_messages_after_now_are_ignored_so_replays_are_honest() -> None:
     before_reply = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)
     result = run([mail(1, "noor@client.sa", THU_EVENING), reply], before_reply)
     assert result.promises[0].state is State.ACTIVE
+
+
+def test_a_target_in_business_days_lands_at_the_same_local_time() -> None:
+    text = RULES.replace('target = "4h"', 'target = "2bd"')
+    ruleset, problems = parse_rules([("r.toml", text)])
+    assert not problems
+    thursday = datetime(2026, 11, 19, 7, 0, tzinfo=UTC)  # Thursday 10:00 in Riyadh
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads([mail(1, "noor@client.sa", thursday)], {"omar": REP.addresses}, d)
+    result = plan(threads, ruleset, {"omar": REP}, client_calendar, thursday)
+    [promise] = result.promises
+    # The rep's weekend is Friday-Saturday: Sunday is one business day, Monday two.
+    assert promise.deadline == REP.calendar.add_days(thursday, 2)
+    assert promise.deadline == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 10:00
+    warn = next(a for a in result.actions if a.key.endswith("/warn/0"))
+    assert REP.calendar.between(thursday, warn.due) == REP.calendar.between(
+        warn.due, promise.deadline
+    )
+    assert "2 business days" in warn.reason
