@@ -171,7 +171,7 @@ def outbox_decide(config_path: Path, ident: int, *, approve: bool) -> outbox_mod
             mode=settings.outbox.mode,
             domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
         )
-        return box.approve(ident, wall_clock()) if approve else box.cancel(ident)
+        return box.approve(ident, wall_clock()) if approve else box.cancel(ident, wall_clock())
     finally:
         store.close()
 

@@ -9,7 +9,8 @@ the terms; without one, no proposals are made.
 When the client answers a proposal the agent sent, :func:`chosen_slot` reads the answer against
 the times the proposal offered ("Tuesday at 10 works", "the second option", "Option 2",
 "2番目でお願いします", "الخيار الثاني"). A clear choice that is still free in the rep's calendar
-becomes an INVITE note (a calendar request the client can accept in one click); a choice the
+becomes an INVITE note (a calendar request the client can accept in one click; after an earlier
+invitation in the thread, an update of that event with the next SEQUENCE); a choice the
 calendar has meanwhile taken becomes a fresh proposal, with a decision saying why; an unclear
 answer is left to the rep (the promise clock is already running for it).
 
@@ -868,7 +869,7 @@ def plan(
                 conflict = _conflict(slot, own_busy, send_at, rep.zone)
                 if not conflict:
                     invite = _invite(
-                        thread, client, rep, rule, reply, slot, choice, language_of(), send_at
+                        thread, client, rep, rule, reply, slot, choice, language_of(), send_at, mine
                     )
                     actions.append(invite)
                     for p in mine:
@@ -959,10 +960,13 @@ def _invite(
     choice: Choice,
     language: str,
     now: datetime,
+    mine: Sequence[Action] = (),
 ) -> Action:
     zone = client.zone or "UTC"
     local = slot.start.astimezone(ZoneInfo(zone))
     company = client.company or client.name
+    key = f"invite/{thread.mailbox}/{thread.thread_id}/{_stamp(slot.start)}"
+    uid_key, sequence, moved = _update_of(mine, key)
     return _answer(
         thread,
         client,
@@ -970,12 +974,12 @@ def _invite(
         reply,
         language,
         now,
-        key=f"invite/{thread.mailbox}/{thread.thread_id}/{_stamp(slot.start)}",
+        key=key,
         kind=ActionKind.INVITE,
         template="invitation",
         reason=(
             f"rule {rule.name!r}: {client.name} chose {local:%a %d %b %H:%M} ({zone}) "
-            f"({choice.why}); still free in {rep.name}'s calendar: invitation sent"
+            f"({choice.why}); still free in {rep.name}'s calendar: invitation sent{moved}"
         ),
         context={
             "rep": {"name": rep.name, "email": rep.address},
@@ -984,12 +988,37 @@ def _invite(
                 "start": slot.start,
                 "end": slot.end,
                 "zone": zone,
+                "uid_key": uid_key,
+                "sequence": sequence,
             },
             "client_zone": zone,
             "rep_zone": rep.zone,
             "duration_minutes": int((slot.end - slot.start) / timedelta(minutes=1)),
         },
     )
+
+
+def _update_of(mine: Sequence[Action], key: str) -> tuple[str, int, str]:
+    """``(uid_key, sequence, why)`` for the invitation ``key`` in a thread whose earlier
+    meeting notes are ``mine``: after an earlier invitation (or its cancellation) for another
+    time, the same event with the next SEQUENCE, so the client's calendar moves it rather than
+    keeping the old time beside the new; otherwise a new event under ``key``."""
+    before = [a for a in mine if a.kind is ActionKind.INVITE and a.key != key]
+    if not before:
+        return key, 0, ""
+
+    def sequence(a: Action) -> int:
+        try:
+            return int(a.context["meeting"].get("sequence", 0))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return 0
+
+    last = max(before, key=lambda a: (sequence(a), a.due, a.key))
+    meeting = last.context.get("meeting") or {}
+    uid_key = str(meeting.get("uid_key") or last.key)
+    start = meeting.get("start")
+    moved = f" of {_stamp(start)}" if isinstance(start, datetime) else ""
+    return uid_key, sequence(last) + 1, f"; an update: it moves the meeting{moved}"
 
 
 def _answer(

@@ -21,7 +21,10 @@ A send is never retried blindly: a Transient error during ``send_draft`` leaves 
 ``followup outbox approve``; reminders and escalations to the team are always sent.
 
 An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
-composed. HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
+composed. Cancelling an invitation already sent plans a ``method=CANCEL`` note under the same
+UID instead (``cancel/...``), so the meeting leaves the client's calendar.
+
+HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
 puts a tentative hold on the rep's calendar (``create_event`` is idempotent on the key, so an
 unknown outcome is simply tried again) and a ``release`` deletes it with ``delete_event``
 (deleting an event already gone is not an error, so that too is simply tried again).
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -385,10 +388,14 @@ class Outbox:
             return self._draft_and_send(action, provider, now, force_send=True)
         return Outcome(row["key"], row["status"], "nothing to approve")
 
-    def cancel(self, ident: int | str) -> Outcome:
+    def cancel(self, ident: int | str, now: datetime | None = None) -> Outcome:
+        """Cancel a planned note or a draft; for an invitation already sent (given ``now``),
+        plan its cancellation to the client instead."""
         row = self.store.outbox_row(ident)
         if row is None:
             raise KeyError(ident)
+        if row["status"] == SENT and row["kind"] == ActionKind.INVITE.value and now is not None:
+            return self._cancel_meeting(action_from_json(row["action"]), now)
         ok = self.store.transition(row["key"], [PLANNED, DRAFTED], CANCELLED)
         if not ok:
             return Outcome(row["key"], row["status"])
@@ -401,3 +408,42 @@ class Outbox:
         if after["draft_id"]:
             return Outcome(row["key"], CANCELLED, "its draft is removed on the next pass")
         return Outcome(row["key"], CANCELLED, "its draft was removed from the mailbox")
+
+    def _cancel_meeting(self, invite: Action, now: datetime) -> Outcome:
+        """A ``METHOD:CANCEL`` under the sent invitation's UID, with a SEQUENCE above every
+        invitation of that event, sent to the client on the next run (template
+        ``cancellation``): the client's calendar then removes the meeting."""
+        meeting = dict(invite.context.get("meeting") or {})
+        if meeting.get("cancelled"):
+            return Outcome(invite.key, SENT, "this is a cancellation already")
+        uid_key = str(meeting.get("uid_key") or invite.key)
+        latest: tuple[int, bool, str, str] = (-1, False, "", "")
+        for row in self.store.outbox(mailbox=invite.mailbox):
+            if row["kind"] != ActionKind.INVITE.value or row["thread_id"] != invite.thread_id:
+                continue
+            other = dict(action_from_json(row["action"]).context.get("meeting") or {})
+            if str(other.get("uid_key") or row["key"]) == uid_key:
+                seen = (int(other.get("sequence", 0)), bool(other.get("cancelled")))
+                latest = max(latest, (*seen, str(row["key"]), str(row["status"])))
+        sequence, cancelled, key, status = latest
+        if cancelled:
+            return Outcome(key, status, "the meeting is cancelled already")
+        cancel = replace(
+            invite,
+            key=f"cancel/{uid_key}/{sequence + 1}",
+            due=now,
+            template="cancellation",
+            reason=f"the rep cancelled the meeting of {invite.key}",
+            context={
+                **invite.context,
+                "meeting": {
+                    **meeting,
+                    "uid_key": uid_key,
+                    "sequence": sequence + 1,
+                    "cancelled": True,
+                },
+            },
+            mode="send",  # the rep asked for it: no draft to approve
+        )
+        self.store.enqueue([cancel])
+        return Outcome(cancel.key, PLANNED, "the cancellation goes to the client on the next run")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from datetime import UTC, datetime, timedelta
@@ -150,9 +151,32 @@ def test_attach_invite_in_a_mixed_message_and_as_attachment() -> None:
     assert names == ["deck.pdf", "invite.ics"]
 
 
-def test_attach_refuses_non_requests() -> None:
-    with pytest.raises(ValueError, match="REQUEST"):
-        attach_invite(_message(), b"BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n")
+def test_attach_refuses_anything_but_a_request_or_a_cancel() -> None:
+    with pytest.raises(ValueError, match="REQUEST or CANCEL"):
+        attach_invite(_message(), b"BEGIN:VCALENDAR\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n")
+    msg = _message()
+    attach_invite(msg, build_invite(make(cancelled=True, sequence=2), stamp=STAMP))
+    [part] = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+    assert part.get_param("method") == "CANCEL"
+
+
+def test_a_moved_meeting_is_the_same_event_with_a_higher_sequence() -> None:
+    first = make(key="invite/sam/<t@x>/20260330T0800Z")
+    moved = make(
+        key="invite/sam/<t@x>/20260401T0800Z",
+        uid_key=first.key,
+        sequence=1,
+        start=datetime(2026, 4, 1, 8, tzinfo=UTC),
+        end=datetime(2026, 4, 1, 8, 45, tzinfo=UTC),
+    )
+    cancelled = dataclasses.replace(moved, key="cancel/x", sequence=2, cancelled=True)
+    events = [parse(build_invite(i, stamp=STAMP)) for i in (first, moved, cancelled)]
+    assert [str(c["METHOD"]) for c in events] == ["REQUEST", "REQUEST", "CANCEL"]
+    vevents = [c.walk("VEVENT")[0] for c in events]
+    assert len({str(e["UID"]) for e in vevents}) == 1
+    assert [int(e["SEQUENCE"]) for e in vevents] == [0, 1, 2]
+    assert [str(e["STATUS"]) for e in vevents] == ["CONFIRMED", "CONFIRMED", "CANCELLED"]
+    assert vevents[1]["DTSTART"].dt.astimezone(UTC) == moved.start
 
 
 def action(kind: ActionKind, **context: object) -> Action:

@@ -641,3 +641,29 @@ def test_no_time_is_offered_on_the_clients_weekend() -> None:
     for slot in slots_of(proposal):
         day = slot.start.astimezone(ZoneInfo("Asia/Jerusalem")).date()
         assert table.is_working_day(day), day
+
+
+def test_a_new_time_chosen_after_an_invitation_moves_that_event() -> None:
+    from agent.invites import build_invite, invite_for, invite_uid
+
+    proposal = sent_proposal()
+    [first] = plan(
+        answered("Option 1"), RULES, {"sam": REP}, client_calendar, {}, NOW, earlier=[proposal]
+    ).actions
+    [moved] = plan(
+        answered("Option 3"),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+        earlier=[proposal, first],
+    ).actions
+    assert moved.kind is ActionKind.INVITE and moved.key != first.key
+    assert "moves the meeting" in moved.reason
+    organizer = Address("sam@acme.example", "Sam")
+    a, b = invite_for(first, organizer), invite_for(moved, organizer)
+    assert invite_uid(a) == invite_uid(b)
+    assert (a.sequence, b.sequence) == (0, 1)
+    ics = build_invite(b, stamp=NOW).decode()
+    assert "SEQUENCE:1" in ics and "METHOD:REQUEST" in ics

@@ -337,6 +337,38 @@ def test_an_invitation_is_sent_once_with_its_calendar_request(
     assert "mailto:kenji.sato@sato-trading.co.jp" in ics and "mailto:asha@acme.example" in ics
 
 
+def test_cancelling_a_sent_invitation_cancels_the_meeting_with_the_client(
+    store: Store, box: MemoryMailbox
+) -> None:
+    import icalendar
+
+    seen: list = []
+    outbox = make(store, box, mode="draft")
+    outbox.on_message = lambda action, message: seen.append(message)
+    store.enqueue([invitation()])
+    outbox.approve(invitation().key, NOW)
+    assert store.outbox_row(invitation().key)["status"] == SENT
+    outcome = outbox.cancel(store.outbox_row(invitation().key)["id"], NOW)
+    assert outcome.status == PLANNED and outcome.key.startswith("cancel/")
+    # Cancelling twice plans one cancellation; the rep asked for it, so no draft waits.
+    outbox.cancel(invitation().key, NOW)
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    assert sent_count(box) == 2
+    first, cancel = (
+        icalendar.Calendar.from_ical(
+            next(p for p in m.walk() if p.get_content_type() == "text/calendar").get_content()
+        )
+        for m in seen
+    )
+    assert str(cancel["METHOD"]) == "CANCEL"
+    before, after = first.walk("VEVENT")[0], cancel.walk("VEVENT")[0]
+    assert str(after["UID"]) == str(before["UID"])
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
+    assert str(after["STATUS"]) == "CANCELLED"
+    part = next(p for p in seen[1].walk() if p.get_content_type() == "text/calendar")
+    assert part.get_param("method") == "CANCEL"
+
+
 def hold(op: str, key: str = "hold/20261126T0800Z/proposal/asha/t/m") -> Action:
     start = NOW + timedelta(days=1)
     context: dict = (
