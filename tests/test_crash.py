@@ -430,7 +430,8 @@ def test_kill_anywhere_in_the_send_protocol_sends_every_due_note_exactly_once(
     reference = references[0]
     assert all(r == reference for r in references)
     kinds = Counter(reference.values())
-    assert {"reminder", "escalation", "thank_you", "proposal"} <= set(kinds), kinds
+    # (Kenji's thank-you waits for Tokyo's next business morning: not due in these rounds.)
+    assert {"reminder", "escalation", "proposal"} <= set(kinds), kinds
 
     errors: list[BaseException] = []
 
