@@ -691,6 +691,42 @@ def _releases(proposal: Action, now: datetime, why: str) -> list[Action]:
     ]
 
 
+def freed_events(
+    invite: Action, events: Iterable[Event], uid: str, *, cancelled: bool = False
+) -> list[Action]:
+    """HOLD ``remove`` actions for the events on the rep's calendar that carry the meeting's
+    ``uid`` (the rep accepted or added it) at a time ``invite`` no longer books: the old time of
+    a moved meeting, or every time of a cancelled one. Nobody is notified by the removal."""
+    meeting = invite.context.get("meeting") or {}
+    start = meeting.get("start")
+    found = []
+    for event in events:
+        if event.mailbox != invite.mailbox or event.uid != uid or event.status == "cancelled":
+            continue
+        if not cancelled and event.start == start:
+            continue
+        found.append(
+            Action(
+                key=f"remove/{event.provider_id}/{invite.key}",
+                kind=ActionKind.HOLD,
+                mailbox=invite.mailbox,
+                due=invite.due,
+                to=(),
+                language=invite.language,
+                template="",
+                reason=(
+                    f"the meeting of {_stamp(event.start)} "
+                    f"{'is cancelled' if cancelled else 'moved'}: it leaves the rep's calendar"
+                ),
+                client=invite.client,
+                thread_id=invite.thread_id,
+                rule=invite.rule,
+                context={"op": "remove", "event": event.provider_id, "invite": invite.key},
+            )
+        )
+    return found
+
+
 def holds_until(action: Action) -> datetime | None:
     value = action.context.get("holds_until")
     return value if isinstance(value, datetime) else None

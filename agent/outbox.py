@@ -22,7 +22,8 @@ A send is never retried blindly: a Transient error during ``send_draft`` leaves 
 
 An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
 composed. Cancelling an invitation already sent plans a ``method=CANCEL`` note under the same
-UID instead (``cancel/...``), so the meeting leaves the client's calendar.
+UID instead (``cancel/...``), so the meeting leaves the client's calendar, and a HOLD ``remove``
+for the meeting's event on the rep's calendar, if the rep has one.
 
 HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
 puts a tentative hold on the rep's calendar (``create_event`` is idempotent on the key, so an
@@ -41,7 +42,8 @@ from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
-from agent.invites import attach_invite, build_invite, hold_for, invite_for
+from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
+from agent.meetings import freed_events
 from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.store import (
@@ -225,6 +227,15 @@ class Outbox:
             return Outcome(key, "taken", "another worker took it")
         if action.context.get("op") == "release":
             return self._release(action, calendar)
+        if action.context.get("op") == "remove":
+            try:
+                # As for a release: deleting an event already gone is not an error.
+                calendar.delete_event(str(action.context["event"]))
+            except Permanent as exc:
+                self.store.transition(key, [SENDING], FAILED, last_error=f"remove: {exc}")
+                return Outcome(key, FAILED, str(exc))
+            self.store.transition(key, [SENDING], SENT)
+            return Outcome(key, SENT, "the old meeting left the rep's calendar")
         try:
             event_id = calendar.create_event(hold_for(action, self.senders[action.mailbox]))
         except (Permanent, ValueError) as exc:
@@ -445,5 +456,8 @@ class Outbox:
             },
             mode="send",  # the rep asked for it: no draft to approve
         )
-        self.store.enqueue([cancel])
+        sender = self.senders[invite.mailbox]
+        uid = invite_uid(invite_for(cancel, sender))
+        events = self.store.events(invite.mailbox)
+        self.store.enqueue([cancel, *freed_events(cancel, events, uid, cancelled=True)])
         return Outcome(cancel.key, PLANNED, "the cancellation goes to the client on the next run")

@@ -20,9 +20,20 @@ from agent.calendars import busy_from_events
 from agent.clients import load_clients
 from agent.config import Settings
 from agent.errors import ClientsError, CursorExpired, Problem, RulesError
+from agent.invites import invite_for, invite_uid
 from agent.language import choose_language
 from agent.meetings import MeetingRule, parse_meeting_rules
-from agent.model import Action, ActionKind, Client, Direction, Event, Interval, Message, Thread
+from agent.model import (
+    Action,
+    ActionKind,
+    Address,
+    Client,
+    Direction,
+    Event,
+    Interval,
+    Message,
+    Thread,
+)
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules
 from agent.store import SENT, Store, action_from_json
@@ -334,7 +345,8 @@ def meetings_for(
     """:func:`plan_meetings` over threads already built."""
     if not team.meetings:
         return meetings.MeetingPlan((), ())
-    return meetings.plan(
+    events = list(events)
+    result = meetings.plan(
         thread_list,
         list(team.meetings),
         team.reps(),
@@ -345,6 +357,16 @@ def meetings_for(
         earlier=earlier,
         notes=sent_notes,
     )
+    # A moved meeting's old time leaves the rep's calendar, where the rep had put it.
+    freed = []
+    for action in result.actions:
+        if action.kind is ActionKind.INVITE and action.context["meeting"].get("sequence"):
+            rep = team.reps()[action.mailbox]
+            uid = invite_uid(invite_for(action, Address(rep.address, rep.name)))
+            freed += meetings.freed_events(action, events, uid)
+    if not freed:
+        return result
+    return dataclasses.replace(result, actions=(*result.actions, *freed))
 
 
 def record(

@@ -18,6 +18,7 @@ from agent.meetings import (
     CHOSEN,
     NONE,
     chosen_slot,
+    freed_events,
     hold_key,
     is_hold,
     parse_meeting_rules,
@@ -667,3 +668,32 @@ def test_a_new_time_chosen_after_an_invitation_moves_that_event() -> None:
     assert (a.sequence, b.sequence) == (0, 1)
     ics = build_invite(b, stamp=NOW).decode()
     assert "SEQUENCE:1" in ics and "METHOD:REQUEST" in ics
+
+
+def test_a_moved_meetings_old_time_leaves_the_reps_calendar() -> None:
+    from agent.invites import invite_for, invite_uid
+
+    proposal = sent_proposal()
+    [first] = plan(
+        answered("Option 1"), RULES, {"sam": REP}, client_calendar, {}, NOW, earlier=[proposal]
+    ).actions
+    [moved] = plan(
+        answered("Option 3"),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+        earlier=[proposal, first],
+    ).actions
+    uid = invite_uid(invite_for(first, Address("sam@acme.example", "Sam")))
+    old, new = first.context["meeting"], moved.context["meeting"]
+    events = [
+        Event("sam", "ev-old", "call", old["start"], old["end"], uid=uid),
+        Event("sam", "ev-new", "call", new["start"], new["end"], uid=uid),
+        Event("sam", "ev-other", "other", old["start"], old["end"], uid="other@example.com"),
+        Event("lee", "ev-elsewhere", "call", old["start"], old["end"], uid=uid),
+    ]
+    [remove] = freed_events(moved, events, uid)
+    assert remove.kind is ActionKind.HOLD and remove.context["op"] == "remove"
+    assert remove.context["event"] == "ev-old"

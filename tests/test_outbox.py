@@ -369,6 +369,29 @@ def test_cancelling_a_sent_invitation_cancels_the_meeting_with_the_client(
     assert part.get_param("method") == "CANCEL"
 
 
+def test_a_cancelled_meeting_leaves_the_reps_calendar(store: Store, box: MemoryMailbox) -> None:
+    from agent.invites import invite_for, invite_uid
+    from agent.model import Event
+
+    invite = invitation()
+    meeting = invite.context["meeting"]
+    uid = invite_uid(invite_for(invite, Address("asha@acme.example", "Asha")))
+    # The rep accepted the meeting into their own calendar; another event is left alone.
+    for ident, event_uid in (("ev-meeting", uid), ("ev-other", "other@example.com")):
+        box.event_store[ident] = Event(
+            "asha", ident, "Meeting", meeting["start"], meeting["end"], uid=event_uid
+        )
+    store.apply_event_sync("asha", box.events(None))
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    store.enqueue([invite])
+    outbox.run(NOW)
+    outbox.cancel(invite.key, NOW)
+    outcomes = outbox.run(NOW)
+    assert sorted(o.status for o in outcomes) == [SENT, SENT]
+    assert set(box.event_store) == {"ev-other"}
+
+
 def hold(op: str, key: str = "hold/20261126T0800Z/proposal/asha/t/m") -> Action:
     start = NOW + timedelta(days=1)
     context: dict = (
