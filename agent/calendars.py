@@ -34,6 +34,7 @@ unfolds them. Only data unreadable as a whole raises ``ValueError``. The strict
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import warnings
@@ -116,9 +117,11 @@ def read_ics(
     owner_tz = zones.zoneinfo(zone)
     problems: list[tuple[str, str]] = []
     found: list[Event] = []
-    for component, in_series in _occurrences(data, window, owner_tz, problems):
+    for component, in_series, original in _occurrences(data, window, owner_tz, problems):
         try:
             event = _to_event(component, mailbox, owner_tz, in_series=in_series)
+            if original is not None:
+                event = _exact_end(event, original, owner_tz)
         except (ValueError, OverflowError) as exc:
             # OverflowError: a date at the very edge of the calendar, moved into UTC.
             _note(problems, component, str(exc))
@@ -459,8 +462,9 @@ def _by_uid(cal: icalendar.Calendar) -> Iterator[tuple[Any, icalendar.Calendar]]
 
 def _occurrences(
     data: bytes, window: Interval, owner_tz: tzinfo, problems: list[tuple[str, str]]
-) -> Iterator[tuple[Any, bool]]:
-    """Each occurrence with whether it belongs to a series (its UID recurs or is moved)."""
+) -> Iterator[tuple[Any, bool, Any]]:
+    """Each occurrence with whether it belongs to a series (its UID recurs or is moved), and
+    for a single event its VEVENT as written (``None`` for a series)."""
     # Floating and all-day values are local to the owner, so widen the query by a day each side
     # and clip after conversion.
     start = (window.start - timedelta(days=1)).replace(tzinfo=None)
@@ -482,8 +486,13 @@ def _occurrences(
                 except _EXPANSION_ERRORS as exc:
                     reason = f"{_describe(first)}: cannot expand: {_shorten(str(exc))}"
                     _note(problems, first, reason)
+        written: dict[str, list[Any]] = {}
+        for e in cal.walk("VEVENT"):
+            written.setdefault(str(e.get("UID", "")), []).append(e)
         for component in found:
-            yield component, str(component.get("UID", "")) in series
+            uid = str(component.get("UID", ""))
+            alone = written.get(uid, []) if uid and uid not in series else []
+            yield component, uid in series, alone[0] if len(alone) == 1 else None
 
 
 # -- occurrences -> events --------------------------------------------------------------------
@@ -502,6 +511,28 @@ def _email(value: Any) -> str:
     if text.lower().startswith("mailto:"):
         text = text[7:]
     return text.strip().lower()
+
+
+def _exact_end(event: Event, written: Any, owner_tz: tzinfo) -> Event:
+    """``event`` with its end read from the VEVENT as written. The expansion library moves
+    DTEND into DTSTART's zone by wall-clock arithmetic, so an end given in UTC or another zone
+    across a change of offset (a start in New York's zone, an end in UTC in the repeated hour)
+    would come out an hour off."""
+    if event.all_day:
+        return event
+    end = written.get("DTEND")
+    if end is not None and isinstance(end.dt, datetime):
+        exact = _as_utc(end.dt, owner_tz)
+    elif end is None and written.get("DURATION") is not None:
+        length = written["DURATION"].dt
+        if not isinstance(length, timedelta):
+            return event
+        exact = event.start + length
+    else:
+        return event
+    if exact < event.start:
+        raise ValueError(f"{_describe(written)} ends before it starts")
+    return dataclasses.replace(event, end=exact)
 
 
 def _to_event(component: Any, mailbox: str, owner_tz: tzinfo, *, in_series: bool) -> Event:

@@ -190,3 +190,19 @@ def test_lines_are_unfolded_as_icalendar_unfolds_them() -> None:
     assert event.start == theirs["DTSTART"].dt.astimezone(UTC) == at(31, 7, 30)
     assert event.end == theirs["DTEND"].dt.astimezone(UTC) == at(31, 9)
     assert event.summary == str(theirs["SUMMARY"])
+
+
+def test_an_end_in_another_zone_is_read_exactly_across_a_change_of_offset() -> None:
+    # Start 00:59 EDT, end 01:29 EST written in UTC: 90 minutes, across New York's fall back.
+    data = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\n"
+        b"UID:fallback@example.com\r\nDTSTAMP:20250101T000000Z\r\n"
+        b"DTSTART;TZID=America/New_York:20251102T005900\r\nDTEND:20251102T062900Z\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    window = Interval(datetime(2025, 11, 1, tzinfo=UTC), datetime(2025, 11, 3, tzinfo=UTC))
+    [event] = events_from_ics(data, window, "rep")
+    assert event.start == datetime(2025, 11, 2, 4, 59, tzinfo=UTC)
+    assert event.end == datetime(2025, 11, 2, 6, 29, tzinfo=UTC)
+    [theirs] = icalendar.Calendar.from_ical(data).walk("VEVENT")
+    assert event.end == theirs["DTEND"].dt
