@@ -32,7 +32,9 @@ than :data:`LATE_THANKS` ago is not sent at all.
 Every note is moved into the client's business hours (their weekend and public holidays
 skipped), inside the rule's ``send_window``, and notes to one client are kept ``min_gap`` apart.
 A note found already due when planned (the agent was not running) goes out at the first such
-time from ``now``, not at once: never at night or on the client's weekend.
+time from ``now``, not at once: never at night or on the client's weekend. Each note carries
+those times for the next two weeks (``send_spans``), so the outbox can hold one whose time
+passed while the worker was down until the next of them.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from agent.model import (
     Client,
     Direction,
     Event,
+    Interval,
     MessageKind,
     Thread,
     utc,
@@ -69,6 +72,9 @@ from agent.providers.protocol import KEY_HEADER
 ClientCalendar = Callable[[Client], BusinessCalendar]
 Languages = Callable[[Thread], str]
 
+# The context key of the stretches a note may go out in, and how many days of them it carries.
+SEND_SPANS = "send_spans"
+SPAN_DAYS = 14
 # A step found overdue by more than this when planned is not sent late: the cadence ends.
 TOO_LATE = timedelta(days=7)
 # A thank-you found due longer ago than this (the agent was not running) is not sent at all.
@@ -848,7 +854,44 @@ def _space(pending: list[_Note]) -> list[Action]:
                     f"previous note to {note.action.client}"
                 )
             previous = note
-    return [dataclasses.replace(n.action, reason="; ".join(n.reason)) for n in pending]
+    return [
+        dataclasses.replace(
+            n.action,
+            reason="; ".join(n.reason),
+            context={
+                **n.action.context,
+                SEND_SPANS: send_spans(n.calendar, n.window, n.action.due),
+            },
+        )
+        for n in pending
+    ]
+
+
+def send_spans(
+    cal: BusinessCalendar, window: tuple[Shift, ...], due: datetime, days: int = SPAN_DAYS
+) -> list[dict[str, datetime]]:
+    """The stretches (UTC ``start``/``end``) from ``due`` on, for ``days`` days, when a note may
+    go out: open in ``cal`` and inside ``window`` (all open time without one). The outbox holds a
+    note found due outside them (the worker was down) until the next one starts."""
+    until = due + timedelta(days=days)
+    spans = []
+    for span in cal.open_intervals(due, until):
+        if not window:
+            spans.append(span)
+            continue
+        day = span.start.astimezone(cal.tz).date() - timedelta(days=1)
+        while True:
+            for shift in window:
+                start = utc(datetime.combine(day, shift.start, tzinfo=cal.tz))
+                end_day = day + timedelta(days=1) if shift.end == time(0) else day
+                end = utc(datetime.combine(end_day, shift.end, tzinfo=cal.tz))
+                a, b = max(start, span.start), min(end, span.end)
+                if a < b:
+                    spans.append(Interval(a, b))
+            if utc(datetime.combine(day, time(0), tzinfo=cal.tz)) >= span.end:
+                break
+            day += timedelta(days=1)
+    return [{"start": s.start, "end": s.end} for s in sorted(set(spans))]
 
 
 def _moved(cal: BusinessCalendar, raw: datetime, due: datetime) -> str:

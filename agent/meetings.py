@@ -43,6 +43,7 @@ from babel.dates import get_day_names, get_month_names
 from agent import phrases, zones
 from agent.businesstime import BusinessCalendar
 from agent.errors import Problem
+from agent.followups import SEND_SPANS, send_spans
 from agent.model import (
     Action,
     ActionKind,
@@ -895,6 +896,8 @@ def plan(
         # An answer to the client goes out in the rep's business hours, as the rep would
         # send it, never at night because the client's mail was read then.
         send_at = rep.calendar.next_open(now)
+        # Held by the outbox to these stretches if found due outside them (the worker was down).
+        hours = {SEND_SPANS: send_spans(rep.calendar, (), send_at)}
         answered = _answered(thread, mine, reply, notes)
         why = ""
         if answered is not None:
@@ -907,7 +910,7 @@ def plan(
                     invite = _invite(
                         thread, client, rep, rule, reply, slot, choice, language_of(), send_at, mine
                     )
-                    actions.append(invite)
+                    actions.append(dataclasses.replace(invite, context={**invite.context, **hours}))
                     for p in mine:
                         settled.setdefault(p.key, f"{client.name} chose a time")
                     continue
@@ -964,7 +967,7 @@ def plan(
                 f"rule {rule.name!r}: {why}; {len(context['slots'])} times that suit "
                 f"{zone} and {rep.zone}"
             ),
-            context={"rep": {"name": rep.name}, **context},
+            context={"rep": {"name": rep.name}, **context, **hours},
         )
         actions.append(proposal)
         if rule.hold:

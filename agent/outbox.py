@@ -42,6 +42,7 @@ from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
 from agent.errors import AuthRevoked, Permanent, Problem, ProviderError, TemplateError, Transient
+from agent.followups import SEND_SPANS
 from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
 from agent.meetings import freed_events
 from agent.model import Action, ActionKind, Address, SentRef
@@ -188,10 +189,38 @@ class Outbox:
                 return Outcome(key, SENT, "sent by the rep")
             return Outcome(key, DRAFTED, "waiting for the rep to send or approve")
         if status == PLANNED:
+            held = self._outside_hours(action, row, now)
+            if held is not None:
+                return held
             if self._over_cap(action, now):
                 return Outcome(key, PLANNED, f"daily cap of {self.daily_cap} reached")
             return self._draft_and_send(action, provider, now)
         return Outcome(key, status)
+
+    def _outside_hours(self, action: Action, row: dict[str, Any], now: datetime) -> Outcome | None:
+        """Hold a note found due outside the stretches it may go out in (``send_spans``: the
+        client's hours and send window, or the rep's for an answer), as when the worker was down
+        at its time: it waits for the next stretch instead of going out at night. A note past
+        its last stretch goes now, as before."""
+        spans = action.context.get(SEND_SPANS)
+        if not spans or action.kind in INTERNAL_KINDS:
+            return None
+        try:
+            bounds = [(s["start"], s["end"]) for s in spans]
+            if any(start <= now < end for start, end in bounds):
+                return None
+            later = min((start for start, _ in bounds if start > now), default=None)
+        except (KeyError, TypeError):
+            return None
+        if later is None:
+            return None
+        if not self.store.transition(action.key, [PLANNED], PLANNED, due=later):
+            return Outcome(action.key, "taken", "another worker took it")
+        return Outcome(
+            action.key,
+            PLANNED,
+            f"outside the hours it may go out in: waits until {later:%Y-%m-%d %H:%M} UTC",
+        )
 
     def _post(self, action: Action, row: dict[str, Any]) -> Outcome:
         """A team webhook: no mailbox involved. A repeated post after a crash at worst repeats

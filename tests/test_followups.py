@@ -751,3 +751,16 @@ def test_no_note_falls_on_the_clients_weekend(country: str, zone: str) -> None:
             local = step.due.astimezone(ZoneInfo(zone))
             assert table.is_working_day(local.date()), (local, step.reason)
             assert time(9) <= local.time() < time(17)
+
+
+def test_every_note_carries_the_stretches_it_may_go_out_in() -> None:
+    rules = RULES.replace('min_gap = "24h"', 'min_gap = "24h"\nsend_window = "11:00-12:00"')
+    result = run([ASKED, ANCHOR], at(20, 12), rules=rules)
+    cal = client_calendar(CARLOS)
+    for action in result.actions:
+        spans = action.context["send_spans"]
+        assert spans[0]["start"] == action.due
+        for span in spans:
+            local = span["start"].astimezone(cal.tz)
+            assert cal.is_open(span["start"]) and local.hour == 11
+            assert span["end"] - span["start"] <= timedelta(hours=1)

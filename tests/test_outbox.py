@@ -392,6 +392,42 @@ def test_a_cancelled_meeting_leaves_the_reps_calendar(store: Store, box: MemoryM
     assert set(box.event_store) == {"ev-other"}
 
 
+def test_a_note_found_due_outside_its_hours_waits_for_them(
+    store: Store, box: MemoryMailbox
+) -> None:
+    # The worker was down when the follow-up fell due; it comes back at night for the client.
+    opens = NOW + timedelta(hours=7)
+    note = Action(
+        key="follow_up/asha/<t@x>/<m1@x>/1",
+        kind=ActionKind.FOLLOW_UP,
+        mailbox="asha",
+        due=NOW - timedelta(days=1),
+        to=(Address("kenji.sato@sato-trading.co.jp", "佐藤 健二"),),
+        language="en",
+        template="follow_up",
+        reason="test",
+        client="kenji",
+        context={
+            **invitation().context,
+            "thread": {"subject": "Offer"},
+            "step": 1,
+            "last_sent": NOW - timedelta(days=4),
+            "zone": "Asia/Tokyo",
+            "send_spans": [
+                {"start": NOW - timedelta(days=1), "end": NOW - timedelta(hours=16)},
+                {"start": opens, "end": opens + timedelta(hours=8)},
+            ],
+        },
+    )
+    outbox = make(store, box)
+    store.enqueue([note])
+    [outcome] = outbox.run(NOW)
+    assert outcome.status == PLANNED and "waits until" in outcome.detail
+    assert sent_count(box) == 0 and store.outbox_row(note.key)["due"] == opens
+    assert outbox.run(opens - timedelta(minutes=1)) == []
+    assert [o.status for o in outbox.run(opens)] == [SENT]
+
+
 def hold(op: str, key: str = "hold/20261126T0800Z/proposal/asha/t/m") -> Action:
     start = NOW + timedelta(days=1)
     context: dict = (
