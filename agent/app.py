@@ -14,12 +14,12 @@ from pathlib import Path
 from agent import config, configcheck, controls, mime, pipeline, report, templatecheck
 from agent import outbox as outbox_mod
 from agent import promises as promises_mod
-from agent.cadences import parse_cadences
+from agent.cadences import Cadences, FollowUpRule, ThankYouRule, parse_cadences
 from agent.clients import load_clients
 from agent.compose import Composer
 from agent.errors import ConfigError, Problem, RulesError, Transient
 from agent.meetings import parse_meeting_rules
-from agent.model import ActionKind, Address
+from agent.model import ActionKind, Address, Client
 from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
@@ -209,7 +209,7 @@ def outbox_decide(
             )
         providers = connect_providers(settings, store)
         box = outbox_box(settings, store, providers)
-        return box.approve(ident, now) if approve else box.cancel(ident)
+        return box.approve(ident, now) if approve else box.cancel(ident, now)
     finally:
         store.close()
 
@@ -342,6 +342,7 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
         )
         if clients:
             found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
+            found += _windows_never_open(parse_cadences(ruleset.raw)[0], clients)
         # The webhook policy needs the config's allowed hosts; each post checks it again.
         allow = settings.team.webhook_allow_hosts
         found += [
@@ -355,6 +356,31 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
         f"{len(ruleset.promises)} promises, {len(cadences.follow_ups)} follow-up and "
         f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}: all good"
     )
+
+
+def _windows_never_open(cadences: Cadences, clients: list[Client]) -> list[Problem]:
+    """Send windows that no business hour of some client meets: nothing would ever be sent to
+    that client, and planning would fail for it at run time."""
+    found = []
+    rules: list[FollowUpRule | ThankYouRule] = [*cadences.follow_ups, *cadences.thank_yous]
+    for rule in rules:
+        if not rule.send_window:
+            continue
+        for client in clients:
+            cal = pipeline.client_calendar(client)
+            if not cal.opens_within(rule.send_window):
+                window = ", ".join(map(str, rule.send_window))
+                found.append(
+                    Problem(
+                        rule.source,
+                        f"{rule.name}:send_window",
+                        f"{window} never meets {client.key}'s business hours "
+                        f"({', '.join(map(str, next(d for d in cal.hours.days if d)))} in "
+                        f"{cal.zone}), so nothing would be sent; use hours inside them",
+                    )
+                )
+                break
+    return found
 
 
 def check_templates(config_path: Path, templates: Path | None) -> tuple[list[Problem], str]:

@@ -26,7 +26,11 @@ Which hours apply to a local date, first match wins:
 1. ``overrides[date]`` (an empty tuple closes the day; an override beats a public holiday),
 2. ``closures`` (a date may not be both overridden and closed: that is refused as ambiguous),
 3. a public holiday of the country and subdivision,
-4. the weekly hours of that weekday.
+4. with ``country_week`` (:meth:`BusinessCalendar.regional`), the country's own week as the
+   ``holidays`` package has it: its weekend days are closed (the weekend in force on that date,
+   so the UAE's Friday-Saturday before 2022 and Saturday-Sunday after), except the weekend days
+   it lists as substituted working days (China's working Saturdays), which are open,
+5. the weekly hours of that weekday.
 
 Absences (a rep's vacation) are subtracted from the open time that results. A message that
 arrives while the party is closed starts the clock at the next opening: ``add(x, 0)`` is
@@ -267,13 +271,19 @@ class BusinessCalendar:
         closures: Iterable[date] = (),
         overrides: Mapping[date, tuple[Shift, ...]] = {},
         absences: Iterable[Interval] = (),
+        country_week: bool = False,
     ) -> None:
         """Raise ``ValueError`` for an unknown zone, country or subdivision, overlapping shifts
-        in an override, or a date that is both overridden and closed."""
+        in an override, or a date that is both overridden and closed. ``country_week`` takes
+        the weekend from the country's holiday data (see the module docstring); it needs a
+        country."""
         self.tz = _load_zone(zone)
         self.zone = zone
         self.hours = hours
         self.country, self.subdivision = _check_region(country, subdivision)
+        if country_week and not self.country:
+            raise ValueError("a calendar that follows a country's week needs a country")
+        self.country_week = country_week
         self.closures = frozenset(closures)
         checked: dict[date, tuple[Shift, ...]] = {}
         for day, shifts in overrides.items():
@@ -306,6 +316,25 @@ class BusinessCalendar:
             zone, WeeklyHours.parse(hours, weekend), country=country, subdivision=subdivision
         )
 
+    @classmethod
+    def regional(
+        cls, zone: str, hours: str = "09:00-17:00", country: str = "", subdivision: str = ""
+    ) -> BusinessCalendar:
+        """``hours`` on the working days of ``country`` as the ``holidays`` package has them:
+        its weekend (whichever applies on the date) closed, its substituted working days open,
+        its public holidays closed. Without a country, Monday to Friday. Raises ValueError like
+        __init__."""
+        if not country:
+            return cls.simple(zone, hours, ("sat", "sun"), subdivision=subdivision)
+        shifts = parse_shifts(hours)
+        return cls(
+            zone,
+            WeeklyHours((shifts,) * 7),
+            country=country,
+            subdivision=subdivision,
+            country_week=True,
+        )
+
     def __repr__(self) -> str:
         region = f" {self.country}" + (f"-{self.subdivision}" if self.subdivision else "")
         return f"<BusinessCalendar {self.zone}{region if self.country else ''}>"
@@ -316,20 +345,43 @@ class BusinessCalendar:
         """The public holiday on local date ``day`` (names joined by "; "), or ``None``."""
         if not self.country:
             return None
-        table = self._holidays.get(day.year)
-        if table is None:
-            table = holidays.country_holidays(
-                self.country, subdiv=self.subdivision or None, years=day.year
-            )
-            self._holidays[day.year] = table
-        name = table.get(day)
+        name = self._table(day.year).get(day)
         return str(name) if name else None
 
+    def _table(self, year: int) -> holidays.HolidayBase:
+        table = self._holidays.get(year)
+        if table is None:
+            table = holidays.country_holidays(
+                self.country, subdiv=self.subdivision or None, years=year
+            )
+            self._holidays[year] = table
+        return table
+
+    def is_weekend(self, day: date) -> bool:
+        """Whether local date ``day`` is closed by the week itself: a weekday without hours, or
+        with ``country_week`` a weekend day of the country that is not a substituted working
+        day. Holidays, closures and overrides are not considered."""
+        if not self.hours.days[day.weekday()]:
+            return True
+        if not self.country_week:
+            return False
+        table = self._table(day.year)
+        if not table.is_weekend(day):
+            return False
+        # A working day moved onto the weekend is listed with the holiday it makes up for,
+        # which may fall in the next year (a Saturday in December for a January bridge).
+        return not any(
+            day in self._table(year).weekend_workdays for year in (day.year, day.year + 1)
+        )
+
     def shifts_on(self, day: date) -> tuple[Shift, ...]:
-        """The shifts that apply to local date ``day`` after overrides, closures and holidays."""
+        """The shifts that apply to local date ``day`` after overrides, closures, holidays and
+        the week."""
         if day in self.overrides:
             return self.overrides[day]
         if day in self.closures or self.holiday_name(day) is not None:
+            return ()
+        if self.country_week and self.is_weekend(day):
             return ()
         return self.hours.days[day.weekday()]
 
@@ -490,6 +542,39 @@ class BusinessCalendar:
                 return span_start + remaining
             remaining -= span_end - span_start
         raise AssertionError("unreachable: the walk without an end either yields or raises")
+
+    def add_days(self, start: datetime, days: int) -> datetime:
+        """The first open instant at or after the local time of ``next_open(start)`` on the
+        ``days``-th business day after its date: "two business days" from Thursday 15:00 is
+        Monday 15:00 in a Monday-to-Friday week. Raises ``ValueError`` for a negative count or
+        a calendar with no open hours for a year."""
+        if days < 0:
+            raise ValueError(f"business days to add must not be negative, got {days}")
+        begin = self.next_open(start)
+        local = begin.astimezone(self.tz)
+        day, counted, empty = local.date(), 0, 0
+        while counted < days:
+            day += _ONE_DAY
+            if self.is_business_day(day):
+                counted, empty = counted + 1, 0
+            else:
+                empty += 1
+                if empty > _HORIZON_DAYS:
+                    raise ValueError(f"{self!r} has no business day within {_HORIZON_DAYS} days")
+        wall = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=self.tz)
+        return self.next_open(utc(wall))
+
+    def opens_within(self, window: Iterable[Shift]) -> bool:
+        """Whether some weekday's hours meet ``window`` (local wall-clock shifts), so a note
+        kept inside the window is ever sent. Holidays close only some days; this is the check
+        for a window that can never be met, made without a clock."""
+        spans = [(_start_key(w.start), _end_key(w.end)) for w in window]
+        return any(
+            _start_key(shift.start) < end and start < _end_key(shift.end)
+            for shifts in self.hours.days
+            for shift in shifts
+            for start, end in spans
+        )
 
     def between(self, a: datetime, b: datetime) -> timedelta:
         """Open time within ``[a, b)``; negative when ``b < a`` (``-between(b, a)``)."""

@@ -27,12 +27,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.businesstime import BusinessCalendar, Shift, parse_shifts
 from agent.errors import Problem
-from agent.model import Client, utc
+from agent.model import Client
 from agent.rules import DURATION, MATCH_KEYS, Match, parse_duration
 
 MODES = ("draft", "send")
@@ -62,7 +62,7 @@ THANK_YOU_KEYS = {
     "mode",
     "send_window",
 }
-_DAYS = re.compile(r"^\s*(\d+)\s*d\s*$")
+_DAYS = re.compile(r"^\s*(\d+)\s*b?d\s*$")
 _TEMPLATE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -79,7 +79,7 @@ class Wait:
 
     @classmethod
     def parse(cls, text: str) -> Wait:
-        """``"3d"`` -> 3 business days; ``"48h"``, ``"1h30m"`` -> business time.
+        """``"3d"`` or ``"3bd"`` -> 3 business days; ``"48h"``, ``"1h30m"`` -> business time.
 
         Raises ``ValueError`` for anything else, for a mix such as ``"1d4h"``, and for zero.
         """
@@ -115,26 +115,13 @@ class Wait:
             end = cal.add(begin, self.business)
             # A wait that runs out exactly at closing time would land on a closed instant.
             return cal.next_open(end)
-        local = begin.astimezone(cal.tz)
-        day = local.date()
-        counted = 0
-        for _ in range(self.days * 7 + 400):
-            day += timedelta(days=1)
-            if cal.is_business_day(day):
-                counted += 1
-                if counted == self.days:
-                    break
-        return cal.next_open(_local_instant(cal, day, local.time()))
+        return cal.add_days(begin, self.days)
 
     def __str__(self) -> str:
         if self.days:
             return f"{self.days} business day{'s' if self.days != 1 else ''}"
         hours = self.business.total_seconds() / 3600
         return f"{hours:g} business hour{'s' if hours != 1 else ''}"
-
-
-def _local_instant(cal: BusinessCalendar, day: date, at: time) -> datetime:
-    return utc(datetime.combine(day, at.replace(tzinfo=None), tzinfo=cal.tz))
 
 
 @dataclass(frozen=True)

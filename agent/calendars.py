@@ -24,14 +24,17 @@ How the data is prepared before it is expanded:
 All-day events and floating times (no zone) are read in the calendar owner's ``zone`` (default
 UTC): an all-day event is busy from local midnight to local midnight of its end date.
 
-Bad input: :func:`read_ics` leaves out each event it cannot read and names it (UID and
-property) so the caller can record it, keeping the file's other events; only data unreadable as a
-whole raises ``ValueError``. The strict :func:`events_from_ics` and :func:`busy_from_ics` raise
-``ValueError`` for either.
+Bad input: :func:`read_ics` leaves out each event whose time it cannot read and names it (UID
+and property) so the caller can record it, keeping the file's other events; a broken property
+that has nothing to do with time (a stray ``X-APPLE-RADIUS=...`` line, a bad SEQUENCE) costs
+only that property, and alarms (VALARM) are not read at all. Lines are unfolded as icalendar
+unfolds them. Only data unreadable as a whole raises ``ValueError``. The strict
+:func:`events_from_ics` and :func:`busy_from_ics` raise ``ValueError`` for either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import warnings
@@ -59,7 +62,13 @@ _PERIOD = {
     "MONTHLY": 28 * 86400,
     "YEARLY": 365 * 86400,
 }
-_FOLD = re.compile(r"\r?\n[ \t]")
+# Unfolding as icalendar does (``(\r?\n)+[ \t]``: blank lines may come before a continuation, as
+# in Mozilla's exports), in its linear form: the lookbehinds pin a match to the first line break
+# of a run, so a long run of bare newlines is not rescanned from every break.
+_FOLD = re.compile(r"(?:(?<!\n)\r\n|(?<![\r\n])\n)(?:\r?\n)*[ \t]")
+# The properties that decide when an event is; a broken one of these drops the event, a broken
+# property of any other kind (a stray ``X-APPLE-RADIUS=...`` line) is left out on its own.
+_TIME_PROPS = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
 _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.IGNORECASE)
 _MAX_SHOWN = 80
 
@@ -108,9 +117,11 @@ def read_ics(
     owner_tz = zones.zoneinfo(zone)
     problems: list[tuple[str, str]] = []
     found: list[Event] = []
-    for component, in_series in _occurrences(data, window, owner_tz, problems):
+    for component, in_series, original in _occurrences(data, window, owner_tz, problems):
         try:
             event = _to_event(component, mailbox, owner_tz, in_series=in_series)
+            if original is not None:
+                event = _exact_end(event, original, owner_tz)
         except (ValueError, OverflowError) as exc:
             # OverflowError: a date at the very edge of the calendar, moved into UTC.
             _note(problems, component, str(exc))
@@ -230,8 +241,16 @@ def _normalise_zones(text: str) -> str:
 
     out = []
     in_vtimezone = False
+    alarms = 0
     for line in lines:
         upper = line.upper()
+        # Alarms never bear on busy time, and icalendar refuses a whole file for one bad TRIGGER.
+        if upper.startswith("BEGIN:VALARM"):
+            alarms += 1
+        if alarms:
+            if upper.startswith("END:VALARM"):
+                alarms -= 1
+            continue
         if upper.startswith("BEGIN:VTIMEZONE"):
             in_vtimezone = True
         elif upper.startswith("END:VTIMEZONE"):
@@ -296,11 +315,13 @@ def _calendars(
             reason = next(
                 (
                     f"{_describe(component)}: bad {prop}: {_shorten(str(message))}"
-                    for part in component.walk()
-                    for prop, message in part.errors
+                    for prop, message in component.errors
+                    if _about_time(prop, str(message))
                 ),
                 None,
             )
+            if reason is None:
+                _drop_broken(component)
             if reason is None and "DTSTART" not in component:
                 reason = f"{_describe(component)} has no DTSTART"
             if reason is None:
@@ -323,6 +344,30 @@ def _calendars(
             "malformed iCalendar data: no complete VCALENDAR (is END:VCALENDAR missing?)"
         )
     return calendars
+
+
+def _drop_broken(event: Any) -> None:
+    """Remove the values icalendar kept as unreadable (``vBroken``): the expansion library
+    would trip over them (it compares SEQUENCE), and nothing here reads them."""
+    for name in list(event.keys()):
+        value = event[name]
+        if isinstance(value, list):
+            kept = [v for v in value if not isinstance(v, icalendar.vBroken)]
+            if len(kept) != len(value):
+                del event[name]
+                for v in kept:
+                    event.add(name, v, encode=False)
+        elif isinstance(value, icalendar.vBroken):
+            del event[name]
+
+
+def _about_time(prop: str | None, message: str) -> bool:
+    """Whether a property icalendar could not read may bear on the event's time: one of
+    :data:`_TIME_PROPS`, or a line it could not even name that mentions one of them."""
+    if prop is not None:
+        return prop.upper() in _TIME_PROPS
+    upper = message.upper()
+    return any(name in upper for name in _TIME_PROPS)
 
 
 def _time_problem(event: Any) -> str | None:
@@ -417,8 +462,9 @@ def _by_uid(cal: icalendar.Calendar) -> Iterator[tuple[Any, icalendar.Calendar]]
 
 def _occurrences(
     data: bytes, window: Interval, owner_tz: tzinfo, problems: list[tuple[str, str]]
-) -> Iterator[tuple[Any, bool]]:
-    """Each occurrence with whether it belongs to a series (its UID recurs or is moved)."""
+) -> Iterator[tuple[Any, bool, Any]]:
+    """Each occurrence with whether it belongs to a series (its UID recurs or is moved), and
+    for a single event its VEVENT as written (``None`` for a series)."""
     # Floating and all-day values are local to the owner, so widen the query by a day each side
     # and clip after conversion.
     start = (window.start - timedelta(days=1)).replace(tzinfo=None)
@@ -440,8 +486,13 @@ def _occurrences(
                 except _EXPANSION_ERRORS as exc:
                     reason = f"{_describe(first)}: cannot expand: {_shorten(str(exc))}"
                     _note(problems, first, reason)
+        written: dict[str, list[Any]] = {}
+        for e in cal.walk("VEVENT"):
+            written.setdefault(str(e.get("UID", "")), []).append(e)
         for component in found:
-            yield component, str(component.get("UID", "")) in series
+            uid = str(component.get("UID", ""))
+            alone = written.get(uid, []) if uid and uid not in series else []
+            yield component, uid in series, alone[0] if len(alone) == 1 else None
 
 
 # -- occurrences -> events --------------------------------------------------------------------
@@ -460,6 +511,28 @@ def _email(value: Any) -> str:
     if text.lower().startswith("mailto:"):
         text = text[7:]
     return text.strip().lower()
+
+
+def _exact_end(event: Event, written: Any, owner_tz: tzinfo) -> Event:
+    """``event`` with its end read from the VEVENT as written. The expansion library moves
+    DTEND into DTSTART's zone by wall-clock arithmetic, so an end given in UTC or another zone
+    across a change of offset (a start in New York's zone, an end in UTC in the repeated hour)
+    would come out an hour off."""
+    if event.all_day:
+        return event
+    end = written.get("DTEND")
+    if end is not None and isinstance(end.dt, datetime):
+        exact = _as_utc(end.dt, owner_tz)
+    elif end is None and written.get("DURATION") is not None:
+        length = written["DURATION"].dt
+        if not isinstance(length, timedelta):
+            return event
+        exact = event.start + length
+    else:
+        return event
+    if exact < event.start:
+        raise ValueError(f"{_describe(written)} ends before it starts")
+    return dataclasses.replace(event, end=exact)
 
 
 def _to_event(component: Any, mailbox: str, owner_tz: tzinfo, *, in_series: bool) -> Event:

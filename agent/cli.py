@@ -367,7 +367,7 @@ def outbox_approve(ident: int, force: bool, config_path: Path) -> None:
 @config_option
 @reports_problems
 def outbox_cancel(ident: int, config_path: Path) -> None:
-    """Cancel a planned note or a draft."""
+    """Cancel a planned note or a draft; a sent invitation is cancelled with the client."""
     from agent.app import outbox_decide
 
     outcome = outbox_decide(config_path, ident, approve=False)

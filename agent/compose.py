@@ -124,6 +124,14 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "rep_zone": str,
         "duration_minutes": int,
     },
+    "cancellation": {
+        "client": _CLIENT,
+        "rep": _REP,
+        "meeting": {"summary": str, "start": datetime, "end": datetime, "zone": str},
+        "client_zone": str,
+        "rep_zone": str,
+        "duration_minutes": int,
+    },
     "reminder": {**_PROMISE, "remaining": timedelta, "warning?": str},
     "escalation": {
         **_PROMISE,
@@ -249,6 +257,19 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "duration_minutes": 30,
         },
         "invitation": {
+            "client": client,
+            "rep": rep,
+            "meeting": {
+                "summary": "Godavari Textiles – Daniel Becker",
+                "start": datetime(2025, 3, 19, 11, 30, tzinfo=UTC),
+                "end": datetime(2025, 3, 19, 12, 0, tzinfo=UTC),
+                "zone": "Asia/Kolkata",
+            },
+            "client_zone": "Asia/Kolkata",
+            "rep_zone": "Europe/Berlin",
+            "duration_minutes": 30,
+        },
+        "cancellation": {
             "client": client,
             "rep": rep,
             "meeting": {

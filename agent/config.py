@@ -155,7 +155,11 @@ class Mailbox(_Strict):
     def _usable_calendar(self) -> Mailbox:
         # Weekend names and the holiday region are only checked when the calendar is built:
         # build it now, so a bad one is reported at load time and not by the running worker.
-        self.calendar()
+        if not any(self.calendar().hours.days):
+            raise ValueError(
+                "hours and weekend leave no open hours on any day, so no deadline could ever "
+                "be reached: open at least one day, e.g. hours = '09:00-17:00'"
+            )
         return self
 
     def calendar(self) -> BusinessCalendar:

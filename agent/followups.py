@@ -31,6 +31,10 @@ than :data:`LATE_THANKS` ago is not sent at all.
 
 Every note is moved into the client's business hours (their weekend and public holidays
 skipped), inside the rule's ``send_window``, and notes to one client are kept ``min_gap`` apart.
+A note found already due when planned (the agent was not running) goes out at the first such
+time from ``now``, not at once: never at night or on the client's weekend. Each note carries
+those times for the next two weeks (``send_spans``), so the outbox can hold one whose time
+passed while the worker was down until the next of them.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from agent.model import (
     Client,
     Direction,
     Event,
+    Interval,
     MessageKind,
     Thread,
     utc,
@@ -68,6 +73,9 @@ from agent.providers.protocol import KEY_HEADER, key_tag
 ClientCalendar = Callable[[Client], BusinessCalendar]
 Languages = Callable[[Thread], str]
 
+# The context key of the stretches a note may go out in, and how many days of them it carries.
+SEND_SPANS = "send_spans"
+SPAN_DAYS = 14
 # A step found overdue by more than this when planned is not sent late: the cadence ends.
 TOO_LATE = timedelta(days=7)
 # A thank-you found due longer ago than this (the agent was not running) is not sent at all.
@@ -467,8 +475,11 @@ def _steps(
                     f"follow-up {step} was due {due:%Y-%m-%d %H:%M} UTC, over "
                     f"{TOO_LATE.days} days ago; a chase that late is not sent"
                 )
-            # Only one overdue step at a time: the ones after it count from now.
-            base = world.now
+            # Sent late, a note still goes out inside the client's window, never at night;
+            # only one overdue step at a time: the ones after it count from when it goes.
+            late = into_window(cal, rule.send_window, world.now)
+            reason.append(f"overdue: goes out {_local(cal, late)} in the client's hours")
+            due = base = late
         else:
             base = due
         action = Action(
@@ -642,7 +653,7 @@ def _thank_yous(
                 continue
             assert rule is not None
             cal = client_calendar(client)
-            notes += _thank(event, client, attendees, world.rep(rep), rule, cal, ident)
+            notes += _thank(event, client, attendees, world.rep(rep), rule, cal, ident, world.now)
     return notes, decisions, obsolete
 
 
@@ -727,6 +738,7 @@ def _thank(
     rule: ThankYouRule,
     cal: BusinessCalendar,
     ident: str,
+    now: datetime,
 ) -> list[_Note]:
     present = [a for a in attendees if a.partstat.upper() != "DECLINED"]
     to = tuple(Address(a.email, a.name) for a in present)
@@ -748,7 +760,8 @@ def _thank(
         mailbox=event.mailbox, to=to, language="", client=client.key, rule=rule.name
     )
     notes = []
-    due = into_window(cal, rule.send_window, event.end + rule.delay)
+    # A note found due in the past goes out in the client's window from now, never at night.
+    due = into_window(cal, rule.send_window, max(event.end + rule.delay, now))
     notes.append(
         _Note(
             Action(
@@ -771,7 +784,7 @@ def _thank(
         )
     )
     if rule.feedback:
-        due = into_window(cal, rule.send_window, event.end + rule.delay_feedback)
+        due = into_window(cal, rule.send_window, max(event.end + rule.delay_feedback, now))
         notes.append(
             _Note(
                 Action(
@@ -888,7 +901,44 @@ def _space(pending: list[_Note]) -> list[Action]:
                     f"previous note to {note.action.client}"
                 )
             previous = note
-    return [dataclasses.replace(n.action, reason="; ".join(n.reason)) for n in pending]
+    return [
+        dataclasses.replace(
+            n.action,
+            reason="; ".join(n.reason),
+            context={
+                **n.action.context,
+                SEND_SPANS: send_spans(n.calendar, n.window, n.action.due),
+            },
+        )
+        for n in pending
+    ]
+
+
+def send_spans(
+    cal: BusinessCalendar, window: tuple[Shift, ...], due: datetime, days: int = SPAN_DAYS
+) -> list[dict[str, datetime]]:
+    """The stretches (UTC ``start``/``end``) from ``due`` on, for ``days`` days, when a note may
+    go out: open in ``cal`` and inside ``window`` (all open time without one). The outbox holds a
+    note found due outside them (the worker was down) until the next one starts."""
+    until = due + timedelta(days=days)
+    spans = []
+    for span in cal.open_intervals(due, until):
+        if not window:
+            spans.append(span)
+            continue
+        day = span.start.astimezone(cal.tz).date() - timedelta(days=1)
+        while True:
+            for shift in window:
+                start = utc(datetime.combine(day, shift.start, tzinfo=cal.tz))
+                end_day = day + timedelta(days=1) if shift.end == time(0) else day
+                end = utc(datetime.combine(end_day, shift.end, tzinfo=cal.tz))
+                a, b = max(start, span.start), min(end, span.end)
+                if a < b:
+                    spans.append(Interval(a, b))
+            if utc(datetime.combine(day, time(0), tzinfo=cal.tz)) >= span.end:
+                break
+            day += timedelta(days=1)
+    return [{"start": s.start, "end": s.end} for s in sorted(set(spans))]
 
 
 def _moved(cal: BusinessCalendar, raw: datetime, due: datetime) -> str:
@@ -901,8 +951,7 @@ def _moved(cal: BusinessCalendar, raw: datetime, due: datetime) -> str:
         if holiday:
             closed.append(holiday)
         elif not cal.is_business_day(day) and (not closed or closed[-1] != "the weekend"):
-            weekly_off = not cal.hours.days[day.weekday()]
-            closed.append("the weekend" if weekly_off else "a closed day")
+            closed.append("the weekend" if cal.is_weekend(day) else "a closed day")
         day += timedelta(days=1)
     after = f", after {' and '.join(closed)}" if closed else ""
     return f"moved to {_local(cal, due)} in the client's business hours{after}"

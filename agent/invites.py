@@ -4,10 +4,14 @@ Mail clients show Accept / Decline only when both the calendar and its MIME part
 ``METHOD:REQUEST`` and every TZID has a VTIMEZONE; Outlook shifts or mangles events whose zone
 it has to guess. So the event is written in the invitation's own zone (normalised by
 :mod:`agent.zones`, so a Windows name from Graph works too) with a VTIMEZONE that covers the
-days of the event.
+days of the event. A start or end in the repeated hour of a change back from summer time is
+written in UTC instead: a local time there names two instants, and readers take the first.
 
 The UID is derived from the invitation's key: building the same invitation twice gives the same
-UID, so a client that receives it again updates the event instead of adding a second one.
+UID, so a client that receives it again updates the event instead of adding a second one. A
+meeting moved to another time keeps the UID of the first invitation and counts SEQUENCE up, and
+a cancelled one goes out as ``METHOD:CANCEL`` under that UID (RFC 5546 3.2.2 and 3.2.5), so the
+client's calendar moves or removes the event rather than keeping the old one beside the new.
 
 :func:`invite_for` and :func:`hold_for` turn the planners' INVITE and HOLD actions into the
 :class:`~agent.model.Invite` the outbox mails or puts on the rep's calendar.
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 
 import icalendar
@@ -32,8 +36,9 @@ _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 
 
 def invite_uid(invite: Invite) -> str:
-    """The event UID for ``invite``: a hash of its key at the organizer's domain."""
-    digest = hashlib.sha256(invite.key.encode("utf-8")).hexdigest()[:32]
+    """The event UID for ``invite``: a hash of its ``uid_key`` (default: its key) at the
+    organizer's domain."""
+    digest = hashlib.sha256((invite.uid_key or invite.key).encode("utf-8")).hexdigest()[:32]
     return f"{digest}@{invite.organizer.domain or 'followup.invalid'}"
 
 
@@ -62,13 +67,14 @@ def _address(who: Address, *, attendee: bool) -> icalendar.vCalAddress:
 def build_invite(invite: Invite, *, stamp: datetime) -> bytes:
     """The invitation as iCalendar bytes (CRLF lines).
 
-    One VCALENDAR with ``METHOD:REQUEST`` holding a VTIMEZONE for ``invite.zone`` (covering the
-    day before the start to the day after the end) and one VEVENT: UID from
-    :func:`invite_uid`, ``DTSTAMP`` = ``stamp`` (the caller's clock), ``SEQUENCE:0``,
-    start and end in the zone's TZID, ``STATUS`` TENTATIVE for a hold (``invite.tentative``)
-    and CONFIRMED otherwise, ``TRANSP:OPAQUE``, ORGANIZER, and one ATTENDEE per address with
-    ``RSVP=TRUE`` and ``PARTSTAT=NEEDS-ACTION``. Raises ``ValueError`` for an unknown zone, an
-    end not after the start, or an unusable e-mail address.
+    One VCALENDAR with ``METHOD:REQUEST`` (``METHOD:CANCEL`` for ``invite.cancelled``) holding
+    a VTIMEZONE for ``invite.zone`` (covering the day before the start to the day after the end)
+    and one VEVENT: UID from :func:`invite_uid`, ``DTSTAMP`` = ``stamp`` (the caller's clock),
+    ``SEQUENCE`` = ``invite.sequence``, start and end in the zone's TZID (or UTC, see the module
+    docstring), ``STATUS`` CANCELLED for a cancellation, TENTATIVE for a hold
+    (``invite.tentative``) and CONFIRMED otherwise, ``TRANSP:OPAQUE``, ORGANIZER, and one
+    ATTENDEE per address with ``RSVP=TRUE`` and ``PARTSTAT=NEEDS-ACTION``. Raises
+    ``ValueError`` for an unknown zone, an end not after the start, or an unusable address.
     """
     if invite.end <= invite.start:
         raise ValueError(f"invitation {invite.key!r} ends before it starts")
@@ -81,21 +87,25 @@ def build_invite(invite: Invite, *, stamp: datetime) -> bytes:
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "REQUEST")
+    calendar.add("method", "CANCEL" if invite.cancelled else "REQUEST")
 
     event = icalendar.Event()
     event.add("uid", invite_uid(invite))
     event.add("dtstamp", stamp)
-    event.add("sequence", 0)
-    event.add("dtstart", invite.start.astimezone(tz))
-    event.add("dtend", invite.end.astimezone(tz))
+    event.add("sequence", invite.sequence)
+    # A start or end in a repeated hour is written in UTC, and the other with it: readers that
+    # move the end into the start's zone do so by wall-clock arithmetic.
+    in_utc = _repeated(invite.start, tz) or _repeated(invite.end, tz)
+    event.add("dtstart", invite.start.astimezone(UTC if in_utc else tz))
+    event.add("dtend", invite.end.astimezone(UTC if in_utc else tz))
     event.add("summary", _CONTROL.sub(" ", invite.summary).strip())
     if invite.description:
         event.add("description", invite.description)
     if invite.location:
         event.add("location", _CONTROL.sub(" ", invite.location).strip())
     # A hold stays OPAQUE: the time it keeps must stay busy for anyone else booking the rep.
-    event.add("status", "TENTATIVE" if invite.tentative else "CONFIRMED")
+    status = "CANCELLED" if invite.cancelled else "TENTATIVE" if invite.tentative else "CONFIRMED"
+    event.add("status", status)
     event.add("transp", "OPAQUE")
     event.add("organizer", _address(invite.organizer, attendee=False))
     for attendee in invite.attendees:
@@ -108,19 +118,34 @@ def build_invite(invite: Invite, *, stamp: datetime) -> bytes:
     return calendar.to_ical()
 
 
+def _repeated(instant: datetime, tz: tzinfo) -> bool:
+    """Whether ``instant``'s wall time in ``tz`` happens twice (a change back from summer time).
+
+    RFC 5545 (3.3.5) reads such a local time as its first occurrence, so 01:30 EST on New
+    York's fall-back night would be read an hour early.
+    """
+    local = instant.astimezone(tz)
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
 def attach_invite(msg: EmailMessage, ics: bytes, *, as_attachment: bool = False) -> None:
-    """Add ``ics`` to ``msg`` as a ``text/calendar; method=REQUEST; charset=utf-8`` alternative.
+    """Add ``ics`` to ``msg`` as a ``text/calendar; method=REQUEST; charset=utf-8`` alternative
+    (``method=CANCEL`` for a cancellation).
 
     A single-part message becomes ``multipart/alternative`` (its body first); in a
     ``multipart/mixed`` message the calendar joins the alternative body part. With
     ``as_attachment`` the same data is also attached as ``invite.ics``. Raises ``ValueError``
-    when ``ics`` is not a REQUEST.
+    when ``ics`` is neither a REQUEST nor a CANCEL.
     """
     text = ics.decode("utf-8")
-    if "METHOD:REQUEST" not in text.upper():
-        raise ValueError("only METHOD:REQUEST invitations go out as calendar alternatives")
+    upper = text.upper()
+    method = (
+        "REQUEST" if "METHOD:REQUEST" in upper else "CANCEL" if "METHOD:CANCEL" in upper else ""
+    )
+    if not method:
+        raise ValueError("only METHOD:REQUEST or CANCEL invitations go out as calendar parts")
     target = _alternative_of(msg)
-    target.add_alternative(text, subtype="calendar", params={"method": "REQUEST"})
+    target.add_alternative(text, subtype="calendar", params={"method": method})
     if as_attachment:
         msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
 
@@ -147,7 +172,8 @@ def invite_for(action: Action, organizer: Address) -> Invite:
     """The invitation an INVITE action carries: ``organizer`` (the rep) invites ``action.to``.
 
     The event is the context's ``meeting`` (``summary``, ``start``, ``end``, ``zone``: the
-    client's zone, so the client's calendar shows it as written). Raises ``ValueError`` for any
+    client's zone, so the client's calendar shows it as written; for an update or cancellation
+    also ``uid_key``, ``sequence`` and ``cancelled``). Raises ``ValueError`` for any
     other kind of action or a context without a usable meeting.
     """
     if action.kind is not ActionKind.INVITE:
@@ -164,8 +190,11 @@ def invite_for(action: Action, organizer: Address) -> Invite:
             attendees=tuple(action.to),
             description=str(meeting.get("description", "")),
             location=str(meeting.get("location", "")),
+            uid_key=str(meeting.get("uid_key", "")),
+            sequence=int(meeting.get("sequence", 0)),
+            cancelled=bool(meeting.get("cancelled", False)),
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"{action.key}: no usable meeting in the context ({exc})") from exc
 
 

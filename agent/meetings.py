@@ -9,9 +9,14 @@ the terms; without one, no proposals are made.
 When the client answers a proposal the agent sent, :func:`chosen_slot` reads the answer against
 the times the proposal offered ("Tuesday at 10 works", "the second option", "Option 2",
 "2番目でお願いします", "الخيار الثاني"). A clear choice that is still free in the rep's calendar
-becomes an INVITE note (a calendar request the client can accept in one click); a choice the
+becomes an INVITE note (a calendar request the client can accept in one click; after an earlier
+invitation in the thread, an update of that event with the next SEQUENCE); a choice the
 calendar has meanwhile taken becomes a fresh proposal, with a decision saying why; an unclear
 answer is left to the rep (the promise clock is already running for it).
+
+Proposals and invitations answer the client, so they go out when the rep would send them: at
+the rep's next business hour from ``now`` (times are offered, and a chosen time checked, from
+then), never at night because the client's mail was read then.
 
 With ``hold = true`` the proposed times are also held on the rep's calendar as HOLD actions,
 released once a time is chosen (or a new proposal replaces them) or ``hold_for`` after the
@@ -38,6 +43,7 @@ from babel.dates import get_day_names, get_month_names
 from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
 from agent.errors import Problem
+from agent.followups import SEND_SPANS, send_spans
 from agent.model import (
     Action,
     ActionKind,
@@ -686,6 +692,42 @@ def _releases(proposal: Action, now: datetime, why: str) -> list[Action]:
     ]
 
 
+def freed_events(
+    invite: Action, events: Iterable[Event], uid: str, *, cancelled: bool = False
+) -> list[Action]:
+    """HOLD ``remove`` actions for the events on the rep's calendar that carry the meeting's
+    ``uid`` (the rep accepted or added it) at a time ``invite`` no longer books: the old time of
+    a moved meeting, or every time of a cancelled one. Nobody is notified by the removal."""
+    meeting = invite.context.get("meeting") or {}
+    start = meeting.get("start")
+    found = []
+    for event in events:
+        if event.mailbox != invite.mailbox or event.uid != uid or event.status == "cancelled":
+            continue
+        if not cancelled and event.start == start:
+            continue
+        found.append(
+            Action(
+                key=f"remove/{event.provider_id}/{invite.key}",
+                kind=ActionKind.HOLD,
+                mailbox=invite.mailbox,
+                due=invite.due,
+                to=(),
+                language=invite.language,
+                template="",
+                reason=(
+                    f"the meeting of {_stamp(event.start)} "
+                    f"{'is cancelled' if cancelled else 'moved'}: it leaves the rep's calendar"
+                ),
+                client=invite.client,
+                thread_id=invite.thread_id,
+                rule=invite.rule,
+                context={"op": "remove", "event": event.provider_id, "invite": invite.key},
+            )
+        )
+    return found
+
+
 def holds_until(action: Action) -> datetime | None:
     value = action.context.get("holds_until")
     return value if isinstance(value, datetime) else None
@@ -878,6 +920,11 @@ def plan(
 
         zone = client.zone or "UTC"
         own_busy = _busy_for(thread.mailbox, thread.thread_id, busy, held)
+        # An answer to the client goes out in the rep's business hours, as the rep would
+        # send it, never at night because the client's mail was read then.
+        send_at = rep.calendar.next_open(now)
+        # Held by the outbox to these stretches if found due outside them (the worker was down).
+        hours = {SEND_SPANS: send_spans(rep.calendar, (), send_at)}
         answered = _answered(thread, mine, reply, notes)
         why = ""
         if answered is not None:
@@ -885,12 +932,12 @@ def plan(
             choice = chosen_slot(reply.body or "", offered, zone)
             if choice.status == CHOSEN and choice.index is not None:
                 slot = offered[choice.index]
-                conflict = _conflict(slot, own_busy, now, rep.zone)
+                conflict = _conflict(slot, own_busy, send_at, rep.zone)
                 if not conflict:
                     invite = _invite(
-                        thread, client, rep, rule, reply, slot, choice, language_of(), now
+                        thread, client, rep, rule, reply, slot, choice, language_of(), send_at, mine
                     )
-                    actions.append(invite)
+                    actions.append(dataclasses.replace(invite, context={**invite.context, **hours}))
                     for p in mine:
                         settled.setdefault(p.key, f"{client.name} chose a time")
                     continue
@@ -924,7 +971,7 @@ def plan(
             why = f"{client.name} asked for a meeting ({why})"
         key = f"proposal/{thread.mailbox}/{thread.thread_id}/{reply.message_id}"
         context, missing = _offer(
-            client, reply.sender.email, rep, rule, client_calendar(client), own_busy, now
+            client, reply.sender.email, rep, rule, client_calendar(client), own_busy, send_at
         )
         if not context:
             decisions.append(
@@ -939,7 +986,7 @@ def plan(
             rule,
             reply,
             language_of(),
-            now,
+            send_at,
             key=key,
             kind=ActionKind.PROPOSAL,
             template="proposal",
@@ -947,7 +994,7 @@ def plan(
                 f"rule {rule.name!r}: {why}; {len(context['slots'])} times that suit "
                 f"{zone} and {rep.zone}"
             ),
-            context={"rep": {"name": rep.name}, **context},
+            context={"rep": {"name": rep.name}, **context, **hours},
         )
         actions.append(proposal)
         if rule.hold:
@@ -979,10 +1026,13 @@ def _invite(
     choice: Choice,
     language: str,
     now: datetime,
+    mine: Sequence[Action] = (),
 ) -> Action:
     zone = client.zone or "UTC"
     local = slot.start.astimezone(ZoneInfo(zone))
     company = client.company or client.name
+    key = f"invite/{thread.mailbox}/{thread.thread_id}/{_stamp(slot.start)}"
+    uid_key, sequence, moved = _update_of(mine, key)
     return _answer(
         thread,
         client,
@@ -990,12 +1040,12 @@ def _invite(
         reply,
         language,
         now,
-        key=f"invite/{thread.mailbox}/{thread.thread_id}/{_stamp(slot.start)}",
+        key=key,
         kind=ActionKind.INVITE,
         template="invitation",
         reason=(
             f"rule {rule.name!r}: {client.name} chose {local:%a %d %b %H:%M} ({zone}) "
-            f"({choice.why}); still free in {rep.name}'s calendar: invitation sent"
+            f"({choice.why}); still free in {rep.name}'s calendar: invitation sent{moved}"
         ),
         context={
             "rep": {"name": rep.name, "email": rep.address},
@@ -1004,12 +1054,37 @@ def _invite(
                 "start": slot.start,
                 "end": slot.end,
                 "zone": zone,
+                "uid_key": uid_key,
+                "sequence": sequence,
             },
             "client_zone": zone,
             "rep_zone": rep.zone,
             "duration_minutes": int((slot.end - slot.start) / timedelta(minutes=1)),
         },
     )
+
+
+def _update_of(mine: Sequence[Action], key: str) -> tuple[str, int, str]:
+    """``(uid_key, sequence, why)`` for the invitation ``key`` in a thread whose earlier
+    meeting notes are ``mine``: after an earlier invitation (or its cancellation) for another
+    time, the same event with the next SEQUENCE, so the client's calendar moves it rather than
+    keeping the old time beside the new; otherwise a new event under ``key``."""
+    before = [a for a in mine if a.kind is ActionKind.INVITE and a.key != key]
+    if not before:
+        return key, 0, ""
+
+    def sequence(a: Action) -> int:
+        try:
+            return int(a.context["meeting"].get("sequence", 0))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return 0
+
+    last = max(before, key=lambda a: (sequence(a), a.due, a.key))
+    meeting = last.context.get("meeting") or {}
+    uid_key = str(meeting.get("uid_key") or last.key)
+    start = meeting.get("start")
+    moved = f" of {_stamp(start)}" if isinstance(start, datetime) else ""
+    return uid_key, sequence(last) + 1, f"; an update: it moves the meeting{moved}"
 
 
 def _answer(
@@ -1026,7 +1101,8 @@ def _answer(
     reason: str,
     context: dict[str, Any],
 ) -> Action:
-    """A note answering the client's ``reply`` in its thread, due ``now``."""
+    """A note answering the client's ``reply`` in its thread, due ``now`` (the time it is to
+    go out: the rep's next business hour)."""
     to = Address(reply.sender.email, reply.sender.name)
     return Action(
         key=key,

@@ -234,6 +234,10 @@ class SentRef:
 class Invite:
     """An event to create on the rep's calendar and send to its attendees.
 
+    ``uid_key`` (default ``key``) is what the event's UID is derived from, so that a moved
+    meeting is the same event with a higher ``sequence``; ``cancelled`` makes it a
+    cancellation.
+
     ``tentative`` marks a hold: time kept free on the rep's own calendar for a proposed
     meeting. Providers create it as tentative (still busy for other bookings) and with no
     attendees besides the rep, so nobody is invited.
@@ -250,6 +254,11 @@ class Invite:
     location: str = ""
     send_updates: bool = True
     tentative: bool = False
+    # An update of an invitation already sent keeps its UID (the key it was derived from) and
+    # counts SEQUENCE up; a cancellation says METHOD:CANCEL under that UID.
+    uid_key: str = ""
+    sequence: int = 0
+    cancelled: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", utc(self.start))

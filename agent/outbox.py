@@ -36,7 +36,11 @@ folder) until the rep sends it or runs ``followup outbox approve``; reminders an
 to the team are always sent.
 
 An INVITE note carries its ``text/calendar; method=REQUEST`` part, added where the message is
-composed. HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
+composed. Cancelling an invitation already sent plans a ``method=CANCEL`` note under the same
+UID instead (``cancel/...``), so the meeting leaves the client's calendar, and a HOLD ``remove``
+for the meeting's event on the rep's calendar, if the rep has one.
+
+HOLD actions send no mail: given the mailbox's calendar (``calendars``), a ``create``
 puts a tentative hold on the rep's calendar (``create_event`` is idempotent on the key, so an
 unknown outcome is simply tried again) and a ``release`` deletes it with ``delete_event``
 (deleting an event already gone is not an error, so that too is simply tried again).
@@ -65,7 +69,9 @@ from agent.errors import (
     Transient,
     WebhookRefused,
 )
-from agent.invites import attach_invite, build_invite, hold_for, invite_for
+from agent.followups import SEND_SPANS
+from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
+from agent.meetings import freed_events
 from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
 from agent.store import (
@@ -250,6 +256,9 @@ class Outbox:
                 return Outcome(key, SENT, "sent by the rep")
             return Outcome(key, DRAFTED, "waiting for the rep to send or approve")
         if status == PLANNED:
+            held = self._outside_hours(action, row, now)
+            if held is not None:
+                return held
             if self._over_cap(action, now):
                 return Outcome(key, PLANNED, f"daily cap of {self.daily_cap} reached")
             return self._draft_and_send(action, provider, now)
@@ -269,6 +278,31 @@ class Outbox:
         if not self.store.transition(key, [PLANNED], SHADOWED):
             return Outcome(key, "taken", "another worker took it")
         return Outcome(key, SHADOWED, "shadow mode: would have gone out now")
+
+    def _outside_hours(self, action: Action, row: dict[str, Any], now: datetime) -> Outcome | None:
+        """Hold a note found due outside the stretches it may go out in (``send_spans``: the
+        client's hours and send window, or the rep's for an answer), as when the worker was down
+        at its time: it waits for the next stretch instead of going out at night. A note past
+        its last stretch goes now, as before."""
+        spans = action.context.get(SEND_SPANS)
+        if not spans or action.kind in INTERNAL_KINDS:
+            return None
+        try:
+            bounds = [(s["start"], s["end"]) for s in spans]
+            if any(start <= now < end for start, end in bounds):
+                return None
+            later = min((start for start, _ in bounds if start > now), default=None)
+        except (KeyError, TypeError):
+            return None
+        if later is None:
+            return None
+        if not self.store.transition(action.key, [PLANNED], PLANNED, due=later):
+            return Outcome(action.key, "taken", "another worker took it")
+        return Outcome(
+            action.key,
+            PLANNED,
+            f"outside the hours it may go out in: waits until {later:%Y-%m-%d %H:%M} UTC",
+        )
 
     def _post(self, action: Action, row: dict[str, Any]) -> Outcome:
         """A team webhook: no mailbox involved. A repeated post after a crash at worst repeats
@@ -311,6 +345,15 @@ class Outbox:
             return Outcome(key, "taken", "another worker took it")
         if action.context.get("op") == "release":
             return self._release(action, calendar)
+        if action.context.get("op") == "remove":
+            try:
+                # As for a release: deleting an event already gone is not an error.
+                calendar.delete_event(str(action.context["event"]))
+            except Permanent as exc:
+                self.store.transition(key, [SENDING], FAILED, last_error=f"remove: {exc}")
+                return Outcome(key, FAILED, str(exc))
+            self.store.transition(key, [SENDING], SENT)
+            return Outcome(key, SENT, "the old meeting left the rep's calendar")
         try:
             event_id = calendar.create_event(hold_for(action, self.senders[action.mailbox]))
         except (Permanent, ValueError) as exc:
@@ -647,10 +690,14 @@ class Outbox:
             return self._draft_and_send(action, provider, now, force_send=True)
         return Outcome(row["key"], row["status"], "nothing to approve")
 
-    def cancel(self, ident: int | str) -> Outcome:
+    def cancel(self, ident: int | str, now: datetime | None = None) -> Outcome:
+        """Cancel a planned note or a draft; for an invitation already sent (given ``now``),
+        plan its cancellation to the client instead."""
         row = self.store.outbox_row(ident)
         if row is None:
             raise KeyError(ident)
+        if row["status"] == SENT and row["kind"] == ActionKind.INVITE.value and now is not None:
+            return self._cancel_meeting(action_from_json(row["action"]), now)
         ok = self.store.transition(row["key"], [PLANNED, DRAFTED], CANCELLED)
         if not ok:
             return Outcome(row["key"], row["status"])
@@ -663,3 +710,45 @@ class Outbox:
         if after["draft_id"]:
             return Outcome(row["key"], CANCELLED, "its draft is removed on the next pass")
         return Outcome(row["key"], CANCELLED, "its draft was removed from the mailbox")
+
+    def _cancel_meeting(self, invite: Action, now: datetime) -> Outcome:
+        """A ``METHOD:CANCEL`` under the sent invitation's UID, with a SEQUENCE above every
+        invitation of that event, sent to the client on the next run (template
+        ``cancellation``): the client's calendar then removes the meeting."""
+        meeting = dict(invite.context.get("meeting") or {})
+        if meeting.get("cancelled"):
+            return Outcome(invite.key, SENT, "this is a cancellation already")
+        uid_key = str(meeting.get("uid_key") or invite.key)
+        latest: tuple[int, bool, str, str] = (-1, False, "", "")
+        for row in self.store.outbox(mailbox=invite.mailbox):
+            if row["kind"] != ActionKind.INVITE.value or row["thread_id"] != invite.thread_id:
+                continue
+            other = dict(action_from_json(row["action"]).context.get("meeting") or {})
+            if str(other.get("uid_key") or row["key"]) == uid_key:
+                seen = (int(other.get("sequence", 0)), bool(other.get("cancelled")))
+                latest = max(latest, (*seen, str(row["key"]), str(row["status"])))
+        sequence, cancelled, key, status = latest
+        if cancelled:
+            return Outcome(key, status, "the meeting is cancelled already")
+        cancel = replace(
+            invite,
+            key=f"cancel/{uid_key}/{sequence + 1}",
+            due=now,
+            template="cancellation",
+            reason=f"the rep cancelled the meeting of {invite.key}",
+            context={
+                **invite.context,
+                "meeting": {
+                    **meeting,
+                    "uid_key": uid_key,
+                    "sequence": sequence + 1,
+                    "cancelled": True,
+                },
+            },
+            mode="send",  # the rep asked for it: no draft to approve
+        )
+        sender = self.senders[invite.mailbox]
+        uid = invite_uid(invite_for(cancel, sender))
+        events = self.store.events(invite.mailbox)
+        self.store.enqueue([cancel, *freed_events(cancel, events, uid, cancelled=True)])
+        return Outcome(cancel.key, PLANNED, "the cancellation goes to the client on the next run")

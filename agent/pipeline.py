@@ -20,9 +20,20 @@ from agent.calendars import busy_from_events
 from agent.clients import load_clients
 from agent.config import Settings
 from agent.errors import ClientsError, CursorExpired, Problem, RulesError
+from agent.invites import invite_for, invite_uid
 from agent.language import choose_language
 from agent.meetings import MeetingRule, parse_meeting_rules
-from agent.model import Action, ActionKind, Client, Direction, Event, Interval, Message, Thread
+from agent.model import (
+    Action,
+    ActionKind,
+    Address,
+    Client,
+    Direction,
+    Event,
+    Interval,
+    Message,
+    Thread,
+)
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules
 from agent.store import SENT, Store, action_from_json
@@ -107,9 +118,10 @@ def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
 
 
 def client_calendar(client: Client) -> BusinessCalendar:
-    """A client's business hours: their zone and country's holidays, 09:00-17:00 on weekdays.
+    """A client's business hours: 09:00-17:00 in their zone on their country's working days.
 
-    Countries with a Friday-Saturday week get that weekend.
+    The weekend, public holidays and substituted working days are the ``holidays`` package's for
+    the country (see :meth:`BusinessCalendar.regional`); without a country, Monday to Friday.
     """
     return _region_calendar(client.zone or "UTC", client.country, client.subdivision)
 
@@ -117,13 +129,7 @@ def client_calendar(client: Client) -> BusinessCalendar:
 @lru_cache(maxsize=1024)
 def _region_calendar(zone: str, country: str, subdivision: str) -> BusinessCalendar:
     # Calendars memoise their days, so sharing one per region keeps planning fast.
-    weekend = ("fri", "sat") if country in FRI_SAT_COUNTRIES else ("sat", "sun")
-    return BusinessCalendar.simple(
-        zone, "09:00-17:00", weekend, country=country, subdivision=subdivision
-    )
-
-
-FRI_SAT_COUNTRIES = frozenset({"SA", "AE", "BH", "KW", "OM", "QA", "EG", "JO", "IQ", "DZ", "SY"})
+    return BusinessCalendar.regional(zone, "09:00-17:00", country, subdivision)
 
 
 def threads(team: Team, messages: Iterable[Message]) -> list[Thread]:
@@ -339,7 +345,8 @@ def meetings_for(
     """:func:`plan_meetings` over threads already built."""
     if not team.meetings:
         return meetings.MeetingPlan((), ())
-    return meetings.plan(
+    events = list(events)
+    result = meetings.plan(
         thread_list,
         list(team.meetings),
         team.reps(),
@@ -350,6 +357,16 @@ def meetings_for(
         earlier=earlier,
         notes=sent_notes,
     )
+    # A moved meeting's old time leaves the rep's calendar, where the rep had put it.
+    freed = []
+    for action in result.actions:
+        if action.kind is ActionKind.INVITE and action.context["meeting"].get("sequence"):
+            rep = team.reps()[action.mailbox]
+            uid = invite_uid(invite_for(action, Address(rep.address, rep.name)))
+            freed += meetings.freed_events(action, events, uid)
+    if not freed:
+        return result
+    return dataclasses.replace(result, actions=(*result.actions, *freed))
 
 
 def record(

@@ -124,6 +124,12 @@ def _fmt(td: timedelta) -> str:
     return f"-{text}" if minutes < 0 else text
 
 
+def _target(rule: PromiseRule) -> str:
+    if rule.target_days:
+        return f"{rule.target_days} business day{'s' if rule.target_days != 1 else ''}"
+    return _fmt(rule.target)
+
+
 def plan(
     threads: Iterable[Thread],
     rules: RuleSet,
@@ -244,13 +250,18 @@ def _evaluate(
     cal = _clock(rule, rep, client, client_calendar)
     received = start.message.date
     clock_start = cal.next_open(received) if rule.clock == "business" else received
-    deadline = _advance(cal, rule, clock_start, rule.target)
+    if rule.target_days:
+        deadline = cal.add_days(clock_start, rule.target_days)
+        target = cal.between(clock_start, deadline)  # warnings are shares of this
+    else:
+        deadline = _advance(cal, rule, clock_start, rule.target)
+        target = rule.target
     base = f"promise/{thread.mailbox}/{thread.thread_id}/{cycle}"
     keys: set[str] = set()
     actions: list[Action] = []
     warn_times = []
     for i, w in enumerate(rule.warn):
-        due = _advance(cal, rule, clock_start, w.offset(rule.target))
+        due = _advance(cal, rule, clock_start, w.offset(target))
         keys.add(f"{base}/warn/{i}")
         if due < deadline:
             warn_times.append((i, w, due))
@@ -305,7 +316,7 @@ def _evaluate(
                         reason=(
                             f"rule {rule.name!r}: {client.name} wrote at "
                             f"{received_at} UTC; "
-                            f"reply due {deadline_at} UTC ({_fmt(rule.target)} of "
+                            f"reply due {deadline_at} UTC ({_target(rule)} of "
                             f"{hours} {rule.clock} hours in {cal.zone}); warning {w.label}"
                         ),
                         context={**context, "remaining": deadline - due, "warning": w.label},

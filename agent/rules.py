@@ -41,6 +41,7 @@ DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$"
 )
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s*bd\s*$")
 # Nothing a team promises, waits for or searches is counted in years: a longer span is a typo,
 # and business-time arithmetic would walk the calendar for centuries to honour it.
 LONGEST = timedelta(days=366)
@@ -110,6 +111,9 @@ class PromiseRule:
     target: timedelta
     source: str
     clock: str = "business"
+    # A target in whole business days ("2bd"): the same local time that many business days on.
+    # ``target`` then holds a day's worth per business day, for display only.
+    target_days: int = 0
     hours_of: str = "rep"
     match: Match = field(default_factory=Match)
     warn: tuple[Warning, ...] = ()
@@ -180,8 +184,17 @@ def _parse_promise(
     if kind not in KINDS:
         bad("kind", f"{kind!r} is not a kind; use one of {', '.join(KINDS)}")
     target = timedelta(0)
+    target_days = 0
+    days = BUSINESS_DAYS.match(str(raw.get("target", "")))
     if "target" not in raw:
         bad("target", 'missing: how long the rep has to answer, such as target = "4h"')
+    elif days:
+        target_days = int(days[1])
+        target = timedelta(days=target_days)
+        if not 0 < target_days <= 366:
+            bad("target", f"{raw['target']!r}: use 1 to 366 business days, such as '2bd'")
+        if raw.get("clock", "business") != "business":
+            bad("target", "business days ('2bd') count on the business clock; use '2d' here")
     else:
         try:
             target = parse_duration(str(raw["target"]))
@@ -266,6 +279,7 @@ def _parse_promise(
         kind=kind,
         target=target,
         source=source,
+        target_days=target_days,
         clock=str(clock),
         hours_of=str(hours_of),
         match=match,

@@ -215,12 +215,16 @@ def invitations(console: Console, result: Any) -> None:
     if not invites:
         return
     table = Table(
-        title="Invitations (text/calendar; method=REQUEST: Accept / Decline)", expand=True
+        title="Invitations (text/calendar; method=REQUEST: Accept / Decline; an update moves "
+        "the same event)",
+        expand=True,
     )
-    for col in ("client", "their time", "rep's time", "lang", "status", "file"):
+    for col in ("client", "their time", "rep's time", "lang", "event", "status", "file"):
         table.add_column(col, overflow="fold")
     for a in invites:
         meeting = a.context.get("meeting", {})
+        sequence = int(meeting.get("sequence", 0) or 0)
+        event = f"update, SEQUENCE {sequence}" if sequence else "new"
         start, zone = meeting.get("start"), str(meeting.get("zone", "UTC"))
         rep_zone = str(a.context.get("rep_zone") or result.zones.get(a.mailbox, "UTC"))
         outcome = result.outcomes.get(a.key)
@@ -230,6 +234,7 @@ def invitations(console: Console, result: Any) -> None:
             f"{local(start, zone)} {zone}",
             f"{local(start, rep_zone)} {rep_zone}",
             a.language,
+            event,
             outcome.status if outcome else "due",
             path.name if path else "",
         )

@@ -245,6 +245,48 @@ def test_riyadh_founding_day_falls_on_sunday_so_the_clock_waits_for_monday() -> 
     assert cal.next_open(at(zones.RIYADH, 2026, 2, 19, 18)) == at(zones.RIYADH, 2026, 2, 23, 9)
 
 
+# Countries whose week is not Monday to Friday, and two that are: what each day is (weekend,
+# substituted working day, holiday) comes from the package, never from this file.
+SHANGHAI = "Asia/Shanghai"
+WEEKS = ("AE", "IL", "IR", "BN", "BD", "YE", "SD", "MV", "AF", "SA", "CN", "DE")
+
+
+@pytest.mark.parametrize("country", WEEKS)
+def test_a_clients_calendar_keeps_the_countrys_own_week(country: str) -> None:
+    from agent.model import Client
+    from agent.pipeline import client_calendar
+
+    table = holidays.country_holidays(country, years=(2021, 2022, 2026, 2027))
+    client = Client(key="c", name="C", zone="UTC", country=country)
+    cal = client_calendar(client)
+    # 2021-2022 takes in the UAE's change of weekend on 1 January 2022.
+    for first in (date(2021, 10, 1), date(2026, 1, 1)):
+        for offset in range(0, 200):
+            day = first + timedelta(days=offset)
+            assert cal.is_business_day(day) == table.is_working_day(day), (country, day)
+            if table.is_weekend(day) and day not in table.weekend_workdays:
+                assert cal.is_weekend(day), (country, day)
+
+
+def test_substituted_working_days_are_open() -> None:
+    table = holidays.country_holidays("CN", years=2026)
+    moved = sorted(d for d in table.weekend_workdays if d.year == 2026)
+    assert moved, "premise: the holidays package lists China's working weekend days for 2026"
+    cal = BusinessCalendar.regional(SHANGHAI, "09:00-18:00", country="CN")
+    for day in moved:
+        assert day.weekday() in table.weekend
+        assert cal.is_business_day(day) and not cal.is_weekend(day)
+        midnight = at(SHANGHAI, day.year, day.month, day.day)
+        assert cal.next_open(midnight) == at(SHANGHAI, day.year, day.month, day.day, 9)
+    plain = BusinessCalendar.simple(SHANGHAI, "09:00-18:00", country="CN")
+    assert not any(plain.is_business_day(day) for day in moved)  # the fixed week closes them
+
+
+def test_a_calendar_following_a_country_needs_one() -> None:
+    with pytest.raises(ValueError, match="needs a country"):
+        BusinessCalendar(zones.BERLIN, WeeklyHours.parse("09:00-17:00"), country_week=True)
+
+
 def test_german_christmas_and_the_weekend_after_it() -> None:
     cal = BusinessCalendar.simple(zones.BERLIN, country="DE")
     assert cal.holiday_name(date(2026, 12, 25)) == listed("DE", date(2026, 12, 25))

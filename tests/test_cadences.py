@@ -254,3 +254,10 @@ def test_a_wait_reads_as_words() -> None:
     assert str(Wait.parse("3d")) == "3 business days"
     assert str(Wait.parse("1d")) == "1 business day"
     assert str(Wait.parse("1h30m")) == "1.5 business hours"
+
+
+def test_bd_counts_business_days_like_d() -> None:
+    assert Wait.parse("2bd").days == Wait.parse("2d").days == 2
+    cal = BusinessCalendar.simple("Europe/Berlin")  # no holidays: only the weekend in between
+    start = datetime(2026, 11, 19, 14, 0, tzinfo=UTC)  # Thursday 15:00 in Berlin
+    assert Wait.parse("2bd").after(cal, start) == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)

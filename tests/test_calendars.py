@@ -4,11 +4,12 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import icalendar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.calendars import busy_from_ics, events_from_ics, merge
+from agent.calendars import busy_from_ics, events_from_ics, merge, read_ics
 from agent.model import Interval
 
 ICS = Path(__file__).parent / "ics"
@@ -157,3 +158,51 @@ def test_merge_keeps_exactly_the_covered_minutes(raw: list[tuple[int, int]]) -> 
         got.update(range(start, end))
     assert covered == got
     assert all(x.end < y.start for x, y in itertools.pairwise(merged))
+
+
+# -- calendar files from the wild -------------------------------------------------------------
+
+
+def test_a_broken_property_unrelated_to_time_costs_only_that_property() -> None:
+    # Apple writes X-APPLE-RADIUS as a parameter; a stray line of it (no colon) has been seen
+    # on its own, here with a SEQUENCE that is no number and an alarm whose TRIGGER is cut.
+    found, problems = read_ics(load("apple_stray_property_line.ics"), MARCH, "rep")
+    assert problems == []
+    visit = next(e for e in found if e.uid == "site-visit@example.com")
+    assert (visit.start, visit.end) == (at(12, 13), at(12, 14, 30))  # 14:00-15:30 CET
+    assert [e.uid for e in found] == ["site-visit@example.com", "plain@example.com"]
+
+
+def test_a_broken_time_property_still_drops_its_event() -> None:
+    data = load("apple_stray_property_line.ics").replace(
+        b"DTEND;TZID=Europe/Berlin:20260312T153000", b"DTEND;TZID=Europe/Berlin:half past three"
+    )
+    found, problems = read_ics(data, MARCH, "rep")
+    assert [e.uid for e in found] == ["plain@example.com"]
+    assert [uid for uid, _ in problems] == ["site-visit@example.com"]
+
+
+def test_lines_are_unfolded_as_icalendar_unfolds_them() -> None:
+    # Mozilla's exports have been seen with a blank line before a continuation line.
+    data = load("mozilla_blank_line_before_continuation.ics")
+    [theirs] = icalendar.Calendar.from_ical(data).walk("VEVENT")
+    [event] = events_from_ics(data, MARCH, "rep")
+    assert event.start == theirs["DTSTART"].dt.astimezone(UTC) == at(31, 7, 30)
+    assert event.end == theirs["DTEND"].dt.astimezone(UTC) == at(31, 9)
+    assert event.summary == str(theirs["SUMMARY"])
+
+
+def test_an_end_in_another_zone_is_read_exactly_across_a_change_of_offset() -> None:
+    # Start 00:59 EDT, end 01:29 EST written in UTC: 90 minutes, across New York's fall back.
+    data = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//x//EN\r\nBEGIN:VEVENT\r\n"
+        b"UID:fallback@example.com\r\nDTSTAMP:20250101T000000Z\r\n"
+        b"DTSTART;TZID=America/New_York:20251102T005900\r\nDTEND:20251102T062900Z\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    window = Interval(datetime(2025, 11, 1, tzinfo=UTC), datetime(2025, 11, 3, tzinfo=UTC))
+    [event] = events_from_ics(data, window, "rep")
+    assert event.start == datetime(2025, 11, 2, 4, 59, tzinfo=UTC)
+    assert event.end == datetime(2025, 11, 2, 6, 29, tzinfo=UTC)
+    [theirs] = icalendar.Calendar.from_ical(data).walk("VEVENT")
+    assert event.end == theirs["DTEND"].dt

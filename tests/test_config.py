@@ -56,3 +56,15 @@ def test_a_moved_key_says_where_it_lives_now(tmp_path: Path) -> None:
     (problem,) = err.value.problems
     assert problem.where == "outbox.min_gap_hours"
     assert 'min_gap = "24h"' in problem.message and "rules/README.md" in problem.message
+
+
+def test_a_mailbox_that_is_never_open_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[mailboxes]]\nname = "asha"\nprovider = "local"\naddress = "a@x.io"\nrep_name = "A"\n'
+        'zone = "Asia/Kolkata"\nweekend = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    [problem] = [str(p) for p in err.value.problems]
+    assert problem.startswith(f"{path}:mailboxes[asha]") and "no open hours" in problem

@@ -829,7 +829,8 @@ def crash_lanes(lanes: list[Harness], runs: int, name: str) -> None:
     reference = references[0]
     assert all(r == reference for r in references)
     kinds = Counter(reference.values())
-    assert {"reminder", "escalation", "thank_you", "proposal"} <= set(kinds), kinds
+    # (Kenji's thank-you waits for Tokyo's next business morning: not due in these rounds.)
+    assert {"reminder", "escalation", "proposal"} <= set(kinds), kinds
 
     errors: list[BaseException] = []
 

@@ -5,6 +5,7 @@ import re
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -50,8 +51,8 @@ def test_demo_answers_a_chosen_time_with_an_invitation_in_the_clients_language(
     # Beatriz picked "a segunda opção, quinta-feira às 9h" from the proposal Asha sent Monday.
     [proposal] = [a for a in actions if a["client"] == "beatriz-costa" and a["kind"] == "proposal"]
     assert proposal["status"] == "sent" and proposal["due"] == "2026-11-23T12:00:00Z"
-    [invite] = [a for a in actions if a["kind"] == "invite"]
-    assert invite["client"] == "beatriz-costa" and invite["language"] == "pt"
+    [invite] = [a for a in actions if a["kind"] == "invite" and a["client"] == "beatriz-costa"]
+    assert invite["language"] == "pt"
     assert invite["key"].endswith("/20261126T1200Z")  # Thursday 09:00 in São Paulo
     [eml] = sorted((out / "outbox").glob("*-invite-beatriz-costa.eml"))
     msg = message_from_bytes(eml.read_bytes(), policy=default)
@@ -64,6 +65,38 @@ def test_demo_answers_a_chosen_time_with_an_invitation_in_the_clients_language(
     assert "mailto:beatriz@costaalimentos.com.br" in ics
     text = msg.get_body(("plain",)).get_content()
     assert "quinta-feira, 26 de novembro de 2026 09:00" in text
+
+
+def test_demo_moves_a_meeting_with_an_update_and_offers_times_in_a_friday_saturday_week(
+    tmp_path: Path,
+) -> None:
+    import holidays
+    import icalendar
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    actions = [a for a in json.loads(result.output) if a["client"] == "noa-levi"]
+    # Noa is in Israel: her week, from the holidays package, is not Saudi Arabia's table.
+    week = holidays.country_holidays("IL", years=2026)
+    assert week.weekend != {5, 6}, "premise: Israel's weekend is not Saturday-Sunday"
+    emls = sorted((out / "outbox").glob("*-noa-levi.eml"))
+    events = []
+    for eml in emls:
+        msg = message_from_bytes(eml.read_bytes(), policy=default)
+        for part in msg.walk():
+            if part.get_content_type() == "text/calendar":
+                events.append(icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")[0])
+    invites = [a for a in actions if a["kind"] == "invite"]
+    assert [a["status"] for a in invites] == ["sent", "drafted"]
+    # The first invitation went out; the second, for the new time, is the same event updated.
+    first, moved = events
+    assert str(first["UID"]) == str(moved["UID"])
+    assert (int(first["SEQUENCE"]), int(moved["SEQUENCE"])) == (0, 1)
+    assert moved["DTSTART"].dt != first["DTSTART"].dt
+    day = moved["DTSTART"].dt.astimezone(ZoneInfo("Asia/Jerusalem")).date()
+    # A day a Saturday-Sunday week would close, open in hers.
+    assert week.is_working_day(day) and day.weekday() >= 5
 
 
 def test_demo_prints_the_timeline_with_reasons(tmp_path: Path) -> None:

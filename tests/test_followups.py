@@ -3,8 +3,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -371,8 +372,39 @@ def test_the_agents_own_note_is_not_a_new_rep_message() -> None:
 def test_an_agent_started_late_sends_one_overdue_step_and_spaces_the_rest() -> None:
     now = at(26, 20)  # Thu 26 Nov 14:00 local: step 1 was due Tue 24 and never went out
     steps = follow_ups(run([ASKED, ANCHOR], now))
-    assert [a.due < now for a in steps] == [True, False, False]
+    # Mexico City is open now, so the overdue step goes at once; the rest count from it.
+    assert [a.due == now for a in steps] == [True, False, False]
     assert steps[1].due == at(1, 20, month=12)  # 3 business days after now
+    assert "overdue" in steps[0].reason
+
+
+def test_an_overdue_step_waits_for_the_clients_hours_not_the_night() -> None:
+    # Step 1 was due Tue 24 Nov; the agent plans it on Sat 28 Nov at 02:00 in Mexico City.
+    now = at(28, 8)
+    steps = follow_ups(run([ASKED, ANCHOR], now))
+    cal = client_calendar(CARLOS)
+    assert steps[0].due == cal.next_open(now) > now
+    assert cal.is_open(steps[0].due)
+
+
+def test_an_overdue_step_keeps_to_the_send_window() -> None:
+    rules = RULES.replace('min_gap = "24h"', 'min_gap = "24h"\nsend_window = "11:00-12:00"')
+    now = at(26, 20)  # Thu 26 Nov 14:00 local: past today's window
+    steps = follow_ups(run([ASKED, ANCHOR], now, rules=rules))
+    local = steps[0].due.astimezone(client_calendar(CARLOS).tz)
+    assert steps[0].due > now
+    assert (local.hour, local.date().isoformat()) == (11, "2026-11-27")
+
+
+def test_a_late_thank_you_goes_out_in_the_clients_hours() -> None:
+    # The meeting ended Mon 23 Nov 12:00 in Mexico City, so the thank-you was due at 14:00;
+    # the agent first looks on Tue 24 at 01:00.
+    late = demo(start=at(23, 17), end=at(23, 18))
+    now = at(24, 7)
+    thank, survey = thanks_of(run([], now, [late]))
+    cal = client_calendar(CARLOS)
+    assert thank.due == cal.next_open(now) > now
+    assert survey.due >= thank.due
 
 
 def test_a_cadence_found_weeks_late_is_not_sent() -> None:
@@ -794,3 +826,46 @@ def test_a_meeting_title_or_name_from_outside_becomes_no_link_in_the_thank_you()
     only_link = demo(summary="evil.example/login")
     thank, _ = thanks_of(run([], at(23, 18), [only_link]))
     assert thank.context["meeting"]["summary"] == "Ruiz Industrial"
+
+
+# -- the client's own week --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("country", "zone"),
+    [("IL", "Asia/Jerusalem"), ("AE", "Asia/Dubai"), ("IR", "Asia/Tehran"), ("BD", "Asia/Dhaka")],
+)
+def test_no_note_falls_on_the_clients_weekend(country: str, zone: str) -> None:
+    import holidays
+
+    client = Client(
+        key="far",
+        name="Dana Levi",
+        emails=frozenset({"dana@far.example"}),
+        domains=frozenset({"far.example"}),
+        language="en",
+        zone=zone,
+        country=country,
+    )
+    table = holidays.country_holidays(country, years=(2026, 2027))
+    for day in range(16, 23):  # an anchor on every day of the week
+        anchor = msg(2, "sam@acme.example", "dana@far.example", at(day, 10), body="The offer.")
+        steps = follow_ups(run([anchor], at(day, 11), clients=(client,)))
+        assert len(steps) == 3
+        for step in steps:
+            local = step.due.astimezone(ZoneInfo(zone))
+            assert table.is_working_day(local.date()), (local, step.reason)
+            assert time(9) <= local.time() < time(17)
+
+
+def test_every_note_carries_the_stretches_it_may_go_out_in() -> None:
+    rules = RULES.replace('min_gap = "24h"', 'min_gap = "24h"\nsend_window = "11:00-12:00"')
+    result = run([ASKED, ANCHOR], at(20, 12), rules=rules)
+    cal = client_calendar(CARLOS)
+    for action in result.actions:
+        spans = action.context["send_spans"]
+        assert spans[0]["start"] == action.due
+        for span in spans:
+            local = span["start"].astimezone(cal.tz)
+            assert cal.is_open(span["start"]) and local.hour == 11
+            assert span["end"] - span["start"] <= timedelta(hours=1)

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from agent.calendars import events_from_ics
 from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
-from agent.model import Action, ActionKind, Address, Invite
-from tests.zones import KATHMANDU, LORD_HOWE
+from agent.model import Action, ActionKind, Address, Interval, Invite
+from tests.zones import KATHMANDU, LORD_HOWE, NEW_YORK, SYDNEY
 
 STAMP = datetime(2026, 3, 20, 9, tzinfo=UTC)
 
@@ -144,9 +151,32 @@ def test_attach_invite_in_a_mixed_message_and_as_attachment() -> None:
     assert names == ["deck.pdf", "invite.ics"]
 
 
-def test_attach_refuses_non_requests() -> None:
-    with pytest.raises(ValueError, match="REQUEST"):
-        attach_invite(_message(), b"BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nEND:VCALENDAR\r\n")
+def test_attach_refuses_anything_but_a_request_or_a_cancel() -> None:
+    with pytest.raises(ValueError, match="REQUEST or CANCEL"):
+        attach_invite(_message(), b"BEGIN:VCALENDAR\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n")
+    msg = _message()
+    attach_invite(msg, build_invite(make(cancelled=True, sequence=2), stamp=STAMP))
+    [part] = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+    assert part.get_param("method") == "CANCEL"
+
+
+def test_a_moved_meeting_is_the_same_event_with_a_higher_sequence() -> None:
+    first = make(key="invite/sam/<t@x>/20260330T0800Z")
+    moved = make(
+        key="invite/sam/<t@x>/20260401T0800Z",
+        uid_key=first.key,
+        sequence=1,
+        start=datetime(2026, 4, 1, 8, tzinfo=UTC),
+        end=datetime(2026, 4, 1, 8, 45, tzinfo=UTC),
+    )
+    cancelled = dataclasses.replace(moved, key="cancel/x", sequence=2, cancelled=True)
+    events = [parse(build_invite(i, stamp=STAMP)) for i in (first, moved, cancelled)]
+    assert [str(c["METHOD"]) for c in events] == ["REQUEST", "REQUEST", "CANCEL"]
+    vevents = [c.walk("VEVENT")[0] for c in events]
+    assert len({str(e["UID"]) for e in vevents}) == 1
+    assert [int(e["SEQUENCE"]) for e in vevents] == [0, 1, 2]
+    assert [str(e["STATUS"]) for e in vevents] == ["CONFIRMED", "CONFIRMED", "CANCELLED"]
+    assert vevents[1]["DTSTART"].dt.astimezone(UTC) == moved.start
 
 
 def action(kind: ActionKind, **context: object) -> Action:
@@ -197,3 +227,95 @@ def test_a_hold_goes_on_the_reps_own_calendar_and_tells_nobody() -> None:
     assert hold.attendees == (rep,) and hold.organizer == rep and not hold.send_updates
     with pytest.raises(ValueError, match="not a hold to create"):
         hold_for(action(ActionKind.HOLD, op="release", hold="x"), rep)
+
+
+# -- every instant is read back as written ----------------------------------------------------
+
+ROUND_TRIP_ZONES = (NEW_YORK, "Europe/Berlin", LORD_HOWE, SYDNEY, "Europe/Dublin", KATHMANDU)
+
+
+@functools.cache
+def transitions(zone: str) -> tuple[datetime, ...]:
+    """The instants in 2025-2027 where ``zone``'s offset changes."""
+    tz = ZoneInfo(zone)
+    found = []
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=6)
+    while at < datetime(2028, 1, 1, tzinfo=UTC):
+        if at.astimezone(tz).utcoffset() != (at + step).astimezone(tz).utcoffset():
+            lo, hi = at, at + step
+            while hi - lo > timedelta(microseconds=1):
+                mid = lo + (hi - lo) // 2
+                if mid.astimezone(tz).utcoffset() == lo.astimezone(tz).utcoffset():
+                    lo = mid
+                else:
+                    hi = mid
+            found.append(hi)
+        at += step
+    return tuple(found)
+
+
+@st.composite
+def meetings(draw: st.DrawFn) -> tuple[str, datetime, datetime]:
+    zone = draw(st.sampled_from(ROUND_TRIP_ZONES))
+    near = transitions(zone)
+    if near and draw(st.booleans()):
+        # Around a change of offset: in the repeated hour, across the missing one, or ending in it.
+        start = draw(st.sampled_from(near)) + timedelta(minutes=draw(st.integers(-150, 150)))
+    else:
+        start = draw(
+            st.datetimes(datetime(2025, 1, 1), datetime(2027, 12, 1), timezones=st.just(UTC))
+        ).replace(second=0, microsecond=0)
+    length = timedelta(minutes=draw(st.sampled_from([15, 30, 45, 60, 90, 150, 240])))
+    return zone, start, start + length
+
+
+def test_the_repeated_hour_is_written_so_it_reads_back_as_the_second_occurrence() -> None:
+    # New York's night of 1 Nov 2026 has 01:00-02:00 twice: EDT from 05:00 UTC, EST from 06:00.
+    second = make(
+        zone=NEW_YORK,
+        start=datetime(2026, 11, 1, 6, 30, tzinfo=UTC),  # 01:30 EST
+        end=datetime(2026, 11, 1, 7, 30, tzinfo=UTC),
+    )
+    across = make(
+        zone=NEW_YORK,
+        start=datetime(2026, 11, 1, 5, 30, tzinfo=UTC),  # 01:30 EDT
+        end=datetime(2026, 11, 1, 6, 0, tzinfo=UTC),  # 01:00 EST
+    )
+    for invite in (second, across):
+        ics = build_invite(invite, stamp=STAMP)
+        [event] = parse(ics).walk("VEVENT")
+        assert event["DTSTART"].dt.astimezone(UTC) == invite.start
+        assert event["DTEND"].dt.astimezone(UTC) == invite.end
+        window = Interval(invite.start - timedelta(days=1), invite.end + timedelta(days=1))
+        [read] = events_from_ics(ics, window, "sam")
+        assert (read.start, read.end) == (invite.start, invite.end)
+
+
+@settings(max_examples=150, deadline=None)
+@given(meeting=meetings())
+def test_every_invitation_reads_back_as_the_instants_it_was_built_from(
+    meeting: tuple[str, datetime, datetime],
+) -> None:
+    zone, start, end = meeting
+    invite = make(zone=zone, start=start, end=end)
+    ics = build_invite(invite, stamp=STAMP)
+    # icalendar, with the tz database for the TZID ...
+    [event] = parse(ics).walk("VEVENT")
+    assert event["DTSTART"].dt.astimezone(UTC) == start
+    assert event["DTEND"].dt.astimezone(UTC) == end
+    # ... and with the file's own VTIMEZONE (a fresh name: icalendar caches zones by TZID).
+    own = f"Own/{hashlib.sha256(ics).hexdigest()[:16]}"
+    [event] = parse(ics.replace(ZoneInfo(zone).key.encode(), own.encode())).walk("VEVENT")
+    assert event["DTSTART"].dt.astimezone(UTC) == start
+    assert event["DTEND"].dt.astimezone(UTC) == end
+    # ... and the project's own calendar reader.
+    window = Interval(start - timedelta(days=1), end + timedelta(days=1))
+    [read] = events_from_ics(ics, window, "sam")
+    assert (read.start, read.end) == (start, end)
+    # A time written in the zone is never one that names two instants.
+    for prop in ("DTSTART", "DTEND"):
+        value = event[prop].dt
+        if value.tzinfo is not UTC and "TZID" in event[prop].params:
+            local = value.replace(tzinfo=ZoneInfo(zone))
+            assert local.utcoffset() == local.replace(fold=1).utcoffset()

@@ -18,6 +18,7 @@ from agent.meetings import (
     CHOSEN,
     NONE,
     chosen_slot,
+    freed_events,
     hold_key,
     is_hold,
     parse_meeting_rules,
@@ -360,16 +361,17 @@ def test_a_chosen_time_the_calendar_has_taken_gets_a_fresh_proposal_and_a_decisi
     [decision] = result.decisions
     assert decision.decision == "chosen time no longer free: new proposal"
     assert "busy" in decision.reason
+    first = slots_of(proposal)[0]
     gone = plan(
         answered("The first option works"),
         RULES,
         {"sam": REP},
         client_calendar,
         {},
-        NOW,
+        first.start + timedelta(minutes=10),
         earlier=[proposal],
     )
-    assert gone.decisions[0].reason.endswith("that time has passed")  # 16:00 Tokyo on Tuesday
+    assert gone.decisions[0].reason.endswith("that time has passed")
 
 
 def test_an_unclear_answer_is_left_to_the_rep_with_its_reason() -> None:
@@ -411,7 +413,8 @@ HOLDING, _ = parse_meeting_rules(
 
 def test_holds_are_made_with_the_proposal_and_released_when_a_time_is_chosen() -> None:
     proposal = sent_proposal(HOLDING)
-    assert proposal.context["holds_until"] == SENT_AT + timedelta(days=2)
+    # Held from when the proposal goes out: the rep's next business hour.
+    assert proposal.context["holds_until"] == proposal.due + timedelta(days=2)
     [thread] = answered("")
     asked = dataclasses.replace(thread, messages=thread.messages[:1])
     first = plan([asked], HOLDING, {"sam": REP}, client_calendar, {}, SENT_AT)
@@ -442,7 +445,7 @@ def test_holds_are_released_when_the_proposal_expires_unanswered() -> None:
     waiting = dataclasses.replace(thread, messages=thread.messages[:2])
     early = plan([waiting], HOLDING, {"sam": REP}, client_calendar, {}, NOW, earlier=[proposal])
     assert not early.actions
-    late = SENT_AT + timedelta(days=2)
+    late = proposal.due + timedelta(days=2)
     expired = plan([waiting], HOLDING, {"sam": REP}, client_calendar, {}, late, earlier=[proposal])
     assert [a.key for a in expired.actions] == [
         release_key(proposal.key, s) for s in slots_of(proposal)
@@ -700,3 +703,125 @@ def test_two_installations_do_not_answer_each_others_proposals(tmp_path: Path) -
     assert [d.decision for d in result.decisions] == [
         "no meeting note: the mail was written by an agent"
     ]
+
+
+# --- when answers go out ----------------------------------------------------------------------
+
+
+def test_a_proposal_read_at_night_goes_out_in_the_reps_business_hours() -> None:
+    late = datetime(2026, 11, 24, 22, 35, tzinfo=UTC)  # 22:35 in London, 07:35 in Tokyo
+    assert not REP.calendar.is_open(late)
+    [proposal] = plan(
+        thread(("yuki@tanaka.jp", "Could we schedule a call next week?")),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        late,
+    ).actions
+    assert proposal.due == REP.calendar.next_open(late) > late
+    assert all(s.start > proposal.due for s in slots_of(proposal))
+
+
+def test_an_invitation_read_at_night_goes_out_in_the_reps_business_hours() -> None:
+    proposal = sent_proposal()
+    late = datetime(2026, 11, 24, 22, 35, tzinfo=UTC)
+    [invite] = plan(
+        answered("Option 3", reply_at=late - timedelta(minutes=5)),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        late,
+        earlier=[proposal],
+    ).actions
+    assert invite.kind is ActionKind.INVITE
+    assert invite.due == REP.calendar.next_open(late) > late
+
+
+def test_no_time_is_offered_on_the_clients_weekend() -> None:
+    import holidays
+
+    dana = dataclasses.replace(
+        CLIENT,
+        key="dana",
+        emails=frozenset({"dana@far.example"}),
+        language="en",
+        zone="Asia/Jerusalem",
+        country="IL",
+    )
+    table = holidays.country_holidays("IL", years=2026)
+    thursday_evening = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+    message = Message(
+        mailbox="sam",
+        provider_id="p0",
+        thread_id="<t@x>",
+        message_id="<m0@x>",
+        sender=Address("dana@far.example"),
+        to=(Address("sam@acme.example"),),
+        date=thursday_evening - timedelta(hours=1),
+        subject="Renewal",
+        body="Could we schedule a call next week?",
+    )
+    d = Directory([dana], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads([message], {"sam": REP.addresses}, d)
+    [proposal] = plan(threads, RULES, {"sam": REP}, client_calendar, {}, thursday_evening).actions
+    assert slots_of(proposal)
+    for slot in slots_of(proposal):
+        day = slot.start.astimezone(ZoneInfo("Asia/Jerusalem")).date()
+        assert table.is_working_day(day), day
+
+
+def test_a_new_time_chosen_after_an_invitation_moves_that_event() -> None:
+    from agent.invites import build_invite, invite_for, invite_uid
+
+    proposal = sent_proposal()
+    [first] = plan(
+        answered("Option 1"), RULES, {"sam": REP}, client_calendar, {}, NOW, earlier=[proposal]
+    ).actions
+    [moved] = plan(
+        answered("Option 3"),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+        earlier=[proposal, first],
+    ).actions
+    assert moved.kind is ActionKind.INVITE and moved.key != first.key
+    assert "moves the meeting" in moved.reason
+    organizer = Address("sam@acme.example", "Sam")
+    a, b = invite_for(first, organizer), invite_for(moved, organizer)
+    assert invite_uid(a) == invite_uid(b)
+    assert (a.sequence, b.sequence) == (0, 1)
+    ics = build_invite(b, stamp=NOW).decode()
+    assert "SEQUENCE:1" in ics and "METHOD:REQUEST" in ics
+
+
+def test_a_moved_meetings_old_time_leaves_the_reps_calendar() -> None:
+    from agent.invites import invite_for, invite_uid
+
+    proposal = sent_proposal()
+    [first] = plan(
+        answered("Option 1"), RULES, {"sam": REP}, client_calendar, {}, NOW, earlier=[proposal]
+    ).actions
+    [moved] = plan(
+        answered("Option 3"),
+        RULES,
+        {"sam": REP},
+        client_calendar,
+        {},
+        NOW,
+        earlier=[proposal, first],
+    ).actions
+    uid = invite_uid(invite_for(first, Address("sam@acme.example", "Sam")))
+    old, new = first.context["meeting"], moved.context["meeting"]
+    events = [
+        Event("sam", "ev-old", "call", old["start"], old["end"], uid=uid),
+        Event("sam", "ev-new", "call", new["start"], new["end"], uid=uid),
+        Event("sam", "ev-other", "other", old["start"], old["end"], uid="other@example.com"),
+        Event("lee", "ev-elsewhere", "call", old["start"], old["end"], uid=uid),
+    ]
+    [remove] = freed_events(moved, events, uid)
+    assert remove.kind is ActionKind.HOLD and remove.context["op"] == "remove"
+    assert remove.context["event"] == "ev-old"

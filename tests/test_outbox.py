@@ -419,6 +419,97 @@ def test_an_invitation_is_sent_once_with_its_calendar_request(
     assert "mailto:kenji.sato@sato-trading.co.jp" in ics and "mailto:asha@acme.example" in ics
 
 
+def test_cancelling_a_sent_invitation_cancels_the_meeting_with_the_client(
+    store: Store, box: MemoryMailbox
+) -> None:
+    import icalendar
+
+    seen: list = []
+    outbox = make(store, box, mode="draft")
+    outbox.on_message = lambda action, message: seen.append(message)
+    store.enqueue([invitation()])
+    outbox.approve(invitation().key, NOW)
+    assert store.outbox_row(invitation().key)["status"] == SENT
+    outcome = outbox.cancel(store.outbox_row(invitation().key)["id"], NOW)
+    assert outcome.status == PLANNED and outcome.key.startswith("cancel/")
+    # Cancelling twice plans one cancellation; the rep asked for it, so no draft waits.
+    outbox.cancel(invitation().key, NOW)
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    assert sent_count(box) == 2
+    first, cancel = (
+        icalendar.Calendar.from_ical(
+            next(p for p in m.walk() if p.get_content_type() == "text/calendar").get_content()
+        )
+        for m in seen
+    )
+    assert str(cancel["METHOD"]) == "CANCEL"
+    before, after = first.walk("VEVENT")[0], cancel.walk("VEVENT")[0]
+    assert str(after["UID"]) == str(before["UID"])
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
+    assert str(after["STATUS"]) == "CANCELLED"
+    part = next(p for p in seen[1].walk() if p.get_content_type() == "text/calendar")
+    assert part.get_param("method") == "CANCEL"
+
+
+def test_a_cancelled_meeting_leaves_the_reps_calendar(store: Store, box: MemoryMailbox) -> None:
+    from agent.invites import invite_for, invite_uid
+    from agent.model import Event
+
+    invite = invitation()
+    meeting = invite.context["meeting"]
+    uid = invite_uid(invite_for(invite, Address("asha@acme.example", "Asha")))
+    # The rep accepted the meeting into their own calendar; another event is left alone.
+    for ident, event_uid in (("ev-meeting", uid), ("ev-other", "other@example.com")):
+        box.event_store[ident] = Event(
+            "asha", ident, "Meeting", meeting["start"], meeting["end"], uid=event_uid
+        )
+    store.apply_event_sync("asha", box.events(None))
+    outbox = make(store, box)
+    outbox.calendars = {"asha": box}
+    store.enqueue([invite])
+    outbox.run(NOW)
+    outbox.cancel(invite.key, NOW)
+    outcomes = outbox.run(NOW)
+    assert sorted(o.status for o in outcomes) == [SENT, SENT]
+    assert set(box.event_store) == {"ev-other"}
+
+
+def test_a_note_found_due_outside_its_hours_waits_for_them(
+    store: Store, box: MemoryMailbox
+) -> None:
+    # The worker was down when the follow-up fell due; it comes back at night for the client.
+    opens = NOW + timedelta(hours=7)
+    note = Action(
+        key="follow_up/asha/<t@x>/<m1@x>/1",
+        kind=ActionKind.FOLLOW_UP,
+        mailbox="asha",
+        due=NOW - timedelta(days=1),
+        to=(Address("kenji.sato@sato-trading.co.jp", "佐藤 健二"),),
+        language="en",
+        template="follow_up",
+        reason="test",
+        client="kenji",
+        context={
+            **invitation().context,
+            "thread": {"subject": "Offer"},
+            "step": 1,
+            "last_sent": NOW - timedelta(days=4),
+            "zone": "Asia/Tokyo",
+            "send_spans": [
+                {"start": NOW - timedelta(days=1), "end": NOW - timedelta(hours=16)},
+                {"start": opens, "end": opens + timedelta(hours=8)},
+            ],
+        },
+    )
+    outbox = make(store, box)
+    store.enqueue([note])
+    [outcome] = outbox.run(NOW)
+    assert outcome.status == PLANNED and "waits until" in outcome.detail
+    assert sent_count(box) == 0 and store.outbox_row(note.key)["due"] == opens
+    assert outbox.run(opens - timedelta(minutes=1)) == []
+    assert [o.status for o in outbox.run(opens)] == [SENT]
+
+
 def hold(op: str, key: str = "hold/20261126T0800Z/proposal/asha/t/m") -> Action:
     start = NOW + timedelta(days=1)
     context: dict = (

@@ -213,3 +213,22 @@ def test_another_clients_contact_in_the_thread_still_starts_a_clock() -> None:
         threads, rules(), {"omar": REP}, client_calendar, datetime(2026, 11, 22, tzinfo=UTC)
     )
     assert [p.state for p in result.promises] == [State.MET, State.ACTIVE]
+
+
+def test_a_target_in_business_days_lands_at_the_same_local_time() -> None:
+    text = RULES.replace('target = "4h"', 'target = "2bd"')
+    ruleset, problems = parse_rules([("r.toml", text)])
+    assert not problems
+    thursday = datetime(2026, 11, 19, 7, 0, tzinfo=UTC)  # Thursday 10:00 in Riyadh
+    d = Directory([CLIENT], team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses)
+    threads = build_threads([mail(1, "noor@client.sa", thursday)], {"omar": REP.addresses}, d)
+    result = plan(threads, ruleset, {"omar": REP}, client_calendar, thursday)
+    [promise] = result.promises
+    # The rep's weekend is Friday-Saturday: Sunday is one business day, Monday two.
+    assert promise.deadline == REP.calendar.add_days(thursday, 2)
+    assert promise.deadline == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 10:00
+    warn = next(a for a in result.actions if a.key.endswith("/warn/0"))
+    assert REP.calendar.between(thursday, warn.due) == REP.calendar.between(
+        warn.due, promise.deadline
+    )
+    assert "2 business days" in warn.reason

@@ -20,14 +20,13 @@ from agent.replan import Replanner
 from agent.store import Store
 from tests.benchmarks import bench_planning as bench
 
-# Kinds whose due time is fixed by the mail alone. A follow-up after an overdue one counts from
-# ``now``, and a proposal or invitation is due when planned: their keys are compared.
+# Kinds whose due time is fixed by the mail alone. A note to a client found overdue goes out in
+# the client's hours from ``now`` (and a follow-up after it counts from then), and a proposal or
+# invitation goes out in the rep's hours from when it is planned: their keys are compared.
 FIXED_DUE = {
     ActionKind.REMINDER,
     ActionKind.ESCALATION,
     ActionKind.WEBHOOK,
-    ActionKind.THANK_YOU,
-    ActionKind.FEEDBACK,
 }
 
 

@@ -127,3 +127,34 @@ def test_a_rule_for_a_tier_no_client_has_is_flagged() -> None:
     ]
     assert "team.toml:plat:match.tier: no client has tier 'platinum', so this never fires" in found
     assert any("plat:match.mailbox" in p for p in found)
+
+
+def test_a_target_in_business_days() -> None:
+    text = '[[promise]]\nname = "x"\nkind = "first_reply"\ntarget = "2bd"\nwarn = ["50%"]\n'
+    ruleset, problems = parse_rules([("r.toml", text)])
+    assert problems == []
+    [rule] = ruleset.promises
+    assert rule.target_days == 2
+    wall = text.replace('target = "2bd"', 'target = "2bd"\nclock = "calendar"')
+    _, problems = parse_rules([("r.toml", wall)])
+    assert [f"{p.where}" for p in problems] == ["x:target"]
+
+
+def test_rules_check_refuses_a_send_window_no_client_is_ever_open_in(tmp_path: Path) -> None:
+    from agent.app import check_rules
+
+    root = Path(__file__).parent.parent
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for shipped in (root / "rules").glob("*.toml"):
+        text = shipped.read_text().replace(
+            'send_window = "09:30-11:30"', 'send_window = "20:00-23:00"'
+        )
+        (rules / shipped.name).write_text(text)
+    config = tmp_path / "config.toml"
+    config.write_text((root / "config.example.toml").read_text())  # clients.csv beside it
+    (tmp_path / "clients.csv").write_text((root / "agent" / "demo" / "clients.csv").read_text())
+    problems, _ = check_rules(rules, config)
+    assert [(p.where, "never meets" in p.message) for p in problems] == [
+        ("gold-follow-up:send_window", True)
+    ]

@@ -199,7 +199,7 @@ def test_check_catches_a_missing_language_and_honours_declared_fallbacks(copy: P
 
     messages = sorted(str(p) for p in problems)
     assert any(f"{copy / 'proposal'}: no template for clients writing 'te'" in m for m in messages)
-    assert sum("'ko'" in m for m in messages) == 5  # the five client-facing purposes
+    assert sum("'ko'" in m for m in messages) == 6  # the six client-facing purposes
     (copy / "fallbacks.toml").write_text('te = "hi"\nko = "en"\n', encoding="utf-8")
     assert check_templates(copy, ["te", "ko"], "en") == []
 

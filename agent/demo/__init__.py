@@ -4,10 +4,10 @@
 pipeline the worker runs: local provider -> store -> matching -> planners -> outbox. Every
 outgoing message is also written there as an .eml file.
 
-History first: at the scenario's ``[earlier]`` time the meeting planner runs alone and the reps
-approve its proposals (they go to the sent folders); then the clients' answers to those
-proposals (``answers = "<message id>"`` in scenario.toml) arrive, threaded under them. The
-main pass at ``now`` reads those answers like any other mail.
+History first: at each of the scenario's ``[[earlier]]`` times the meeting planner runs alone
+and the reps approve its proposals and invitations (they go to the sent folders); then the
+clients' answers to those notes (``answers = "<message id>"`` in scenario.toml) arrive, threaded
+under them. The main pass at ``now`` reads those answers like any other mail.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -203,11 +204,13 @@ def run_demo(out: Path) -> DemoResult:
         post=post,
         calendars=providers,
     )
-    history, outcomes = _history(scenario, settings, team, store, outbox, known)
-    if history:
+
+    def resync() -> None:
         for mb in settings.mailboxes:
             pipeline.sync_mailbox(store, mb.name, providers[mb.name], providers[mb.name])
         fetch_bodies()
+
+    history, outcomes = _history(scenario, settings, team, store, outbox, known, resync)
 
     result = pipeline.plan_stored(team, store, now)
     # The demo's team went live a week before its mail: the old thread in the scenario is
@@ -248,41 +251,62 @@ def _history(
     store: Store,
     outbox: Outbox,
     known: _Ids,
+    resync: Callable[[], None],
 ) -> tuple[list[Action], dict[str, Outcome]]:
-    """Proposals made at the scenario's earlier time, sent by their reps, and the answers.
+    """Rounds of the meeting planner before ``now``, whose notes the reps send, and the answers.
 
-    Returns the proposals and their outcomes. Each answer is threaded under the proposal the
-    agent made for the message it names in ``answers``.
+    ``[[earlier]]`` holds the rounds in order, each with its ``now``. After each round every
+    message whose ``answers`` names a message the round's proposal or invitation replied to is
+    delivered, threaded under that note. Returns the notes and their outcomes.
     """
-    earlier = scenario.get("earlier")
-    if not earlier:
-        return [], {}
-    then: datetime = earlier["now"]
-    past = pipeline.plan_meetings(team, store.messages(), store.events(), then)
-    pipeline.record(store, past)
-    store.enqueue(past.actions)
-    outcomes = {o.key: o for o in outbox.run(then)}
-    for action in past.actions:
-        if action.kind is ActionKind.PROPOSAL:
-            outcomes[action.key] = outbox.approve(action.key, then)  # the rep sends the draft
-    for item in scenario["message"]:
-        if "answers" not in item:
-            continue
-        asked = known.ids[item["answers"]]
-        proposal = next(
-            (
-                a
-                for a in past.actions
-                if a.reply_to_message_id == asked and a.kind is ActionKind.PROPOSAL
-            ),
-            None,
+    rounds = scenario.get("earlier") or []
+    if isinstance(rounds, dict):
+        rounds = [rounds]
+    waiting = [item for item in scenario["message"] if "answers" in item]
+    notes: list[Action] = []
+    outcomes: dict[str, Outcome] = {}
+    for earlier in rounds:
+        then: datetime = earlier["now"]
+        found = pipeline.stored(store, then)
+        past = pipeline.plan_meetings(
+            team,
+            found.messages,
+            found.events,
+            then,
+            earlier=found.earlier,
+            sent_notes=found.sent_notes,
         )
-        row = store.outbox_row(proposal.key) if proposal else None
-        if row is None or not row["sent_message_id"]:
-            raise ValueError(f"scenario: no proposal was sent for {item['answers']!r}")
-        chain = [*known.refs.get(item["answers"], []), asked]
-        _deliver(item, settings, then, known, (row["sent_message_id"], chain))
-    return list(past.actions), outcomes
+        pipeline.record(store, past)
+        store.enqueue(past.actions)
+        outcomes.update({o.key: o for o in outbox.run(then)})
+        for action in past.actions:
+            if action.kind in (ActionKind.PROPOSAL, ActionKind.INVITE):
+                outcomes[action.key] = outbox.approve(action.key, then)  # the rep sends it
+        notes += past.actions
+        for item in list(waiting):
+            asked = known.ids.get(item["answers"], "")
+            note = next(
+                (
+                    a
+                    for a in past.actions
+                    if asked
+                    and a.reply_to_message_id == asked
+                    and a.kind in (ActionKind.PROPOSAL, ActionKind.INVITE)
+                ),
+                None,
+            )
+            if note is None:
+                continue
+            row = store.outbox_row(note.key)
+            if row is None or not row["sent_message_id"]:
+                raise ValueError(f"scenario: nothing was sent in answer to {item['answers']!r}")
+            chain = [*known.refs.get(item["answers"], []), asked]
+            _deliver(item, settings, then, known, (row["sent_message_id"], chain))
+            waiting.remove(item)
+        resync()
+    if waiting:
+        raise ValueError(f"scenario: no proposal was sent for {waiting[0]['answers']!r}")
+    return notes, outcomes
 
 
 @dataclass(frozen=True)
