@@ -46,16 +46,21 @@ def _slug(name: str) -> str:
 def _rows(
     reader: csv.DictReader[str], source: str, problems: list[Problem]
 ) -> Iterator[dict[str, str]]:
-    """The reader's rows; a row the csv module cannot read becomes a problem, not the end."""
+    """The reader's rows; a row the csv module cannot read becomes a problem, not the end.
+
+    Progress is read from the underlying reader: DictReader's own ``line_num`` moves only on a
+    row it returns, so after a field over the csv module's 131,072-character limit it looked
+    stuck and every later client was dropped.
+    """
     while True:
-        before = reader.line_num
+        before = reader.reader.line_num
         try:
             yield next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             problems.append(Problem(source, f"line {before + 1}", f"unreadable row: {exc}"))
-            if reader.line_num == before:
+            if reader.reader.line_num == before:
                 return  # the reader is stuck: nothing more can be read
 
 
