@@ -431,6 +431,16 @@ class Worker:
             for problem in exc.problems:
                 log.error("  %s", problem)
             return False
+        except Exception as exc:  # a file no check foresaw: refused too, never the worker's end
+            self.refused_stamp = stamp(self.config_path, self.loaded.settings)
+            self.metrics.reloads.labels("refused").inc()
+            log.error(
+                "reload refused, the last good configuration keeps running: %s: %s",
+                type(exc).__name__,
+                str(exc)[:300],
+                exc_info=exc,
+            )
+            return False
         old = self.loaded
         if new.settings.database.url != old.settings.database.url:
             log.warning("database.url changed: it takes effect at the next restart")
