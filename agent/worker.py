@@ -14,6 +14,9 @@ or later still after failures (exponential, honouring Retry-After).
   ``service.shutdown_timeout``, hand the leases back, exit 0. A second signal exits at once.
 - SIGHUP, or a change on disk to the config, rules, templates or clients file, reloads them;
   an invalid new set is refused with its problems in the log and the last good set runs on.
+- A pass still running after ``STUCK_AFTER`` is stuck: its lease is given up (the mailbox backs
+  off, and another worker may take it), ``/healthz`` answers 503 and the systemd watchdog is no
+  longer fed, so the service manager restarts the worker.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store
 log = logging.getLogger("followup.worker")
 
 MAX_BACKOFF = timedelta(minutes=15)
+# A first full sync of a large mailbox takes minutes; a pass this long is stuck, not slow.
+STUCK_AFTER = timedelta(minutes=30)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
 RELOAD_CHECK_SECONDS = 2.0
@@ -233,6 +238,9 @@ class Worker:
         self.last_reload_check = 0.0
         self.last_gauges = 0.0
         self.lock = threading.Lock()
+        self.started: dict[str, float] = {}  # when each pass in flight began (monotonic)
+        self.given_up: set[str] = set()  # stuck passes whose lease was handed back
+        self.stuck_after = STUCK_AFTER
         self.store.register_mailboxes(self.loaded.enabled, self.clock())
         self.metrics.rules_loaded.set(1)
 
@@ -265,7 +273,41 @@ class Worker:
             "store": self.store.ping(),
             "rules": self.loaded.team.rules is not None,
             "running": not self.stopping.is_set(),
+            "passes": not self.stuck(),
         }
+
+    def stuck(self) -> list[str]:
+        """Mailboxes whose pass has run longer than ``stuck_after``."""
+        limit = self.stuck_after.total_seconds()
+        now = time.monotonic()
+        with self.lock:
+            return sorted(n for n, began in self.started.items() if now - began > limit)
+
+    def give_up_stuck(self) -> list[str]:
+        """Hand back the lease of every newly stuck pass, the mailbox backing off; return them.
+
+        The pass's thread cannot be stopped, but its mailbox is no longer held: another worker
+        may take it, and this one is restarted by whoever watches ``/healthz``.
+        """
+        fresh = [n for n in self.stuck() if n not in self.given_up]
+        for name in fresh:
+            wait = self.loaded.settings.service.poll_seconds
+            self.store.finish(
+                self.owner,
+                name,
+                state=BACKOFF,
+                next_run_at=self.clock() + timedelta(seconds=wait),
+                failures=self.store.stream_failures(name) + 1,
+                error=f"pass stuck for more than {self.stuck_after.total_seconds():g} s",
+            )
+            self.given_up.add(name)
+            self.metrics.syncs.labels("stuck").inc()
+            log.error(
+                "pass stuck for more than %g s: lease given up",
+                self.stuck_after.total_seconds(),
+                extra={"mailbox": name, "state": BACKOFF},
+            )
+        return fresh
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> int:
@@ -339,6 +381,17 @@ class Worker:
                 ttl = timedelta(seconds=self.loaded.settings.service.lease_seconds)
                 leased = self.store.lease(self.owner, now, ttl, room)
                 for name, due in leased.items():
+                    with self.lock:
+                        running = name in self.in_flight
+                    if running:  # its stuck pass still runs here: leave it to another worker
+                        self.store.finish(
+                            self.owner,
+                            name,
+                            state=BACKOFF,
+                            next_run_at=now + ttl,
+                            error="an earlier pass is stuck on this worker",
+                        )
+                        continue
                     self.metrics.leased.inc()
                     self.metrics.lag.set(max((now - due).total_seconds(), 0) if due else 0)
                     with self.lock:
@@ -378,8 +431,17 @@ class Worker:
         while True:
             ttl = self.loaded.settings.service.lease_seconds
             stopping = self.stopping.wait(timeout=ttl / 3)
+            try:
+                given_up = set(self.give_up_stuck())
+            except Exception as exc:  # the store is down: tried again at the next beat
+                log.warning("cannot give up stuck passes: %s", exc)
+                given_up = set()
             with self.lock:
-                names = [n for n, f in self.in_flight.items() if not f.done()]
+                names = [
+                    n
+                    for n, f in self.in_flight.items()
+                    if not f.done() and n not in self.given_up and n not in given_up
+                ]
             if not names:
                 if stopping:
                     return
@@ -402,7 +464,7 @@ class Worker:
                 log.warning("lease lost (taken over after expiry)", extra={"mailbox": name})
 
     def _watchdog(self) -> None:
-        if os.environ.get("WATCHDOG_USEC") and self.store.ping():
+        if os.environ.get("WATCHDOG_USEC") and self.store.ping() and not self.stuck():
             sd_notify("WATCHDOG=1")
 
     # -- reload --------------------------------------------------------------------------
@@ -463,12 +525,18 @@ class Worker:
     # -- one mailbox ---------------------------------------------------------------------
     def work(self, name: str) -> PassResult:
         """One pass over one leased mailbox. Never raises: the outcome is the stream's state."""
+        with self.lock:
+            self.started[name] = time.monotonic()
         try:
             return self._work(name)
         except Exception:  # the store itself failed: the lease expires and the pass is redone
             log.exception("cannot record the pass", extra={"mailbox": name})
             self.metrics.syncs.labels("error").inc()
             return PassResult(name, "error")
+        finally:
+            with self.lock:
+                self.started.pop(name, None)
+                self.given_up.discard(name)
 
     def _work(self, name: str) -> PassResult:
         loaded = self.loaded
