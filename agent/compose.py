@@ -140,9 +140,17 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "overdue": timedelta,
         "level": int,
     },
+    "attention": {
+        "lead": {"name": str, "email?": str},
+        "rep": _TEAM_REP,
+        "note": {"kind": str, "to": str, "subject": str, "reason": str},
+        "since": datetime,
+        "waiting": timedelta,
+        "rep_zone": str,
+    },
 }
 # Purposes whose reader is on the team (rep or lead), not the client.
-INTERNAL_PURPOSES = frozenset({"reminder", "escalation"})
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "attention"})
 # Set by the composer for every template; a context may override ``locale``.
 PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
@@ -287,6 +295,19 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "rule": "gold-4h",
             "overdue": timedelta(hours=3, minutes=15),
             "level": 1,
+        },
+        "attention": {
+            "lead": {"name": "Maria Schulz", "email": "maria.schulz@northwind.example"},
+            "rep": team_rep,
+            "note": {
+                "kind": "follow_up",
+                "to": "kenji.sato@client.example",
+                "subject": "Pricing for the Tokyo office",
+                "reason": "cannot compose: ValueError: invalid address",
+            },
+            "since": datetime(2025, 3, 13, 9, 0, tzinfo=UTC),
+            "waiting": timedelta(days=1, hours=2),
+            "rep_zone": "Europe/Berlin",
         },
     }
     sample = data[purpose]

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import config, logs, pipeline
+from agent import attention, config, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -56,7 +56,14 @@ from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
 from agent.replan import Replanner
-from agent.store import BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store
+from agent.store import (
+    BACKOFF,
+    INCREMENTAL,
+    NEEDS_ATTENTION,
+    NEEDS_RECONNECT,
+    Store,
+    action_from_json,
+)
 
 log = logging.getLogger("followup.worker")
 
@@ -721,7 +728,28 @@ class Worker:
             domain=s.team.domains[0] if s.team.domains else "followup.invalid",
         )
 
+    def bounce(self, loaded: Loaded, name: str, now: datetime) -> list[str]:
+        """Plan a note to the lead for each of ``name``'s rows parked past the attention limit
+        (:mod:`agent.attention`); return the keys newly planned."""
+        parked = []
+        for row in self.store.outbox(statuses=(NEEDS_ATTENTION,), mailbox=name):
+            try:
+                action = action_from_json(row["action"])
+            except Exception as exc:  # a row no longer readable is named, not fatal
+                log.warning(
+                    "unreadable parked row %s: %s", row["key"], exc, extra={"mailbox": name}
+                )
+                continue
+            parked.append((action, row["updated_at"], str(row["last_error"] or "")))
+        added = self.store.enqueue(attention.bounces(parked, loaded.team.reps(), now))
+        for key in added:
+            log.warning(
+                "told the lead of a note parked too long", extra={"mailbox": name, "key": key}
+            )
+        return added
+
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
+        self.bounce(loaded, name, now)
         before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
         outcomes = self._outbox(loaded, {name: conn.mail}, calendars).run(now, mailbox=name)
