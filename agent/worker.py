@@ -51,6 +51,7 @@ from agent.errors import (
     UserError,
 )
 from agent.health import HealthServer, Metrics
+from agent.mime import MAX_TEXT_CHARS
 from agent.model import Action, Address
 from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
@@ -672,7 +673,9 @@ class Worker:
             except ProviderError as exc:
                 self.store.record_skipped(mailbox.name, "body", m.provider_id, str(exc)[:300])
                 body = ""
-            self.store.set_body(mailbox.name, m.provider_id, body)
+            # Planners read a reply's top; a provider that converts the body itself (Graph)
+            # may hand over megabytes.
+            self.store.set_body(mailbox.name, m.provider_id, body[:MAX_TEXT_CHARS])
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         with self.lock:

@@ -27,7 +27,9 @@ from agent.model import Interval
 from agent.providers.gmail import GmailProvider, parse_metadata
 from agent.textparts import own_text
 from tests.fakes.gmail import GoogleEmulator, raw_message
+from tests.fakes.graph import GraphEmulator
 from tests.test_gmail import make_gmail
+from tests.test_outlook import ADDRESS, Rig
 
 BUDGET_S = 3.0
 WINDOW = Interval(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
@@ -214,3 +216,19 @@ def test_a_huge_csv_field_costs_its_row_only() -> None:
     assert [(p.where, "field larger than field limit" in p.message) for p in problems] == [
         ("line 3", True)
     ]
+
+
+# -- Outlook ------------------------------------------------------------------------------------
+
+
+def test_an_outlook_message_of_an_unforeseen_shape_is_skipped_and_recipients_bounded() -> None:
+    with GraphEmulator() as graph:
+        graph.add_mailbox(ADDRESS, "Asha Rao")
+        rig = Rig(graph)
+        odd = graph.add_message(ADDRESS, raw_fields={"from": "kai@client.example"})
+        crowd = graph.add_message(ADDRESS, to=tuple(f"u{i}@client.example" for i in range(600)))
+        result = rig.provider.sync(None)
+        rig.session.close()
+    assert [m.provider_id for m in result.messages] == [crowd]
+    assert len(result.messages[0].to) == mime.MAX_ADDRESSES
+    assert dict(result.skipped)[odd] == "unreadable message: AttributeError"
