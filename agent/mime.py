@@ -63,6 +63,9 @@ MAX_ADDRESSES = 500
 # HTML converted to text, and the text handed to the planners, which read a reply's top.
 MAX_HTML_CHARS = 1_000_000
 MAX_TEXT_CHARS = 100_000
+# Multipart containers in one message: real mail nests a handful; the parser's cost grows with
+# the number open at once, so a message of thousands is read as having no text.
+MAX_MULTIPARTS = 100
 
 
 def _clean(text: str) -> str:
@@ -252,10 +255,15 @@ def body_text(raw: bytes | EmailMessage) -> str:
     """The plain-text body (the text/plain part, or text/html made text); never raises.
 
     A part in a charset Python does not know is read as UTF-8 with replacement characters.
-    Reads the first ``MAX_MESSAGE_BYTES`` of ``raw`` and returns at most ``MAX_TEXT_CHARS``.
+    Reads the first ``MAX_MESSAGE_BYTES`` of ``raw`` and returns at most ``MAX_TEXT_CHARS``; a
+    message of more than ``MAX_MULTIPARTS`` multipart containers gives "".
     """
+    if isinstance(raw, bytes):
+        raw = raw[:MAX_MESSAGE_BYTES]
+        if raw.lower().count(b"boundary=") > MAX_MULTIPARTS:
+            return ""  # the email package checks every line against every open boundary
     try:
-        msg = parse(raw[:MAX_MESSAGE_BYTES]) if isinstance(raw, bytes) else raw
+        msg = parse(raw) if isinstance(raw, bytes) else raw
         part = msg.get_body(preferencelist=("plain", "html"))
     except Exception:  # a hostile structure (parts nested past the stack) can trip the walk
         part = None

@@ -110,6 +110,14 @@ def cases(size: int) -> list[tuple[str, Callable[[], object]]]:
     big_from = f"From: {groups}"
     date = "Mon, 2 Mar 2026 " + _fill("9", size)
     directory = Directory([])
+    nested_parts = (
+        "From: a@x.example\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\n"
+        + "".join(
+            f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'
+            for i in range(size // 60)
+        )
+    ).encode()
+    headers_many = "".join(f"X-H{i}: {'v' * 20}\r\n" for i in range(size // 30))
     out: list[tuple[str, Callable[[], object]]] = [
         ("mime.body_text html: '<' run", lambda: mime.body_text(_html_mail(lt))),
         ("mime.body_text html: nested <div>", lambda: mime.body_text(_html_mail(nested))),
@@ -119,6 +127,16 @@ def cases(size: int) -> list[tuple[str, Callable[[], object]]]:
         (
             "mime.body_text plain: one line",
             lambda: mime.body_text(_mail("From: a@x.example", one_line)),
+        ),
+        ("mime.body_text: nested multiparts", lambda: mime.body_text(nested_parts)),
+        ("mime.html_to_text: '<' run", lambda: mime.html_to_text(lt)),
+        (
+            "mime.to_message: many headers",
+            lambda: _skip(
+                lambda: mime.to_message(
+                    _mail(f"From: a@x.example\r\n{headers_many}"), mailbox="r", provider_id="1"
+                )
+            ),
         ),
         (
             "mime.to_message: From 'a: a: ...'",
