@@ -7,8 +7,10 @@ runs of ``<`` with no ``>``, tags nested a hundred thousand deep, one line of a 
 megabyte of closing lines, ``a: a: a: ...`` address groups, tens of thousands of addresses,
 unclosed quotes and comments, a calendar of one event repeated and a CSV of one huge field.
 Each case runs in a forked child so a case that hangs or runs out of memory is reported, not
-waited for; the child's time is measured around the call alone. Prints one line per case with
-its time against the 1 s target and exits 1 when any case misses it.
+waited for; the child's time is measured around the call alone. A hostile input may be refused
+(a calendar file over the limits is), as long as the refusal is fast: the outcome column says
+so. Prints one line per case with its time against the 1 s target and exits 1 when any case
+misses it.
 """
 
 from __future__ import annotations
@@ -229,6 +231,19 @@ def cases(size: int) -> list[tuple[str, Callable[[], object]]]:
             ),
         ),
         (
+            "calendars.read_ics: events up to the limits",
+            lambda: calendars.read_ics(
+                _ics(
+                    "".join(
+                        _event(i, "SUMMARY:Call\r\nLOCATION:Room 1\r\nSTATUS:CONFIRMED\r\n")
+                        for i in range(calendars.MAX_LINES // 10)
+                    )
+                ),
+                WINDOW,
+                "r",
+            ),
+        ),
+        (
             "calendars.read_ics: one long SUMMARY",
             lambda: _skip(
                 lambda: calendars.read_ics(
@@ -281,8 +296,8 @@ def _skip(call: Callable[[], object]) -> object:
 def _child(call: Callable[[], object], conn: Any) -> None:
     start = time.perf_counter()
     try:
-        call()
-        outcome = "ok"
+        result = call()
+        outcome = f"refused ({type(result).__name__})" if isinstance(result, Exception) else "ok"
     except BaseException as exc:  # reported, never hidden: a crash is a failure like a hang
         outcome = f"raised {type(exc).__name__}"
     conn.send((time.perf_counter() - start, outcome))
