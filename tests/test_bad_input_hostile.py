@@ -232,3 +232,10 @@ def test_an_outlook_message_of_an_unforeseen_shape_is_skipped_and_recipients_bou
     assert [m.provider_id for m in result.messages] == [crowd]
     assert len(result.messages[0].to) == mime.MAX_ADDRESSES
     assert dict(result.skipped)[odd] == "unreadable message: AttributeError"
+
+
+def test_an_email_field_of_many_dots_is_checked_in_linear_time() -> None:
+    text = "name,emails\nAcme,a@" + "b." * 40_000 + " x\nZen,z@zen.example\n"
+    clients, problems = _within_budget(lambda: parse_clients(text, "clients.csv"))
+    assert [c.key for c in clients] == ["zen"]
+    assert [p.where for p in problems] == ["line 2"]
