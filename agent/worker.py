@@ -744,6 +744,8 @@ class Worker:
                 )
                 continue
             parked.append((action, row["updated_at"], str(row["last_error"] or "")))
+        if not parked:
+            return []
         added = self.store.enqueue(attention.bounces(parked, loaded.team.reps(), now))
         for key in added:
             log.warning(
