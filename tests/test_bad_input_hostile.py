@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent import calendars, mime
 from agent.clients import parse_clients
@@ -78,6 +80,61 @@ def test_html_is_read_by_a_parser_one_line_per_block() -> None:
 def test_hostile_html_is_converted_in_linear_time(html: str) -> None:
     text = _within_budget(lambda: mime.body_text(_html(html)))
     assert len(text) <= mime.MAX_TEXT_CHARS
+
+
+_HTML_BITS = st.sampled_from(
+    [
+        "<",
+        ">",
+        "<p>",
+        "</p>",
+        "<br>",
+        "<div>",
+        "</div>",
+        "<!--",
+        "-->",
+        "<script>",
+        "</script>",
+        '"',
+        "'",
+        "=",
+        "&amp;",
+        "&#",
+        "&#x110000;",
+        "\x00",
+        "\ud800",
+        "a",
+        " ",
+        "\n",
+        "日本",
+        "<a href='",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_HTML_BITS, max_size=60).map("".join))
+def test_any_html_gives_text_without_tags_or_nuls(html: str) -> None:
+    text = mime.html_to_text(html)
+    assert "\x00" not in text and len(text) <= len(html) + 1
+    text.encode("utf-8")  # storable: no lone surrogates
+
+
+_ADDRESS_BITS = st.sampled_from(
+    ["a", "@", "<", ">", ",", ";", ":", '"', "\\", "(", ")", " ", "=?utf-8?b?", "?=", "x.example"]
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_ADDRESS_BITS, max_size=60).map("".join))
+def test_any_address_header_is_read_the_same_way_by_mime_and_gmail_or_not_at_all(
+    value: str,
+) -> None:
+    from agent.providers.gmail import _addresses as gmail_addresses
+
+    found = mime.addresses([value])
+    assert len(found) <= mime.MAX_ADDRESSES and all("@" in a.email for a in found)
+    assert [a.email for a in gmail_addresses(value)] == [a.email for a in found]
 
 
 def test_html_past_the_limit_is_not_converted() -> None:
