@@ -75,7 +75,10 @@ def _rows(
         except StopIteration:
             return
         except csv.Error as exc:
-            problems.append(Problem(source, f"line {before + 1}", f"unreadable row: {exc}"))
+            why = f"unreadable row: {exc}"
+            if "field limit" in str(exc):
+                why += " characters; look for a quote left open, the rest of the file is read"
+            problems.append(Problem(source, f"line {before + 1}", why))
             if reader.reader.line_num == before:
                 return  # the reader is stuck: nothing more can be read
 

@@ -8,9 +8,10 @@ Mail is hostile input, so every step is bounded the way a mail server bounds it 
 100 KB of headers and takes messages of 10 MB): the header block past ``MAX_HEADER_BYTES`` is
 dropped, an address header is read for its first ``MAX_ADDRESSES`` addresses, ``body_text``
 reads the first ``MAX_MESSAGE_BYTES`` of a message, converts at most ``MAX_HTML_CHARS`` of HTML
-with a real HTML parser (libxml2, through lxml: linear time, nesting capped) and hands back at
-most ``MAX_TEXT_CHARS``. Nothing here uses the email package's header registry, whose parser
-takes minutes or overflows the stack on a long hostile address list.
+with a real HTML parser (libxml2, through lxml: linear time, nesting capped; lexbor, through
+selectolax, took 140 s on 1 MB of nested ``<div>``) and hands back at most ``MAX_TEXT_CHARS``.
+Nothing here uses the email package's header registry, whose parser takes minutes or overflows
+the stack on a long hostile address list.
 """
 
 from __future__ import annotations
