@@ -275,6 +275,12 @@ def cases(size: int) -> list[tuple[str, Callable[[], object]]]:
             ),
         ),
         (
+            "clients.parse_clients: email of many dots",
+            lambda: clients.parse_clients(
+                "name,emails\nA,a@" + _fill("b.", size // 8) + " x\n", "clients.csv"
+            ),
+        ),
+        (
             "clients.parse_clients: many rows",
             lambda: clients.parse_clients(
                 "name,emails\n" + "".join(f"C{i},c{i}@x.example\n" for i in range(size // 25)),
