@@ -53,6 +53,22 @@ from agent.model import Attendee, Event, Interval
 # window: an hourly series begun in 2000 would hold the worker for minutes. Beyond this many
 # repetitions before the window ends, a series is left out and reported.
 MAX_REPEATS = 50_000
+# A calendar file is read whole by a library that takes about 50 µs a line; past these a file is
+# refused with the reason (split it, or export a shorter range), so one file cannot hold a pass.
+MAX_EVENTS = 2_000
+MAX_LINES = 20_000
+# Every BY* list multiplies a rule's occurrences (BYMONTH=1..12;BYMONTHDAY=1..31;BYHOUR=0..23;
+# BYMINUTE=0..59 makes a yearly rule of 545 bytes 535,680 events a year).
+_BY_PARTS = (
+    "BYMONTH",
+    "BYWEEKNO",
+    "BYYEARDAY",
+    "BYMONTHDAY",
+    "BYDAY",
+    "BYHOUR",
+    "BYMINUTE",
+    "BYSECOND",
+)
 _PERIOD = {
     "SECONDLY": 1,
     "MINUTELY": 60,
@@ -288,6 +304,18 @@ def _calendars(
     can be read."""
     if not data.strip():
         raise ValueError("empty iCalendar data")
+    lines = data.count(b"\n") + 1
+    if lines > MAX_LINES:
+        raise ValueError(
+            f"{lines} lines is over the limit of {MAX_LINES} per calendar file: "
+            "split the file or export a shorter range"
+        )
+    events = data.upper().count(b"BEGIN:VEVENT")
+    if events > MAX_EVENTS:
+        raise ValueError(
+            f"{events} events is over the limit of {MAX_EVENTS} per calendar file: "
+            "split the file or export a shorter range"
+        )
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
     if not text.lstrip().upper().startswith("BEGIN:VCALENDAR"):
         raise ValueError(f"not iCalendar data: it starts with {_shorten(text.lstrip())!r}")
@@ -393,10 +421,10 @@ def _rule_problem(event: Any, until: datetime) -> str | None:
     window; a rule too broken to estimate is left to the expansion library to report.
     """
     rule, start = event.get("RRULE"), event.get("DTSTART")
-    if rule is None or start is None:
+    if start is None:
         return None
     total = 0
-    for one in rule if isinstance(rule, list) else [rule]:
+    for one in [] if rule is None else rule if isinstance(rule, list) else [rule]:
         try:
             interval = int(one.get("INTERVAL", [1])[0])
             if interval < 1:
@@ -411,14 +439,19 @@ def _rule_problem(event: Any, until: datetime) -> str | None:
                     end = datetime.combine(end, time(0))
                 last = min(last, end.replace(tzinfo=None))
             period = _PERIOD[str(one["FREQ"][0]).upper()] * interval
-            steps = max(0, int((last - first.replace(tzinfo=None)).total_seconds() // period))
+            # + 1: the first period has its occurrences too, which BY* lists multiply.
+            steps = max(0, int((last - first.replace(tzinfo=None)).total_seconds() // period)) + 1
             if "COUNT" in one:
                 steps = min(steps, max(0, int(one["COUNT"][0])))
-            for finer in ("BYSECOND", "BYMINUTE", "BYHOUR"):
-                steps *= max(1, len(one.get(finer, ())))
+            for part in _BY_PARTS:
+                steps *= max(1, len(one.get(part, ())))
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError):
             continue
         total += steps
+    for dates in event.get("RDATE", []) if isinstance(event.get("RDATE"), list) else []:
+        total += len(getattr(dates, "dts", ()))
+    if isinstance(event.get("RDATE"), icalendar.prop.vDDDLists):
+        total += len(event["RDATE"].dts)
     if total > MAX_REPEATS:
         return (
             f"{_describe(event)} repeats more than {MAX_REPEATS} times before "

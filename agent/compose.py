@@ -12,7 +12,11 @@ autoescaping and is wrapped in a document carrying ``lang`` and, for right-to-le
 ``dir="rtl"``.
 
 Safety: templates run in Jinja2's immutable sandbox (no attribute starting with ``_``, no
-mutation of the data), and every missing value is an error (``StrictUndefined``) raised as
+mutation of the data) with limits: a template, ``{% include %}`` or ``{% import %}`` whose real
+path lies outside the templates folder (a symlink to ``/proc/self/environ``) is not found; a
+render stops past ``MAX_RENDER_SECONDS`` or ``MAX_RENDER_CHARS``, and ``*``, ``**``, ``%`` and
+``format`` refuse results past that size. Every missing value is an error (``StrictUndefined``)
+raised as
 :class:`agent.errors.TemplateError` naming file and line, before anything is sent. Optional
 values are read with ``{{ value | fallback("...") }}``. The data each purpose receives is the
 contract in :data:`CONTRACTS`; templates/README.md documents it for people.
@@ -25,7 +29,10 @@ when the template is in that language, else in the template's language.
 from __future__ import annotations
 
 import email.policy
+import os
 import re
+import threading
+import time
 import tomllib
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,9 +43,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, Template, nodes, pass_context
-from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2 import Environment, FileSystemLoader, Template, nodes, pass_context
+from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.loaders import split_template_path
 from jinja2.runtime import Context, StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
@@ -144,9 +152,17 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "items": [{"kind": str, "client": str, "subject": str, "deadline": datetime}],
         "zone": str,
     },
+    "attention": {
+        "lead": {"name": str, "email?": str},
+        "rep": _TEAM_REP,
+        "note": {"kind": str, "to": str, "subject": str, "reason": str},
+        "since": datetime,
+        "waiting": timedelta,
+        "rep_zone": str,
+    },
 }
 # Purposes whose reader is on the team (rep or lead), not the client.
-INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest"})
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest", "attention"})
 # Set by the composer for every template; a context may override ``locale``.
 PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
@@ -305,6 +321,19 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "overdue": timedelta(hours=3, minutes=15),
             "level": 1,
         },
+        "attention": {
+            "lead": {"name": "Maria Schulz", "email": "maria.schulz@northwind.example"},
+            "rep": team_rep,
+            "note": {
+                "kind": "follow_up",
+                "to": "kenji.sato@client.example",
+                "subject": "Pricing for the Tokyo office",
+                "reason": "cannot compose: ValueError: invalid address",
+            },
+            "since": datetime(2025, 3, 13, 9, 0, tzinfo=UTC),
+            "waiting": timedelta(days=1, hours=2),
+            "rep_zone": "Europe/Berlin",
+        },
     }
     data["digest"] = {
         "reader": {"name": team_rep["name"]},
@@ -453,10 +482,97 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
+# A note is a few kilobytes; a template that writes more, or runs longer, is broken or hostile.
+MAX_RENDER_CHARS = 1_000_000
+MAX_RENDER_SECONDS = 2.0
+_limits = threading.local()  # the deadline of the render running on this thread
+_WIDE_FORMAT = re.compile(r"%[-#0 +]*(\*|\d{4})|%[-#0 +]*\d*\.(\*|\d{4})|\{[^{}]*:[^{}]*\d{4}")
+
+
+class _ConfinedLoader(FileSystemLoader):
+    """A FileSystemLoader that finds no file whose real path is outside its folder, so that a
+    symlink cannot bring ``/proc/self/environ`` or a key file into a note."""
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)
+        for folder in self.searchpath:
+            root = os.path.realpath(folder)
+            real = os.path.realpath(os.path.join(folder, *pieces))
+            if os.path.exists(real) and os.path.commonpath([root, real]) != root:
+                raise TemplateNotFound(template, f"{template} leads outside the templates folder")
+        return super().get_source(environment, template)
+
+
+class _RenderLimit(SecurityError):
+    """A render past its time or size limit."""
+
+
+def _check_deadline() -> None:
+    deadline = getattr(_limits, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise _RenderLimit(f"the render took more than {MAX_RENDER_SECONDS:g} s")
+
+
+def _too_big(size: int) -> None:
+    if size > MAX_RENDER_CHARS:
+        raise _RenderLimit(f"a value of {size} characters is over the {MAX_RENDER_CHARS} limit")
+
+
+def _bounded_range(*args: int) -> Iterator[int]:
+    """``range`` that stops the render at its deadline: loops cost time even when they write
+    nothing, and nothing else would look at the clock."""
+    steps = range(*args)
+    if len(steps) > 100_000:  # as Jinja's own sandbox range
+        raise _RenderLimit(f"range of {len(steps)} items is over the 100000 limit")
+    for i, value in enumerate(steps):
+        if i % 1024 == 0:
+            _check_deadline()
+        yield value
+
+
+def _safe_format(value: Any, *args: Any, **kwargs: Any) -> str:
+    text = str(value)
+    if _WIDE_FORMAT.search(text):
+        raise _RenderLimit("a format width or precision of four digits or more")
+    result = text % (kwargs or args)
+    _too_big(len(result))
+    return result
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with ``*``, ``**`` and ``%`` bounded: ``"x" * 10**10`` or
+    ``"%0999999999d" % 1`` would otherwise take the worker's memory."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _check_deadline()
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    _too_big(len(seq) * n)
+        elif operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 256:
+                raise _RenderLimit(f"a power of {right} is over the 256 limit")
+        elif operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise _RenderLimit("a format width or precision of four digits or more")
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        if _WIDE_FORMAT.search(str(value.__self__)):
+            raise _RenderLimit("a format width or precision of four digits or more")
+        return wrapped
+
+
 def make_environment(templates_dir: Path, *, html: bool) -> ImmutableSandboxedEnvironment:
     """The sandbox templates run in; ``html`` switches autoescaping on."""
-    env = ImmutableSandboxedEnvironment(
-        loader=FileSystemLoader(str(templates_dir)),
+    env = _Sandbox(
+        loader=_ConfinedLoader(str(templates_dir)),
         undefined=StrictUndefined,
         autoescape=html,
         trim_blocks=True,
@@ -464,6 +580,10 @@ def make_environment(templates_dir: Path, *, html: bool) -> ImmutableSandboxedEn
         auto_reload=False,
     )
     env.filters.update(FILTERS)
+    env.filters["format"] = _safe_format
+    env.globals["range"] = _bounded_range
+    for unused in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(unused, None)
     return env
 
 
@@ -659,12 +779,29 @@ class Composer:
                     self._templates.setdefault(folder.name, {})[lang] = loaded
 
     def _load(self, path: Path, name: str) -> _Loaded | None:
+        root = self.templates_dir.resolve()
+        if not path.resolve().is_relative_to(root):
+            self.problems.append(
+                Problem(str(path), "", f"leads outside the templates folder to {path.resolve()}")
+            )
+            return None
         try:
             source = path.read_text(encoding="utf-8")
             ast = self._text_env.parse(source, name, str(path))
             text = self._text_env.get_template(name)
         except UnicodeDecodeError as exc:
             self.problems.append(Problem(str(path), "", f"not UTF-8: {exc}"))
+            return None
+        except TemplateNotFound as exc:
+            self.problems.append(Problem(str(path), "", exc.message or str(exc)))
+            return None
+        except OSError as exc:
+            self.problems.append(Problem(str(path), "", f"cannot read: {exc.strerror or exc}"))
+            return None
+        except (RecursionError, MemoryError) as exc:
+            # A template nested past the parser's stack ({{ ((((... }}) is refused like any
+            # other broken template, never a crash of the worker that reloads it.
+            self.problems.append(Problem(str(path), "", f"too deeply nested: {type(exc).__name__}"))
             return None
         except TemplateSyntaxError as exc:
             where = str(exc.lineno)
@@ -782,8 +919,18 @@ class Composer:
             tmpl, line = _template_frame(exc)
             ast = loaded.ast if tmpl is None or tmpl.name == loaded.name else None
             raise self._error(loaded, exc, _describe_missing(str(exc), ast, line)) from exc
-        except (JinjaTemplateError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise self._error(loaded, exc, f"{type(exc).__name__}: {exc}") from exc
+        except (
+            JinjaTemplateError,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            ArithmeticError,  # OverflowError, ZeroDivisionError
+            RecursionError,
+            MemoryError,
+            LookupError,
+        ) as exc:
+            raise self._error(loaded, exc, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
     def _error(self, loaded: _Loaded, exc: BaseException, message: str) -> TemplateError:
         tmpl, line = _template_frame(exc)
@@ -802,9 +949,19 @@ def _render_blocks(
     context = template.new_context(dict(values))
     captured: dict[str, str] = {}
 
+    def bounded(chunks: Iterable[str]) -> str:
+        out: list[str] = []
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            _too_big(size)
+            _check_deadline()
+            out.append(chunk)
+        return "".join(out)
+
     def capture(name: str, func: Callable[[Context], Iterator[str]]) -> Callable[..., Any]:
         def run(ctx: Context) -> Iterator[str]:
-            out = "".join(func(ctx))
+            out = bounded(func(ctx))
             captured.setdefault(name, out)
             return iter((out,))
 
@@ -814,8 +971,12 @@ def _render_blocks(
         stack = context.blocks.get(name)
         if stack:
             stack[0] = capture(name, stack[0])
-    for _ in template.root_render_func(context):
-        pass
+    outer = getattr(_limits, "deadline", None)
+    _limits.deadline = time.monotonic() + MAX_RENDER_SECONDS if outer is None else outer
+    try:
+        bounded(template.root_render_func(context))
+    finally:
+        _limits.deadline = outer
     return {name: captured.get(name, "") for name in wanted}
 
 

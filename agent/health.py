@@ -1,7 +1,8 @@
 """The worker's metrics and its small HTTP endpoint: ``/healthz`` and ``/metrics``.
 
 ``/healthz`` answers 200 only while the store answers and a rule set is loaded (and the worker
-is not shutting down), 503 otherwise, with a JSON body saying which check failed. ``/metrics``
+is not shutting down, and no pass is stuck), 503 otherwise, with a JSON body saying which check
+failed. ``/metrics``
 is the Prometheus text format from prometheus-client, in a registry of the worker's own.
 """
 

@@ -530,6 +530,9 @@ def _dates(text: str, lex: _Lexicon) -> tuple[set[tuple[int, int]] | None, str, 
     return (found or None), text, words
 
 
+MAX_REPLY_CHARS = 4_000
+
+
 def chosen_slot(text: str, slots: Sequence[Interval], zone: str) -> Choice:
     """Which of ``slots`` the reply ``text`` picks, read in the client's ``zone``.
 
@@ -549,7 +552,9 @@ def chosen_slot(text: str, slots: Sequence[Interval], zone: str) -> Choice:
         return Choice(NONE, why="no times were proposed")
     lex = _lexicon()
     tz = zones.zoneinfo(zone)
-    own = own_text(text)
+    # A choice is made at the top of a reply; each time found is blanked out of the text, so
+    # the text read is bounded to keep that step from growing with the square of a long mail.
+    own = own_text(text)[:MAX_REPLY_CHARS]
     if not own.strip():
         return Choice(NONE, why="the reply has no text of its own")
     norm = _norm(own)

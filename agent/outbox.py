@@ -173,7 +173,20 @@ class Outbox:
                 log.warning("outbox %s: transient provider error: %s", row["key"], exc)
                 now_row = self.store.outbox_row(row["key"]) or row
                 outcomes.append(Outcome(row["key"], now_row["status"], f"will retry: {exc}"))
+            except Exception as exc:  # one bad row stops itself, never the rows behind it
+                outcomes.append(self._set_aside(row["key"], exc))
         return outcomes
+
+    def _set_aside(self, key: str, exc: BaseException) -> Outcome:
+        """Park a row that failed in a way nobody planned for (a disk that refused a file, a
+        provider that raised something unexpected) as ``needs_attention`` with the reason, from
+        whatever state it was in: whether a message left is for a person to check."""
+        reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.error("outbox %s: set aside for a person: %s", key, reason, exc_info=exc)
+        row = self.store.outbox_row(key)
+        if row is not None and row["status"] in (PLANNED, DRAFTING, DRAFTED, SENDING):
+            self.store.transition(key, [row["status"]], NEEDS_ATTENTION, last_error=reason)
+        return Outcome(key, NEEDS_ATTENTION, reason)
 
     def cancel_obsolete(self, keys: set[str] | frozenset[str]) -> int:
         """Cancel rows whose reason has gone (the client was answered): planned ones, and drafts
@@ -511,6 +524,12 @@ class Outbox:
         except TemplateError as exc:
             self.store.transition(key, [PLANNED], NEEDS_ATTENTION, last_error=str(exc))
             return Outcome(key, NEEDS_ATTENTION, str(exc))
+        except Exception as exc:
+            # A render or an address the message cannot carry (OverflowError, RecursionError,
+            # MemoryError, ValueError ...): this note waits for a person; the others go on.
+            reason = f"cannot compose: {type(exc).__name__}: {str(exc)[:300]}"
+            self.store.transition(key, [PLANNED], NEEDS_ATTENTION, last_error=reason)
+            return Outcome(key, NEEDS_ATTENTION, reason)
         if not self.store.transition(key, [PLANNED], DRAFTING, attempts=1):
             return Outcome(key, "taken", "another worker took it")
         try:

@@ -17,6 +17,9 @@ Retry-After).
   ``service.shutdown_timeout``, hand the leases back, exit 0. A second signal exits at once.
 - SIGHUP, or a change on disk to the config, rules, templates or clients file, reloads them;
   an invalid new set is refused with its problems in the log and the last good set runs on.
+- A pass still running after ``STUCK_AFTER`` is stuck: its lease is given up (the mailbox backs
+  off, and another worker may take it), ``/healthz`` answers 503 and the systemd watchdog is no
+  longer fed, so the service manager restarts the worker.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import config, configcheck, controls, golive, logs, pipeline
+from agent import attention, config, configcheck, controls, golive, logs, pipeline
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -54,18 +57,30 @@ from agent.errors import (
     UserError,
 )
 from agent.health import HealthServer, Metrics
+from agent.mime import MAX_TEXT_CHARS
 from agent.model import Action, Address
 from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
 from agent.replan import Replanner
-from agent.store import ACCESS_DENIED, BACKOFF, INCREMENTAL, NEEDS_RECONNECT, Store, wall_clock
+from agent.store import (
+    ACCESS_DENIED,
+    BACKOFF,
+    INCREMENTAL,
+    NEEDS_ATTENTION,
+    NEEDS_RECONNECT,
+    Store,
+    action_from_json,
+    wall_clock,
+)
 
 log = logging.getLogger("followup.worker")
 
 MAX_BACKOFF = timedelta(minutes=15)
 # An administrator's fix (a licence, a permission) arrives unannounced: look again this often.
 ACCESS_RETRY = timedelta(hours=1)
+# A first full sync of a large mailbox takes minutes; a pass this long is stuck, not slow.
+STUCK_AFTER = timedelta(minutes=30)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
 RELOAD_CHECK_SECONDS = 2.0
@@ -252,6 +267,9 @@ class Worker:
         self.last_reload_check = 0.0
         self.last_gauges = 0.0
         self.lock = threading.Lock()
+        self.started: dict[str, float] = {}  # when each pass in flight began (monotonic)
+        self.given_up: set[str] = set()  # stuck passes whose lease was handed back
+        self.stuck_after = STUCK_AFTER
         self.store.register_mailboxes(self.loaded.enabled, self.clock())
         self.metrics.rules_loaded.set(1)
 
@@ -307,7 +325,41 @@ class Worker:
             "store": self.store.ping(),
             "rules": self.loaded.team.rules is not None,
             "running": not self.stopping.is_set(),
+            "passes": not self.stuck(),
         }
+
+    def stuck(self) -> list[str]:
+        """Mailboxes whose pass has run longer than ``stuck_after``."""
+        limit = self.stuck_after.total_seconds()
+        now = time.monotonic()
+        with self.lock:
+            return sorted(n for n, began in self.started.items() if now - began > limit)
+
+    def give_up_stuck(self) -> list[str]:
+        """Hand back the lease of every newly stuck pass, the mailbox backing off; return them.
+
+        The pass's thread cannot be stopped, but its mailbox is no longer held: another worker
+        may take it, and this one is restarted by whoever watches ``/healthz``.
+        """
+        fresh = [n for n in self.stuck() if n not in self.given_up]
+        for name in fresh:
+            wait = self.loaded.settings.service.poll_seconds
+            self.store.finish(
+                self.owner,
+                name,
+                state=BACKOFF,
+                next_run_at=self.clock() + timedelta(seconds=wait),
+                failures=self.store.stream_failures(name) + 1,
+                error=f"pass stuck for more than {self.stuck_after.total_seconds():g} s",
+            )
+            self.given_up.add(name)
+            self.metrics.syncs.labels("stuck").inc()
+            log.error(
+                "pass stuck for more than %g s: lease given up",
+                self.stuck_after.total_seconds(),
+                extra={"mailbox": name, "state": BACKOFF},
+            )
+        return fresh
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> int:
@@ -381,6 +433,17 @@ class Worker:
                 ttl = timedelta(seconds=self.loaded.settings.service.lease_seconds)
                 leased = self.store.lease(self.owner, now, ttl, room)
                 for name, due in leased.items():
+                    with self.lock:
+                        running = name in self.in_flight
+                    if running:  # its stuck pass still runs here: leave it to another worker
+                        self.store.finish(
+                            self.owner,
+                            name,
+                            state=BACKOFF,
+                            next_run_at=now + ttl,
+                            error="an earlier pass is stuck on this worker",
+                        )
+                        continue
                     self.metrics.leased.inc()
                     self.metrics.lag.set(max((now - due).total_seconds(), 0) if due else 0)
                     with self.lock:
@@ -420,8 +483,17 @@ class Worker:
         while True:
             ttl = self.loaded.settings.service.lease_seconds
             stopping = self.stopping.wait(timeout=ttl / 3)
+            try:
+                given_up = set(self.give_up_stuck())
+            except Exception as exc:  # the store is down: tried again at the next beat
+                log.warning("cannot give up stuck passes: %s", exc)
+                given_up = set()
             with self.lock:
-                names = [n for n, f in self.in_flight.items() if not f.done()]
+                names = [
+                    n
+                    for n, f in self.in_flight.items()
+                    if not f.done() and n not in self.given_up and n not in given_up
+                ]
             if not names:
                 if stopping:
                     return
@@ -444,7 +516,7 @@ class Worker:
                 log.warning("lease lost (taken over after expiry)", extra={"mailbox": name})
 
     def _watchdog(self) -> None:
-        if os.environ.get("WATCHDOG_USEC") and self.store.ping():
+        if os.environ.get("WATCHDOG_USEC") and self.store.ping() and not self.stuck():
             sd_notify("WATCHDOG=1")
 
     # -- reload --------------------------------------------------------------------------
@@ -473,6 +545,16 @@ class Worker:
             for problem in exc.problems:
                 log.error("  %s", problem)
             return False
+        except Exception as exc:  # a file no check foresaw: refused too, never the worker's end
+            self.refused_stamp = stamp(self.config_path, self.loaded.settings)
+            self.metrics.reloads.labels("refused").inc()
+            log.error(
+                "reload refused, the last good configuration keeps running: %s: %s",
+                type(exc).__name__,
+                str(exc)[:300],
+                exc_info=exc,
+            )
+            return False
         old = self.loaded
         if new.settings.database.url != old.settings.database.url:
             log.warning("database.url changed: it takes effect at the next restart")
@@ -495,12 +577,18 @@ class Worker:
     # -- one mailbox ---------------------------------------------------------------------
     def work(self, name: str) -> PassResult:
         """One pass over one leased mailbox. Never raises: the outcome is the stream's state."""
+        with self.lock:
+            self.started[name] = time.monotonic()
         try:
             return self._work(name)
         except Exception:  # the store itself failed: the lease expires and the pass is redone
             log.exception("cannot record the pass", extra={"mailbox": name})
             self.metrics.syncs.labels("error").inc()
             return PassResult(name, "error")
+        finally:
+            with self.lock:
+                self.started.pop(name, None)
+                self.given_up.discard(name)
 
     def _work(self, name: str) -> PassResult:
         loaded = self.loaded
@@ -647,7 +735,9 @@ class Worker:
             except ProviderError as exc:
                 self.store.record_skipped(mailbox.name, "body", m.provider_id, str(exc)[:300])
                 body = ""
-            self.store.set_body(mailbox.name, m.provider_id, body)
+            # Planners read a reply's top; a provider that converts the body itself (Graph)
+            # may hand over megabytes.
+            self.store.set_body(mailbox.name, m.provider_id, body[:MAX_TEXT_CHARS])
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         with self.lock:
@@ -731,7 +821,30 @@ class Worker:
             post=self.post,
         )
 
+    def bounce(self, loaded: Loaded, name: str, now: datetime) -> list[str]:
+        """Plan a note to the lead for each of ``name``'s rows parked past the attention limit
+        (:mod:`agent.attention`); return the keys newly planned."""
+        parked = []
+        for row in self.store.outbox(statuses=(NEEDS_ATTENTION,), mailbox=name):
+            try:
+                action = action_from_json(row["action"])
+            except Exception as exc:  # a row no longer readable is named, not fatal
+                log.warning(
+                    "unreadable parked row %s: %s", row["key"], exc, extra={"mailbox": name}
+                )
+                continue
+            parked.append((action, row["updated_at"], str(row["last_error"] or "")))
+        if not parked:
+            return []
+        added = self.store.enqueue(attention.bounces(parked, loaded.team.reps(), now))
+        for key in added:
+            log.warning(
+                "told the lead of a note parked too long", extra={"mailbox": name, "key": key}
+            )
+        return added
+
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
+        self.bounce(loaded, name, now)
         before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
         outcomes = self._outbox(loaded, {name: conn.mail}, calendars).run(now, mailbox=name)

@@ -38,7 +38,7 @@ from tests.worker_helpers import (
 
 POLL = 60
 OUTAGE = timedelta(minutes=5)
-HEALTHY = {"store": True, "rules": True, "running": True}
+HEALTHY = {"store": True, "rules": True, "running": True, "passes": True}
 
 
 @dataclass

@@ -326,7 +326,13 @@ def test_the_service_answers_health_and_metrics_and_stops_cleanly_on_sigterm(
     proc = _start(demo_config, port)
     try:
         _, body = _wait_healthy(port, proc)
-        assert json.loads(body) == {"status": "ok", "store": True, "rules": True, "running": True}
+        assert json.loads(body) == {
+            "status": "ok",
+            "store": True,
+            "rules": True,
+            "running": True,
+            "passes": True,
+        }
         deadline = time.monotonic() + 30
         metrics = ""
         while time.monotonic() < deadline and 'syncs_total{result="ok"} 3.0' not in metrics:

@@ -23,6 +23,7 @@ Reads are retried (``agent.providers.ratelimit.read_retrying``); sends never are
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -50,7 +51,7 @@ from agent.errors import (
     Refused,
     Transient,
 )
-from agent.mime import KEPT_HEADERS
+from agent.mime import KEPT_HEADERS, MAX_ADDRESSES
 from agent.model import (
     Address,
     Attendee,
@@ -244,8 +245,9 @@ def _address(value: Any) -> Address | None:
 
 
 def _recipients(values: Any) -> tuple[Address, ...]:
+    """The readable recipients, at most ``MAX_ADDRESSES`` (as :mod:`agent.mime` keeps)."""
     found = (_address(v) for v in values or ())
-    return tuple(a for a in found if a is not None)
+    return tuple(itertools.islice((a for a in found if a is not None), MAX_ADDRESSES))
 
 
 def _message_ids(value: str) -> tuple[str, ...]:
@@ -577,6 +579,9 @@ class OutlookProvider:
             message = self._to_message(row, label)
         except (_Malformed, ValueError) as exc:
             skipped.append((pid, str(exc)))
+            return
+        except Exception as exc:  # a shape nobody foresaw: this message is skipped, not the sync
+            skipped.append((pid, f"unreadable message: {type(exc).__name__}"))
             return
         messages[pid] = message
 
