@@ -149,7 +149,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
     },
     "digest": {
         "reader": {"name": str},
-        "items": [{"kind": str, "client": str, "subject": str, "deadline": datetime}],
+        "items": [{"kind": str, "client": str, "subject": str, "deadline": datetime, "rule?": str}],
         "zone": str,
     },
     "attention": {
@@ -343,6 +343,7 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
                 "client": team_client["name"],
                 "subject": thread["subject"],
                 "deadline": datetime(2025, 3, 14, 14, 0, tzinfo=UTC),
+                "rule": "gold",
             },
             {
                 "kind": "escalation",

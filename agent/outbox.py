@@ -112,6 +112,17 @@ AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, Ac
 AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
+HOUR = timedelta(hours=1)
+
+
+def _reader(action: Action) -> str:
+    """Who a team note is for: the address it goes to, or its webhook (by an opaque tag, never
+    the URL, whose path is a secret)."""
+    if action.to:
+        return action.to[0].email.lower()
+    return f"webhook-{key_tag(str(action.context.get('url', '')))[:12]}"
+
+
 class _Superseded(Exception):
     """Another worker took the send over: this one must not make the request."""
 
@@ -161,7 +172,10 @@ class Outbox:
         is due. Returns one outcome per row executed."""
         self._discard_withdrawn(mailbox)
         outcomes = []
-        for row in self.store.due_outbox(now, mailbox=mailbox):
+        rows = self.store.due_outbox(now, mailbox=mailbox)
+        rows, folded = self._fold_storms(rows, now)
+        outcomes += folded
+        for row in rows:
             provider = self.providers.get(row["mailbox"])
             if provider is None:
                 continue
@@ -404,16 +418,76 @@ class Outbox:
         sent = self.store.sent_since(action.mailbox, now - timedelta(days=1))
         return len([r for r in sent if r["kind"] in TEAM_KINDS]) >= self.team_daily_cap
 
-    def _fold(self, action: Action, now: datetime) -> Outcome:
-        """Gather a team note past the team's daily cap into its recipient's digest."""
-        span = (now - _EPOCH) // DIGEST_EVERY
-        start = _EPOCH + span * DIGEST_EVERY
+    def _fold_storms(
+        self, rows: list[dict[str, Any]], now: datetime
+    ) -> tuple[list[dict[str, Any]], list[Outcome]]:
+        """Team notes never storm: two or more due in one pass for the same reader (a rep, a
+        lead, a webhook) go out as one digest, now; one due within an hour of the last note
+        that reader got waits for that hour's digest. Returns the rows left to run (the
+        digests among them) and the outcomes of the notes folded."""
+        groups: dict[str, list[Action]] = {}
+        for row in rows:
+            if row["status"] != PLANNED or row["kind"] not in TEAM_KINDS:
+                continue
+            action = action_from_json(row["action"])
+            if self.mode_of(action) == "shadow":
+                continue
+            groups.setdefault(f"{action.mailbox}/{_reader(action)}", []).append(action)
+        outcomes: list[Outcome] = []
+        folded: set[str] = set()
+        digests: list[dict[str, Any]] = []
+        for group in groups.values():
+            if len(group) >= 2:
+                # The set of notes names the digest: a pass run again after a crash makes the
+                # same one, and a later storm another.
+                tag = key_tag(" ".join(sorted(a.key for a in group)))[:16]
+                key = f"digest/{group[0].mailbox}/{_reader(group[0])}/{tag}"
+                for action in group:
+                    outcomes.append(
+                        self._fold(
+                            action, now, key=key, due=now, why="one pass's team notes, gathered"
+                        )
+                    )
+                    folded.add(action.key)
+                digest = self.store.outbox_row(key)
+                if digest is not None and digest["status"] == PLANNED:
+                    digests.append(digest)
+            elif self._told_within(group[0], now, HOUR):
+                outcomes.append(self._fold(group[0], now, span=HOUR, why="within the hour"))
+                folded.add(group[0].key)
+        kept = [r for r in rows if r["key"] not in folded]
+        return [*digests, *kept], outcomes
+
+    def _told_within(self, action: Action, now: datetime, span: timedelta) -> bool:
+        """Whether the reader of ``action`` got a team note from its mailbox within ``span``."""
+        reader, since = _reader(action), now - span
+        return any(
+            r["kind"] in (*TEAM_KINDS, ActionKind.DIGEST)
+            and r["updated_at"] > since  # a note exactly an hour ago no longer counts
+            and _reader(action_from_json(r["action"])) == reader
+            for r in self.store.sent_since(action.mailbox, since)
+        )
+
+    def _fold(
+        self,
+        action: Action,
+        now: datetime,
+        *,
+        key: str | None = None,
+        due: datetime | None = None,
+        span: timedelta = DIGEST_EVERY,
+        why: str = "",
+    ) -> Outcome:
+        """Gather a team note into its reader's digest: the one named ``key`` due ``due``, or by
+        default the one for the ``span`` of time ``now`` falls in, due at its end (past the
+        team's daily cap, the span is DIGEST_EVERY)."""
+        start = _EPOCH + ((now - _EPOCH) // span) * span
         webhook = action.kind is ActionKind.WEBHOOK
         reader = action.to[0] if action.to else None
-        # One digest per reader, and per webhook (a rule may post to its own channel).
         url = str(action.context.get("url", ""))
-        to = f"webhook-{key_tag(url)[:12]}" if webhook or reader is None else reader.email
-        key = f"digest/{action.mailbox}/{to}/{start:%Y%m%dT%H%MZ}"
+        # One digest per reader, and per webhook (a rule may post to its own channel).
+        key = key or f"digest/{action.mailbox}/{_reader(action)}/{start:%Y%m%dT%H%MZ}"
+        why = why or f"team notes past the daily cap of {self.team_daily_cap}, gathered"
         context: dict[str, Any] = (
             {"url": url}
             if webhook or reader is None
@@ -428,19 +502,17 @@ class Outbox:
                     key=key,
                     kind=ActionKind.DIGEST,
                     mailbox=action.mailbox,
-                    due=start + DIGEST_EVERY,
+                    due=due or start + span,
                     to=() if webhook else action.to,
                     language=action.language,
                     template="" if webhook else "digest",
-                    reason=f"team notes past the daily cap of {self.team_daily_cap}, gathered",
+                    reason=why,
                     context=context,
                 )
             ]
         )
         self.store.transition(action.key, [PLANNED], CANCELLED, last_error=f"folded into {key}")
-        return Outcome(
-            action.key, CANCELLED, f"team cap of {self.team_daily_cap} reached: folded into {key}"
-        )
+        return Outcome(action.key, CANCELLED, f"{why}: folded into {key}")
 
     def _gathered(self, digest: Action) -> Action | None:
         """``digest`` with the notes folded into it, or ``None`` when there are none."""
@@ -454,7 +526,7 @@ class Outbox:
             return None
         if not digest.to:
             lines = [str(a.context.get("text", "")) for a in folded]
-            text = f"{len(folded)} more escalations, gathered:\n" + "\n".join(
+            text = f"{len(folded)} team notes, gathered:\n" + "\n".join(
                 f"• {line}" for line in lines
             )
             return replace(digest, context={**digest.context, "text": text})
@@ -467,6 +539,7 @@ class Outbox:
                     "client": str(client.get("name", a.client)),
                     "subject": str(thread.get("subject", a.subject)),
                     "deadline": a.context.get("deadline", a.due),
+                    "rule": a.rule or str(a.context.get("rule", "")),
                 }
             )
         return replace(digest, context={**digest.context, "items": items})

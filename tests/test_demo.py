@@ -34,7 +34,11 @@ def test_demo_json_shows_reminders_escalations_and_writes_eml(tmp_path: Path) ->
     sent = [a for a in actions if a["status"] == "sent"]
     assert any(a["client"] == "fatima-al-sayed" and a["kind"] == "escalation" for a in sent)
     emls = sorted((out / "outbox").glob("*.eml"))
-    assert len(emls) == len([a for a in actions if a["kind"] != "webhook"])
+    # one .eml per message: each note, and one digest for the team notes due together
+    mail = [a for a in actions if a["kind"] != "webhook" and a["status"] != "in digest"]
+    assert len(emls) == len([a for a in mail if a["kind"] != "digest" or a["to"]])
+    assert any(a["kind"] == "digest" and a["status"] == "sent" for a in actions)
+    assert any(a["status"] == "in digest" for a in actions)
     sent_hooks = [a for a in actions if a["kind"] == "webhook" and a["status"] == "sent"]
     assert len(sorted((out / "outbox").glob("*webhook.json"))) == len(sent_hooks) >= 1
     msg = message_from_bytes(emls[0].read_bytes(), policy=default)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -728,9 +729,32 @@ def test_no_hold_for_a_proposal_the_daily_cap_holds_back(store: Store, box: Memo
     assert [(o.key, o.status) for o in capped.run(NOW)] == [(other.key, CANCELLED)]
 
 
-def test_team_mail_past_its_cap_is_folded_into_one_digest(store: Store, box: MemoryMailbox) -> None:
+def test_team_mail_past_its_cap_is_folded_into_digests(store: Store, box: MemoryMailbox) -> None:
     outbox = make(store, box)
     outbox.team_daily_cap = 2
+    # five readers, one note each: no storm, but the cap lets two through a day
+    reminders = [
+        dataclasses.replace(
+            reminder(f"promise/asha/t{i}/0/warn/0"), to=(Address(f"r{i}@acme.example", f"R{i}"),)
+        )
+        for i in range(5)
+    ]
+    store.enqueue(reminders)
+    outcomes = outbox.run(NOW)
+    assert [o.status for o in outcomes] == [SENT, SENT] + [CANCELLED] * 3
+    assert sent_count(box) == 2
+    folded = {o.detail.rpartition(" ")[2] for o in outcomes if o.status == CANCELLED}
+    assert len(folded) == 3  # one digest per reader
+    # The digests go out at the end of their span, past the cap, once each.
+    later = NOW + DIGEST_EVERY
+    assert sorted(o.status for o in outbox.run(later)) == [SENT] * 3
+    assert outbox.run(later) == [] and sent_count(box) == 5
+
+
+def test_team_notes_to_one_reader_in_one_pass_go_out_as_one_digest(
+    store: Store, box: MemoryMailbox
+) -> None:
+    outbox = make(store, box)
     posted: list[dict[str, str]] = []
     outbox.post = lambda url, payload: posted.append(payload)
     reminders = [reminder(f"promise/asha/t{i}/0/warn/0") for i in range(5)]
@@ -744,29 +768,48 @@ def test_team_mail_past_its_cap_is_folded_into_one_digest(store: Store, box: Mem
             language="en",
             template="",
             reason="test",
+            rule="gold",
             context={"url": "https://hooks.example/T1", "text": f"Kenji waited ({i})"},
         )
         for i in range(2)
     ]
     store.enqueue([*reminders, *hooks])
     outcomes = outbox.run(NOW)
-    assert [o.status for o in outcomes] == [SENT, SENT] + [CANCELLED] * 5
-    assert sent_count(box) == 2 and posted == []  # the cap: two team notes a day
-    folded = {o.detail.rpartition(" ")[2] for o in outcomes if o.status == CANCELLED}
-    assert len(folded) == 2  # one digest for Asha's mail, one for the webhook
-    # The digests go out at the end of their span, past the cap, once each.
-    later = NOW + DIGEST_EVERY
-    assert sorted(o.status for o in outbox.run(later)) == [SENT, SENT]
-    assert outbox.run(later) == [] and sent_count(box) == 3
+    assert sorted(o.status for o in outcomes) == [CANCELLED] * 7 + [SENT] * 2
+    assert sent_count(box) == 1 and len(posted) == 1  # one mail, one post, at once
     digest = next(
         mime.parse(m.raw)
         for m in box.messages.values()
         if "SENT" in m.labels and "digest" in str(mime.parse(m.raw)["Subject"]).lower()
     )
     body = digest.get_body(preferencelist=("plain",)).get_content()
-    assert body.count("Kenji – Quote") == 3 and digest["Auto-Submitted"] == "auto-generated"
+    assert body.count("Kenji – Quote") == 5 and "gold" in body
+    assert digest["Auto-Submitted"] == "auto-generated"
     [post] = posted
     assert "Kenji waited (0)" in post["text"] and "Kenji waited (1)" in post["text"]
+    # the same pass run again (a crash, a second worker) makes nothing new
+    assert outbox.run(NOW) == [] and sent_count(box) == 1 and len(posted) == 1
+
+
+def test_a_team_note_within_the_hour_of_the_last_waits_for_that_hours_digest(
+    store: Store, box: MemoryMailbox
+) -> None:
+    clock = [NOW]
+    store.clock = lambda: clock[-1]
+    outbox = make(store, box)
+    store.enqueue([reminder("promise/asha/t1/0/warn/0")])
+    assert [o.status for o in outbox.run(NOW)] == [SENT]
+    soon = NOW + timedelta(minutes=20)
+    clock.append(soon)
+    second = dataclasses.replace(reminder("promise/asha/t2/0/warn/0"), due=soon)
+    store.enqueue([second])
+    [o] = outbox.run(soon)
+    assert o.status == CANCELLED and "within the hour" in o.detail
+    assert sent_count(box) == 1
+    hour_end = NOW.replace(minute=0) + timedelta(hours=1)
+    clock.append(hour_end)
+    assert [o.status for o in outbox.run(hour_end)] == [SENT]
+    assert sent_count(box) == 2
 
 
 class StopsAfterTheRequest:

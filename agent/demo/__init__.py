@@ -31,7 +31,7 @@ from agent.outbox import Outbox, Outcome
 from agent.promises import Decision, Promise
 from agent.providers.local import LocalMailbox
 from agent.starter import shipped as bundled  # rules/ and templates/ as shipped
-from agent.store import Store
+from agent.store import Store, action_from_json
 
 HERE = Path(__file__).parent
 
@@ -156,7 +156,7 @@ def run_demo(out: Path) -> DemoResult:
     known = _Ids()
     _build_mailboxes(scenario, settings, now, known)
 
-    store = Store.open(settings.database.url)
+    store = Store.open(settings.database.url, clock=lambda: now)
     team = pipeline.load_team(settings)
     providers = {}
     for mb in settings.mailboxes:
@@ -220,11 +220,23 @@ def run_demo(out: Path) -> DemoResult:
     planned = list(gated.actions)
     store.enqueue(planned)
     outcomes.update({o.key: o for o in outbox.run(now)})
+    # Team notes due together for one reader went out as one digest, made by the outbox.
+    digests = [
+        action_from_json(r["action"])
+        for r in store.outbox()
+        if r["kind"] == ActionKind.DIGEST and r["key"] in outcomes
+    ]
     # Notes scheduled for later are rendered too, so the folder shows every message the
     # agent will write; they stay planned in the outbox until their time.
+    for key, outcome in list(outcomes.items()):
+        if "folded into digest/" in outcome.detail:
+            outcomes[key] = Outcome(key, "in digest", outcome.detail)
     for action in planned:
+        if outcomes.get(action.key, Outcome("", "")).status == "in digest":
+            continue  # the digest is the message
         if action.key not in files and action.kind not in (ActionKind.WEBHOOK, ActionKind.HOLD):
             keep(action, outbox.compose(action, now))
+    planned += digests
     return DemoResult(
         now=now,
         out=out,
