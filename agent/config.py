@@ -189,6 +189,7 @@ class Service(_Strict):
     listen: str = "127.0.0.1:9464"
     _listen = field_validator("listen")(_check_listen)
     log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     poll_seconds: float = Field(60, gt=0)
     lease_seconds: float = Field(120, gt=0)
     shutdown_timeout: float = Field(30, gt=0)

@@ -671,7 +671,8 @@ class Outbox:
         # Other Transient errors and AuthRevoked propagate with the row in ``sending`` and the
         # request recorded: the outcome is unknown, and reconciliation only looks for the copy.
         self._mark_sent(key, SENDING, sent)
-        log.info("sent %s %s via %s", action.kind.value, key, action.mailbox)
+        # The worker logs each outcome once, with its context; this line is for debugging.
+        log.debug("sent %s %s via %s", action.kind.value, key, action.mailbox)
         return Outcome(key, SENT)
 
     @staticmethod

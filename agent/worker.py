@@ -853,13 +853,14 @@ class Worker:
                 continue  # a draft still waiting for the rep: said when it was made
             row = self.store.outbox_row(o.key) or {}
             kind = str((row.get("action") or {}).get("kind", "?"))
+            rule = str((row.get("action") or {}).get("rule", ""))
             self.metrics.executed.labels(kind, o.status).inc()
             log.info(
                 "%s %s%s",
                 o.status,
                 kind,
                 f": {o.detail}" if o.detail else "",
-                extra={"mailbox": name, "client": row.get("client"), "key": o.key},
+                extra={"mailbox": name, "client": row.get("client"), "rule": rule, "key": o.key},
             )
         return sum(before.get(o.key) != o.status for o in outcomes)
 
@@ -899,7 +900,8 @@ def run(config_path: Path, *, once: bool = False, now: str | None = None) -> int
 
         clock = shifted_clock(now)
     worker = Worker(config_path, clock=clock)
-    logs.setup(worker.loaded.settings.service.log_format)
+    service = worker.loaded.settings.service
+    logs.setup(service.log_format, level=logging.getLevelName(service.log_level.upper()))
     if once:
         worker.check_listen()
     return worker.run(once=once)

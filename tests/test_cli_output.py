@@ -40,3 +40,31 @@ def test_status_shows_subjects_from_mail_as_they_are(tmp_path: Path) -> None:
     wide = Console(record=True, width=400, emoji=False)
     views.status(wide, app.status(config_path, now=NOW.isoformat()))
     assert subject in wide.export_text()
+
+
+def test_each_send_is_logged_once_with_its_rule(tmp_path: Path, caplog: object) -> None:
+    import logging
+
+    import pytest
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    from agent.worker import Worker
+
+    result = run_demo(tmp_path / "demo")
+    config_path = result.out / "config.toml"
+    for f in result.out.glob("followup-demo.db*"):
+        f.unlink()
+    with caplog.at_level(logging.INFO, logger="followup"):
+        Worker(config_path, clock=lambda: NOW).run(once=True)
+    sent = [r for r in caplog.records if r.getMessage().startswith("sent ")]
+    assert sent, "the demo's first pass sends reminders and escalations"
+    keys = [getattr(r, "key", "") for r in sent]
+    assert len(keys) == len(set(keys))  # once each
+    assert all(getattr(r, "rule", "") for r in sent if "digest" not in r.getMessage())
+
+
+def test_the_log_level_is_set_in_the_config(tmp_path: Path) -> None:
+    from agent.config import Service
+
+    assert Service().log_level == "info"
+    assert Service(log_level="warning").log_level == "warning"
