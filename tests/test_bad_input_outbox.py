@@ -25,7 +25,12 @@ __all__ = ["box"]
 
 def _pair() -> tuple[Action, Action]:
     bad = reminder("promise/asha/bad/0/warn/0")
-    good = replace(reminder("promise/asha/good/0/warn/0"), due=bad.due + timedelta(minutes=1))
+    # to another reader: two team notes for one reader in one pass would be one digest
+    good = replace(
+        reminder("promise/asha/good/0/warn/0"),
+        due=bad.due + timedelta(minutes=1),
+        to=(Address("meera@acme.example", "Meera"),),
+    )
     return bad, good
 
 
