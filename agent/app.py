@@ -19,7 +19,7 @@ from agent.clients import load_clients
 from agent.compose import Composer
 from agent.errors import ConfigError, Problem, RulesError, Transient
 from agent.meetings import parse_meeting_rules
-from agent.model import ActionKind, Address, Client
+from agent.model import ActionKind, Client
 from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
@@ -218,15 +218,11 @@ def outbox_box(
     settings: config.Settings, store: Store, providers: dict[str, MailProvider]
 ) -> outbox_mod.Outbox:
     """The outbox as the worker runs it, for one command."""
-    return outbox_mod.Outbox(
+    return outbox_mod.Outbox.configured(
+        settings,
         store,
         providers,
         Composer(settings.paths.templates, team_default=settings.team.default_language),
-        {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
-        mode=settings.outbox.mode,
-        mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
-        domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
-        webhook_allow=settings.team.webhook_allow_hosts,
     )
 
 

@@ -97,6 +97,8 @@ class Outbox(_Strict):
     # Reminders, escalations and webhook posts a mailbox may send a day; more are gathered
     # into a digest (one per recipient every few hours) instead of flooding the team.
     team_daily_cap: int = Field(50, ge=1)
+    # Team notes due together for one reader go out as one digest (false: each on its own).
+    team_digest: bool = True
     # Act only on mail and meetings from this moment on; None: each mailbox's first pass.
     go_live: datetime | None = None
 

@@ -57,6 +57,7 @@ from functools import partial
 from typing import Any
 
 from agent.compose import Composer, build_message, message_id_for
+from agent.config import Settings
 from agent.errors import (
     AccessDenied,
     AuthRevoked,
@@ -150,10 +151,12 @@ class Outbox:
         post: Callable[[str, dict[str, str]], None] | None = None,
         calendars: Mapping[str, CalendarProvider] | None = None,
         mailbox_modes: Mapping[str, str] | None = None,
+        team_digest: bool = True,
         webhook_allow: Collection[str] = (),
     ) -> None:
         self.store = store
         self.mailbox_modes = dict(mailbox_modes or {})
+        self.team_digest = team_digest
         self.providers = providers
         self.composer = composer
         self.senders = senders
@@ -165,6 +168,32 @@ class Outbox:
         # Webhooks go to public https hosts only, bar the hosts allowed (agent/webhooks.py).
         self.post = post or partial(post_json, allow=tuple(webhook_allow))
         self.calendars = calendars or {}
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        store: Store,
+        providers: Mapping[str, MailProvider],
+        composer: Composer,
+        **extra: Any,
+    ) -> Outbox:
+        """The outbox as ``settings`` configure it (modes, caps, digests, webhook policy), for
+        the worker and for a command alike; ``extra`` adds calendars, a post function..."""
+        return cls(
+            store,
+            providers,
+            composer,
+            {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
+            mode=settings.outbox.mode,
+            mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
+            daily_cap=settings.outbox.daily_cap,
+            team_daily_cap=settings.outbox.team_daily_cap,
+            team_digest=settings.outbox.team_digest,
+            domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
+            webhook_allow=settings.team.webhook_allow_hosts,
+            **extra,
+        )
 
     # -- the one entry point ----------------------------------------------------------------
     def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
@@ -425,6 +454,8 @@ class Outbox:
         lead, a webhook) go out as one digest, now; one due within an hour of the last note
         that reader got waits for that hour's digest. Returns the rows left to run (the
         digests among them) and the outcomes of the notes folded."""
+        if not self.team_digest:
+            return rows, []
         groups: dict[str, list[Action]] = {}
         for row in rows:
             if row["status"] != PLANNED or row["kind"] not in TEAM_KINDS:

@@ -58,7 +58,7 @@ from agent.errors import (
 )
 from agent.health import HealthServer, Metrics
 from agent.mime import MAX_TEXT_CHARS
-from agent.model import Action, Address
+from agent.model import Action
 from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
@@ -805,19 +805,12 @@ class Worker:
     def _outbox(
         self, loaded: Loaded, providers: dict[str, Any], calendars: dict[str, Any] | None = None
     ) -> Outbox:
-        s = loaded.settings
-        return Outbox(
+        return Outbox.configured(
+            loaded.settings,
             self.store,
             providers,
             loaded.composer,
-            {m.name: Address(m.address, m.rep_name) for m in s.mailboxes},
             calendars=calendars or {},
-            mode=s.outbox.mode,
-            mailbox_modes={m.name: m.mode for m in s.mailboxes if m.mode},
-            daily_cap=s.outbox.daily_cap,
-            team_daily_cap=s.outbox.team_daily_cap,
-            domain=s.team.domains[0] if s.team.domains else "followup.invalid",
-            webhook_allow=s.team.webhook_allow_hosts,
             post=self.post,
         )
 

@@ -718,6 +718,12 @@ def make_harness(
         config = emulators.inner.write_config(
             folder, db_url=url, poll_seconds=POLL, lease_seconds=LEASE, concurrency=1, mode=mode
         )
+        # Each note is counted by its own key here: team notes go out one by one, not gathered
+        # into digests (whose make-up depends on which notes a pass finds due together).
+        text = config.read_text(encoding="utf-8").replace(
+            "[outbox]\n", "[outbox]\nteam_digest = false\n"
+        )
+        config.write_text(text, encoding="utf-8")
         if not schema:
             store = Store.open(f"sqlite:///{folder / 'pristine.db'}")
             emulators.inner.connect_all(store, Vault.from_environment())

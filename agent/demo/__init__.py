@@ -26,7 +26,7 @@ from typing import Any
 from agent import config, golive, pipeline
 from agent.compose import Composer
 from agent.errors import ConfigError, Problem
-from agent.model import Action, ActionKind, Address
+from agent.model import Action, ActionKind
 from agent.outbox import Outbox, Outcome
 from agent.promises import Decision, Promise
 from agent.providers.local import LocalMailbox
@@ -190,19 +190,8 @@ def run_demo(out: Path) -> DemoResult:
         files[f"webhook:{len(files)}"] = path
 
     composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
-    senders = {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes}
-    outbox = Outbox(
-        store,
-        providers,
-        composer,
-        senders,
-        mode=settings.outbox.mode,
-        daily_cap=settings.outbox.daily_cap,
-        team_daily_cap=settings.outbox.team_daily_cap,
-        domain=settings.team.domains[0] if settings.team.domains else "followup.invalid",
-        on_message=keep,
-        post=post,
-        calendars=providers,
+    outbox = Outbox.configured(
+        settings, store, providers, composer, on_message=keep, post=post, calendars=providers
     )
 
     def resync() -> None:
