@@ -17,7 +17,7 @@ from agent import promises as promises_mod
 from agent.cadences import Cadences, FollowUpRule, ThankYouRule, parse_cadences
 from agent.clients import load_clients
 from agent.compose import Composer
-from agent.errors import ConfigError, Problem, RulesError, Transient
+from agent.errors import ConfigError, Problem, RulesError, TemplateError, Transient
 from agent.meetings import parse_meeting_rules
 from agent.model import ActionKind, Client
 from agent.providers.protocol import MailProvider
@@ -331,11 +331,14 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
         clients, client_problems = load_clients(settings.paths.clients)
         found += client_problems  # each bad row, with its line number
         found += configcheck.setup_problems(settings, str(config_path))
-        found += configcheck.template_problems(
-            parse_cadences(ruleset.raw)[0],
-            Composer(settings.paths.templates).purposes(),
-            settings.paths.templates,
-        )
+        try:
+            purposes = Composer(settings.paths.templates).purposes()
+        except TemplateError:
+            purposes = None  # a templates folder that does not load: `templates check` says why
+        if purposes is not None:
+            found += configcheck.template_problems(
+                parse_cadences(ruleset.raw)[0], purposes, settings.paths.templates
+            )
         if clients:
             found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
             found += _windows_never_open(parse_cadences(ruleset.raw)[0], clients)

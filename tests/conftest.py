@@ -61,3 +61,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store on SQLite and, when FOLLOWUP_TEST_PG_URL is set, on PostgreSQL too."""
     with open_store(request.param, tmp_path) as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that runs the CLI's `followup run` installs the service's log handlers (which
+    render and redact each record in place); later tests must see logging as pytest set it."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    ours = {name: logging.getLogger(name).level for name in ("followup", "agent")}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, value in ours.items():
+        logging.getLogger(name).setLevel(value)
