@@ -452,10 +452,14 @@ def _by(who: str, note: str) -> str:
     return f"by {who}" + (f": {note}" if note else "")
 
 
-def promise_done(config_path: Path, key: str, *, who: str, note: str = "") -> Acted:
-    """Mark the promise ``key`` handled: its reminders and escalations stop."""
+def promise_done(
+    config_path: Path, key: str, *, who: str, note: str = "", now: datetime | None = None
+) -> Acted:
+    """Mark the promise ``key`` handled: its reminders and escalations stop. ``now``: when it
+    happened (default: the present; the demo passes its own)."""
     settings = config.load(config_path)
-    store = Store.open(settings.database.url)
+    now = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: now)
     try:
         parts = key.split("/")
         if len(parts) < 4 or parts[0] != "promise":
@@ -463,7 +467,6 @@ def promise_done(config_path: Path, key: str, *, who: str, note: str = "") -> Ac
                 [Problem("promise", key, "not a promise key; `followup status` lists them")]
             )
         mailbox, thread_id = parts[1], "/".join(parts[2:-1])
-        now = wall_clock()
         store.record_control(
             mailbox, thread_id, controls.subject(key, now), controls.HANDLED, _by(who, note)
         )
@@ -485,15 +488,16 @@ def thread_control(
     who: str,
     until: str | None = None,
     note: str = "",
+    now: datetime | None = None,
 ) -> Acted:
     """Snooze (``until`` an ISO date or time), stop or resume the follow-ups of a thread."""
     settings = config.load(config_path)
-    store = Store.open(settings.database.url)
+    now = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: now)
     try:
         mailboxes = sorted({m.mailbox for m in store.messages() if m.thread_id == thread_id})
         if not mailboxes:
             raise ConfigError([Problem("thread", thread_id, "no stored thread has this id")])
-        now = wall_clock()
         decision = {"stop": controls.STOPPED, "resume": controls.RESUMED}.get(act, "")
         moved_to: datetime | None = None
         if act == "snooze":
@@ -535,7 +539,9 @@ def _until(text: str | None) -> datetime:
     return value.astimezone(UTC)
 
 
-def client_optout(config_path: Path, who_out: str, *, who: str, note: str = "") -> Acted:
+def client_optout(
+    config_path: Path, who_out: str, *, who: str, note: str = "", now: datetime | None = None
+) -> Acted:
     """Stop every future note to a client (by address, or by client key)."""
     settings = config.load(config_path)
     clients, _ = load_clients(settings.paths.clients)
@@ -549,9 +555,9 @@ def client_optout(config_path: Path, who_out: str, *, who: str, note: str = "") 
         raise ConfigError(
             [Problem("client", who_out, "no client has this key; give an e-mail address")]
         )
-    store = Store.open(settings.database.url)
+    now = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: now)
     try:
-        now = wall_clock()
         store.record_control(
             "", "", controls.subject(target, now), controls.OPTED_OUT, _by(who, note)
         )

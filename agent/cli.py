@@ -30,11 +30,8 @@ def console(*, stderr: bool = False) -> Console:
     ``followup run`` prints through logging only, so its worker keeps neither resident."""
     from rich.console import Console
 
-    # No emoji codes: ":free:" in a client's subject is text, not a picture. Piped output keeps
-    # long lines whole, so a script or a log reads an error line as one line.
-    return Console(
-        stderr=stderr, emoji=False, soft_wrap=not (sys.stderr if stderr else sys.stdout).isatty()
-    )
+    # No emoji codes: ":free:" in a client's subject is text, not a picture.
+    return Console(stderr=stderr, emoji=False)
 
 
 def err_console() -> Console:
@@ -138,6 +135,9 @@ def demo(out: Path, as_json: bool) -> None:
     from agent.demo import service_round
 
     views.service_round(console(), service_round(out, result.now + timedelta(hours=1)), out)
+    from agent.demo import controls_round
+
+    views.controls_round(console(), controls_round(out, result.now + timedelta(days=1)))
 
 
 @main.command()

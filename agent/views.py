@@ -108,7 +108,8 @@ def problems(console: Console, items: Iterable[Problem], title: str = "Problems"
     items = list(items)
     console.print(f"[bold red]{title}: {len(items)}[/]")
     for p in items:
-        console.print(f"  [red]✗[/] {escape(str(p))}")
+        # Piped, an error keeps to one line, so a script or a log reads it whole.
+        console.print(f"  [red]✗[/] {escape(str(p))}", soft_wrap=not console.is_terminal)
 
 
 def demo(console: Console, result: Any) -> None:
@@ -207,6 +208,22 @@ def service_round(console: Console, rnd: Any, out: Any) -> None:
             title="The agent as a service",
         )
     )
+
+
+def controls_round(console: Console, rnd: Any) -> None:
+    """The demo's epilogue: steering by hand and shadow mode, and what the worker did with it."""
+    lines = [f"• {act}" for act in rnd.acts]
+    lines += [f"• held back: {why}" for why in dict.fromkeys(d["reason"] for d in rnd.held)]
+    console.print(
+        Panel(
+            Text("\n".join(lines)),
+            title=f"The team in control · a day later, {rnd.at:%a %H:%M} UTC",
+        )
+    )
+    if rnd.shadowed:
+        console.print(
+            outbox_table(rnd.shadowed, "Shadow mode: what omar's mailbox would have sent")
+        )
 
 
 def invitations(console: Console, result: Any) -> None:

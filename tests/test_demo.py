@@ -192,6 +192,11 @@ def test_demo_ends_with_the_worker_taking_over_an_hour_later(tmp_path: Path) -> 
     # At 09:00 the escalation about Priya and the reminder about Emily fall due; the worker
     # sends both, and nothing the demo already sent goes out again.
     assert re.search(r"escalation\s+│\s+asha\s+│\s+priya-reddy.*│\s+sent", text)
+    # Then the team steers: a snoozed thread, an opt-out and a mailbox in shadow mode, each
+    # honoured by the next round.
+    assert "The team in control" in text
+    assert "snoozed until" in text and "the client opted out" in text
+    assert "would have sent" in text and "shadowed" in text
     assert re.search(r"reminder\s+│\s+lukas\s+│\s+emily-clark.*│\s+sent", text)
     assert "asha incremental, lukas incremental, omar incremental" in text
     assert "Run the service on the demo: followup run --config" in text

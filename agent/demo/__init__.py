@@ -364,3 +364,68 @@ def service_round(out: Path, at: datetime) -> ServiceRound:
     finally:
         store.close()
     return ServiceRound(at, moved, streams, threads, (first, planned() - first), after)
+
+
+@dataclass(frozen=True)
+class ControlsRound:
+    """The demo's epilogue: the rep steers by hand, a mailbox goes to shadow mode, and the
+    worker's next round honours both."""
+
+    at: datetime
+    acts: list[str]  # what was done, as the CLI reports it
+    held: list[dict[str, Any]]  # decisions: actions held back, and why
+    shadowed: list[dict[str, Any]]  # outbox rows shadow mode recorded instead of sending
+
+
+def controls_round(out: Path, at: datetime) -> ControlsRound:
+    """Snooze Emily's follow-ups, opt Carlos out, put Omar's mailbox in shadow mode, then run
+    the worker at ``at`` (as ``followup thread snooze``, ``client optout`` and ``run`` would)."""
+    from agent import app  # the use cases the CLI calls
+    from agent.worker import Worker
+
+    config_path = out / "config.toml"
+    url = config.load(config_path).database.url
+    store = Store.open(url)
+    try:
+        emily = next(
+            r["thread_id"]
+            for r in store.outbox(statuses=("planned",))
+            if r["client"] == "emily-clark" and r["kind"] == ActionKind.FOLLOW_UP
+        )
+        carlos = next(
+            r["action"]["to"][0][0]
+            for r in store.outbox()
+            if r["client"] == "carlos-ruiz" and r["action"]["to"]
+        )
+    finally:
+        store.close()
+    who = "Lukas Becker (demo)"
+    snoozed = app.thread_control(
+        config_path,
+        emily,
+        "snooze",
+        who=who,
+        until=(at + timedelta(days=7)).date().isoformat(),
+        note="Emily is on holiday",
+        now=at,
+    )
+    optout = app.client_optout(config_path, carlos, who=who, note="asked to hear no more", now=at)
+    acts = [
+        f"followup thread snooze (Emily Clark's thread): {snoozed.summary}; "
+        f"{snoozed.withdrawn} planned follow-ups moved",
+        f"followup client optout {carlos}: {optout.summary}; "
+        f"{optout.withdrawn} planned notes withdrawn",
+    ]
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(
+        text.replace('name = "omar"\n', 'name = "omar"\nmode = "shadow"\n', 1), encoding="utf-8"
+    )
+    acts.append("omar's mailbox switched to shadow mode: plans and records, sends nothing")
+    Worker(config_path, clock=lambda: at, post=lambda url, payload: None).run(once=True)
+    store = Store.open(url)
+    try:
+        held = [d for d in store.decisions() if d["decision"] == "not sent: by hand"]
+        shadowed = store.outbox(statuses=("shadowed",))
+    finally:
+        store.close()
+    return ControlsRound(at, acts, held, shadowed)
