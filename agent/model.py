@@ -212,6 +212,18 @@ class SyncResult:
 
 
 @dataclass(frozen=True)
+class Bodies:
+    """Plain-text bodies fetched together (``MailProvider.fetch_bodies``).
+
+    ``found`` maps provider ids to their text; ``failed`` maps the ids the provider could not
+    give (deleted since the sync, unreadable) to a one-line reason. An id is in exactly one.
+    """
+
+    found: Mapping[str, str]
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EventSyncResult:
     events: tuple[Event, ...]
     cursor: str

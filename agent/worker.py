@@ -48,7 +48,7 @@ from agent.errors import (
     UserError,
 )
 from agent.health import HealthServer, Metrics
-from agent.model import Action, Address
+from agent.model import Action, Address, Bodies
 from agent.outbox import Outbox
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
@@ -60,6 +60,7 @@ log = logging.getLogger("followup.worker")
 MAX_BACKOFF = timedelta(minutes=15)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
+BODY_CHUNK = 500  # bodies stored after every so many, so a failed pass keeps what it fetched
 RELOAD_CHECK_SECONDS = 2.0
 # Providers whose clients are opened per pass rather than kept: opening a Gmail client reuses
 # the process's parsed discovery document and the stored token, while an Outlook client is
@@ -565,7 +566,7 @@ class Worker:
         conn = self._connection(loaded, mailbox)
         new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
         self.metrics.messages.inc(new)
-        self._fetch_bodies(mailbox, conn, now)
+        self._fetch_bodies(loaded, mailbox, conn, now)
         planned = 0
         last = self.last_planned.get(name)
         if new or last is None or now - last >= REPLAN_EVERY:
@@ -574,20 +575,35 @@ class Worker:
         executed = self._execute(loaded, name, conn, now)
         return PassResult(name, "ok", new, planned, executed)
 
-    def _fetch_bodies(self, mailbox: Mailbox, conn: Connection, now: datetime) -> None:
-        """Fetch the bodies planners read: recent inbound mail only."""
+    def _fetch_bodies(
+        self, loaded: Loaded, mailbox: Mailbox, conn: Connection, now: datetime
+    ) -> None:
+        """Fetch, in batches, the bodies planners read: recent inbound client mail only.
+
+        Mail nobody reads the body of (lists, bounces, strangers) keeps no body and is looked at
+        again next pass, so a stranger's thread that turns into a client's is read then.
+        """
         own = mailbox.addresses
-        for m in self.store.messages(mailbox.name, since=now - BODY_WINDOW):
-            if m.body is not None or m.sender.email.lower() in own:
-                continue
+        missing = [
+            m
+            for m in self.store.messages(mailbox.name, since=now - BODY_WINDOW)
+            if m.body is None and m.sender.email.lower() not in own
+        ]
+        if not missing:
+            return
+        context = self.store.thread_messages(mailbox.name, {m.thread_id for m in missing})
+        wanted = pipeline.bodies_needed(loaded.team, context, (m.provider_id for m in missing))
+        for i in range(0, len(wanted), BODY_CHUNK):
+            ids = [m.provider_id for m in wanted[i : i + BODY_CHUNK]]
             try:
-                body = conn.mail.fetch_body(m.provider_id)
+                got = conn.mail.fetch_bodies(ids)
             except (Transient, AuthRevoked):
                 raise
-            except ProviderError as exc:
-                self.store.record_skipped(mailbox.name, "body", m.provider_id, str(exc)[:300])
-                body = ""
-            self.store.set_body(mailbox.name, m.provider_id, body)
+            except ProviderError:  # the batch itself refused: one by one, each bad one skipped
+                got = _one_by_one(conn.mail, ids)
+            for pid, reason in got.failed.items():
+                self.store.record_skipped(mailbox.name, "body", pid, reason[:300])
+            self.store.set_bodies(mailbox.name, {**dict.fromkeys(got.failed, ""), **got.found})
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         with self.lock:
@@ -672,6 +688,19 @@ class Worker:
                 counts[row["state"]] = counts.get(row["state"], 0) + 1
         for state, n in counts.items():
             self.metrics.mailboxes.labels(state).set(n)
+
+
+def _one_by_one(mail: Any, ids: list[str]) -> Bodies:
+    found: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for pid in ids:
+        try:
+            found[pid] = mail.fetch_body(pid)
+        except (Transient, AuthRevoked):
+            raise
+        except ProviderError as exc:
+            failed[pid] = str(exc)
+    return Bodies(found, failed)
 
 
 def _log_action(verb: str, action: Action) -> None:

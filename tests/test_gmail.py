@@ -105,11 +105,14 @@ def calendar(emu: GoogleEmulator, sleeps: Sleeps) -> GoogleCalendarProvider:
 
 
 def outgoing(key: str, *, to: str = "client1@customer.example") -> EmailMessage:
+    """The rep's answer to ``raw_message(1)``, threaded as Gmail requires (headers, subject)."""
     msg = EmailMessage()
     msg["From"] = ADDRESS
     msg["To"] = to
     msg["Subject"] = "Re: Question 1"
     msg["Message-ID"] = f"<{key}@followup.test>"
+    msg["In-Reply-To"] = "<in-1@customer.example>"
+    msg["References"] = "<in-1@customer.example>"
     msg.set_content("Thank you, the premium plan is 40 EUR per seat.")
     return msg
 
@@ -393,6 +396,49 @@ def test_fetch_body_returns_the_plain_text(emu: GoogleEmulator, gmail: GmailProv
     assert "Grüße aus Köln" in gmail.fetch_body(mid)
     with pytest.raises(Permanent):
         gmail.fetch_body("no-such-id")
+
+
+def test_bodies_are_fetched_fifty_to_a_batch(emu: GoogleEmulator, gmail: GmailProvider) -> None:
+    ids = [emu.deliver(raw_message(n, body=f"Body number {n}.")) for n in range(120)]
+    emu.reset_counters()
+    got = gmail.fetch_bodies([*ids, "no-such-id"])
+    assert emu.requests == 3  # 121 reads in batches of 50, not 121 requests
+    assert [len(b) for b in emu.batches] == [50, 50, 21]
+    assert emu.quota_units == 120 * 5  # each answered part costs its own units
+    assert {pid: "Body number" in text for pid, text in got.found.items()} == dict.fromkeys(
+        ids, True
+    )
+    assert "Body number 7." in got.found[ids[7]]
+    assert list(got.failed) == ["no-such-id"]
+
+
+def test_the_emulator_threads_by_headers_and_subject_as_gmail_does(
+    emu: GoogleEmulator, gmail: GmailProvider
+) -> None:
+    """Gmail's "Manage threads" guide: a message joins a thread only when its References or
+    In-Reply-To name a message of the thread and the Subject matches; threadId alone is not
+    enough."""
+    first = emu.deliver(raw_message(1))
+    thread = emu.messages[first].thread_id
+    ref = {"In-Reply-To": "<in-1@customer.example>", "References": "<in-1@customer.example>"}
+    reply = emu.deliver(raw_message(2, subject="RE:  question 1", extra=ref))
+    new_subject = emu.deliver(raw_message(3, subject="Another matter", extra=ref))
+    no_headers = emu.deliver(raw_message(4, subject="Question 1"))
+    assert emu.messages[reply].thread_id == thread
+    assert emu.messages[new_subject].thread_id != thread
+    assert emu.messages[no_headers].thread_id != thread
+
+    bare = EmailMessage()
+    bare["From"], bare["To"], bare["Subject"] = (
+        ADDRESS,
+        "client1@customer.example",
+        "Re: Question 1",
+    )
+    bare.set_content("No threading headers.")
+    alone = gmail.send_draft(gmail.draft(bare, key="k-bare", thread_id=thread))
+    threaded = gmail.send_draft(gmail.draft(outgoing("k-ok"), key="k-ok", thread_id=thread))
+    assert alone.thread_id != thread
+    assert threaded.thread_id == thread
 
 
 # --------------------------------------------------------------------------- throttling

@@ -700,3 +700,12 @@ def test_paging_links_to_other_hosts_are_refused(rig: Rig) -> None:
     with pytest.raises(Permanent):
         rig.provider.sync(cursor)
     assert len(rig.graph.requests) == before
+
+
+def test_bodies_are_fetched_twenty_to_a_batch(rig: Rig) -> None:
+    ids = [rig.graph.add_message(ADDRESS, body=f"body {i}") for i in range(45)]
+    before = len(rig.graph.graph_requests())
+    got = rig.provider.fetch_bodies([*ids, "AAMkAGone"])
+    assert len(rig.graph.graph_requests()) - before == 3  # 46 reads in $batch calls of 20
+    assert got.found == {pid: f"body {i}" for i, pid in enumerate(ids)}
+    assert list(got.failed) == ["AAMkAGone"]

@@ -13,11 +13,12 @@ sends that draft once and is never retried by any layer. After a crash ``find_se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
-from agent.model import EventSyncResult, Interval, Invite, SentRef, SyncResult
+from agent.model import Bodies, EventSyncResult, Interval, Invite, SentRef, SyncResult
 
 KEY_HEADER = "X-Followup-Key"
 
@@ -32,6 +33,15 @@ class MailProvider(Protocol):
 
     def fetch_body(self, provider_id: str) -> str:
         """The plain-text body of one message, fetched only when a planner needs it."""
+        ...
+
+    def fetch_bodies(self, provider_ids: Sequence[str]) -> Bodies:
+        """The plain-text bodies of several messages, in as few requests as the vendor allows
+        (Gmail: batches of 50 ``messages.get``; Graph: ``$batch`` of 20).
+
+        A message gone or unreadable lands in ``Bodies.failed`` and never fails the others;
+        ``Transient`` and ``AuthRevoked`` are raised for the call as a whole.
+        """
         ...
 
     def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
