@@ -288,6 +288,8 @@ def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
         zone = zones.get(r["mailbox"], "UTC")
         state = r["state"]
         note = r.get("last_error") or ""
+        if r.get("first_sync"):
+            note = f"{r['first_sync']}. {note}".strip()
         if r.get("hint"):
             note = f"run: {r['hint']}. {note}"
         table.add_row(

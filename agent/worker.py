@@ -50,6 +50,7 @@ from agent.errors import (
 from agent.health import HealthServer, Metrics
 from agent.model import Action, Address, Bodies
 from agent.outbox import Outbox
+from agent.providers.protocol import first_sync_of
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
 from agent.replan import Replanner
@@ -686,6 +687,10 @@ class Worker:
         for row in self.store.streams():
             if row["kind"] == "mail":
                 counts[row["state"]] = counts.get(row["state"], 0) + 1
+                first = first_sync_of(row["cursor"])
+                self.metrics.first_sync.labels(row["mailbox"]).set(
+                    1.0 if first is None else first.done
+                )
         for state, n in counts.items():
             self.metrics.mailboxes.labels(state).set(n)
 

@@ -39,7 +39,7 @@ from agent.providers.gmail import (
     retry_after_seconds,
 )
 from agent.providers.google_auth import SCOPES, connect_gmail, load_credentials
-from agent.providers.protocol import KEY_HEADER, CalendarProvider, MailProvider
+from agent.providers.protocol import KEY_HEADER, CalendarProvider, MailProvider, first_sync_of
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
 from tests.fakes.gmail import GoogleEmulator, raw_message
@@ -439,6 +439,47 @@ def test_the_emulator_threads_by_headers_and_subject_as_gmail_does(
     threaded = gmail.send_draft(gmail.draft(outgoing("k-ok"), key="k-ok", thread_id=thread))
     assert alone.thread_id != thread
     assert threaded.thread_id == thread
+
+
+# --------------------------------------------------------------------------- first sync
+
+WINDOW_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def test_a_first_sync_reads_the_window_newest_first_a_chunk_at_a_time(
+    emu: GoogleEmulator, sleeps: Sleeps
+) -> None:
+    # 400 messages, one every 12 hours back from the clock: 200 days, 180 inside 90 days.
+    when = {
+        emu.deliver(raw_message(n, date=WINDOW_NOW - timedelta(hours=12 * n)), internal=t): t
+        for n in range(400)
+        for t in [WINDOW_NOW - timedelta(hours=12 * n)]
+    }
+    inside = {pid for pid, t in when.items() if t >= WINDOW_NOW - timedelta(days=90)}
+    gmail = make_gmail(
+        emu, sleeps, first_sync_days=90, first_sync_chunk=50, clock=lambda: WINDOW_NOW
+    )
+    first = gmail.sync(None)
+    newest = sorted(when, key=when.__getitem__, reverse=True)
+    assert {m.provider_id for m in first.messages} == set(newest[:50])  # the newest 50 first
+    assert not first.full  # mail older than the window stays where it is
+    progress = first_sync_of(first.cursor)
+    assert progress is not None and progress.floor == WINDOW_NOW - timedelta(days=90)
+    assert 0.2 < progress.done < 0.35  # 50 of 180 messages, evenly spread
+
+    seen = {m.provider_id for m in first.messages}
+    cursor, dones, passes = first.cursor, [progress.done], 1
+    arrived = emu.deliver(raw_message(999, date=WINDOW_NOW), internal=WINDOW_NOW)
+    while first_sync_of(cursor) is not None:
+        result = gmail.sync(cursor)
+        seen |= {m.provider_id for m in result.messages}
+        cursor, passes = result.cursor, passes + 1
+        dones.append(first_sync_of(cursor).done if first_sync_of(cursor) else 1.0)
+    assert seen == inside | {arrived}  # the window, what arrived meanwhile, nothing older
+    assert passes == 4 and dones == sorted(dones) and dones[-1] == 1.0
+    assert cursor.isdigit()  # from now on a plain history id
+    later = emu.deliver(raw_message(1000, date=WINDOW_NOW), internal=WINDOW_NOW)
+    assert [m.provider_id for m in gmail.sync(cursor).messages] == [later]
 
 
 # --------------------------------------------------------------------------- throttling

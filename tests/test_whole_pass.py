@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.providers.tokens import Vault, new_key
+from agent import app
+from agent.config import Mailbox
+from agent.providers.gmail import GmailProvider
+from agent.providers.protocol import first_sync_of
+from agent.providers.registry import Connection
+from agent.providers.tokens import CredentialStore, Vault, new_key
 from agent.store import Store
 from agent.worker import Worker
 from tests.fakes.gmail import GoogleEmulator, raw_message
@@ -111,3 +116,65 @@ def test_a_body_gone_before_it_is_fetched_is_recorded_and_the_rest_are_kept(rig:
     assert all(stored[pid].body for pid in wanted)
     assert stored[gone].body == ""
     assert [s["item"] for s in rig.store.skipped() if s["source"] == "body"] == [gone]
+
+
+class WindowedConnect(GmailConnect):
+    """The worker's Gmail clients with a windowed first sync on the test's clock."""
+
+    def __init__(self, clock: Clock, days: int, chunk: int) -> None:
+        super().__init__()
+        self.clock, self.days, self.chunk = clock, days, chunk
+
+    def __call__(self, m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Connection:
+        conn = super().__call__(m, creds, vault)
+        mail = conn.mail
+        assert isinstance(mail, GmailProvider)
+        mail._first_sync_days, mail._first_sync_chunk, mail._clock = (
+            self.days,
+            self.chunk,
+            self.clock,
+        )
+        return conn
+
+
+def test_a_first_sync_serves_the_last_two_weeks_in_its_first_pass(rig: Rig, tmp_path: Path) -> None:
+    # 600 client questions, one every 4.8 hours: 120 days, 14 a week ... 70 in two weeks.
+    for n in range(600):
+        when = DEMO_NOW - timedelta(hours=4.8 * (n + 1))
+        rig.emu.deliver(raw_message(5000 + n, sender=CLIENT, date=when), internal=when)
+    recent = {
+        pid
+        for pid, m in rig.emu.messages.items()
+        if m.internal_ms >= (DEMO_NOW - timedelta(days=14)).timestamp() * 1000
+    }
+    window = {
+        pid
+        for pid, m in rig.emu.messages.items()
+        if m.internal_ms >= (DEMO_NOW - timedelta(days=90)).timestamp() * 1000
+    }
+    clock = Clock(DEMO_NOW)
+    connect = WindowedConnect(clock, days=90, chunk=100)
+    try:
+        Worker(rig.config, owner="t", clock=clock, connect=connect).run(once=True)
+        stored = {m.provider_id: m for m in rig.store.messages("asha")}
+        assert recent <= set(stored)  # the last two weeks, after one pass ...
+        assert len(stored) == 100  # ... of one chunk
+        asked = [pid for pid in recent if stored[pid].sender.email == "priya@reddytextiles.in"]
+        assert len(asked) >= 70 and all(stored[pid].body for pid in asked)  # and read
+        rows = app.status(rig.config, mailbox="asha", now=DEMO_NOW.isoformat()).mailboxes
+        assert rows[0]["first_sync"] == (
+            "first sync: 21% of the window read, back to 2026-11-06 of 2026-08-27"
+        )
+
+        passes = 1
+        while first_sync_of(rig.store.cursor("asha")) is not None:
+            clock.advance(timedelta(seconds=60))
+            Worker(rig.config, owner="t", clock=clock, connect=connect).run(once=True)
+            passes += 1
+        assert passes == -(-len(window) // 100)
+        stored = {m.provider_id: m for m in rig.store.messages("asha")}
+        assert window <= set(stored)
+        # Besides the window only what the agent sent meanwhile: nothing older than 90 days.
+        assert all("SENT" in stored[pid].labels for pid in set(stored) - window)
+    finally:
+        connect.close()

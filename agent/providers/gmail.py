@@ -27,6 +27,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -111,6 +112,9 @@ GMAIL_BURST = 500.0
 CALENDAR_REQUESTS_PER_S = 5.0
 CALENDAR_BURST = 20.0
 BATCH_SIZE = 50  # the batch guide: at most 100, more than 50 not recommended
+# A windowed first sync stores this many messages per pass, newest first: 5,000 units, under a
+# minute at the default pacing, so a mailbox being onboarded holds a worker slot no longer.
+FIRST_SYNC_CHUNK = 1000
 PAGE_SIZE = 500  # the maximum messages.list and history.list accept
 FREEBUSY_MAX_CALENDARS = 50
 FREEBUSY_MAX_SPAN = timedelta(days=60)  # the API refuses spans of about 90 days and more
@@ -418,6 +422,15 @@ class _GoogleClient:
 # --------------------------------------------------------------------------- mail
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of a windowed first sync and the window's state after it."""
+
+    messages: tuple[Message, ...]
+    skipped: tuple[tuple[str, str], ...]
+    window: dict[str, Any]
+
+
 class GmailProvider(_GoogleClient):
     """The :class:`~agent.providers.protocol.MailProvider` for one Gmail mailbox."""
 
@@ -433,6 +446,9 @@ class GmailProvider(_GoogleClient):
         batch_size: int = BATCH_SIZE,
         page_size: int = PAGE_SIZE,
         sent_window_days: int = 7,
+        first_sync_days: int | None = None,
+        first_sync_chunk: int = FIRST_SYNC_CHUNK,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retries: int = 5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -453,6 +469,9 @@ class GmailProvider(_GoogleClient):
         self._batch_size = min(batch_size, 100)
         self._page_size = page_size
         self._sent_window_days = sent_window_days
+        self._first_sync_days = first_sync_days
+        self._first_sync_chunk = max(1, first_sync_chunk)
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"GmailProvider(mailbox={self.mailbox!r})"
@@ -551,12 +570,117 @@ class GmailProvider(_GoogleClient):
     # ---------------------------------------------------------------- sync
 
     def sync(self, cursor: str | None) -> SyncResult:
-        """Changes since ``cursor`` (a Gmail history id); ``None`` lists the whole mailbox.
+        """Changes since ``cursor`` (a Gmail history id); ``None`` starts over.
 
-        Returns ``SyncResult`` whose cursor is the history id to pass next time. Raises
+        Starting over lists the whole mailbox, or, with ``first_sync_days``, only mail of the
+        last so many days, newest first and ``first_sync_chunk`` messages per call: the cursor
+        then also says how far back the listing has come (see
+        :func:`agent.providers.protocol.first_sync_of`), and each later call reads the history
+        since the last one and the next older chunk, until the window is read.
+
+        Returns ``SyncResult`` whose cursor is what to pass next time. Raises
         ``CursorExpired`` when Gmail no longer holds history that old (404).
         """
-        return self._full_sync() if cursor is None else self._incremental(cursor)
+        if cursor is None:
+            return self._full_sync() if self._first_sync_days is None else self._first_window()
+        if not cursor.startswith("{"):
+            return self._incremental(cursor)
+        try:
+            state = json.loads(cursor)
+            history = str(state["history"])
+            window = state["first_sync"]
+            before = int(window["before"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CursorExpired(
+                f"unreadable cursor of {self.mailbox}", mailbox=self.mailbox
+            ) from exc
+        changes = self._incremental(history)
+        older = self._window_chunk(window, before)
+        merged = {m.provider_id: m for m in older.messages}
+        merged.update((m.provider_id, m) for m in changes.messages)
+        for gone in changes.deleted:
+            merged.pop(gone, None)
+        return SyncResult(
+            tuple(merged.values()),
+            cursor=self._window_cursor(changes.cursor, older),
+            deleted=changes.deleted,
+            full=False,
+            skipped=(*changes.skipped, *older.skipped),
+        )
+
+    def _first_window(self) -> SyncResult:
+        """The newest chunk of the look-back window; the rest comes with the next syncs.
+
+        Not ``full``: mail older than the window stays in the store, where a resync after an
+        expired cursor finds it (and the planners' thread context with it).
+        """
+        profile = self._read(lambda: self._users.getProfile(userId="me"), units=UNITS["getProfile"])
+        history = str(profile["historyId"])
+        started = self._clock().astimezone(UTC)
+        floor = started - timedelta(days=self._first_sync_days or 0)
+        window = {"started": started.isoformat(), "floor": floor.isoformat()}
+        chunk = self._window_chunk(window, None)
+        return SyncResult(
+            chunk.messages,
+            cursor=self._window_cursor(history, chunk),
+            full=False,
+            skipped=chunk.skipped,
+        )
+
+    def _window_chunk(self, window: dict[str, Any], before: int | None) -> _Chunk:
+        """Up to ``first_sync_chunk`` messages of the window older than ``before`` (seconds
+        since the epoch), newest first, and where the next chunk starts."""
+        floor = datetime.fromisoformat(str(window["floor"]))
+        query = f"after:{int(floor.timestamp())}" + (f" before:{before}" if before else "")
+        messages = self._users.messages()
+        ids: list[str] = []
+        token: str | None = None
+        while len(ids) < self._first_sync_chunk:
+            size = min(self._page_size, self._first_sync_chunk - len(ids))
+            page = self._read(
+                lambda t=token, n=size: messages.list(  # type: ignore[misc]
+                    userId="me", q=query, maxResults=n, pageToken=t
+                ),
+                units=UNITS["messages.list"],
+            )
+            ids.extend(m["id"] for m in page.get("messages", ()))
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        fetched, _missing = self._batch(
+            ids, self._metadata(METADATA_HEADERS), UNITS["messages.get"]
+        )
+        found, _gone, skipped = self._parse(ids, fetched)
+        stamps = [int(r.get("internalDate", 0)) for r in fetched.values() if r.get("internalDate")]
+        next_before = before
+        if token and stamps:
+            # ``before:`` is exclusive and counts whole seconds: start the next chunk one second
+            # past the oldest message read, re-reading that second rather than skipping any of it.
+            next_before = min(stamps) // 1000 + 1
+            if before is not None and next_before >= before:
+                next_before = before - 1
+        if not token:
+            reached = floor
+        elif stamps:
+            reached = datetime.fromtimestamp(min(stamps) / 1000, UTC)
+        else:  # the whole chunk was deleted before it could be read: no step taken
+            reached = datetime.fromisoformat(str(window.get("reached", window["started"])))
+        window = {**window, "reached": reached.isoformat(), "before": next_before}
+        progress = {**window, "more": bool(token)}
+        log.info(
+            "first sync of %s: %d messages, back to %s",
+            self.mailbox,
+            len(found),
+            reached.date().isoformat(),
+        )
+        return _Chunk(tuple(found), tuple(skipped), progress)
+
+    @staticmethod
+    def _window_cursor(history: str, chunk: _Chunk) -> str:
+        if not chunk.window.get("more"):
+            return history  # the window is read: from now on, history alone
+        window = {k: v for k, v in chunk.window.items() if k != "more"}
+        return json.dumps({"history": history, "first_sync": window}, sort_keys=True)
 
     def _full_sync(self) -> SyncResult:
         # The history id is read before listing so that anything arriving during the listing
@@ -1078,6 +1202,7 @@ def open_google(
     store: Any,
     *,
     root: str | None = None,
+    first_sync_days: int | None = None,
 ) -> tuple[GmailProvider, GoogleCalendarProvider]:
     """The mail and calendar providers of a connected Google mailbox, sharing its stored grant.
 
@@ -1087,4 +1212,5 @@ def open_google(
     from agent.providers.google_auth import load_credentials
 
     factory = google_services(load_credentials(mailbox, vault, store), root=root)
-    return GmailProvider(mailbox, address, factory), GoogleCalendarProvider(mailbox, factory)
+    mail = GmailProvider(mailbox, address, factory, first_sync_days=first_sync_days)
+    return mail, GoogleCalendarProvider(mailbox, factory)

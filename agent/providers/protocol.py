@@ -13,14 +13,35 @@ sends that draft once and is never retried by any layer. After a crash ``find_se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
-from agent.model import Bodies, EventSyncResult, Interval, Invite, SentRef, SyncResult
+from agent.model import Bodies, EventSyncResult, FirstSync, Interval, Invite, SentRef, SyncResult
 
 KEY_HEADER = "X-Followup-Key"
+
+
+def first_sync_of(cursor: str | None) -> FirstSync | None:
+    """The progress of a windowed first sync still under way, read from a mail cursor.
+
+    A provider whose first sync takes several passes keeps its cursor as a JSON object with a
+    ``first_sync`` member ``{"started", "floor", "reached"}`` (ISO 8601 instants) until the
+    window is read; every other cursor (a Gmail history id, Graph's delta links) gives ``None``.
+    """
+    if not cursor or not cursor.startswith("{"):
+        return None
+    try:
+        part = json.loads(cursor)["first_sync"]
+        return FirstSync(
+            started=datetime.fromisoformat(part["started"]),
+            floor=datetime.fromisoformat(part["floor"]),
+            reached=datetime.fromisoformat(part["reached"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 @runtime_checkable
