@@ -72,15 +72,23 @@ def arrivals(
 
 
 def write_config(
-    folder: Path, *, provider: str, endpoint: str, db_url: str, extra: dict[str, Any] | None = None
+    folder: Path,
+    *,
+    provider: str,
+    endpoint: str,
+    db_url: str,
+    extra: dict[str, Any] | None = None,
+    endpoints: dict[str, str] | None = None,
+    service: dict[str, Any] | None = None,
 ) -> Path:
-    """A config.toml for the demo team with Asha's mailbox on ``provider`` at ``endpoint``."""
+    """A config.toml for the demo team with Asha's mailbox on ``provider`` at ``endpoint``, or
+    with one mailbox like hers per name of ``endpoints`` (``name@acme.example``)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO_DIR / "clients.csv", folder / "clients.csv")
     demo = tomllib.loads((DEMO_DIR / "config.toml").read_text(encoding="utf-8"))
-    rep = dict(next(m for m in demo["mailboxes"] if m["name"] == "asha"))
-    rep.pop("path", None)
-    rep.update(provider=provider, endpoint=endpoint, **(extra or {}))
+    asha = dict(next(m for m in demo["mailboxes"] if m["name"] == "asha"))
+    asha.pop("path", None)
+    asha.pop("aliases", None)
     lines = [
         "[database]",
         f"url = {json.dumps(db_url)}",
@@ -97,11 +105,16 @@ def write_config(
         "[service]",
         'listen = ""',
     ]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in (service or {}).items()]
     for lead in demo["leads"]:
         lines.append("[[leads]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in lead.items()]
-    lines.append("[[mailboxes]]")
-    lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in rep.items()]
+    for name, url in (endpoints or {"asha": endpoint}).items():
+        rep = {**asha, "provider": provider, "endpoint": url, **(extra or {})}
+        if name != "asha":
+            rep.update(name=name, address=f"{name}@acme.example", rep_name=name.title())
+        lines.append("[[mailboxes]]")
+        lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in rep.items()]
     path = folder / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
