@@ -2,14 +2,17 @@
 
 Run: ``python -m tests.benchmarks.bench_gmail`` (about six minutes, most of it the naive client's
 10,000 single requests; ``--naive-full-limit N`` measures the naive full sync on N messages and
-scales it; ``--only whole-pass`` or ``--only first-sync`` runs one part). Targets, checked and
-printed:
+scales it; ``--only whole-pass``, ``first-sync``, ``sharing`` or ``sync`` runs one part).
+Targets, checked and printed:
 
 - the worker's whole pass (sync, bodies, plan, send) after 1,000 new inbound messages: at most
   45 HTTP requests, and no more quota units than the sync alone plus one ``messages.get`` (5
   units) per body a planner reads;
 - a first sync of a 30,000-message mailbox at the default pacing: the last 14 days stored, read
   and planned within 5 minutes;
+- while six 5,000-message mailboxes make their first sync beside three synced ones on four
+  slots, the longest gap between two syncs of a synced mailbox is printed, windowed and with
+  one full listing (a figure; the run goes 5 times faster than life, figures scaled back);
 - incremental sync of 1,000 new messages: at most 25 HTTP requests and 5,100 quota units;
 - full sync of 10,000 messages: at most 230 HTTP requests;
 - local processing (metadata -> Message): at least 5,000 messages/second.
@@ -344,7 +347,7 @@ def sharing(
                 service = {
                     "poll_seconds": poll,
                     "concurrency": concurrency,
-                    "shutdown_timeout": 300,
+                    "shutdown_timeout": 900,
                 }
                 for name, emu in emus.items():
                     if name.startswith("old"):
@@ -365,7 +368,9 @@ def sharing(
                 for name, emu in emus.items():
                     if name.startswith("new"):
                         spacing = timedelta(days=90) / size
-                        for a in arrivals(size, now, client_share=0.1, spacing=spacing):
+                        # Mail that asks nothing of the rep: the passes sync and plan, and
+                        # send nothing that would lengthen them.
+                        for a in arrivals(size, now, client_share=0.0, spacing=spacing):
                             emu.deliver(_raw(a), internal=a.date)
                 syncs: dict[str, list[float]] = {n: [] for n in old}
                 for name in old:
@@ -391,7 +396,7 @@ def sharing(
                 thread.start()
                 time.sleep(seconds)
                 worker.request_stop()
-                thread.join(timeout=120)
+                thread.join(timeout=900)
                 stopped = time.monotonic()
                 store = Store.open(url)
                 read = sum(len(store.messages(n)) for n in emus if n.startswith("new"))
@@ -408,7 +413,7 @@ def sharing(
         worst[windowed] = max(gaps) * SCALE
         label = "windowed, 1,000 a pass" if windowed else "one full listing (before)"
         rows.append(
-            f"{'':<4}{label:<28} longest wait of a synced mailbox {worst[windowed]:>6,.0f} s"
+            f"{'':<4}{label:<28} longest gap between syncs of a synced mailbox {worst[windowed]:>5,.0f} s"
             f" (poll {POLL:.0f} s); {read:,} of {onboarding * size:,} onboarding messages"
             f" stored in {seconds * SCALE / 60:,.0f} min"
         )
@@ -417,7 +422,7 @@ def sharing(
     ok = worst[True] < worst[False]
     rows.append(
         f"{'':<4}(one chunk is {FIRST_SYNC_CHUNK * 5 / GMAIL_UNITS_PER_S:.0f} s of pacing; the"
-        " longest wait includes the parsing and planning of the onboarding passes)"
+        " gap counts the poll wait, the wait for a slot and the pass itself)"
     )
     return rows, ok
 
