@@ -456,9 +456,7 @@ def test_a_first_sync_reads_the_window_newest_first_a_chunk_at_a_time(
         for t in [WINDOW_NOW - timedelta(hours=12 * n)]
     }
     inside = {pid for pid, t in when.items() if t >= WINDOW_NOW - timedelta(days=90)}
-    gmail = make_gmail(
-        emu, sleeps, first_sync_days=90, first_sync_chunk=50, clock=lambda: WINDOW_NOW
-    )
+    gmail = make_gmail(emu, sleeps, first_sync_days=90, first_sync_chunk=50)
     first = gmail.sync(None)
     newest = sorted(when, key=when.__getitem__, reverse=True)
     assert {m.provider_id for m in first.messages} == set(newest[:50])  # the newest 50 first

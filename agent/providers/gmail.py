@@ -448,7 +448,6 @@ class GmailProvider(_GoogleClient):
         sent_window_days: int = 7,
         first_sync_days: int | None = None,
         first_sync_chunk: int = FIRST_SYNC_CHUNK,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retries: int = 5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -471,7 +470,6 @@ class GmailProvider(_GoogleClient):
         self._sent_window_days = sent_window_days
         self._first_sync_days = first_sync_days
         self._first_sync_chunk = max(1, first_sync_chunk)
-        self._clock = clock
 
     def __repr__(self) -> str:
         return f"GmailProvider(mailbox={self.mailbox!r})"
@@ -573,7 +571,8 @@ class GmailProvider(_GoogleClient):
         """Changes since ``cursor`` (a Gmail history id); ``None`` starts over.
 
         Starting over lists the whole mailbox, or, with ``first_sync_days``, only mail of the
-        last so many days, newest first and ``first_sync_chunk`` messages per call: the cursor
+        last so many days before the newest message, newest first and ``first_sync_chunk``
+        messages per call: the cursor
         then also says how far back the listing has come (see
         :func:`agent.providers.protocol.first_sync_of`), and each later call reads the history
         since the last one and the next older chunk, until the window is read.
@@ -616,7 +615,22 @@ class GmailProvider(_GoogleClient):
         """
         profile = self._read(lambda: self._users.getProfile(userId="me"), units=UNITS["getProfile"])
         history = str(profile["historyId"])
-        started = self._clock().astimezone(UTC)
+        # The window ends at the newest message, not at this machine's clock: a mailbox read in
+        # a replay (``followup run --now``) or by a skewed host still gets its last days.
+        messages = self._users.messages()
+        page = self._read(
+            lambda: messages.list(userId="me", maxResults=1), units=UNITS["messages.list"]
+        )
+        newest = [m["id"] for m in page.get("messages", ())]
+        if not newest:
+            return SyncResult((), cursor=history, full=False)
+        top = self._read(
+            lambda: messages.get(
+                userId="me", id=newest[0], format="metadata", metadataHeaders=["Date"]
+            ),
+            units=UNITS["messages.get"],
+        )
+        started = datetime.fromtimestamp(int(top.get("internalDate", 0)) / 1000, UTC)
         floor = started - timedelta(days=self._first_sync_days or 0)
         window = {"started": started.isoformat(), "floor": floor.isoformat()}
         chunk = self._window_chunk(window, None)

@@ -252,7 +252,7 @@ def first_sync(latency: float, size: int) -> tuple[list[str], bool]:
         store = Store.open(url)
         pacing = VirtualPacing()
         bucket = TokenBucket(GMAIL_UNITS_PER_S, GMAIL_BURST, clock=pacing.clock, sleep=pacing.sleep)
-        connect = _Connect(emu, bucket, first_sync_days=90, clock=lambda: NOW)
+        connect = _Connect(emu, bucket, first_sync_days=90)
         counters = lambda: (emu.requests, emu.quota_units)  # noqa: E731
         elapsed, passes, requests = 0.0, 0, 0
         while True:
@@ -361,9 +361,7 @@ def sharing(
                     endpoints=old,
                     service=service,
                 )
-                connect = _Shared(
-                    first_sync_days=90 if windowed else None, clock=lambda: datetime.now(UTC)
-                )
+                connect = _Shared(first_sync_days=90 if windowed else None)
                 Worker(pre, owner="bench", connect=connect).run(once=True)
                 for name, emu in emus.items():
                     if name.startswith("new"):
