@@ -92,9 +92,9 @@ class Mailbox(_Strict):
     tenant: str = "common"  # outlook
     endpoint: str = ""  # gmail/outlook: the API's base URL when not the vendor's (a gateway)
     enabled: bool = True  # false: the worker leaves this mailbox alone, its data is kept
-    # gmail: the first sync (and a resync after an expired cursor) reads this many days back,
-    # newest first, a chunk per pass; twice the planners' 45-day look-back, so a thread they
-    # plan for comes with its earlier messages.
+    # gmail: the first sync (and a resync after an expired cursor) reads this many days back
+    # from the newest message, newest first, a chunk per pass; twice the planners' 45-day
+    # look-back, so a thread they plan for comes with its earlier messages.
     first_sync_days: int = Field(90, ge=1, le=3650)
 
     _zone = field_validator("zone")(_check_zone)
