@@ -153,7 +153,8 @@ def test_a_first_sync_serves_the_last_two_weeks_in_its_first_pass(rig: Rig, tmp_
     clock = Clock(DEMO_NOW)
     connect = WindowedConnect(days=90, chunk=100)
     try:
-        Worker(rig.config, owner="t", clock=clock, connect=connect).run(once=True)
+        worker = Worker(rig.config, owner="t", clock=clock, connect=connect)
+        worker.run(once=True)
         stored = {m.provider_id: m for m in rig.store.messages("asha")}
         assert recent <= set(stored)  # the last two weeks, after one pass ...
         assert len(stored) == 100  # ... of one chunk
@@ -163,6 +164,11 @@ def test_a_first_sync_serves_the_last_two_weeks_in_its_first_pass(rig: Rig, tmp_
         assert rows[0]["first_sync"] == (
             "first sync: 21% of the window read, back to 2026-11-06 of 2026-08-27"
         )
+        worker._gauges()  # what its loop exports every 15 s
+        ratio = worker.metrics.registry.get_sample_value(
+            "followup_first_sync_done_ratio", {"mailbox": "asha"}
+        )
+        assert ratio is not None and 0.2 < ratio < 0.22
 
         passes = 1
         while first_sync_of(rig.store.cursor("asha")) is not None:
