@@ -20,7 +20,7 @@ from agent.compose import Composer
 from agent.errors import ConfigError, Problem, RulesError, TemplateError, Transient
 from agent.meetings import parse_meeting_rules
 from agent.model import ActionKind, Client
-from agent.providers.protocol import MailProvider
+from agent.providers.protocol import MailProvider, first_sync_of
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
 from agent.rules import lint_against, load_rules, rule_files
@@ -153,6 +153,12 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         handled = controls.Controls.from_decisions(store.control_decisions()).handled
         providers = {m.name: m.provider for m in settings.mailboxes}
         for r in streams:
+            first = first_sync_of(r.get("cursor"))
+            if first is not None:
+                r["first_sync"] = (
+                    f"first sync: {first.done:.0%} of the window read, "
+                    f"back to {first.reached:%Y-%m-%d} of {first.floor:%Y-%m-%d}"
+                )
             if r["state"] == NEEDS_RECONNECT:
                 r["hint"] = (
                     f"followup connect {providers.get(r['mailbox'])} --mailbox {r['mailbox']}"

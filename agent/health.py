@@ -77,6 +77,12 @@ class Metrics:
         self.mailboxes = Gauge(
             "followup_mailboxes", "Mailboxes by stream state.", ["state"], registry=r
         )
+        self.first_sync = Gauge(
+            "followup_first_sync_done_ratio",
+            "Share of its look-back window a mailbox's first sync has stored (1 once read).",
+            ["mailbox"],
+            registry=r,
+        )
         self.reloads = Counter(
             "followup_reloads", "Configuration reloads, by result.", ["result"], registry=r
         )

@@ -213,6 +213,35 @@ class SyncResult:
 
 
 @dataclass(frozen=True)
+class FirstSync:
+    """How far a windowed first sync has come: it started at ``started`` and reads mail back
+    to ``floor``, newest first; everything from ``reached`` to now is stored."""
+
+    started: datetime
+    floor: datetime
+    reached: datetime
+
+    @property
+    def done(self) -> float:
+        """The share of the window stored, 0.0 to 1.0."""
+        span = (self.started - self.floor).total_seconds()
+        covered = (self.started - self.reached).total_seconds()
+        return 1.0 if span <= 0 else max(0.0, min(1.0, covered / span))
+
+
+@dataclass(frozen=True)
+class Bodies:
+    """Plain-text bodies fetched together (``MailProvider.fetch_bodies``).
+
+    ``found`` maps provider ids to their text; ``failed`` maps the ids the provider could not
+    give (deleted since the sync, unreadable) to a one-line reason. An id is in exactly one.
+    """
+
+    found: Mapping[str, str]
+    failed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EventSyncResult:
     events: tuple[Event, ...]
     cursor: str

@@ -32,6 +32,7 @@ from agent.model import (
     Event,
     Interval,
     Message,
+    MessageKind,
     Thread,
 )
 from agent.providers.protocol import CalendarProvider, MailProvider
@@ -263,6 +264,30 @@ def notes_for(
             result, actions=offered.actions, decisions=(*result.decisions, *offered.decisions)
         )
     return dataclasses.replace(result, actions=actions) if result.modes else result
+
+
+def bodies_needed(
+    team: Team, messages: Iterable[Message], candidates: Iterable[str]
+) -> list[Message]:
+    """The messages among ``candidates`` (provider ids) whose body a planner reads, newest first.
+
+    That is inbound mail in a thread tied to a client (by address, company domain or thread
+    continuity, so ``messages`` should hold the candidates' whole threads): human mail, read
+    for "needs no answer", "stop", meeting wishes and the client's language, and auto-replies,
+    read for an out-of-office's return date. Mailing lists, bounces, the team's own mail and
+    mail from anyone who is not a client are never fetched.
+    """
+    wanted = set(candidates)
+    found = [
+        c.message
+        for thread in threads(team, list(messages))  # a list: the planners' cache stays theirs
+        if thread.client is not None
+        for c in thread.messages
+        if c.message.provider_id in wanted
+        and c.direction is Direction.INBOUND
+        and c.kind in (MessageKind.HUMAN, MessageKind.AUTO_REPLY)
+    ]
+    return sorted(found, key=lambda m: (m.date, m.provider_id), reverse=True)
 
 
 def sync_mailbox(

@@ -385,6 +385,8 @@ def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
         zone = zones.get(r["mailbox"], "UTC")
         state = r["state"]
         note = _error_note(r)
+        if r.get("first_sync"):
+            note = f"{r['first_sync']}. {note}".strip()
         if r.get("hint"):
             note = f"run: {r['hint']}. {note}"
         table.add_row(

@@ -58,8 +58,9 @@ from agent.errors import (
 )
 from agent.health import HealthServer, Metrics
 from agent.mime import MAX_TEXT_CHARS
-from agent.model import Action
+from agent.model import Action, Bodies
 from agent.outbox import Outbox
+from agent.providers.protocol import first_sync_of
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
 from agent.replan import Replanner
@@ -83,6 +84,7 @@ ACCESS_RETRY = timedelta(hours=1)
 STUCK_AFTER = timedelta(minutes=30)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
+BODY_CHUNK = 500  # bodies stored after every so many, so a failed pass keeps what it fetched
 RELOAD_CHECK_SECONDS = 2.0
 # Providers whose clients are opened per pass rather than kept: opening a Gmail client reuses
 # the process's parsed discovery document and the stored token, while an Outlook client is
@@ -713,7 +715,7 @@ class Worker:
         conn = self._connection(loaded, mailbox)
         new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
         self.metrics.messages.inc(new)
-        self._fetch_bodies(mailbox, conn, now)
+        self._fetch_bodies(loaded, mailbox, conn, now)
         planned = 0
         last = self.last_planned.get(name)
         if new or last is None or now - last >= REPLAN_EVERY:
@@ -722,22 +724,38 @@ class Worker:
         executed = self._execute(loaded, name, conn, now)
         return PassResult(name, "ok", new, planned, executed)
 
-    def _fetch_bodies(self, mailbox: Mailbox, conn: Connection, now: datetime) -> None:
-        """Fetch the bodies planners read: recent inbound mail only."""
+    def _fetch_bodies(
+        self, loaded: Loaded, mailbox: Mailbox, conn: Connection, now: datetime
+    ) -> None:
+        """Fetch, in batches, the bodies planners read: recent inbound client mail only.
+
+        Mail nobody reads the body of (lists, bounces, strangers) keeps no body and is looked at
+        again next pass, so a stranger's thread that turns into a client's is read then.
+        """
         own = mailbox.addresses
-        for m in self.store.messages(mailbox.name, since=now - BODY_WINDOW):
-            if m.body is not None or m.sender.email.lower() in own:
-                continue
+        missing = [
+            m
+            for m in self.store.messages(mailbox.name, since=now - BODY_WINDOW)
+            if m.body is None and m.sender.email.lower() not in own
+        ]
+        if not missing:
+            return
+        context = self.store.thread_messages(mailbox.name, {m.thread_id for m in missing})
+        wanted = pipeline.bodies_needed(loaded.team, context, (m.provider_id for m in missing))
+        for i in range(0, len(wanted), BODY_CHUNK):
+            ids = [m.provider_id for m in wanted[i : i + BODY_CHUNK]]
             try:
-                body = conn.mail.fetch_body(m.provider_id)
+                got = conn.mail.fetch_bodies(ids)
             except (Transient, AuthRevoked):
                 raise
-            except ProviderError as exc:
-                self.store.record_skipped(mailbox.name, "body", m.provider_id, str(exc)[:300])
-                body = ""
+            except ProviderError:  # the batch itself refused: one by one, each bad one skipped
+                got = _one_by_one(conn.mail, ids)
+            for pid, reason in got.failed.items():
+                self.store.record_skipped(mailbox.name, "body", pid, reason[:300])
             # Planners read a reply's top; a provider that converts the body itself (Graph)
             # may hand over megabytes.
-            self.store.set_body(mailbox.name, m.provider_id, body[:MAX_TEXT_CHARS])
+            found = {pid: body[:MAX_TEXT_CHARS] for pid, body in got.found.items()}
+            self.store.set_bodies(mailbox.name, {**dict.fromkeys(got.failed, ""), **found})
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         with self.lock:
@@ -865,8 +883,25 @@ class Worker:
         for row in self.store.streams():
             if row["kind"] == "mail":
                 counts[row["state"]] = counts.get(row["state"], 0) + 1
+                first = first_sync_of(row["cursor"])
+                self.metrics.first_sync.labels(row["mailbox"]).set(
+                    1.0 if first is None else first.done
+                )
         for state, n in counts.items():
             self.metrics.mailboxes.labels(state).set(n)
+
+
+def _one_by_one(mail: Any, ids: list[str]) -> Bodies:
+    found: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for pid in ids:
+        try:
+            found[pid] = mail.fetch_body(pid)
+        except (Transient, AuthRevoked):
+            raise
+        except ProviderError as exc:
+            failed[pid] = str(exc)
+    return Bodies(found, failed)
 
 
 def _log_action(verb: str, action: Action) -> None:

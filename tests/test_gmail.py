@@ -41,7 +41,13 @@ from agent.providers.gmail import (
     retry_after_seconds,
 )
 from agent.providers.google_auth import SCOPES, connect_gmail, load_credentials
-from agent.providers.protocol import KEY_HEADER, CalendarProvider, MailProvider, key_tag
+from agent.providers.protocol import (
+    KEY_HEADER,
+    CalendarProvider,
+    MailProvider,
+    first_sync_of,
+    key_tag,
+)
 from agent.providers.ratelimit import TokenBucket
 from agent.providers.tokens import MemoryCredentials, Vault, new_key
 from tests.fakes.gmail import GoogleEmulator, raw_message
@@ -107,11 +113,14 @@ def calendar(emu: GoogleEmulator, sleeps: Sleeps) -> GoogleCalendarProvider:
 
 
 def outgoing(key: str, *, to: str = "client1@customer.example") -> EmailMessage:
+    """The rep's answer to ``raw_message(1)``, threaded as Gmail requires (headers, subject)."""
     msg = EmailMessage()
     msg["From"] = ADDRESS
     msg["To"] = to
     msg["Subject"] = "Re: Question 1"
     msg["Message-ID"] = f"<{key}@followup.test>"
+    msg["In-Reply-To"] = "<in-1@customer.example>"
+    msg["References"] = "<in-1@customer.example>"
     msg.set_content("Thank you, the premium plan is 40 EUR per seat.")
     return msg
 
@@ -395,6 +404,88 @@ def test_fetch_body_returns_the_plain_text(emu: GoogleEmulator, gmail: GmailProv
     assert "Grüße aus Köln" in gmail.fetch_body(mid)
     with pytest.raises(Permanent):
         gmail.fetch_body("no-such-id")
+
+
+def test_bodies_are_fetched_fifty_to_a_batch(emu: GoogleEmulator, gmail: GmailProvider) -> None:
+    ids = [emu.deliver(raw_message(n, body=f"Body number {n}.")) for n in range(120)]
+    emu.reset_counters()
+    got = gmail.fetch_bodies([*ids, "no-such-id"])
+    assert emu.requests == 3  # 121 reads in batches of 50, not 121 requests
+    assert [len(b) for b in emu.batches] == [50, 50, 21]
+    assert emu.quota_units == 120 * 5  # each answered part costs its own units
+    assert {pid: "Body number" in text for pid, text in got.found.items()} == dict.fromkeys(
+        ids, True
+    )
+    assert "Body number 7." in got.found[ids[7]]
+    assert list(got.failed) == ["no-such-id"]
+
+
+def test_the_emulator_threads_by_headers_and_subject_as_gmail_does(
+    emu: GoogleEmulator, gmail: GmailProvider
+) -> None:
+    """Gmail's "Manage threads" guide: a message joins a thread only when its References or
+    In-Reply-To name a message of the thread and the Subject matches; threadId alone is not
+    enough."""
+    first = emu.deliver(raw_message(1))
+    thread = emu.messages[first].thread_id
+    ref = {"In-Reply-To": "<in-1@customer.example>", "References": "<in-1@customer.example>"}
+    reply = emu.deliver(raw_message(2, subject="RE:  question 1", extra=ref))
+    new_subject = emu.deliver(raw_message(3, subject="Another matter", extra=ref))
+    no_headers = emu.deliver(raw_message(4, subject="Question 1"))
+    assert emu.messages[reply].thread_id == thread
+    assert emu.messages[new_subject].thread_id != thread
+    assert emu.messages[no_headers].thread_id != thread
+
+    bare = EmailMessage()
+    bare["From"], bare["To"], bare["Subject"] = (
+        ADDRESS,
+        "client1@customer.example",
+        "Re: Question 1",
+    )
+    bare.set_content("No threading headers.")
+    alone = gmail.send_draft(gmail.draft(bare, key="k-bare", thread_id=thread))
+    threaded = gmail.send_draft(gmail.draft(outgoing("k-ok"), key="k-ok", thread_id=thread))
+    assert alone.thread_id != thread
+    assert threaded.thread_id == thread
+
+
+# --------------------------------------------------------------------------- first sync
+
+WINDOW_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def test_a_first_sync_reads_the_window_newest_first_a_chunk_at_a_time(
+    emu: GoogleEmulator, sleeps: Sleeps
+) -> None:
+    # 400 messages, one every 12 hours back from the clock: 200 days, 180 inside 90 days.
+    when = {
+        emu.deliver(raw_message(n, date=WINDOW_NOW - timedelta(hours=12 * n)), internal=t): t
+        for n in range(400)
+        for t in [WINDOW_NOW - timedelta(hours=12 * n)]
+    }
+    inside = {pid for pid, t in when.items() if t >= WINDOW_NOW - timedelta(days=90)}
+    gmail = make_gmail(emu, sleeps, first_sync_days=90, first_sync_chunk=50)
+    first = gmail.sync(None)
+    newest = sorted(when, key=when.__getitem__, reverse=True)
+    assert {m.provider_id for m in first.messages} == set(newest[:50])  # the newest 50 first
+    assert not first.full  # mail older than the window stays where it is
+    progress = first_sync_of(first.cursor)
+    assert progress is not None and progress.floor == WINDOW_NOW - timedelta(days=90)
+    assert 0.2 < progress.done < 0.35  # 50 of 180 messages, evenly spread
+
+    seen = {m.provider_id for m in first.messages}
+    cursor, dones, passes = first.cursor, [progress.done], 1
+    arrived = emu.deliver(raw_message(999, date=WINDOW_NOW), internal=WINDOW_NOW)
+    while first_sync_of(cursor) is not None:
+        result = gmail.sync(cursor)
+        seen |= {m.provider_id for m in result.messages}
+        cursor, passes = result.cursor, passes + 1
+        dones.append(first_sync_of(cursor).done if first_sync_of(cursor) else 1.0)
+    assert seen == inside | {arrived}  # the window, what arrived meanwhile, nothing older
+    assert passes == 4 and dones == sorted(dones) and dones[-1] == 1.0
+    assert cursor.isdigit()  # from now on a plain history id
+    later = emu.deliver(raw_message(1000, date=WINDOW_NOW), internal=WINDOW_NOW)
+    assert [m.provider_id for m in gmail.sync(cursor).messages] == [later]
 
 
 # --------------------------------------------------------------------------- throttling

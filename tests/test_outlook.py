@@ -1130,7 +1130,18 @@ def test_the_demo_plans_the_same_on_outlook_as_on_gmail(
                 sorted((r["kind"], r["mailbox"], r["client"], r["status"]) for r in store.outbox())
             )
             store.close()
-    on_outlook, on_gmail = outcomes
+    # What reaches people is the same; rows planned and then cancelled may differ, as Gmail
+    # threads a reply whose subject changed apart from its thread and Outlook does not.
+    on_outlook, on_gmail = ([row for row in o if row[3] != "cancelled"] for o in outcomes)
     assert on_outlook == on_gmail
     # notes to clients went out too, not only the team's own mail
     assert {kind for kind, _, _, status in on_outlook if status == SENT} >= {"proposal", "digest"}
+
+
+def test_bodies_are_fetched_twenty_to_a_batch(rig: Rig) -> None:
+    ids = [rig.graph.add_message(ADDRESS, body=f"body {i}") for i in range(45)]
+    before = len(rig.graph.graph_requests())
+    got = rig.provider.fetch_bodies([*ids, "AAMkAGone"])
+    assert len(rig.graph.graph_requests()) - before == 3  # 46 reads in $batch calls of 20
+    assert got.found == {pid: f"body {i}" for i, pid in enumerate(ids)}
+    assert list(got.failed) == ["AAMkAGone"]

@@ -26,7 +26,8 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -63,6 +64,7 @@ from agent.mime import (
 from agent.model import (
     Address,
     Attendee,
+    Bodies,
     Event,
     EventSyncResult,
     Interval,
@@ -120,6 +122,9 @@ GMAIL_BURST = 500.0
 CALENDAR_REQUESTS_PER_S = 5.0
 CALENDAR_BURST = 20.0
 BATCH_SIZE = 50  # the batch guide: at most 100, more than 50 not recommended
+# A windowed first sync stores this many messages per pass, newest first: 5,000 units, under a
+# minute at the default pacing, so a mailbox being onboarded holds a worker slot no longer.
+FIRST_SYNC_CHUNK = 1000
 PAGE_SIZE = 500  # the maximum messages.list and history.list accept
 FREEBUSY_MAX_CALENDARS = 50
 FREEBUSY_MAX_SPAN = timedelta(days=60)  # the API refuses spans of about 90 days and more
@@ -432,6 +437,15 @@ class _GoogleClient:
 # --------------------------------------------------------------------------- mail
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of a windowed first sync and the window's state after it."""
+
+    messages: tuple[Message, ...]
+    skipped: tuple[tuple[str, str], ...]
+    window: dict[str, Any]
+
+
 class GmailProvider(_GoogleClient):
     """The :class:`~agent.providers.protocol.MailProvider` for one Gmail mailbox."""
 
@@ -448,6 +462,8 @@ class GmailProvider(_GoogleClient):
         batch_size: int = BATCH_SIZE,
         page_size: int = PAGE_SIZE,
         sent_window_days: int = 7,
+        first_sync_days: int | None = None,
+        first_sync_chunk: int = FIRST_SYNC_CHUNK,
         retries: int = 5,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -468,6 +484,8 @@ class GmailProvider(_GoogleClient):
         self._batch_size = min(batch_size, 100)
         self._page_size = page_size
         self._sent_window_days = sent_window_days
+        self._first_sync_days = first_sync_days
+        self._first_sync_chunk = max(1, first_sync_chunk)
 
     def __repr__(self) -> str:
         return f"GmailProvider(mailbox={self.mailbox!r})"
@@ -475,12 +493,18 @@ class GmailProvider(_GoogleClient):
     # ---------------------------------------------------------------- batches
 
     def _batch(
-        self, keys: list[str], make: Callable[[str], Any], units_each: float
+        self,
+        keys: list[str],
+        make: Callable[[str], Any],
+        units_each: float,
+        *,
+        refused: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], set[str]]:
         """Run ``make(key)`` for every key in batches; return (results by key, keys not found).
 
         Parts that failed transiently are retried alone, with the same backoff as any read;
-        any other failed part raises its classified error.
+        any other failed part raises its classified error, or, when ``refused`` is given and
+        the error is ``Permanent``, is recorded there with its reason and skipped.
         """
         results: dict[str, Any] = {}
         missing: set[str] = set()
@@ -506,10 +530,15 @@ class GmailProvider(_GoogleClient):
                         missing.add(rid)
                         continue
                     err = classify(exc, mailbox=self.mailbox)
+                    if refused is not None and isinstance(err, Permanent):
+                        refused[rid] = str(err)[:300]
+                        continue
                     if not isinstance(err, Transient):
                         raise err from exc
                     transient.append(err)
-                pending[:] = [rid for rid in failures if rid not in missing]
+                pending[:] = [
+                    rid for rid in failures if rid not in missing and rid not in (refused or ())
+                ]
                 if transient:
                     after = max((t.retry_after or 0.0) for t in transient) or None
                     raise Transient(
@@ -557,12 +586,133 @@ class GmailProvider(_GoogleClient):
     # ---------------------------------------------------------------- sync
 
     def sync(self, cursor: str | None) -> SyncResult:
-        """Changes since ``cursor`` (a Gmail history id); ``None`` lists the whole mailbox.
+        """Changes since ``cursor`` (a Gmail history id); ``None`` starts over.
 
-        Returns ``SyncResult`` whose cursor is the history id to pass next time. Raises
+        Starting over lists the whole mailbox, or, with ``first_sync_days``, only mail of the
+        last so many days before the newest message, newest first and ``first_sync_chunk``
+        messages per call: the cursor
+        then also says how far back the listing has come (see
+        :func:`agent.providers.protocol.first_sync_of`), and each later call reads the history
+        since the last one and the next older chunk, until the window is read.
+
+        Returns ``SyncResult`` whose cursor is what to pass next time. Raises
         ``CursorExpired`` when Gmail no longer holds history that old (404).
         """
-        return self._full_sync() if cursor is None else self._incremental(cursor)
+        if cursor is None:
+            return self._full_sync() if self._first_sync_days is None else self._first_window()
+        if not cursor.startswith("{"):
+            return self._incremental(cursor)
+        try:
+            state = json.loads(cursor)
+            history = str(state["history"])
+            window = state["first_sync"]
+            before = int(window["before"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CursorExpired(
+                f"unreadable cursor of {self.mailbox}", mailbox=self.mailbox
+            ) from exc
+        changes = self._incremental(history)
+        older = self._window_chunk(window, before)
+        merged = {m.provider_id: m for m in older.messages}
+        merged.update((m.provider_id, m) for m in changes.messages)
+        for gone in changes.deleted:
+            merged.pop(gone, None)
+        return SyncResult(
+            tuple(merged.values()),
+            cursor=self._window_cursor(changes.cursor, older),
+            deleted=changes.deleted,
+            full=False,
+            skipped=(*changes.skipped, *older.skipped),
+        )
+
+    def _first_window(self) -> SyncResult:
+        """The newest chunk of the look-back window; the rest comes with the next syncs.
+
+        Not ``full``: mail older than the window stays in the store, where a resync after an
+        expired cursor finds it (and the planners' thread context with it).
+        """
+        profile = self._read(lambda: self._users.getProfile(userId="me"), units=UNITS["getProfile"])
+        history = str(profile["historyId"])
+        # The window ends at the newest message, not at this machine's clock: a mailbox read in
+        # a replay (``followup run --now``) or by a skewed host still gets its last days.
+        messages = self._users.messages()
+        page = self._read(
+            lambda: messages.list(userId="me", maxResults=1), units=UNITS["messages.list"]
+        )
+        newest = [m["id"] for m in page.get("messages", ())]
+        if not newest:
+            return SyncResult((), cursor=history, full=False)
+        top = self._read(
+            lambda: messages.get(
+                userId="me", id=newest[0], format="metadata", metadataHeaders=["Date"]
+            ),
+            units=UNITS["messages.get"],
+        )
+        started = datetime.fromtimestamp(int(top.get("internalDate", 0)) / 1000, UTC)
+        floor = started - timedelta(days=self._first_sync_days or 0)
+        window = {"started": started.isoformat(), "floor": floor.isoformat()}
+        chunk = self._window_chunk(window, None)
+        return SyncResult(
+            chunk.messages,
+            cursor=self._window_cursor(history, chunk),
+            full=False,
+            skipped=chunk.skipped,
+        )
+
+    def _window_chunk(self, window: dict[str, Any], before: int | None) -> _Chunk:
+        """Up to ``first_sync_chunk`` messages of the window older than ``before`` (seconds
+        since the epoch), newest first, and where the next chunk starts."""
+        floor = datetime.fromisoformat(str(window["floor"]))
+        query = f"after:{int(floor.timestamp())}" + (f" before:{before}" if before else "")
+        messages = self._users.messages()
+        ids: list[str] = []
+        token: str | None = None
+        while len(ids) < self._first_sync_chunk:
+            size = min(self._page_size, self._first_sync_chunk - len(ids))
+            page = self._read(
+                lambda t=token, n=size: messages.list(  # type: ignore[misc]
+                    userId="me", q=query, maxResults=n, pageToken=t
+                ),
+                units=UNITS["messages.list"],
+            )
+            ids.extend(m["id"] for m in page.get("messages", ()))
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        fetched, _missing = self._batch(
+            ids, self._metadata(METADATA_HEADERS), UNITS["messages.get"]
+        )
+        found, _gone, skipped = self._parse(ids, fetched)
+        stamps = [int(r.get("internalDate", 0)) for r in fetched.values() if r.get("internalDate")]
+        next_before = before
+        if token and stamps:
+            # ``before:`` is exclusive and counts whole seconds: start the next chunk one second
+            # past the oldest message read, re-reading that second rather than skipping any of it.
+            next_before = min(stamps) // 1000 + 1
+            if before is not None and next_before >= before:
+                next_before = before - 1
+        if not token:
+            reached = floor
+        elif stamps:
+            reached = datetime.fromtimestamp(min(stamps) / 1000, UTC)
+        else:  # the whole chunk was deleted before it could be read: no step taken
+            reached = datetime.fromisoformat(str(window.get("reached", window["started"])))
+        window = {**window, "reached": reached.isoformat(), "before": next_before}
+        progress = {**window, "more": bool(token)}
+        log.info(
+            "first sync of %s: %d messages, back to %s",
+            self.mailbox,
+            len(found),
+            reached.date().isoformat(),
+        )
+        return _Chunk(tuple(found), tuple(skipped), progress)
+
+    @staticmethod
+    def _window_cursor(history: str, chunk: _Chunk) -> str:
+        if not chunk.window.get("more"):
+            return history  # the window is read: from now on, history alone
+        window = {k: v for k, v in chunk.window.items() if k != "more"}
+        return json.dumps({"history": history, "first_sync": window}, sort_keys=True)
 
     def _full_sync(self) -> SyncResult:
         # The history id is read before listing so that anything arriving during the listing
@@ -656,6 +806,36 @@ class GmailProvider(_GoogleClient):
         )
         raw = base64.urlsafe_b64decode(resource["raw"] + "=" * (-len(resource["raw"]) % 4))
         return body_text(raw)
+
+    def fetch_bodies(self, provider_ids: Sequence[str]) -> Bodies:
+        """The text/plain bodies of ``provider_ids``, ``messages.get(format=raw)`` in batches of
+        at most 50: 1,000 bodies take 20 requests (and 5,000 quota units, the same as one by
+        one: each part of a batch costs its own units).
+
+        Messages deleted since the sync, refused or undecodable go to ``Bodies.failed``.
+        """
+        messages = self._users.messages()
+        ids = list(dict.fromkeys(provider_ids))
+        refused: dict[str, str] = {}
+        fetched, missing = self._batch(
+            ids,
+            lambda mid: messages.get(userId="me", id=mid, format="raw"),
+            UNITS["messages.get"],
+            refused=refused,
+        )
+        found: dict[str, str] = {}
+        failed = {mid: "the message is gone from Gmail" for mid in missing}
+        failed.update(refused)
+        for mid in ids:
+            resource = fetched.get(mid)
+            if resource is None:
+                continue
+            try:
+                text = str(resource["raw"])
+                found[mid] = body_text(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            except (KeyError, ValueError, TypeError, MalformedMessage) as exc:
+                failed[mid] = f"unreadable body: {exc}"[:300]
+        return Bodies(found, failed)
 
     # ---------------------------------------------------------------- sending
 
@@ -1062,6 +1242,7 @@ def open_google(
     store: Any,
     *,
     root: str | None = None,
+    first_sync_days: int | None = None,
 ) -> tuple[GmailProvider, GoogleCalendarProvider]:
     """The mail and calendar providers of a connected Google mailbox, sharing its stored grant.
 
@@ -1071,4 +1252,5 @@ def open_google(
     from agent.providers.google_auth import load_credentials
 
     factory = google_services(load_credentials(mailbox, vault, store), root=root)
-    return GmailProvider(mailbox, address, factory), GoogleCalendarProvider(mailbox, factory)
+    mail = GmailProvider(mailbox, address, factory, first_sync_days=first_sync_days)
+    return mail, GoogleCalendarProvider(mailbox, factory)

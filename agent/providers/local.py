@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import mailbox as mbox
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -28,7 +28,7 @@ import icalendar
 
 from agent import calendars, invites, mime
 from agent.errors import Permanent
-from agent.model import Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
+from agent.model import Bodies, Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
 from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 
 FOLDERS = {"inbox": "INBOX", "sent": "SENT"}
@@ -112,6 +112,17 @@ class LocalMailbox:
 
     def fetch_body(self, provider_id: str) -> str:
         return mime.body_text(self._raw(provider_id))
+
+    def fetch_bodies(self, provider_ids: Sequence[str]) -> Bodies:
+        """Each file read in turn: a Maildir costs no requests."""
+        found: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for pid in provider_ids:
+            try:
+                found[pid] = self.fetch_body(pid)
+            except Permanent as exc:
+                failed[pid] = str(exc)
+        return Bodies(found, failed)
 
     def deliver(self, raw: bytes, folder: str = "inbox") -> str:
         return f"{folder}/{self._box(folder).add(raw)}"

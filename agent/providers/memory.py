@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -17,7 +17,16 @@ from email.utils import format_datetime
 
 from agent import mime
 from agent.errors import CursorExpired, Permanent, ProviderError, Transient
-from agent.model import Event, EventSyncResult, Interval, Invite, Message, SentRef, SyncResult
+from agent.model import (
+    Bodies,
+    Event,
+    EventSyncResult,
+    Interval,
+    Invite,
+    Message,
+    SentRef,
+    SyncResult,
+)
 from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 
 
@@ -144,6 +153,13 @@ class MemoryMailbox:
     def fetch_body(self, provider_id: str) -> str:
         self._enter("fetch_body")
         return mime.body_text(self.messages[provider_id].raw)
+
+    def fetch_bodies(self, provider_ids: Sequence[str]) -> Bodies:
+        self._enter("fetch_bodies")
+        found = {
+            p: mime.body_text(self.messages[p].raw) for p in provider_ids if p in self.messages
+        }
+        return Bodies(found, {p: "no such message" for p in provider_ids if p not in found})
 
     def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:
         self._enter("draft")

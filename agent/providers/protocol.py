@@ -15,12 +15,13 @@ sends that draft once and is never retried by any layer. After a crash ``find_se
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol, runtime_checkable
 
-from agent.model import EventSyncResult, Interval, Invite, SentRef, SyncResult
+from agent.model import Bodies, EventSyncResult, FirstSync, Interval, Invite, SentRef, SyncResult
 
 KEY_HEADER = "X-Followup-Key"
 
@@ -44,6 +45,26 @@ def carries_key(value: str | None, key: str) -> bool:
     return value == key_tag(key) or value == key
 
 
+def first_sync_of(cursor: str | None) -> FirstSync | None:
+    """The progress of a windowed first sync still under way, read from a mail cursor.
+
+    A provider whose first sync takes several passes keeps its cursor as a JSON object with a
+    ``first_sync`` member ``{"started", "floor", "reached"}`` (ISO 8601 instants) until the
+    window is read; every other cursor (a Gmail history id, Graph's delta links) gives ``None``.
+    """
+    if not cursor or not cursor.startswith("{"):
+        return None
+    try:
+        part = json.loads(cursor)["first_sync"]
+        return FirstSync(
+            started=datetime.fromisoformat(part["started"]),
+            floor=datetime.fromisoformat(part["floor"]),
+            reached=datetime.fromisoformat(part["reached"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 @runtime_checkable
 class MailProvider(Protocol):
     name: str
@@ -59,6 +80,15 @@ class MailProvider(Protocol):
 
     def fetch_body(self, provider_id: str) -> str:
         """The plain-text body of one message, fetched only when a planner needs it."""
+        ...
+
+    def fetch_bodies(self, provider_ids: Sequence[str]) -> Bodies:
+        """The plain-text bodies of several messages, in as few requests as the vendor allows
+        (Gmail: batches of 50 ``messages.get``; Graph: ``$batch`` of 20).
+
+        A message gone or unreadable lands in ``Bodies.failed`` and never fails the others;
+        ``Transient`` and ``AuthRevoked`` are raised for the call as a whole.
+        """
         ...
 
     def draft(self, message: EmailMessage, *, key: str, thread_id: str = "") -> str:

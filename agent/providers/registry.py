@@ -44,7 +44,14 @@ def open_mailbox(m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Con
     if m.provider == "gmail":
         from agent.providers import gmail
 
-        mail, calendar = gmail.open_google(m.name, m.address, vault, creds, root=m.endpoint or None)
+        mail, calendar = gmail.open_google(
+            m.name,
+            m.address,
+            vault,
+            creds,
+            root=m.endpoint or None,
+            first_sync_days=m.first_sync_days,
+        )
         return Connection(mail, calendar)
     from agent.providers.msal_auth import GraphAuth
     from agent.providers.outlook import GRAPH, OutlookProvider

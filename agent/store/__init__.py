@@ -8,7 +8,7 @@ to the newest revision before handing the store out.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -335,6 +335,28 @@ class Store:
                 .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
                 .values(body=_storable(body))
             )
+
+    def set_bodies(self, mailbox: str, bodies: Mapping[str, str]) -> None:
+        """Store several fetched bodies in one transaction."""
+        with self.tx() as conn:
+            for provider_id, body in bodies.items():
+                conn.execute(
+                    update(t.messages)
+                    .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
+                    .values(body=_storable(body))
+                )
+
+    def thread_messages(self, mailbox: str, thread_ids: Iterable[str]) -> list[Message]:
+        """Every stored message of ``mailbox`` in one of ``thread_ids``, oldest first."""
+        wanted = sorted(set(thread_ids))
+        found: list[Message] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                q = select(t.messages).where(
+                    t.messages.c.mailbox == mailbox, t.messages.c.thread_id.in_(wanted[i : i + 500])
+                )
+                found += [_message_from_row(r._mapping) for r in conn.execute(q)]
+        return sorted(found, key=lambda m: (m.date, m.provider_id))
 
     # -- events -------------------------------------------------------------------------
     def apply_event_sync(

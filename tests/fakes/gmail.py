@@ -156,6 +156,21 @@ class _Message:
     snippet: str
 
 
+_REPLY_PREFIXES = ("re:", "fw:", "fwd:")
+
+
+def _base_subject(subject: str) -> str:
+    """A subject without its reply and forward prefixes, spaces folded, case ignored."""
+    text = " ".join(subject.split()).casefold()
+    while True:
+        for prefix in _REPLY_PREFIXES:
+            if text.startswith(prefix):
+                text = text[len(prefix) :].lstrip()
+                break
+        else:
+            return text
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -232,6 +247,8 @@ class GoogleEmulator:
         self.requests = 0
         self.calls: list[str] = []
         self.units: Counter[str] = Counter()
+        self.formats: Counter[str] = Counter()  # messages.get calls by format (raw: bodies)
+        self.batches: list[tuple[str, ...]] = []  # per batch request, its parts' calls
         self._injections: list[_Injection] = []
         self._outage: _Outage | None = None
         self._script: deque[tuple[int, str | None, float | None]] = deque()
@@ -334,6 +351,8 @@ class GoogleEmulator:
             self.requests = 0
             self.calls.clear()
             self.units.clear()
+            self.formats.clear()
+            self.batches.clear()
 
     def inject(
         self,
@@ -449,17 +468,31 @@ class GoogleEmulator:
         entry["labels"] = list(labels) if kind in ("labelAdded", "labelRemoved") else msg.labels
         self.history.append(entry)
 
-    def _thread_for(self, headers: list[tuple[str, str]]) -> str | None:
+    def _thread_for(
+        self, headers: list[tuple[str, str]], requested: str | None = None
+    ) -> str | None:
+        """The thread a new message joins, by the rule of Gmail's "Manage threads" guide: its
+        References or In-Reply-To name a message of that thread and its Subject matches that
+        message's (reply prefixes aside); a ``requested`` threadId is honoured only then.
+        Anything else starts a thread of its own."""
         wanted: set[str] = set()
+        subject = ""
         for name, value in headers:
             if name.lower() in ("in-reply-to", "references"):
                 wanted.update(value.split())
+            elif name.lower() == "subject":
+                subject = _base_subject(value)
         if not wanted:
             return None
-        for msg in self.messages.values():
-            for name, value in msg.headers:
-                if name.lower() == "message-id" and value.strip() in wanted:
-                    return msg.thread_id
+        for msg in reversed(list(self.messages.values())):
+            if requested is not None and msg.thread_id != requested:
+                continue
+            ids = [v.strip() for k, v in msg.headers if k.lower() == "message-id"]
+            if not ids or ids[0] not in wanted:
+                continue
+            theirs = next((v for k, v in msg.headers if k.lower() == "subject"), "")
+            if _base_subject(theirs) == subject:
+                return msg.thread_id
         return None
 
     def _store(
@@ -468,6 +501,7 @@ class GoogleEmulator:
         labels: Iterable[str],
         *,
         thread_id: str | None = None,
+        requested_thread: str | None = None,
         internal: datetime | None = None,
     ) -> _Message:
         parsed = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
@@ -480,7 +514,7 @@ class GoogleEmulator:
             if internal is None or internal.tzinfo is None:
                 internal = datetime.now(UTC)
         msg_id = self._next_id()
-        thread = thread_id or self._thread_for(headers) or msg_id
+        thread = thread_id or self._thread_for(headers, requested_thread) or msg_id
         body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")[2]
         msg = _Message(
             id=msg_id,
@@ -691,6 +725,8 @@ class GoogleEmulator:
                 if len(parts) == 1 and method == "GET":
                     return self._count("messages.list", self._list_messages(query))
                 if len(parts) == 2 and method == "GET":
+                    with self.lock:
+                        self.formats[query.get("format", ["full"])[0]] += 1
                     return self._count("messages.get", self._get_message(parts[1], query))
             if rest == "history" and method == "GET":
                 return self._count("history.list", self._history(query))
@@ -760,6 +796,10 @@ class GoogleEmulator:
             if term.startswith("in:"):
                 name = term[3:].upper().rstrip("S") if term[3:] == "drafts" else term[3:].upper()
                 hit = name in labels
+            elif term.startswith(("after:", "before:")) and term.partition(":")[2].isdigit():
+                # Seconds since the epoch, as the filtering guide suggests for exact instants.
+                bound = int(term.partition(":")[2]) * 1000
+                hit = msg.internal_ms >= bound if term[0] == "a" else msg.internal_ms < bound
             elif term.startswith("newer_than:"):
                 amount, unit = int(term[11:-1]), term[-1]
                 span = {"d": 1, "m": 30, "y": 365}[unit]
@@ -873,7 +913,7 @@ class GoogleEmulator:
             thread = message.get("threadId")
             if thread and not any(m.thread_id == thread for m in self.messages.values()):
                 raise ApiError(404, "Requested entity was not found.")
-            msg = self._store(raw, ["DRAFT"], thread_id=thread, internal=datetime.now(UTC))
+            msg = self._store(raw, ["DRAFT"], requested_thread=thread, internal=datetime.now(UTC))
             draft_id = f"r{secrets.randbelow(10**18)}"
             self.drafts[draft_id] = msg.id
             return Reply(200, {"id": draft_id, "message": self._message_resource(msg, "minimal")})
@@ -1127,6 +1167,7 @@ class GoogleEmulator:
             return 400, {"Content-Type": "application/json"}, json.dumps(err.body()).encode()
         boundary = f"batch_{secrets.token_hex(12)}"
         out: list[str] = []
+        carried: list[str] = []
         for part in parts:
             content_id = part["Content-ID"] or ""
             inner = part.get_payload()
@@ -1135,6 +1176,7 @@ class GoogleEmulator:
             head, _, inner_body = inner.replace("\r\n", "\n").partition("\n\n")
             lines = head.split("\n")
             method, target, _version = lines[0].split(" ", 2)
+            carried.append(_call_label(method, target))
             inner_headers = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -1154,7 +1196,19 @@ class GoogleEmulator:
                 f"{text}\r\n"
             )
         out.append(f"--{boundary}--\r\n")
+        with self.lock:
+            self.batches.append(tuple(carried))
         return 200, {"Content-Type": f"multipart/mixed; boundary={boundary}"}, "".join(out).encode()
+
+
+def _call_label(method: str, target: str) -> str:
+    """``messages.get:raw`` for a message read (with its format), else ``METHOD /path``."""
+    parsed = urllib.parse.urlsplit(target)
+    parts = parsed.path.split("/")
+    if method == "GET" and parts[-2:-1] == ["messages"] and parts[-1]:
+        fmt = urllib.parse.parse_qs(parsed.query).get("format", ["full"])[0]
+        return f"messages.get:{fmt}"
+    return f"{method} {parsed.path}"
 
 
 def _full_payload(raw: bytes) -> dict[str, Any]:
