@@ -5,7 +5,6 @@ cli.py parses and prints; this module wires config, store and planners together 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from agent import promises as promises_mod
 from agent.cadences import Cadences, FollowUpRule, ThankYouRule, parse_cadences
 from agent.clients import load_clients
 from agent.compose import Composer
+from agent.durations import parse_duration
 from agent.errors import ConfigError, Problem, RulesError, Transient
 from agent.meetings import parse_meeting_rules
 from agent.model import ActionKind, Address, Client
@@ -38,17 +38,16 @@ from agent.store import (
 )
 from agent.webhooks import check_url
 
-SINCE = re.compile(r"^(\d+)\s*([dhw])$")
-
 
 def parse_since(text: str) -> timedelta:
-    m = SINCE.match(text.strip())
-    if not m:
-        raise ConfigError(
-            [Problem("--since", "", f"{text!r}: write a span such as 30d, 12h or 2w")]
-        )
-    n, unit = int(m.group(1)), m.group(2)
-    return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+    """``--since``: a span in the rules' grammar (``30d``, ``12h``, ``2w``, ``4h30m``)."""
+    try:
+        span = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError([Problem("--since", "", str(exc))]) from None
+    if span <= timedelta(0):
+        raise ConfigError([Problem("--since", "", f"{text!r} is no time at all; write e.g. 30d")])
+    return span
 
 
 def parse_now(text: str | None) -> datetime:

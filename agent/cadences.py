@@ -31,9 +31,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.businesstime import BusinessCalendar, Shift, parse_shifts
+from agent.durations import business_days, parse_duration, parts
 from agent.errors import Problem
 from agent.model import Client
-from agent.rules import DURATION, MATCH_KEYS, Match, parse_duration
+from agent.rules import MATCH_KEYS, Match
 
 MODES = ("draft", "send")
 # Chasing a client more often than this is no longer following up; it is spam.
@@ -62,7 +63,7 @@ THANK_YOU_KEYS = {
     "mode",
     "send_window",
 }
-_DAYS = re.compile(r"^\s*(\d+)\s*b?d\s*$")
+_DAYS = re.compile(r"^\s*(\d+)\s*d\s*$")
 _TEMPLATE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -86,16 +87,19 @@ class Wait:
         if not isinstance(text, str):
             raise ValueError(f"{text!r} is not a duration; write business days ('3d') or hours")
         m = _DAYS.match(text)
-        if m:
-            days = int(m[1])
+        days = int(m[1]) if m else business_days(text)
+        if days is not None:
             if days < 1:
                 raise ValueError(f"{text!r} is no wait at all; use at least '1d'")
             if days > 366:  # counting them would walk the calendar past its end
                 raise ValueError(f"{text!r} is longer than a year; use e.g. '3d'")
             return cls(text.strip(), days=days)
-        span = parse_duration(text)
-        parts = DURATION.match(text)
-        if parts and parts[1]:
+        span = parse_duration(text, business=True)
+        if "weeks" in parts(text):
+            raise ValueError(
+                f"{text!r}: a wait counts business days; write them, such as '5d' for a week"
+            )
+        if "days" in parts(text):
             raise ValueError(
                 f"{text!r}: write whole business days ('3d') or business hours ('48h'), "
                 "not both and not part days"

@@ -42,6 +42,7 @@ from babel.dates import get_day_names, get_month_names
 
 from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
+from agent.durations import parse_duration
 from agent.errors import Problem
 from agent.followups import SEND_SPANS, send_spans
 from agent.model import (
@@ -57,7 +58,7 @@ from agent.model import (
 )
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, carries_key
-from agent.rules import Match, parse_duration
+from agent.rules import Match
 from agent.slots import Party, SlotRequest, propose
 from agent.textparts import own_text
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.durations import business_days, parse_duration
 from agent.errors import Problem, RulesError
 from agent.model import Client
 from agent.webhooks import check_shape
@@ -37,30 +38,7 @@ PROMISE_KEYS = {
 }
 MATCH_KEYS = {"tier", "tags", "domain", "language", "mailbox", "team"}
 TOP_KEYS = {"promise", "follow_up", "thank_you", "meeting"}
-DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$"
-)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s*bd\s*$")
-# Nothing a team promises, waits for or searches is counted in years: a longer span is a typo,
-# and business-time arithmetic would walk the calendar for centuries to honour it.
-LONGEST = timedelta(days=366)
-
-
-def parse_duration(text: str) -> timedelta:
-    """'4h', '1h30m', '45m', '2d' (days of 24 hours) -> timedelta; ValueError otherwise, and
-    for spans longer than ``LONGEST``."""
-    m = DURATION.match(text or "")
-    if not m or not any(m.groups()):
-        raise ValueError(f"{text!r} is not a duration; write it like '4h', '1h30m' or '45m'")
-    days, hours, minutes = (float(g) if g else 0.0 for g in m.groups())
-    try:
-        span = timedelta(days=days, hours=hours, minutes=minutes)
-    except OverflowError:
-        span = timedelta.max
-    if span > LONGEST:
-        raise ValueError(f"{text!r} is longer than a year; write a span such as '4h' or '3d'")
-    return span
 
 
 @dataclass(frozen=True)
@@ -185,11 +163,19 @@ def _parse_promise(
         bad("kind", f"{kind!r} is not a kind; use one of {', '.join(KINDS)}")
     target = timedelta(0)
     target_days = 0
-    days = BUSINESS_DAYS.match(str(raw.get("target", "")))
+    days: int | None = None
+    try:
+        days = business_days(raw.get("target", ""))
+        days_ok = True
+    except ValueError as exc:
+        days_ok = False
+        bad("target", str(exc))
     if "target" not in raw:
         bad("target", 'missing: how long the rep has to answer, such as target = "4h"')
-    elif days:
-        target_days = int(days[1])
+    elif not days_ok:
+        pass
+    elif days is not None:
+        target_days = days
         target = timedelta(days=target_days)
         if not 0 < target_days <= 366:
             bad("target", f"{raw['target']!r}: use 1 to 366 business days, such as '2bd'")
@@ -197,7 +183,7 @@ def _parse_promise(
             bad("target", "business days ('2bd') count on the business clock; use '2d' here")
     else:
         try:
-            target = parse_duration(str(raw["target"]))
+            target = parse_duration(raw["target"], business=True)
             if target <= timedelta(0):
                 bad(
                     "target",
