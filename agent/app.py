@@ -23,7 +23,7 @@ from agent.model import ActionKind, Address, Client
 from agent.providers.protocol import MailProvider
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
-from agent.rules import lint_against, load_rules, rule_files
+from agent.rules import lint_against, load_order, load_rules, rule_files
 from agent.store import (
     CANCELLED,
     DRAFTED,
@@ -353,7 +353,8 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
     cadences = parse_cadences(ruleset.raw)[0]
     return found, (
         f"{len(ruleset.promises)} promises, {len(cadences.follow_ups)} follow-up and "
-        f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}: all good"
+        f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}, "
+        f"read in this order: {load_order(ruleset.sources)}: all good"
     )
 
 

@@ -34,7 +34,7 @@ from agent.businesstime import BusinessCalendar, Shift, parse_shifts
 from agent.durations import business_days, parse_duration, parts
 from agent.errors import Problem
 from agent.model import Client
-from agent.rules import MATCH_KEYS, Match
+from agent.rules import MATCH_KEYS, Match, shadowed
 
 MODES = ("draft", "send")
 # Chasing a client more often than this is no longer following up; it is spam.
@@ -381,26 +381,15 @@ def _thank_you(raw: dict[str, Any], index: int, problems: list[Problem]) -> Than
 
 
 def _order(rules: list[Any], section: str, problems: list[Problem]) -> None:
-    """Duplicate names, and rules that a catch-all before them hides."""
+    """Duplicate names, and rules that an earlier rule hides."""
     seen: dict[str, Any] = {}
-    catch_all = ""
     for rule in rules:
         if rule.name in seen:
             problems.append(
                 Problem(rule.source, f"{rule.name}:name", f"an earlier [[{section}]] has this name")
             )
         seen[rule.name] = rule
-        if catch_all:
-            problems.append(
-                Problem(
-                    rule.source,
-                    f"{rule.name}:match",
-                    f"can never apply: {catch_all!r} before it has no match and takes every "
-                    "client; move this rule above it",
-                )
-            )
-        elif rule.match.empty:
-            catch_all = rule.name
+    problems += shadowed(rules, f"[[{section}]] rule")
 
 
 def parse_cadences(raw: Mapping[str, list[dict[str, Any]]]) -> tuple[Cadences, list[Problem]]:

@@ -58,7 +58,7 @@ from agent.model import (
 )
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, carries_key
-from agent.rules import Match
+from agent.rules import Match, shadowed
 from agent.slots import Party, SlotRequest, propose
 from agent.textparts import own_text
 
@@ -171,6 +171,7 @@ def parse_meeting_rules(
                     hold_for=spans["hold_for"],
                 )
             )
+    problems += shadowed(rules, "[[meeting]] rule")
     return rules, problems
 
 

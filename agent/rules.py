@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.durations import business_days, parse_duration
 from agent.errors import Problem, RulesError
@@ -53,6 +53,34 @@ class Match:
     @property
     def empty(self) -> bool:
         return not any(getattr(self, k) for k in MATCH_KEYS)
+
+    def covers(self, other: Match) -> bool:
+        """Whether this match accepts every client, mailbox and team that ``other`` accepts:
+        then a rule with ``other`` after a rule with this one can never apply."""
+        for key in MATCH_KEYS:
+            mine: frozenset[str] = getattr(self, key)
+            theirs: frozenset[str] = getattr(other, key)
+            if not mine:
+                continue
+            if not theirs:
+                return False
+            if key == "language":
+                # A client's tag matches by itself or by its base language ("ja" takes "ja-jp").
+                if not all(t in mine or t.split("-")[0] in mine for t in theirs):
+                    return False
+            elif not theirs <= mine:
+                return False
+        return True
+
+    def describe(self) -> str:
+        """``language=ja, tier=silver``; ``no match (every client)`` for a catch-all."""
+        if self.empty:
+            return "no match, so every client"
+        return ", ".join(
+            f"{key}={'|'.join(sorted(getattr(self, key)))}"
+            for key in sorted(MATCH_KEYS)
+            if getattr(self, key)
+        )
 
     def accepts(self, client: Client, mailbox: str, team: str) -> bool:
         lang = client.language.lower()
@@ -277,6 +305,50 @@ def _parse_promise(
     )
 
 
+class _Ruled(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def match(self) -> Match: ...
+
+
+def shadowed(rules: Sequence[_Ruled], what: str) -> list[Problem]:
+    """Rules that can never apply because an earlier one (in load order, across files) accepts
+    every client they do: the first rule that matches wins, so the later one is dead."""
+    problems = []
+    for i, rule in enumerate(rules):
+        winner = next((r for r in rules[:i] if r.match.covers(rule.match)), None)
+        if winner is None:
+            continue
+        if winner.source == rule.source:
+            where, fix = "earlier in this file", "move this rule above it"
+        else:
+            where = f"in {winner.source}"
+            fix = (
+                f"files load in name order ({load_order(rules)}), so move this rule into "
+                f"{Path(winner.source).name} above it or rename the files"
+            )
+        problems.append(
+            Problem(
+                rule.source,
+                f"{rule.name}:match",
+                f"can never apply: the {what} {winner.name!r} ({winner.match.describe()}) "
+                f"{where} matches every client this one does ({rule.match.describe()}), and the "
+                f"first match wins; {fix}, or narrow the match",
+            )
+        )
+    return problems
+
+
+def load_order(rules: Iterable[_Ruled] | Iterable[str]) -> str:
+    """``10-lang.toml, then 20-tier.toml``: the order rule files are read in, which is the order
+    their rules are tried in."""
+    names = [Path(r if isinstance(r, str) else r.source).name for r in rules]
+    return ", then ".join(dict.fromkeys(names))
+
+
 def rule_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.toml")) if path.is_dir() else [path]
 
@@ -329,19 +401,7 @@ def parse_rules(files: Iterable[tuple[str, str]]) -> tuple[RuleSet, list[Problem
             )
         )
     for kind in KINDS:
-        seen_default = None
-        for r in (r for r in rules if r.kind == kind):
-            if seen_default:
-                problems.append(
-                    Problem(
-                        r.source,
-                        f"{r.name}:match",
-                        f"can never apply: the rule {seen_default!r} before it "
-                        f"matches every {kind} first",
-                    )
-                )
-            elif r.match.empty:
-                seen_default = r.name
+        problems += shadowed([r for r in rules if r.kind == kind], f"{kind} promise")
     return RuleSet(tuple(rules), tuple(sources), raw_sections), problems
 
 
