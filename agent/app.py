@@ -340,7 +340,12 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
             settings.paths.templates,
         )
         if clients:
-            found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
+            found += lint_against(
+                ruleset,
+                clients,
+                [m.name for m in settings.mailboxes],
+                teams=[m.team for m in settings.mailboxes],
+            )
             found += _windows_never_open(parse_cadences(ruleset.raw)[0], clients)
         # The webhook policy needs the config's allowed hosts; each post checks it again.
         allow = settings.team.webhook_allow_hosts

@@ -34,7 +34,7 @@ from agent.businesstime import BusinessCalendar, Shift, parse_shifts
 from agent.durations import business_days, parse_duration, parts
 from agent.errors import Problem
 from agent.model import Client
-from agent.rules import MATCH_KEYS, Match, shadowed
+from agent.rules import MATCH_KEYS, Match, match_problems, shadowed
 
 MODES = ("draft", "send")
 # Chasing a client more often than this is no longer following up; it is spam.
@@ -249,6 +249,8 @@ class _Table:
             if not items:
                 self.bad(f"match.{key}", "must be a string or a non-empty list of strings")
                 continue
+            for problem in match_problems(key, (v.lower() for v in items)):
+                self.bad(f"match.{key}", problem)
             values[key] = frozenset(v.lower() for v in items)
         return Match(**values)
 

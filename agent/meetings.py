@@ -58,7 +58,7 @@ from agent.model import (
 )
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, carries_key
-from agent.rules import Match, shadowed
+from agent.rules import Match, match_problems, shadowed
 from agent.slots import Party, SlotRequest, propose
 from agent.textparts import own_text
 
@@ -153,6 +153,10 @@ def parse_meeting_rules(
                         Problem(source, f"{where}:match.{key}", "unknown key or empty value")
                     )
                     continue
+                problems += [
+                    Problem(source, f"{where}:match.{key}", problem)
+                    for problem in match_problems(key, (str(v).lower() for v in items))
+                ]
                 values[key] = frozenset(str(v).lower() for v in items)
         else:
             problems.append(Problem(source, f"{where}:match", "must be a table"))

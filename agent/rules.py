@@ -7,14 +7,20 @@ rule with no ``match`` (the default, required) belongs last.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from babel import Locale
+from babel.languages import get_official_languages
+
+from agent.clients import DOMAIN
 from agent.durations import business_days, parse_duration
 from agent.errors import Problem, RulesError
 from agent.model import Client
@@ -144,6 +150,67 @@ class RuleSet:
         return None
 
 
+def _close(word: str, known: Iterable[str]) -> str:
+    """`` Did you mean 'emea'?`` when a known word is close to ``word``; "" otherwise."""
+    near = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f" Did you mean {near[0]!r}?" if near else ""
+
+
+@lru_cache(maxsize=1)
+def _cldr() -> Locale:
+    return Locale("en")
+
+
+def _language_problem(tag: str) -> str:
+    """Why ``tag`` is not a language tag (BCP 47, as Babel's CLDR data knows them); "" if it
+    is one."""
+    cldr = _cldr()
+    subtags = tag.replace("_", "-").split("-")
+    base = subtags[0]
+    if base.lower() not in cldr.languages:
+        region = base.upper()
+        spoken = get_official_languages(region) if region in cldr.territories else ()
+        if spoken:
+            return (
+                f"{tag!r} is the country code of {cldr.territories[region]}, not a language; did "
+                f"you mean {spoken[0]!r} ({cldr.languages.get(spoken[0], spoken[0])})?"
+            )
+        named = [c for c, n in cldr.languages.items() if n.lower() == tag.lower() and "_" not in c]
+        if named:
+            return f"{tag!r} is a language's name; write its tag, {named[0]!r}"
+        return (
+            f"{tag!r} is not a language tag; use a tag such as 'ja', 'de' or 'pt-br' (the "
+            "language code, then a region if needed)"
+        )
+    for sub in subtags[1:]:
+        if len(sub) == 4 and sub.isalpha() and sub.title() not in cldr.scripts:
+            return f"{tag!r}: {sub!r} is not a script; write e.g. 'zh-hant'"
+        if len(sub) == 2 and sub.isalpha() and sub.upper() not in cldr.territories:
+            return f"{tag!r}: {sub!r} is not a region; write e.g. 'pt-br' or just {base!r}"
+    return ""
+
+
+def _domain_problem(domain: str) -> str:
+    if domain.startswith("@") and DOMAIN.match(domain[1:]):
+        return f"{domain!r}: write the domain without '@', as {domain[1:]!r}"
+    if "@" in domain:
+        return f"{domain!r} is an address; match on its domain, {domain.rpartition('@')[2]!r}"
+    if (
+        len(domain) > 253
+        or not DOMAIN.match(domain)
+        or any(len(label) > 63 or label.endswith("-") for label in domain.split("."))
+    ):
+        return f"{domain!r} is not a domain name; write one such as 'example.com'"
+    return ""
+
+
+def match_problems(key: str, values: Iterable[str]) -> list[str]:
+    """What is wrong with a ``match`` key's values on their own: a language that is no
+    language (``jp``), a domain that is no domain (``@x.in``)."""
+    check = {"language": _language_problem, "domain": _domain_problem}.get(key)
+    return [problem for v in values if check and (problem := check(v))]
+
+
 def _strings(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return [value]
@@ -239,6 +306,8 @@ def _parse_promise(
             if items is None or not items:
                 bad(f"match.{key}", "must be a string or a non-empty list of strings")
                 continue
+            for problem in match_problems(key, (v.lower() for v in items)):
+                bad(f"match.{key}", problem)
             values[key] = frozenset(v.lower() for v in items)
         match = Match(**values)
     warnings: list[Warning] = []
@@ -426,30 +495,69 @@ def load_rules(path: Path) -> RuleSet:
 
 
 def lint_against(
-    ruleset: RuleSet, clients: Collection[Client], mailboxes: Collection[str]
+    ruleset: RuleSet,
+    clients: Collection[Client],
+    mailboxes: Collection[str],
+    teams: Collection[str] = (),
 ) -> list[Problem]:
-    """Rules that are valid but can never fire for the clients and mailboxes we have."""
+    """Rules that are valid but can never fire for the clients, mailboxes and teams we have:
+    a tier no client has, a team no mailbox is in (``emia`` for ``emea``), with the near miss.
+
+    Promises, follow-up, thank-you and meeting rules are all checked. ``teams`` are the
+    mailboxes' teams; without any, ``match.team`` is not checked.
+    """
+    from agent.cadences import parse_cadences  # they build on this module
+    from agent.meetings import parse_meeting_rules
+
+    cadences = parse_cadences(ruleset.raw)[0]
+    ruled: list[_Ruled] = [
+        *ruleset.promises,
+        *cadences.follow_ups,
+        *cadences.thank_yous,
+        *parse_meeting_rules(ruleset.raw.get("meeting", []))[0],
+    ]
     problems = []
     tiers = {c.tier for c in clients}
     tags = {t for c in clients for t in c.tags}
-    for r in ruleset.promises:
+    known_teams = {t.lower() for t in teams if t}
+    for r in ruled:
         for tier in sorted(r.match.tier - tiers):
             problems.append(
                 Problem(
                     r.source,
                     f"{r.name}:match.tier",
-                    f"no client has tier {tier!r}, so this never fires",
+                    f"no client has tier {tier!r}, so this never fires."
+                    f"{_close(tier, tiers) or f' The tiers are: {_listed(tiers)}.'}",
                 )
             )
-        for tag in sorted(r.match.tags - tags) if r.match.tags else []:
-            if not (r.match.tags & tags):
+        if r.match.tags and not r.match.tags & tags:
+            for tag in sorted(r.match.tags):
                 problems.append(
-                    Problem(r.source, f"{r.name}:match.tags", f"no client has tag {tag!r}")
+                    Problem(
+                        r.source,
+                        f"{r.name}:match.tags",
+                        f"no client has tag {tag!r}" + _close(tag, tags),
+                    )
                 )
         for mb in sorted(r.match.mailbox - set(mailboxes)):
             problems.append(
                 Problem(
-                    r.source, f"{r.name}:match.mailbox", f"no mailbox is named {mb!r} in the config"
+                    r.source,
+                    f"{r.name}:match.mailbox",
+                    f"no mailbox is named {mb!r} in the config.{_close(mb, mailboxes)}",
+                )
+            )
+        for team in sorted(r.match.team - known_teams) if known_teams else []:
+            problems.append(
+                Problem(
+                    r.source,
+                    f"{r.name}:match.team",
+                    f"no mailbox in the config is in team {team!r}, so this never fires."
+                    f"{_close(team, known_teams) or f' The teams are: {_listed(known_teams)}.'}",
                 )
             )
     return problems
+
+
+def _listed(words: Iterable[str]) -> str:
+    return ", ".join(sorted(w for w in words if w)) or "(none)"
