@@ -299,6 +299,13 @@ def _follow_up(raw: dict[str, Any], index: int, problems: list[Problem]) -> Foll
     t = _Table(raw, "follow_up", index, FOLLOW_UP_KEYS, problems)
     match = t.match()
     after = t.wait("after", FollowUpRule.after)
+    if after.business and after.business < timedelta(hours=1):
+        # 'm' is minutes; chasing a client minutes after writing is a months typo.
+        t.bad(
+            "after",
+            f"{after.text!r} is read as {after.business.total_seconds() / 60:g} minutes ('m' is "
+            "minutes, there is no unit for months); wait business days, such as '3d' or '40d'",
+        )
     steps = raw.get("steps", 3)
     if isinstance(steps, bool) or not isinstance(steps, int):
         t.bad("steps", f"{steps!r} is not a whole number; write e.g. steps = 3")

@@ -81,3 +81,11 @@ def test_rules_cadences_and_meetings_give_the_same_hint() -> None:
     assert [p.message for p in problems] == ["'3 days': write 3d"]
     _, problems = parse_meeting_rules([{"name": "m", "within": "1 week", "_source": "r.toml"}])
     assert [p.message for p in problems] == ["'1 week': write 1w"]
+
+
+def test_a_follow_up_minutes_after_is_read_as_minutes_and_said_so() -> None:
+    _, problems = parse_cadences({"follow_up": [{"name": "f", "after": "3m", "_source": "r"}]})
+    assert [p.message for p in problems] == [
+        "'3m' is read as 3 minutes ('m' is minutes, there is no unit for months); wait business "
+        "days, such as '3d' or '40d'"
+    ]
