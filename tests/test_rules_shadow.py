@@ -81,3 +81,13 @@ def test_follow_up_thank_you_and_meeting_rules_are_checked_the_same_way() -> Non
     )
     assert [p.where for p in problems] == ["de-gold:match"]
     assert "[[meeting]] rule 'de' (language=de)" in problems[0].message
+
+
+def test_rules_check_prints_the_order_the_files_load_in(tmp_path: Path) -> None:
+    from agent.app import check_rules
+
+    (tmp_path / "default.toml").write_text(DEFAULT)
+    (tmp_path / "10-vip.toml").write_text(_promise("gold", 'tier = "gold"'))
+    problems, summary = check_rules(tmp_path, tmp_path / "no-config.toml")
+    assert problems == []
+    assert "read in this order: 10-vip.toml, then default.toml: all good" in summary
