@@ -92,11 +92,12 @@ class Match:
         lang = client.language.lower()
         return (
             (not self.tier or client.tier in self.tier)
-            and (not self.tags or bool(self.tags & client.tags))
+            # Match values are lower-cased when read; so is what they are compared with.
+            and (not self.tags or any(t.lower() in self.tags for t in client.tags))
             and (not self.domain or bool(self.domain & client.domains))
             and (not self.language or lang in self.language or lang.split("-")[0] in self.language)
-            and (not self.mailbox or mailbox in self.mailbox)
-            and (not self.team or team in self.team)
+            and (not self.mailbox or mailbox.lower() in self.mailbox)
+            and (not self.team or team.lower() in self.team)
         )
 
 
@@ -518,7 +519,8 @@ def lint_against(
     ]
     problems = []
     tiers = {c.tier for c in clients}
-    tags = {t for c in clients for t in c.tags}
+    tags = {t.lower() for c in clients for t in c.tags}
+    known_mailboxes = {m.lower() for m in mailboxes}
     known_teams = {t.lower() for t in teams if t}
     for r in ruled:
         for tier in sorted(r.match.tier - tiers):
@@ -539,12 +541,12 @@ def lint_against(
                         f"no client has tag {tag!r}" + _close(tag, tags),
                     )
                 )
-        for mb in sorted(r.match.mailbox - set(mailboxes)):
+        for mb in sorted(r.match.mailbox - known_mailboxes):
             problems.append(
                 Problem(
                     r.source,
                     f"{r.name}:match.mailbox",
-                    f"no mailbox is named {mb!r} in the config.{_close(mb, mailboxes)}",
+                    f"no mailbox is named {mb!r} in the config.{_close(mb, known_mailboxes)}",
                 )
             )
         for team in sorted(r.match.team - known_teams) if known_teams else []:

@@ -80,3 +80,13 @@ def test_a_team_tier_or_mailbox_no_one_has_gets_the_near_miss() -> None:
         "The teams are: apac, emea.",
         "meet:match.mailbox: no mailbox is named 'ahsa' in the config. Did you mean 'asha'?",
     ]
+
+
+def test_a_team_mailbox_or_tag_spelled_in_capitals_in_the_config_still_matches() -> None:
+    ruleset, problems = parse_rules(
+        [("r.toml", _rules('team = "EMEA", mailbox = "Asha", tags = "Textiles"'))]
+    )
+    assert problems == []
+    client = Client(key="c", name="C", tier="gold", tags=frozenset({"TEXTILES"}))
+    assert ruleset.promise_for("first_reply", client, "ASHA", "Emea") == ruleset.promises[0]
+    assert lint_against(ruleset, [client], ["Asha"], teams=["EMEA"]) == []
