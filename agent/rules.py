@@ -495,6 +495,51 @@ def load_rules(path: Path) -> RuleSet:
     return ruleset
 
 
+def _all_rules(ruleset: RuleSet) -> list[_Ruled]:
+    """Promises, follow-up, thank-you and meeting rules: everything with a ``match``."""
+    from agent.cadences import parse_cadences  # they build on this module
+    from agent.meetings import parse_meeting_rules
+
+    cadences = parse_cadences(ruleset.raw)[0]
+    return [
+        *ruleset.promises,
+        *cadences.follow_ups,
+        *cadences.thank_yous,
+        *parse_meeting_rules(ruleset.raw.get("meeting", []))[0],
+    ]
+
+
+def name_problems(
+    ruleset: RuleSet, mailboxes: Collection[str], teams: Collection[str]
+) -> list[Problem]:
+    """``match.mailbox`` and ``match.team`` values that no configured mailbox has: typos
+    (``emia`` for ``emea``), since the config names every mailbox and team there is."""
+    problems = []
+    known_mailboxes = {m.lower() for m in mailboxes}
+    known_teams = {t.lower() for t in teams if t}
+    for r in _all_rules(ruleset):
+        for mb in sorted(r.match.mailbox - known_mailboxes):
+            listed = f" The mailboxes are: {_listed(known_mailboxes)}."
+            problems.append(
+                Problem(
+                    r.source,
+                    f"{r.name}:match.mailbox",
+                    f"no mailbox is named {mb!r} in the config, so this never fires."
+                    f"{_close(mb, known_mailboxes) or listed}",
+                )
+            )
+        for team in sorted(r.match.team - known_teams):
+            problems.append(
+                Problem(
+                    r.source,
+                    f"{r.name}:match.team",
+                    f"no mailbox in the config is in team {team!r}, so this never fires."
+                    f"{_close(team, known_teams) or f' The teams are: {_listed(known_teams)}.'}",
+                )
+            )
+    return problems
+
+
 def lint_against(
     ruleset: RuleSet,
     clients: Collection[Client],
@@ -502,27 +547,14 @@ def lint_against(
     teams: Collection[str] = (),
 ) -> list[Problem]:
     """Rules that are valid but can never fire for the clients, mailboxes and teams we have:
-    a tier no client has, a team no mailbox is in (``emia`` for ``emea``), with the near miss.
-
-    Promises, follow-up, thank-you and meeting rules are all checked. ``teams`` are the
-    mailboxes' teams; without any, ``match.team`` is not checked.
+    a tier or tag no client has, a mailbox or team the config does not name (``emia`` for
+    ``emea``), each with the near miss. Promises, follow-up, thank-you and meeting rules are
+    all checked.
     """
-    from agent.cadences import parse_cadences  # they build on this module
-    from agent.meetings import parse_meeting_rules
-
-    cadences = parse_cadences(ruleset.raw)[0]
-    ruled: list[_Ruled] = [
-        *ruleset.promises,
-        *cadences.follow_ups,
-        *cadences.thank_yous,
-        *parse_meeting_rules(ruleset.raw.get("meeting", []))[0],
-    ]
     problems = []
     tiers = {c.tier for c in clients}
     tags = {t.lower() for c in clients for t in c.tags}
-    known_mailboxes = {m.lower() for m in mailboxes}
-    known_teams = {t.lower() for t in teams if t}
-    for r in ruled:
+    for r in _all_rules(ruleset):
         for tier in sorted(r.match.tier - tiers):
             problems.append(
                 Problem(
@@ -538,27 +570,10 @@ def lint_against(
                     Problem(
                         r.source,
                         f"{r.name}:match.tags",
-                        f"no client has tag {tag!r}" + _close(tag, tags),
+                        f"no client has tag {tag!r}.{_close(tag, tags)}",
                     )
                 )
-        for mb in sorted(r.match.mailbox - known_mailboxes):
-            problems.append(
-                Problem(
-                    r.source,
-                    f"{r.name}:match.mailbox",
-                    f"no mailbox is named {mb!r} in the config.{_close(mb, known_mailboxes)}",
-                )
-            )
-        for team in sorted(r.match.team - known_teams) if known_teams else []:
-            problems.append(
-                Problem(
-                    r.source,
-                    f"{r.name}:match.team",
-                    f"no mailbox in the config is in team {team!r}, so this never fires."
-                    f"{_close(team, known_teams) or f' The teams are: {_listed(known_teams)}.'}",
-                )
-            )
-    return problems
+    return problems + name_problems(ruleset, mailboxes, teams)
 
 
 def _listed(words: Iterable[str]) -> str:

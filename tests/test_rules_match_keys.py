@@ -3,9 +3,12 @@ reported with the fix, at load time or against the config's mailboxes and client
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.cadences import parse_cadences
+from agent.errors import RulesError
 from agent.meetings import parse_meeting_rules
 from agent.model import Client
 from agent.rules import lint_against, parse_rules
@@ -73,12 +76,13 @@ def test_a_team_tier_or_mailbox_no_one_has_gets_the_near_miss() -> None:
     clients = [Client(key="c", name="C", tier="gold")]
     found = lint_against(ruleset, clients, ["asha", "lukas"], teams=["apac", "emea"])
     assert [f"{p.where}: {p.message}" for p in found] == [
+        "nudge:match.tier: no client has tier 'glod', so this never fires. Did you mean 'gold'?",
         "r:match.team: no mailbox in the config is in team 'emia', so this never fires. "
         "Did you mean 'emea'?",
-        "nudge:match.tier: no client has tier 'glod', so this never fires. Did you mean 'gold'?",
         "thanks:match.team: no mailbox in the config is in team 'zzz', so this never fires. "
         "The teams are: apac, emea.",
-        "meet:match.mailbox: no mailbox is named 'ahsa' in the config. Did you mean 'asha'?",
+        "meet:match.mailbox: no mailbox is named 'ahsa' in the config, so this never fires. "
+        "Did you mean 'asha'?",
     ]
 
 
@@ -90,3 +94,24 @@ def test_a_team_mailbox_or_tag_spelled_in_capitals_in_the_config_still_matches()
     client = Client(key="c", name="C", tier="gold", tags=frozenset({"TEXTILES"}))
     assert ruleset.promise_for("first_reply", client, "ASHA", "Emea") == ruleset.promises[0]
     assert lint_against(ruleset, [client], ["Asha"], teams=["EMEA"]) == []
+
+
+def test_status_and_the_worker_refuse_a_team_no_mailbox_is_in(tmp_path: Path) -> None:
+    from agent import config
+    from agent.pipeline import load_team
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.toml").write_text(_rules('team = "emia"'), encoding="utf-8")
+    (tmp_path / "clients.csv").write_text("name,emails\nC,c@example.com\n", encoding="utf-8")
+    (tmp_path / "config.toml").write_text(
+        '[paths]\nrules = "rules"\nclients = "clients.csv"\n'
+        '[[mailboxes]]\nname = "asha"\nprovider = "local"\naddress = "asha@acme.example"\n'
+        'rep_name = "Asha"\nzone = "Asia/Kolkata"\npath = "mail"\nteam = "emea"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(RulesError) as caught:
+        load_team(config.load(tmp_path / "config.toml"))
+    assert [f"{p.where}: {p.message}" for p in caught.value.problems] == [
+        "r:match.team: no mailbox in the config is in team 'emia', so this never fires. "
+        "Did you mean 'emea'?"
+    ]
