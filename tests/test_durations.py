@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.app import parse_since
 from agent.cadences import Wait, parse_cadences
@@ -89,3 +91,16 @@ def test_a_follow_up_minutes_after_is_read_as_minutes_and_said_so() -> None:
         "'3m' is read as 3 minutes ('m' is minutes, there is no unit for months); wait business "
         "days, such as '3d' or '40d'"
     ]
+
+
+@given(st.integers(0, 50), st.integers(0, 6), st.integers(0, 23), st.integers(0, 59))
+def test_any_span_written_largest_unit_first_reads_back(w: int, d: int, h: int, m: int) -> None:
+    span = timedelta(weeks=w, days=d, hours=h, minutes=m)
+    text = "".join(f"{n}{u}" for n, u in ((w, "w"), (d, "d"), (h, "h"), (m, "m")) if n) or "0m"
+    assert parse_duration(text) == span
+
+
+@pytest.mark.parametrize("text", ["1" * 10_000 + "h", "1h" * 5_000, " " * 10_000, "9" * 400 + "d"])
+def test_hostile_spans_are_refused_with_a_message(text: str) -> None:
+    with pytest.raises(ValueError, match=r"duration|longer than a year"):
+        parse_duration(text)
