@@ -79,9 +79,9 @@ class Match:
         return True
 
     def describe(self) -> str:
-        """``language=ja, tier=silver``; ``no match (every client)`` for a catch-all."""
+        """``language=ja, tier=silver``; ``no match: every client`` for a catch-all."""
         if self.empty:
-            return "no match, so every client"
+            return "no match: every client"
         return ", ".join(
             f"{key}={'|'.join(sorted(getattr(self, key)))}"
             for key in sorted(MATCH_KEYS)
