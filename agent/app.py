@@ -5,7 +5,6 @@ cli.py parses and prints; this module wires config, store and planners together 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,13 +16,14 @@ from agent import promises as promises_mod
 from agent.cadences import Cadences, FollowUpRule, ThankYouRule, parse_cadences
 from agent.clients import load_clients
 from agent.compose import Composer
+from agent.durations import parse_duration
 from agent.errors import ConfigError, Problem, RulesError, TemplateError, Transient
 from agent.meetings import parse_meeting_rules
 from agent.model import ActionKind, Client
 from agent.providers.protocol import MailProvider, first_sync_of
 from agent.providers.registry import MICROSOFT_LOGIN, open_mailbox
 from agent.providers.tokens import Vault
-from agent.rules import lint_against, load_rules, rule_files
+from agent.rules import lint_against, load_order, load_rules, rule_files
 from agent.store import (
     CANCELLED,
     DRAFTED,
@@ -38,17 +38,16 @@ from agent.store import (
 )
 from agent.webhooks import check_url
 
-SINCE = re.compile(r"^(\d+)\s*([dhw])$")
-
 
 def parse_since(text: str) -> timedelta:
-    m = SINCE.match(text.strip())
-    if not m:
-        raise ConfigError(
-            [Problem("--since", "", f"{text!r}: write a span such as 30d, 12h or 2w")]
-        )
-    n, unit = int(m.group(1)), m.group(2)
-    return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+    """``--since``: a span in the rules' grammar (``30d``, ``12h``, ``2w``, ``4h30m``)."""
+    try:
+        span = parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError([Problem("--since", "", str(exc))]) from None
+    if span <= timedelta(0):
+        raise ConfigError([Problem("--since", "", f"{text!r} is no time at all; write e.g. 30d")])
+    return span
 
 
 def parse_now(text: str | None) -> datetime:
@@ -346,7 +345,12 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
                 parse_cadences(ruleset.raw)[0], purposes, settings.paths.templates
             )
         if clients:
-            found += lint_against(ruleset, clients, [m.name for m in settings.mailboxes])
+            found += lint_against(
+                ruleset,
+                clients,
+                [m.name for m in settings.mailboxes],
+                teams=[m.team for m in settings.mailboxes],
+            )
             found += _windows_never_open(parse_cadences(ruleset.raw)[0], clients)
         # The webhook policy needs the config's allowed hosts; each post checks it again.
         allow = settings.team.webhook_allow_hosts
@@ -359,7 +363,8 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
     cadences = parse_cadences(ruleset.raw)[0]
     return found, (
         f"{len(ruleset.promises)} promises, {len(cadences.follow_ups)} follow-up and "
-        f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}: all good"
+        f"{len(cadences.thank_yous)} thank-you rules in {files} file(s) under {target}, "
+        f"read in this order: {load_order(ruleset.sources)}: all good"
     )
 
 

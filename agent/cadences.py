@@ -31,9 +31,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.businesstime import BusinessCalendar, Shift, parse_shifts
+from agent.durations import business_days, parse_duration, parts
 from agent.errors import Problem
 from agent.model import Client
-from agent.rules import DURATION, MATCH_KEYS, Match, parse_duration
+from agent.rules import MATCH_KEYS, Match, match_problems, shadowed
 
 MODES = ("draft", "send")
 # Chasing a client more often than this is no longer following up; it is spam.
@@ -62,7 +63,7 @@ THANK_YOU_KEYS = {
     "mode",
     "send_window",
 }
-_DAYS = re.compile(r"^\s*(\d+)\s*b?d\s*$")
+_DAYS = re.compile(r"^\s*(\d+)\s*d\s*$")
 _TEMPLATE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -86,16 +87,19 @@ class Wait:
         if not isinstance(text, str):
             raise ValueError(f"{text!r} is not a duration; write business days ('3d') or hours")
         m = _DAYS.match(text)
-        if m:
-            days = int(m[1])
+        days = int(m[1]) if m else business_days(text)
+        if days is not None:
             if days < 1:
                 raise ValueError(f"{text!r} is no wait at all; use at least '1d'")
             if days > 366:  # counting them would walk the calendar past its end
                 raise ValueError(f"{text!r} is longer than a year; use e.g. '3d'")
             return cls(text.strip(), days=days)
-        span = parse_duration(text)
-        parts = DURATION.match(text)
-        if parts and parts[1]:
+        span = parse_duration(text, business=True)
+        if "weeks" in parts(text):
+            raise ValueError(
+                f"{text!r}: a wait counts business days; write them, such as '5d' for a week"
+            )
+        if "days" in parts(text):
             raise ValueError(
                 f"{text!r}: write whole business days ('3d') or business hours ('48h'), "
                 "not both and not part days"
@@ -245,6 +249,8 @@ class _Table:
             if not items:
                 self.bad(f"match.{key}", "must be a string or a non-empty list of strings")
                 continue
+            for problem in match_problems(key, (v.lower() for v in items)):
+                self.bad(f"match.{key}", problem)
             values[key] = frozenset(v.lower() for v in items)
         return Match(**values)
 
@@ -293,6 +299,13 @@ def _follow_up(raw: dict[str, Any], index: int, problems: list[Problem]) -> Foll
     t = _Table(raw, "follow_up", index, FOLLOW_UP_KEYS, problems)
     match = t.match()
     after = t.wait("after", FollowUpRule.after)
+    if after.business and after.business < timedelta(hours=1):
+        # 'm' is minutes; chasing a client minutes after writing is a months typo.
+        t.bad(
+            "after",
+            f"{after.text!r} is read as {after.business.total_seconds() / 60:g} minutes ('m' is "
+            "minutes, there is no unit for months); wait business days, such as '3d' or '40d'",
+        )
     steps = raw.get("steps", 3)
     if isinstance(steps, bool) or not isinstance(steps, int):
         t.bad("steps", f"{steps!r} is not a whole number; write e.g. steps = 3")
@@ -377,26 +390,15 @@ def _thank_you(raw: dict[str, Any], index: int, problems: list[Problem]) -> Than
 
 
 def _order(rules: list[Any], section: str, problems: list[Problem]) -> None:
-    """Duplicate names, and rules that a catch-all before them hides."""
+    """Duplicate names, and rules that an earlier rule hides."""
     seen: dict[str, Any] = {}
-    catch_all = ""
     for rule in rules:
         if rule.name in seen:
             problems.append(
                 Problem(rule.source, f"{rule.name}:name", f"an earlier [[{section}]] has this name")
             )
         seen[rule.name] = rule
-        if catch_all:
-            problems.append(
-                Problem(
-                    rule.source,
-                    f"{rule.name}:match",
-                    f"can never apply: {catch_all!r} before it has no match and takes every "
-                    "client; move this rule above it",
-                )
-            )
-        elif rule.match.empty:
-            catch_all = rule.name
+    problems += shadowed(rules, f"[[{section}]] rule")
 
 
 def parse_cadences(raw: Mapping[str, list[dict[str, Any]]]) -> tuple[Cadences, list[Problem]]:

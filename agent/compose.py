@@ -398,10 +398,97 @@ def _fallback(value: Any, default: Any = "") -> Any:
     return value
 
 
+class FilterInputError(ValueError):
+    """A filter given the wrong kind of value; the message says which and what to use."""
+
+
+# What a template author calls each kind of value, instead of Python's name or repr.
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "true/false"),
+    (datetime, "a date and time"),
+    (timedelta, "a span of time"),
+    (str, "text"),
+    (int, "a number"),
+    (float, "a number"),
+    (list, "a list"),
+    (tuple, "a list"),
+    (dict, "a record"),
+)
+_TYPE_WORDS = {
+    "NoneType": "an empty value",
+    "Undefined": "an empty value",
+    "StrictUndefined": "an empty value",
+    "datetime.timedelta": "a span of time",
+    "timedelta": "a span of time",
+    "datetime.datetime": "a date and time",
+    "datetime": "a date and time",
+    "str": "text",
+    "int": "a number",
+    "float": "a number",
+    "list": "a list",
+    "tuple": "a list",
+    "dict": "a record",
+    "bool": "true/false",
+}
+_QUOTED_TYPE = re.compile(r"'(" + "|".join(re.escape(t) for t in _TYPE_WORDS) + r")'")
+_TIMEDELTA_REPR = re.compile(r"datetime\.timedelta\([^()]{0,80}\)")
+_DATETIME_REPR = re.compile(r"datetime\.datetime\([^()]{0,120}(?:\([^()]{0,80}\))?[^()]{0,40}\)")
+
+
+def kind_of(value: Any) -> str:
+    """``a span of time`` for a timedelta, ``an empty value`` for None: a value's kind in the
+    words of a template author."""
+    if value is None or isinstance(value, Undefined):
+        return "an empty value"
+    for cls, word in _KINDS:
+        if isinstance(value, cls):
+            return word
+    return "a value of another kind"
+
+
+def plain_message(message: str) -> str:
+    """A Python error message in a template author's words: type names and reprs such as
+    ``'NoneType'`` or ``datetime.timedelta(days=1)`` become ``an empty value``, ``a span of
+    time``."""
+    message = _TIMEDELTA_REPR.sub("a span of time", message)
+    message = _DATETIME_REPR.sub("a date and time", message)
+    message = re.sub(
+        r"unsupported operand type\(s\) for ([^:]{1,3}): ", r"cannot compute \1 with ", message
+    )
+    message = _QUOTED_TYPE.sub(lambda m: _TYPE_WORDS[m[1]], message)
+    message = re.sub(
+        r"\b(an empty value|a span of time|a date and time|text|a number|a list|"
+        r"a record) object\b",
+        r"\1",
+        message,
+    )
+    return re.sub(r"\bNone\b", "an empty value", message)
+
+
+_HINTS = {
+    "a span of time": "for a span of time use | duration",
+    "a date and time": "for a date and time use | date, | datetime or | time",
+    "a number": "for a number use | number, or | minutes for minutes",
+}
+
+
+def _expect(value: Any, cls: type | tuple[type, ...], name: str, wants: str) -> None:
+    if isinstance(value, cls) and not isinstance(value, bool):
+        return
+    got = kind_of(value)
+    hint = _HINTS.get(got, "")
+    if got == "an empty value":
+        hint = "the value is optional: use it inside {% if … %}, or give a default with | fallback"
+    raise FilterInputError(
+        f"the {name} filter takes {wants}, but was given {got}" + (f"; {hint}" if hint else "")
+    )
+
+
 @pass_context
 def _f_datetime(
     context: Context, value: datetime, zone: str, format: str = "long", locale: str | None = None
 ) -> str:
+    _expect(value, datetime, "datetime", "a date and time")
     return localefmt.format_datetime(value, zone, _locale(context, locale), format)
 
 
@@ -413,6 +500,7 @@ def _f_date(
     format: str = "long",
     locale: str | None = None,
 ) -> str:
+    _expect(value, datetime, "date", "a date and time")
     return localefmt.format_date(value, zone, _locale(context, locale), format)
 
 
@@ -425,11 +513,13 @@ def _f_time(
     locale: str | None = None,
     beside: str | None = None,
 ) -> str:
+    _expect(value, datetime, "time", "a date and time")
     return localefmt.format_time(value, zone, _locale(context, locale), format, beside=beside)
 
 
 @pass_context
 def _f_weekday(context: Context, value: datetime, zone: str, locale: str | None = None) -> str:
+    _expect(value, datetime, "weekday", "a date and time")
     return localefmt.format_weekday(value, zone, _locale(context, locale))
 
 
@@ -442,16 +532,19 @@ def _f_zone_name(
 
 @pass_context
 def _f_duration(context: Context, value: timedelta, locale: str | None = None) -> str:
+    _expect(value, timedelta, "duration", "a span of time")
     return localefmt.format_duration(value, _locale(context, locale))
 
 
 @pass_context
 def _f_minutes(context: Context, value: int, locale: str | None = None) -> str:
+    _expect(value, int, "minutes", "a whole number of minutes")
     return localefmt.format_duration(timedelta(minutes=value), _locale(context, locale))
 
 
 @pass_context
 def _f_number(context: Context, value: float, locale: str | None = None) -> str:
+    _expect(value, (int, float), "number", "a number")
     return localefmt.format_number(value, _locale(context, locale))
 
 
@@ -931,7 +1024,12 @@ class Composer:
             MemoryError,
             LookupError,
         ) as exc:
-            raise self._error(loaded, exc, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+            if isinstance(exc, FilterInputError):
+                raise self._error(loaded, exc, str(exc)[:300]) from exc
+            # A limit hit is named by its kind; anything else in a template author's words.
+            limit = isinstance(exc, (ArithmeticError, RecursionError, MemoryError))
+            lead = f"{type(exc).__name__}:" if limit else "cannot render:"
+            raise self._error(loaded, exc, f"{lead} {plain_message(str(exc)[:300])}") from exc
 
     def _error(self, loaded: _Loaded, exc: BaseException, message: str) -> TemplateError:
         tmpl, line = _template_frame(exc)

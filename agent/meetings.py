@@ -42,6 +42,7 @@ from babel.dates import get_day_names, get_month_names
 
 from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
+from agent.durations import parse_duration
 from agent.errors import Problem
 from agent.followups import SEND_SPANS, send_spans
 from agent.model import (
@@ -57,7 +58,7 @@ from agent.model import (
 )
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, carries_key
-from agent.rules import Match, parse_duration
+from agent.rules import Match, match_problems, shadowed
 from agent.slots import Party, SlotRequest, propose
 from agent.textparts import own_text
 
@@ -152,6 +153,10 @@ def parse_meeting_rules(
                         Problem(source, f"{where}:match.{key}", "unknown key or empty value")
                     )
                     continue
+                problems += [
+                    Problem(source, f"{where}:match.{key}", problem)
+                    for problem in match_problems(key, (str(v).lower() for v in items))
+                ]
                 values[key] = frozenset(str(v).lower() for v in items)
         else:
             problems.append(Problem(source, f"{where}:match", "must be a table"))
@@ -170,6 +175,7 @@ def parse_meeting_rules(
                     hold_for=spans["hold_for"],
                 )
             )
+    problems += shadowed(rules, "[[meeting]] rule")
     return rules, problems
 
 

@@ -36,7 +36,7 @@ from agent.model import (
     Thread,
 )
 from agent.providers.protocol import CalendarProvider, MailProvider
-from agent.rules import RuleSet, load_rules
+from agent.rules import RuleSet, load_rules, name_problems
 from agent.store import SENT, Store, action_from_json
 
 
@@ -110,8 +110,13 @@ def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
     rules = load_rules(rules_path or settings.paths.rules)
     cadences, cadence_problems = parse_cadences(rules.raw)
     meeting_rules, meeting_problems = parse_meeting_rules(rules.raw.get("meeting", []))
-    if cadence_problems or meeting_problems:
-        raise RulesError([*cadence_problems, *meeting_problems])
+    # A mailbox or team a rule matches on that the config does not have is a typo: refused here,
+    # so the worker, status and simulate say so instead of the rule never firing.
+    names = name_problems(
+        rules, [m.name for m in settings.mailboxes], [m.team for m in settings.mailboxes]
+    )
+    if cadence_problems or meeting_problems or names:
+        raise RulesError([*cadence_problems, *meeting_problems, *names])
     clients, problems = load_clients(settings.paths.clients)
     if problems and not clients:
         raise ClientsError(problems)

@@ -7,14 +7,21 @@ rule with no ``match`` (the default, required) belongs last.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from babel import Locale
+from babel.languages import get_official_languages
+
+from agent.clients import DOMAIN
+from agent.durations import business_days, parse_duration
 from agent.errors import Problem, RulesError
 from agent.model import Client
 from agent.webhooks import check_shape
@@ -37,30 +44,7 @@ PROMISE_KEYS = {
 }
 MATCH_KEYS = {"tier", "tags", "domain", "language", "mailbox", "team"}
 TOP_KEYS = {"promise", "follow_up", "thank_you", "meeting"}
-DURATION = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$"
-)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s*bd\s*$")
-# Nothing a team promises, waits for or searches is counted in years: a longer span is a typo,
-# and business-time arithmetic would walk the calendar for centuries to honour it.
-LONGEST = timedelta(days=366)
-
-
-def parse_duration(text: str) -> timedelta:
-    """'4h', '1h30m', '45m', '2d' (days of 24 hours) -> timedelta; ValueError otherwise, and
-    for spans longer than ``LONGEST``."""
-    m = DURATION.match(text or "")
-    if not m or not any(m.groups()):
-        raise ValueError(f"{text!r} is not a duration; write it like '4h', '1h30m' or '45m'")
-    days, hours, minutes = (float(g) if g else 0.0 for g in m.groups())
-    try:
-        span = timedelta(days=days, hours=hours, minutes=minutes)
-    except OverflowError:
-        span = timedelta.max
-    if span > LONGEST:
-        raise ValueError(f"{text!r} is longer than a year; write a span such as '4h' or '3d'")
-    return span
 
 
 @dataclass(frozen=True)
@@ -76,15 +60,44 @@ class Match:
     def empty(self) -> bool:
         return not any(getattr(self, k) for k in MATCH_KEYS)
 
+    def covers(self, other: Match) -> bool:
+        """Whether this match accepts every client, mailbox and team that ``other`` accepts:
+        then a rule with ``other`` after a rule with this one can never apply."""
+        for key in MATCH_KEYS:
+            mine: frozenset[str] = getattr(self, key)
+            theirs: frozenset[str] = getattr(other, key)
+            if not mine:
+                continue
+            if not theirs:
+                return False
+            if key == "language":
+                # A client's tag matches by itself or by its base language ("ja" takes "ja-jp").
+                if not all(t in mine or t.split("-")[0] in mine for t in theirs):
+                    return False
+            elif not theirs <= mine:
+                return False
+        return True
+
+    def describe(self) -> str:
+        """``language=ja, tier=silver``; ``no match: every client`` for a catch-all."""
+        if self.empty:
+            return "no match: every client"
+        return ", ".join(
+            f"{key}={'|'.join(sorted(getattr(self, key)))}"
+            for key in sorted(MATCH_KEYS)
+            if getattr(self, key)
+        )
+
     def accepts(self, client: Client, mailbox: str, team: str) -> bool:
         lang = client.language.lower()
         return (
             (not self.tier or client.tier in self.tier)
-            and (not self.tags or bool(self.tags & client.tags))
+            # Match values are lower-cased when read; so is what they are compared with.
+            and (not self.tags or any(t.lower() in self.tags for t in client.tags))
             and (not self.domain or bool(self.domain & client.domains))
             and (not self.language or lang in self.language or lang.split("-")[0] in self.language)
-            and (not self.mailbox or mailbox in self.mailbox)
-            and (not self.team or team in self.team)
+            and (not self.mailbox or mailbox.lower() in self.mailbox)
+            and (not self.team or team.lower() in self.team)
         )
 
 
@@ -138,6 +151,67 @@ class RuleSet:
         return None
 
 
+def _close(word: str, known: Iterable[str]) -> str:
+    """`` Did you mean 'emea'?`` when a known word is close to ``word``; "" otherwise."""
+    near = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f" Did you mean {near[0]!r}?" if near else ""
+
+
+@lru_cache(maxsize=1)
+def _cldr() -> Locale:
+    return Locale("en")
+
+
+def _language_problem(tag: str) -> str:
+    """Why ``tag`` is not a language tag (BCP 47, as Babel's CLDR data knows them); "" if it
+    is one."""
+    cldr = _cldr()
+    subtags = tag.replace("_", "-").split("-")
+    base = subtags[0]
+    if base.lower() not in cldr.languages:
+        region = base.upper()
+        spoken = get_official_languages(region) if region in cldr.territories else ()
+        if spoken:
+            return (
+                f"{tag!r} is the country code of {cldr.territories[region]}, not a language; did "
+                f"you mean {spoken[0]!r} ({cldr.languages.get(spoken[0], spoken[0])})?"
+            )
+        named = [c for c, n in cldr.languages.items() if n.lower() == tag.lower() and "_" not in c]
+        if named:
+            return f"{tag!r} is a language's name; write its tag, {named[0]!r}"
+        return (
+            f"{tag!r} is not a language tag; use a tag such as 'ja', 'de' or 'pt-br' (the "
+            "language code, then a region if needed)"
+        )
+    for sub in subtags[1:]:
+        if len(sub) == 4 and sub.isalpha() and sub.title() not in cldr.scripts:
+            return f"{tag!r}: {sub!r} is not a script; write e.g. 'zh-hant'"
+        if len(sub) == 2 and sub.isalpha() and sub.upper() not in cldr.territories:
+            return f"{tag!r}: {sub!r} is not a region; write e.g. 'pt-br' or just {base!r}"
+    return ""
+
+
+def _domain_problem(domain: str) -> str:
+    if domain.startswith("@") and DOMAIN.match(domain[1:]):
+        return f"{domain!r}: write the domain without '@', as {domain[1:]!r}"
+    if "@" in domain:
+        return f"{domain!r} is an address; match on its domain, {domain.rpartition('@')[2]!r}"
+    if (
+        len(domain) > 253
+        or not DOMAIN.match(domain)
+        or any(len(label) > 63 or label.endswith("-") for label in domain.split("."))
+    ):
+        return f"{domain!r} is not a domain name; write one such as 'example.com'"
+    return ""
+
+
+def match_problems(key: str, values: Iterable[str]) -> list[str]:
+    """What is wrong with a ``match`` key's values on their own: a language that is no
+    language (``jp``), a domain that is no domain (``@x.in``)."""
+    check = {"language": _language_problem, "domain": _domain_problem}.get(key)
+    return [problem for v in values if check and (problem := check(v))]
+
+
 def _strings(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return [value]
@@ -185,11 +259,19 @@ def _parse_promise(
         bad("kind", f"{kind!r} is not a kind; use one of {', '.join(KINDS)}")
     target = timedelta(0)
     target_days = 0
-    days = BUSINESS_DAYS.match(str(raw.get("target", "")))
+    days: int | None = None
+    try:
+        days = business_days(raw.get("target", ""))
+        days_ok = True
+    except ValueError as exc:
+        days_ok = False
+        bad("target", str(exc))
     if "target" not in raw:
         bad("target", 'missing: how long the rep has to answer, such as target = "4h"')
-    elif days:
-        target_days = int(days[1])
+    elif not days_ok:
+        pass
+    elif days is not None:
+        target_days = days
         target = timedelta(days=target_days)
         if not 0 < target_days <= 366:
             bad("target", f"{raw['target']!r}: use 1 to 366 business days, such as '2bd'")
@@ -197,7 +279,7 @@ def _parse_promise(
             bad("target", "business days ('2bd') count on the business clock; use '2d' here")
     else:
         try:
-            target = parse_duration(str(raw["target"]))
+            target = parse_duration(raw["target"], business=True)
             if target <= timedelta(0):
                 bad(
                     "target",
@@ -225,6 +307,8 @@ def _parse_promise(
             if items is None or not items:
                 bad(f"match.{key}", "must be a string or a non-empty list of strings")
                 continue
+            for problem in match_problems(key, (v.lower() for v in items)):
+                bad(f"match.{key}", problem)
             values[key] = frozenset(v.lower() for v in items)
         match = Match(**values)
     warnings: list[Warning] = []
@@ -291,6 +375,50 @@ def _parse_promise(
     )
 
 
+class _Ruled(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def match(self) -> Match: ...
+
+
+def shadowed(rules: Sequence[_Ruled], what: str) -> list[Problem]:
+    """Rules that can never apply because an earlier one (in load order, across files) accepts
+    every client they do: the first rule that matches wins, so the later one is dead."""
+    problems = []
+    for i, rule in enumerate(rules):
+        winner = next((r for r in rules[:i] if r.match.covers(rule.match)), None)
+        if winner is None:
+            continue
+        if winner.source == rule.source:
+            where, fix = "earlier in this file", "move this rule above it"
+        else:
+            where = f"in {winner.source}"
+            fix = (
+                f"files load in name order ({load_order(rules)}), so move this rule into "
+                f"{Path(winner.source).name} above it or rename the files"
+            )
+        problems.append(
+            Problem(
+                rule.source,
+                f"{rule.name}:match",
+                f"can never apply: the {what} {winner.name!r} ({winner.match.describe()}) "
+                f"{where} matches every client this one does ({rule.match.describe()}), and the "
+                f"first match wins; {fix}, or narrow the match",
+            )
+        )
+    return problems
+
+
+def load_order(rules: Iterable[_Ruled] | Iterable[str]) -> str:
+    """``10-lang.toml, then 20-tier.toml``: the order rule files are read in, which is the order
+    their rules are tried in."""
+    names = [Path(r if isinstance(r, str) else r.source).name for r in rules]
+    return ", then ".join(dict.fromkeys(names))
+
+
 def rule_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.toml")) if path.is_dir() else [path]
 
@@ -343,19 +471,7 @@ def parse_rules(files: Iterable[tuple[str, str]]) -> tuple[RuleSet, list[Problem
             )
         )
     for kind in KINDS:
-        seen_default = None
-        for r in (r for r in rules if r.kind == kind):
-            if seen_default:
-                problems.append(
-                    Problem(
-                        r.source,
-                        f"{r.name}:match",
-                        f"can never apply: the rule {seen_default!r} before it "
-                        f"matches every {kind} first",
-                    )
-                )
-            elif r.match.empty:
-                seen_default = r.name
+        problems += shadowed([r for r in rules if r.kind == kind], f"{kind} promise")
     return RuleSet(tuple(rules), tuple(sources), raw_sections), problems
 
 
@@ -379,31 +495,86 @@ def load_rules(path: Path) -> RuleSet:
     return ruleset
 
 
-def lint_against(
-    ruleset: RuleSet, clients: Collection[Client], mailboxes: Collection[str]
+def _all_rules(ruleset: RuleSet) -> list[_Ruled]:
+    """Promises, follow-up, thank-you and meeting rules: everything with a ``match``."""
+    from agent.cadences import parse_cadences  # they build on this module
+    from agent.meetings import parse_meeting_rules
+
+    cadences = parse_cadences(ruleset.raw)[0]
+    return [
+        *ruleset.promises,
+        *cadences.follow_ups,
+        *cadences.thank_yous,
+        *parse_meeting_rules(ruleset.raw.get("meeting", []))[0],
+    ]
+
+
+def name_problems(
+    ruleset: RuleSet, mailboxes: Collection[str], teams: Collection[str]
 ) -> list[Problem]:
-    """Rules that are valid but can never fire for the clients and mailboxes we have."""
+    """``match.mailbox`` and ``match.team`` values that no configured mailbox has: typos
+    (``emia`` for ``emea``), since the config names every mailbox and team there is."""
+    problems = []
+    known_mailboxes = {m.lower() for m in mailboxes}
+    known_teams = {t.lower() for t in teams if t}
+    for r in _all_rules(ruleset):
+        for mb in sorted(r.match.mailbox - known_mailboxes):
+            listed = f" The mailboxes are: {_listed(known_mailboxes)}."
+            problems.append(
+                Problem(
+                    r.source,
+                    f"{r.name}:match.mailbox",
+                    f"no mailbox is named {mb!r} in the config, so this never fires."
+                    f"{_close(mb, known_mailboxes) or listed}",
+                )
+            )
+        for team in sorted(r.match.team - known_teams):
+            problems.append(
+                Problem(
+                    r.source,
+                    f"{r.name}:match.team",
+                    f"no mailbox in the config is in team {team!r}, so this never fires."
+                    f"{_close(team, known_teams) or f' The teams are: {_listed(known_teams)}.'}",
+                )
+            )
+    return problems
+
+
+def lint_against(
+    ruleset: RuleSet,
+    clients: Collection[Client],
+    mailboxes: Collection[str],
+    teams: Collection[str] = (),
+) -> list[Problem]:
+    """Rules that are valid but can never fire for the clients, mailboxes and teams we have:
+    a tier or tag no client has, a mailbox or team the config does not name (``emia`` for
+    ``emea``), each with the near miss. Promises, follow-up, thank-you and meeting rules are
+    all checked.
+    """
     problems = []
     tiers = {c.tier for c in clients}
-    tags = {t for c in clients for t in c.tags}
-    for r in ruleset.promises:
+    tags = {t.lower() for c in clients for t in c.tags}
+    for r in _all_rules(ruleset):
         for tier in sorted(r.match.tier - tiers):
             problems.append(
                 Problem(
                     r.source,
                     f"{r.name}:match.tier",
-                    f"no client has tier {tier!r}, so this never fires",
+                    f"no client has tier {tier!r}, so this never fires."
+                    f"{_close(tier, tiers) or f' The tiers are: {_listed(tiers)}.'}",
                 )
             )
-        for tag in sorted(r.match.tags - tags) if r.match.tags else []:
-            if not (r.match.tags & tags):
+        if r.match.tags and not r.match.tags & tags:
+            for tag in sorted(r.match.tags):
                 problems.append(
-                    Problem(r.source, f"{r.name}:match.tags", f"no client has tag {tag!r}")
+                    Problem(
+                        r.source,
+                        f"{r.name}:match.tags",
+                        f"no client has tag {tag!r}.{_close(tag, tags)}",
+                    )
                 )
-        for mb in sorted(r.match.mailbox - set(mailboxes)):
-            problems.append(
-                Problem(
-                    r.source, f"{r.name}:match.mailbox", f"no mailbox is named {mb!r} in the config"
-                )
-            )
-    return problems
+    return problems + name_problems(ruleset, mailboxes, teams)
+
+
+def _listed(words: Iterable[str]) -> str:
+    return ", ".join(sorted(w for w in words if w)) or "(none)"

@@ -19,11 +19,12 @@ for variables, since nothing says what data they receive.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from jinja2 import meta, nodes
+from jinja2 import Environment, TemplateSyntaxError, meta, nodes
 
 from agent.compose import (
     CONTRACTS,
@@ -109,19 +110,31 @@ def _coverage(
             )
             continue
         wanted = [team_default] if purpose in INTERNAL_PURPOSES else [team_default, *tags]
+        # Files that exist but failed to load are reported with their own error and line.
+        broken = {f.stem for f in folder.glob("*.j2")} - available
+        declared = {k.lower(): v for k, v in composer.fallbacks.items()}
         for tag in wanted:
             if choose_language(available, tag, "", composer.fallbacks, last_resort=False):
                 continue
+            if choose_language(available | broken, tag, "", composer.fallbacks, last_resort=False):
+                continue
             gets = choose_language(available, tag, team_default, composer.fallbacks)
             who = "the team" if tag == team_default else f"clients writing '{tag}'"
-            problems.append(
-                Problem(
-                    str(folder),
-                    "",
-                    f"no template for {who}: they would get '{gets}'. Add "
-                    f'{purpose}/{tag}.j2, or declare `{tag} = "<lang>"` in fallbacks.toml',
+            falls = f"they would get '{gets}'" if gets else "no template would be found at all"
+            have = ", ".join(sorted(available))
+            target = declared.get(tag.lower()) or declared.get(tag.lower().split("-")[0])
+            if target:
+                fix = (
+                    f"fallbacks.toml sends them to '{target}', but there is no "
+                    f"{purpose}/{target}.j2. Add {purpose}/{target}.j2 or {purpose}/{tag}.j2, "
+                    f"or point the fallback at a language {purpose} has ({have})"
                 )
-            )
+            else:
+                fix = (
+                    f'Add {purpose}/{tag}.j2, or declare `{tag} = "<lang>"` in fallbacks.toml '
+                    f"with a language {purpose} has ({have})"
+                )
+            problems.append(Problem(str(folder), "", f"no template for {who}: {falls}. {fix}"))
     return problems
 
 
@@ -146,17 +159,103 @@ def _lineno(ast: nodes.Template, name: str) -> int:
     return 0
 
 
+def _imported_macros(
+    composer: Composer, ast: nodes.Template
+) -> dict[str, tuple[str, int, set[str]]]:
+    """``{template name: (template, import line, names it defines)}`` for each
+    ``{% from "…" import … %}`` / ``{% import "…" %}`` whose file exists and parses."""
+    found: dict[str, tuple[str, int, set[str]]] = {}
+    for node in ast.find_all((nodes.FromImport, nodes.Import)):
+        imp: Any = node
+        if not isinstance(imp.template, nodes.Const) or not isinstance(imp.template.value, str):
+            continue
+        name = imp.template.value
+        file = composer.templates_dir / name
+        try:
+            tree = Environment().parse(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, TemplateSyntaxError, RecursionError):
+            continue
+        macros = {m.name for m in tree.body if isinstance(m, nodes.Macro)}
+        macros |= {
+            n.name
+            for a in tree.body
+            if isinstance(a, nodes.Assign)
+            for n in a.target.find_all(nodes.Name)
+        }
+        found[name] = (name, imp.lineno, macros)
+    return found
+
+
+def _import_problems(composer: Composer, path: Path, ast: nodes.Template) -> list[Problem]:
+    """An import of a file that does not exist, or of a name the file does not define, on the
+    import's own line (Jinja would report a later line and a missing variable)."""
+    problems = []
+    shared = sorted(
+        str(f.relative_to(composer.templates_dir)) for f in composer.templates_dir.glob("_*/*.j2")
+    )
+    macros = _imported_macros(composer, ast)
+    for node in ast.find_all((nodes.FromImport, nodes.Import)):
+        imp: Any = node
+        if not isinstance(imp.template, nodes.Const) or not isinstance(imp.template.value, str):
+            continue
+        name = imp.template.value
+        if not (composer.templates_dir / name).is_file():
+            near = difflib.get_close_matches(name, shared, n=1)
+            hint = (
+                f"did you mean '{near[0]}'?"
+                if near
+                else f"shared files: {', '.join(shared) or 'none'}"
+            )
+            problems.append(
+                Problem(
+                    str(path), str(imp.lineno), f"imports '{name}', which does not exist; {hint}"
+                )
+            )
+            continue
+        if name not in macros or not isinstance(node, nodes.FromImport):
+            continue
+        defined = macros[name][2]
+        for item in imp.names:
+            wanted = item if isinstance(item, str) else item[0]
+            if wanted in defined:
+                continue
+            near = difflib.get_close_matches(wanted, sorted(defined), n=1)
+            problems.append(
+                Problem(
+                    str(path),
+                    str(imp.lineno),
+                    f"'{name}' has no macro '{wanted}'"
+                    + (f"; did you mean '{near[0]}'?" if near else "")
+                    + f" (it has: {', '.join(sorted(defined))})",
+                )
+            )
+    return problems
+
+
 def _contract_problems(
     composer: Composer, purpose: str, language: str, path: Path
 ) -> list[Problem]:
     ast = composer.ast(purpose, language)
+    imports = _import_problems(composer, path, ast)
+    macros = _imported_macros(composer, ast)
     top: dict[str, Any] = {**CONTRACTS[purpose], **PROVIDED}
     known = field_names(top)
     # Blocks compile to separate functions, so Jinja counts names set at the top of the file as
     # undeclared inside them; the composer runs the top first, so they are defined.
     used = meta.find_undeclared_variables(ast) - _assigned(ast)
-    problems = []
+    problems = imports
     for name in sorted(used - set(known) - _JINJA_GLOBALS):
+        source = next((m for m in macros.values() if name in m[2]), None)
+        if source is not None:
+            problems.append(
+                Problem(
+                    str(path),
+                    str(_lineno(ast, name)),
+                    f"'{name}' is a macro in '{source[0]}' but is not imported; add it to the "
+                    f"import on line {source[1]}",
+                )
+            )
+            continue
         problems.append(
             Problem(
                 str(path),

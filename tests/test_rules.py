@@ -125,7 +125,10 @@ def test_a_rule_for_a_tier_no_client_has_is_flagged() -> None:
     found = [
         str(p) for p in lint_against(ruleset, [Client(key="c", name="C", tier="gold")], ["asha"])
     ]
-    assert "team.toml:plat:match.tier: no client has tier 'platinum', so this never fires" in found
+    assert (
+        "team.toml:plat:match.tier: no client has tier 'platinum', so this never fires. "
+        "The tiers are: gold."
+    ) in found
     assert any("plat:match.mailbox" in p for p in found)
 
 
