@@ -50,6 +50,7 @@ class MessageKind(enum.StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     LIST = "list"
+    UNSUBSCRIBE = "unsubscribe"  # the mail a note's List-Unsubscribe link sends
 
 
 @dataclass(frozen=True)
