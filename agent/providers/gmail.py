@@ -584,10 +584,7 @@ class GmailProvider(_GoogleClient):
                 gone.append(mid)
                 continue
             try:
-                message = parse_metadata(self.mailbox, resource)
-                if message.labels - self._label_names.keys():
-                    message = self._named(message)
-                messages.append(message)
+                messages.append(self._named(parse_metadata(self.mailbox, resource)))
             except MalformedMessage as exc:
                 skipped.append((mid, str(exc)))
             except Exception as exc:  # one message the parser chokes on must not stop the sync
