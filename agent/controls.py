@@ -159,8 +159,15 @@ def label_act(label: str, first_seen: datetime) -> str:
     return ""
 
 
+MAX_LABEL = 80  # the audit keeps "label seen: <label>" in a 100-character column
+
+
 def _steering(labels: Iterable[str]) -> set[str]:
-    return {x.strip() for x in labels if x.strip().lower().startswith(LABEL_PREFIX)}
+    return {
+        x.strip()
+        for x in labels
+        if x.strip().lower().startswith(LABEL_PREFIX) and len(x.strip()) <= MAX_LABEL
+    }
 
 
 Row = tuple[str, str, str, str, str]  # (mailbox, thread_id, subject_id, decision, reason)
