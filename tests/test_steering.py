@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import mailbox as mbox
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from click.testing import CliRunner
 
 from agent import app, controls, matching
+from agent.cli import main
 from agent.demo import run_demo
 from agent.matching import kind_of
 from agent.model import Address, Message, MessageKind
@@ -297,6 +300,14 @@ def test_the_unsubscribe_link_of_a_follow_up_opts_the_client_out(demo: Path) -> 
         assert {r["status"] for r in rows if r["key"] != first["key"]} == {CANCELLED}
         status = app.status(demo, now=later.isoformat())
         assert [r["client"] for r in status.opted_out] == [client]
+        shown = CliRunner().invoke(
+            main, ["status", "--config", str(demo), "--now", later.isoformat()]
+        )
+        assert shown.exit_code == 0 and "Opted out" in shown.output and client in shown.output
+        as_json = CliRunner().invoke(
+            main, ["status", "--json", "--config", str(demo), "--now", later.isoformat()]
+        )
+        assert [r["client"] for r in json.loads(as_json.output)["opted_out"]] == [client]
         # The request starts no promise clock: no promise waits on the rep for it.
         request_thread = next(m.thread_id for m in store.messages(mailbox) if m.subject == subject)
         assert request_thread not in {p.thread_id for p in status.promises}
