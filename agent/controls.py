@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from agent.golive import Gated
-from agent.matching import unsubscribe_request, unsubscribe_token
-from agent.model import Action, ActionKind, Message
+from agent.matching import matches_client, unsubscribe_request, unsubscribe_token
+from agent.model import Action, ActionKind, Client, Message
 from agent.promises import Decision
 
 PREFIX = "control:"
@@ -237,20 +237,24 @@ def from_labels(
 # -- an unsubscribe request: the mailto of a note's List-Unsubscribe header -------------------
 
 
-def from_unsubscribes(messages: Iterable[Message], clients: Iterable[str]) -> list[Row]:
-    """OPTED_OUT decisions for the unsubscribe requests among ``messages``: the token names a
-    client key in ``clients`` or the sender's own address. Recorded once per request mail."""
-    tokens = {unsubscribe_token(key): key for key in clients}
+def from_unsubscribes(messages: Iterable[Message], clients: Iterable[Client]) -> list[Row]:
+    """OPTED_OUT decisions for the unsubscribe requests among ``messages``: the token names one
+    of ``clients`` and the request comes from that client's own address or company domain, or
+    the token names the sender's own address (a note to no known client). Recorded once per
+    request mail; a token sent by anyone else is no request."""
+    tokens = {unsubscribe_token(c.key): c for c in clients}
     rows: list[Row] = []
     for m in messages:
         token = unsubscribe_request(m.subject)
         if not token:
             continue
-        target = tokens.get(token)
-        if target is None and token == unsubscribe_token(m.sender.email):
+        client = tokens.get(token)
+        if client is not None and matches_client(m.sender.email, client):
+            target = client.key
+        elif token == unsubscribe_token(m.sender.email):
             target = m.sender.email.lower()
-        if target is None:
-            continue  # a token for nobody we write to: nothing to stop
+        else:
+            continue  # a token for nobody we write to, or sent by a stranger: nothing to stop
         rows.append(
             (
                 m.mailbox,

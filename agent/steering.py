@@ -11,16 +11,18 @@ snooze's end) the way those commands withdraw them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from agent import controls
+from agent.model import Client
 from agent.store import CANCELLED, DRAFTED, PLANNED, Store, action_from_json
 
 WHERE = {"gmail": "Gmail", "outlook": "Outlook", "local": "the mail folder"}
 
 
 def steer(
-    store: Store, mailbox: str, clients: list[str], now: datetime, *, provider: str = ""
+    store: Store, mailbox: str, clients: Iterable[Client], now: datetime, *, provider: str = ""
 ) -> int:
     """Record what the labels and unsubscribe requests in ``mailbox`` decide; return how many
     open outbox rows were withdrawn or moved."""

@@ -713,8 +713,7 @@ class Worker:
         conn = self._connection(loaded, mailbox)
         new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
         self.metrics.messages.inc(new)
-        clients = [c.key for c in loaded.team.clients]
-        steering.steer(self.store, name, clients, now, provider=mailbox.provider)
+        steering.steer(self.store, name, loaded.team.clients, now, provider=mailbox.provider)
         self._fetch_bodies(mailbox, conn, now)
         planned = 0
         last = self.last_planned.get(name)

@@ -23,7 +23,7 @@ from agent import app, controls, matching
 from agent.cli import main
 from agent.demo import run_demo
 from agent.matching import kind_of
-from agent.model import Address, Message, MessageKind
+from agent.model import Address, Client, Message, MessageKind
 from agent.providers.protocol import key_tag
 from agent.providers.tokens import Vault, new_key
 from agent.store import CANCELLED, PLANNED, SENT, Store
@@ -95,7 +95,9 @@ def test_only_the_exact_token_is_an_unsubscribe_request() -> None:
     assert "kenji" not in token and token.startswith("fu-")
     request = message(set(), subject=subject.upper())
     assert kind_of(request)[0] is MessageKind.UNSUBSCRIBE
-    rows = controls.from_unsubscribes([request], ["kenji-sato", "other"])
+    kenji = Client("kenji-sato", "Kenji Sato", domains=frozenset({"sato.example"}))
+    other = Client("other", "Other", emails=frozenset({"x@other.example"}))
+    rows = controls.from_unsubscribes([request], [kenji, other])
     assert [(r[3], r[4]) for r in rows] == [
         (controls.OPTED_OUT, "by the client, unsubscribe request from kenji@sato.example")
     ]
@@ -107,7 +109,10 @@ def test_only_the_exact_token_is_an_unsubscribe_request() -> None:
         f"Re: {subject}",
         matching.unsubscribe_subject("someone-else"),  # a token for nobody we know
     ):
-        assert controls.from_unsubscribes([message(set(), subject=subject_text)], ["x"]) == []
+        assert controls.from_unsubscribes([message(set(), subject=subject_text)], [kenji]) == []
+    # The right token from someone who is not the client is no request.
+    stranger = Message(**{**request.__dict__, "sender": Address("mallory@else.example")})
+    assert controls.from_unsubscribes([stranger], [kenji, other]) == []
 
 
 # -- end to end through the Gmail and Graph emulators ------------------------------------------
