@@ -131,6 +131,7 @@ def gate(actions: Iterable[Action], controls: Controls, now: datetime) -> Gated:
 # -- the same acts from the mail client: a label (Gmail) or a category (Outlook) on a thread --
 
 LABEL_PREFIX = "followup/"
+HANDLED_LABEL = "followup/handled"
 MARK = "label:"  # the audit rows that remember which labels were seen on which thread
 LABEL_ON = "label seen: "
 LABEL_OFF = "label gone: "
@@ -149,7 +150,7 @@ def label_act(label: str, first_seen: datetime) -> str:
     word = label.strip().lower().removeprefix(LABEL_PREFIX)
     if word == "stop":
         return STOPPED
-    if word == "handled":
+    if label.strip().lower() == HANDLED_LABEL:
         return HANDLED
     found = _SNOOZE.fullmatch(word)
     if found:

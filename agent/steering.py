@@ -27,12 +27,15 @@ def steer(
     """Record what the labels and unsubscribe requests in ``mailbox`` decide; return how many
     open outbox rows were withdrawn or moved."""
     messages = store.steering_messages(mailbox)
-    open_rows = store.outbox(statuses=(PLANNED, DRAFTED), mailbox=mailbox)
-    promises: dict[tuple[str, str], set[str]] = {}
-    for r in open_rows:
-        key = str(r["key"])
-        if key.startswith("promise/"):
-            promises.setdefault((mailbox, str(r["thread_id"])), set()).add(key.rsplit("/", 2)[0])
+    handled = {
+        m.thread_id
+        for m in messages
+        if any(x.strip().lower() == controls.HANDLED_LABEL for x in m.labels)
+    }
+    promises = {
+        (mailbox, thread_id): keys
+        for thread_id, keys in store.promise_keys(mailbox, handled).items()
+    }
     marks = [m for m in store.label_marks() if m["mailbox"] == mailbox]
     rows = controls.from_labels(
         messages, marks, promises, now, where=WHERE.get(provider, provider or "the mail client")

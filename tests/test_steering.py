@@ -192,6 +192,9 @@ def test_a_label_on_a_thread_stops_snoozes_or_hands_off_its_notes(steered: Steer
     assert f"label Followup/Snooze-2w in {where}" in audit[(snooze[1], controls.SNOOZED + until)]
     assert f"label Followup/Handled in {where}" in audit[(handled[1], controls.HANDLED)]
 
+    status = app.status(steered.config, now=labelled_at.isoformat())
+    assert handled[1] not in {p.thread_id for p in status.promises}
+
     steered.run(DEMO_NOW + timedelta(days=10))  # every chase of the two threads is due by now
     rows = store.outbox()
     sent = steered.sent()

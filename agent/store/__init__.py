@@ -460,6 +460,22 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def promise_keys(self, mailbox: str, thread_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The promise keys each of ``thread_ids`` has notes for in the outbox, in any status."""
+        wanted = sorted(set(thread_ids))
+        found: dict[str, set[str]] = {}
+        if not wanted:
+            return found
+        q = select(t.outbox.c.thread_id, t.outbox.c.key).where(
+            t.outbox.c.mailbox == mailbox,
+            t.outbox.c.thread_id.in_(wanted),
+            t.outbox.c.key.like("promise/%"),
+        )
+        with self.engine.connect() as conn:
+            for thread_id, key in conn.execute(q):
+                found.setdefault(thread_id, set()).add(str(key).rsplit("/", 2)[0])
+        return found
+
     def steering_messages(self, mailbox: str) -> list[Message]:
         """The messages of ``mailbox`` that may steer the agent: those carrying a label or
         category starting ``Followup/``, and those whose subject holds ``unsubscribe``."""
