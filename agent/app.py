@@ -123,6 +123,7 @@ class Status:
     skipped: list[dict[str, object]]
     mailboxes: list[dict[str, object]]  # the mail stream of each mailbox: state, sync times
     shadowed: list[dict[str, object]] = field(default_factory=list)  # would have gone out
+    opted_out: list[dict[str, object]] = field(default_factory=list)  # client, at, reason
 
 
 SHADOW_SHOWN = timedelta(days=7)  # how far back status lists what shadow mode held back
@@ -149,7 +150,9 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
             {"mailbox": p.file, "item": p.where, "reason": p.message} for p in team.client_problems
         ]
         streams = [r for r in store.streams(mailbox) if r["kind"] == "mail"]
-        handled = controls.Controls.from_decisions(store.control_decisions()).handled
+        by_hand = store.control_decisions()
+        handled = controls.Controls.from_decisions(by_hand).handled
+        opted_out = controls.opt_outs(by_hand)
         providers = {m.name: m.provider for m in settings.mailboxes}
         for r in streams:
             first = first_sync_of(r.get("cursor"))
@@ -174,6 +177,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         skipped=skipped,
         mailboxes=streams,
         shadowed=shadowed,
+        opted_out=opted_out,
     )
 
 

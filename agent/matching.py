@@ -9,6 +9,8 @@ and delivery-status reports, so they never start or stop a promise.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +152,28 @@ def trusted_recipient(email: str, client: Client) -> bool:
     return matches_client(email, client) and not is_list_like(email)
 
 
+UNSUBSCRIBE = "unsubscribe"  # the word a note's List-Unsubscribe mailto puts first
+_TOKEN = re.compile(r"\s*unsubscribe\s+(fu-[0-9a-f]{20})\s*", re.IGNORECASE)
+
+
+def unsubscribe_token(target: str) -> str:
+    """The opaque token a note to ``target`` (a client key, or an address for mail to no known
+    client) carries in its unsubscribe subject: a digest, naming nothing."""
+    digest = hashlib.sha256(f"followup-unsubscribe:{target.lower()}".encode()).hexdigest()
+    return f"fu-{digest[:20]}"
+
+
+def unsubscribe_subject(target: str) -> str:
+    return f"{UNSUBSCRIBE} {unsubscribe_token(target)}"
+
+
+def unsubscribe_request(subject_text: str) -> str:
+    """The token of a mail whose whole subject is an unsubscribe request, else "". Nothing else
+    counts: not the word in a newsletter's footer, not "please stop" in a reply."""
+    found = _TOKEN.fullmatch(subject_text[:200])
+    return found[1].lower() if found else ""
+
+
 def kind_of(message: Message) -> tuple[MessageKind, str]:
     """What kind of mail this is, and the header that said so."""
     h = message.headers
@@ -172,6 +196,8 @@ def kind_of(message: Message) -> tuple[MessageKind, str]:
         return MessageKind.LIST, f"List-Id: {h['list-id']}"
     if precedence in ("bulk", "list", "junk"):
         return MessageKind.LIST, f"Precedence: {precedence}"
+    if unsubscribe_request(message.subject):
+        return MessageKind.UNSUBSCRIBE, "an unsubscribe request"
     if message.subject.lower().startswith(AUTO_SUBJECTS):
         return MessageKind.AUTO_REPLY, f"subject {message.subject!r}"
     return MessageKind.HUMAN, "human mail"

@@ -41,6 +41,10 @@ KEPT_HEADERS = (
     "x-followup-key",
     "return-path",
     "x-failed-recipients",
+    # A Maildir's tags, where mail tools keep them (agent/providers/local.py reads them).
+    "keywords",
+    "x-keywords",
+    "x-label",
 )
 
 

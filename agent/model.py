@@ -50,6 +50,7 @@ class MessageKind(enum.StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     LIST = "list"
+    UNSUBSCRIBE = "unsubscribe"  # the mail a note's List-Unsubscribe link sends
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ class Message:
     key). ``thread_id`` is the provider's conversation id. ``headers`` holds the headers the
     planners look at (Auto-Submitted, X-Autoreply, Precedence, List-Id, Content-Type,
     X-Followup-Key ...), with lower-case names. ``labels`` carries folder facts such as
-    ``INBOX`` and ``SENT`` (a message to oneself has both).
+    ``INBOX`` and ``SENT`` (a message to oneself has both), and the names the rep filed the
+    message under: Gmail user labels by name, Outlook categories, a Maildir's Keywords
+    (``Followup/Stop``; see agent/steering.py).
     """
 
     mailbox: str

@@ -55,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 from agent.compose import Composer, build_message, message_id_for
 from agent.config import Settings
@@ -72,6 +73,7 @@ from agent.errors import (
 )
 from agent.followups import SEND_SPANS
 from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
+from agent.matching import unsubscribe_subject
 from agent.meetings import freed_events
 from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
@@ -111,6 +113,20 @@ MAX_POSTS = 5
 # no other installation reading the mailbox, answers it. Exchange honours its own header.
 AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.DIGEST})
 AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+# The notes of a follow-up sequence: the ones a client may ask to stop with one click.
+SEQUENCE_KINDS = frozenset({ActionKind.FOLLOW_UP})
+
+
+def unsubscribe_headers(action: Action, sender: Address) -> dict[str, str]:
+    """RFC 2369 ``List-Unsubscribe`` for a sequence note: a mailto to the rep whose subject
+    carries an opaque token for the client, read back on sync (agent.steering). No
+    ``List-Unsubscribe-Post``: RFC 8058 one-click needs an HTTPS address, which the agent
+    does not serve."""
+    if action.kind not in SEQUENCE_KINDS or not action.to:
+        return {}
+    target = action.client or action.to[0].email
+    subject = quote(unsubscribe_subject(target))
+    return {"List-Unsubscribe": f"<mailto:{sender.email}?subject={subject}>"}
 
 
 HOUR = timedelta(hours=1)
@@ -604,7 +620,11 @@ class Outbox:
             reply_subject=action.subject if action.reply_to_message_id else "",
             message_id=message_id_for(action.key, self.domain),
             key=action.key,
-            extra_headers=AUTO_HEADERS if action.kind in AUTO_SUBMITTED_KINDS else None,
+            extra_headers=(
+                AUTO_HEADERS
+                if action.kind in AUTO_SUBMITTED_KINDS
+                else unsubscribe_headers(action, sender)
+            ),
         )
         if msg["Date"] is None:
             msg["Date"] = format_datetime(now)

@@ -95,6 +95,10 @@ def status_json(st: Any) -> dict[str, Any]:
         "skipped": [
             {"mailbox": s["mailbox"], "item": s["item"], "reason": s["reason"]} for s in st.skipped
         ],
+        "opted_out": [
+            {"client": r["client"], "at": _stamp(r["at"]), "reason": r["reason"]}
+            for r in st.opted_out
+        ],
     }
 
 
@@ -362,6 +366,15 @@ def status(console: Console, st: Any) -> None:
         )
     if st.mailboxes:
         console.print(mailbox_table(st.mailboxes, st.zones))
+    if st.opted_out:
+        table = Table(title="Opted out: no notes go to these clients", expand=True)
+        for col in ("client", "since (UTC)", "how"):
+            table.add_column(col, overflow="fold")
+        for r in st.opted_out:
+            table.add_row(
+                escape(str(r["client"])), f"{r['at']:%Y-%m-%d %H:%M}", escape(str(r["reason"]))
+            )
+        console.print(table)
     if st.skipped:
         problems(
             console,

@@ -42,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agent import attention, config, configcheck, controls, golive, logs, pipeline
+from agent import attention, config, configcheck, controls, golive, logs, pipeline, steering
 from agent.compose import Composer
 from agent.config import Mailbox, Settings
 from agent.errors import (
@@ -715,6 +715,7 @@ class Worker:
         conn = self._connection(loaded, mailbox)
         new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
         self.metrics.messages.inc(new)
+        steering.steer(self.store, name, loaded.team.clients, now, provider=mailbox.provider)
         self._fetch_bodies(loaded, mailbox, conn, now)
         planned = 0
         last = self.last_planned.get(name)

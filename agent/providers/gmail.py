@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -104,6 +105,24 @@ _ADDRESS_HEADERS = {"from", "to", "cc", "message-id", "in-reply-to", "references
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 
 # Gmail quota units per call (Gmail API quota reference).
+# The system label ids (users.labels resource, "Manage labels"): read by id, never renamed.
+SYSTEM_LABELS = (
+    "INBOX",
+    "SENT",
+    "DRAFT",
+    "SPAM",
+    "TRASH",
+    "UNREAD",
+    "STARRED",
+    "IMPORTANT",
+    "CHAT",
+    "CATEGORY_PERSONAL",
+    "CATEGORY_SOCIAL",
+    "CATEGORY_PROMOTIONS",
+    "CATEGORY_UPDATES",
+    "CATEGORY_FORUMS",
+)
+MAX_LABELS = 10_000  # Gmail allows 10,000 labels per mailbox
 UNITS = {
     "getProfile": 1,
     "history.list": 2,
@@ -114,6 +133,7 @@ UNITS = {
     "drafts.create": 10,
     "drafts.send": 100,
     "drafts.delete": 10,
+    "labels.list": 1,
 }
 # 15,000 units/min per user (6,000 for newer Cloud projects): 100 units/s stays under both, and
 # a burst of 500 lets one 50-message batch (250 units) through without waiting.
@@ -486,6 +506,8 @@ class GmailProvider(_GoogleClient):
         self._sent_window_days = sent_window_days
         self._first_sync_days = first_sync_days
         self._first_sync_chunk = max(1, first_sync_chunk)
+        # Label id -> what Message.labels carries: the name of a user label, a system label's id.
+        self._label_names: dict[str, str] = {x: x for x in SYSTEM_LABELS}
 
     def __repr__(self) -> str:
         return f"GmailProvider(mailbox={self.mailbox!r})"
@@ -551,6 +573,21 @@ class GmailProvider(_GoogleClient):
             retrying(one_round)
         return results, missing
 
+    def _named(self, message: Message) -> Message:
+        """``message`` with its user labels by name (``Followup/Stop``, not ``Label_12``):
+        users.labels.list is read again when a label id is new to this provider."""
+        if message.labels - self._label_names.keys():
+            listing = self._read(
+                lambda: self._users.labels().list(userId="me"), units=UNITS["labels.list"]
+            )
+            for label in listing.get("labels", ())[:MAX_LABELS]:
+                label_id, name = str(label.get("id", "")), str(label.get("name", ""))[:255]
+                self._label_names[label_id] = name if label.get("type") == "user" else label_id
+            for label_id in message.labels - self._label_names.keys():
+                self._label_names[label_id] = label_id  # deleted since: keep the id
+        named = frozenset(self._label_names.get(x, x) for x in message.labels)
+        return dataclasses.replace(message, labels=named)
+
     def _metadata(self, headers: Iterable[str]) -> Callable[[str], Any]:
         names = list(headers)
         messages = self._users.messages()
@@ -576,7 +613,7 @@ class GmailProvider(_GoogleClient):
                 gone.append(mid)
                 continue
             try:
-                messages.append(parse_metadata(self.mailbox, resource))
+                messages.append(self._named(parse_metadata(self.mailbox, resource)))
             except MalformedMessage as exc:
                 skipped.append((mid, str(exc)))
             except Exception as exc:  # one message the parser chokes on must not stop the sync

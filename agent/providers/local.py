@@ -15,6 +15,7 @@ and exact. Unreadable messages and .ics files are reported in ``skipped``.
 
 from __future__ import annotations
 
+import dataclasses
 import mailbox as mbox
 import os
 from collections.abc import Callable, Sequence
@@ -28,7 +29,16 @@ import icalendar
 
 from agent import calendars, invites, mime
 from agent.errors import Permanent
-from agent.model import Bodies, Event, EventSyncResult, Interval, Invite, SentRef, SyncResult
+from agent.model import (
+    Bodies,
+    Event,
+    EventSyncResult,
+    Interval,
+    Invite,
+    Message,
+    SentRef,
+    SyncResult,
+)
 from agent.providers.protocol import KEY_HEADER, carries_key, key_tag
 
 FOLDERS = {"inbox": "INBOX", "sent": "SENT"}
@@ -38,6 +48,20 @@ OWN_PREFIX = "followup-"  # the events this mailbox wrote, the only ones it dele
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+TAG_HEADERS = ("keywords", "x-keywords", "x-label")
+MAX_TAGS = 50
+
+
+def tags(message: Message) -> list[str]:
+    """A Maildir message's tags, the Maildir counterpart of Gmail labels and Outlook
+    categories: the comma-separated names in its ``Keywords`` header (RFC 5322 section 3.6.5),
+    ``X-Keywords`` or ``X-Label`` (NeoMutt's ``edit-label``), such as ``Followup/Stop``."""
+    found: list[str] = []
+    for name in TAG_HEADERS:
+        found += [t.strip() for t in message.headers.get(name, "").split(",") if t.strip()]
+    return found[:MAX_TAGS]
 
 
 class _PrivateMaildir(mbox.Maildir):
@@ -96,13 +120,11 @@ class LocalMailbox:
                 except (KeyError, FileNotFoundError):
                     continue  # deleted by another mail tool since the listing: gone, not bad
                 try:
+                    message = mime.to_message(
+                        raw, mailbox=self.mailbox, provider_id=provider_id, labels=frozenset()
+                    )
                     messages.append(
-                        mime.to_message(
-                            raw,
-                            mailbox=self.mailbox,
-                            provider_id=provider_id,
-                            labels=frozenset({label}),
-                        )
+                        dataclasses.replace(message, labels=frozenset({label, *tags(message)}))
                     )
                 except mime.MalformedMessage as exc:
                     skipped.append((provider_id, str(exc)))

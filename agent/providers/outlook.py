@@ -78,7 +78,8 @@ KEY_PROPERTY = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name FollowupKey"
 # such as Auto-Submitted is a named property in PS_INTERNET_HEADERS, which Exchange writes out
 # as that header ([MS-OXCMAIL]; the property set is named in [MS-OXPROPS]).
 INTERNET_HEADER_PROPERTY = "String {00020386-0000-0000-C000-000000000046} Name "
-PASSED_HEADERS = ("Auto-Submitted",)
+MAX_CATEGORIES, MAX_CATEGORY_CHARS = 50, 255
+PASSED_HEADERS = ("Auto-Submitted", "List-Unsubscribe")
 FOLDERS = (("inbox", "INBOX"), ("sentitems", "SENT"))
 # Only what Message needs. internetMessageHeaders is selectable in delta like in any GET (the
 # delta reference: "$select ... as in any GET request"); it carries In-Reply-To, References and
@@ -95,6 +96,7 @@ MESSAGE_FIELDS = (
     "sentDateTime",
     "internetMessageHeaders",
     "parentFolderId",
+    "categories",  # the rep's Followup/... categories steer the agent (agent.steering)
 )
 # Outlook documents $top as 1..1000 for message listings and the default page as 10; delta
 # pages honour odata.maxpagesize. 500 keeps a page with full headers well under the gateway
@@ -225,6 +227,13 @@ def parse_datetime_tz(value: Mapping[str, Any]) -> datetime:
 
 def _graph_time(dt: datetime) -> dict[str, str]:
     return {"dateTime": dt.astimezone(UTC).replace(tzinfo=None).isoformat(), "timeZone": "UTC"}
+
+
+def _categories(value: Any) -> list[str]:
+    """The message's categories (names the rep gave, such as ``Followup/Stop``), bounded."""
+    if not isinstance(value, list):
+        return []
+    return [str(c)[:MAX_CATEGORY_CHARS] for c in value[:MAX_CATEGORIES] if isinstance(c, str)]
 
 
 def _instant(text: Any) -> datetime:
@@ -625,7 +634,7 @@ class OutlookProvider:
             in_reply_to=in_reply_to,
             references=references,
             headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
-            labels=frozenset({label}),
+            labels=frozenset({label, *_categories(row.get("categories"))}),
         )
 
     def fetch_body(self, provider_id: str) -> str:

@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     and_,
+    cast,
     create_engine,
     delete,
     event,
@@ -469,6 +471,45 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def label_marks(self) -> list[dict[str, Any]]:
+        """The rows that remember which ``Followup/...`` labels were seen on which thread."""
+        q = (
+            select(t.decisions)
+            .where(t.decisions.c.subject_id.like("label:%"))
+            .order_by(t.decisions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def promise_keys(self, mailbox: str, thread_ids: Iterable[str]) -> dict[str, set[str]]:
+        """The promise keys each of ``thread_ids`` has notes for in the outbox, in any status."""
+        wanted = sorted(set(thread_ids))
+        found: dict[str, set[str]] = {}
+        if not wanted:
+            return found
+        q = select(t.outbox.c.thread_id, t.outbox.c.key).where(
+            t.outbox.c.mailbox == mailbox,
+            t.outbox.c.thread_id.in_(wanted),
+            t.outbox.c.key.like("promise/%"),
+        )
+        with self.engine.connect() as conn:
+            for thread_id, key in conn.execute(q):
+                found.setdefault(thread_id, set()).add(str(key).rsplit("/", 2)[0])
+        return found
+
+    def steering_messages(self, mailbox: str) -> list[Message]:
+        """The messages of ``mailbox`` that may steer the agent: those carrying a label or
+        category starting ``Followup/``, and those whose subject holds ``unsubscribe``."""
+        q = select(t.messages).where(
+            t.messages.c.mailbox == mailbox,
+            or_(
+                cast(t.messages.c.labels, String).ilike("%followup/%"),
+                t.messages.c.subject.ilike("%unsubscribe%"),
+            ),
+        )
+        with self.engine.connect() as conn:
+            return [_message_from_row(r._mapping) for r in conn.execute(q)]
 
     def reschedule(self, key: str, due: datetime, expect: Sequence[str]) -> bool:
         """Move a row still in one of ``expect`` to a later ``due``; False if it moved on."""

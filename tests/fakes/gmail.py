@@ -53,7 +53,10 @@ QUOTA = {
     "drafts.send": 100,
     "drafts.delete": 10,
     "threads.get": 10,
+    "labels.list": 1,
 }
+# The system labels users.labels.list returns besides the user's own (users.labels resource).
+SYSTEM_LABELS = ("INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT")
 BATCH_LIMIT = 100
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 _EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
@@ -221,6 +224,7 @@ class GoogleEmulator:
         # mail
         self.messages: dict[str, _Message] = {}
         self.drafts: dict[str, str] = {}  # draft id -> message id
+        self.user_labels: dict[str, str] = {}  # label id -> name ("Followup/Stop")
         self.history: list[dict[str, Any]] = []
         self.history_id = 1000
         self.history_floor = 0
@@ -546,6 +550,27 @@ class GoogleEmulator:
             msg = self.messages.pop(message_id)
             self._record("messageDeleted", msg)
 
+    def create_label(self, name: str) -> str:
+        """A user label, as users.labels.create makes one: an opaque id, a name in which "/"
+        nests (``Followup/Stop`` shows under ``Followup``); the same name gives the same id."""
+        with self.lock:
+            for label_id, known in self.user_labels.items():
+                if known == name:
+                    return label_id
+            label_id = f"Label_{len(self.user_labels) + 1}"
+            self.user_labels[label_id] = name
+            return label_id
+
+    def label_thread(self, thread_id: str, name: str) -> str:
+        """The rep labels a conversation in the Gmail UI: every message of the thread gets the
+        label (threads.modify), each with a labelAdded history record. Returns the label id."""
+        label_id = self.create_label(name)
+        with self.lock:
+            for msg in list(self.messages.values()):
+                if msg.thread_id == thread_id:
+                    self.add_label(msg.id, label_id)
+        return label_id
+
     def add_label(self, message_id: str, label: str) -> None:
         with self.lock:
             msg = self.messages[message_id]
@@ -728,6 +753,8 @@ class GoogleEmulator:
                     with self.lock:
                         self.formats[query.get("format", ["full"])[0]] += 1
                     return self._count("messages.get", self._get_message(parts[1], query))
+            if rest == "labels" and method == "GET":
+                return self._count("labels.list", self._list_labels())
             if rest == "history" and method == "GET":
                 return self._count("history.list", self._history(query))
             if parts[0] == "drafts":
@@ -860,6 +887,21 @@ class GoogleEmulator:
             payload.update(_full_payload(msg.raw))
         out["payload"] = payload
         return out
+
+    def _list_labels(self) -> Reply:
+        with self.lock:
+            system = [{"id": x, "name": x, "type": "system"} for x in SYSTEM_LABELS]
+            user = [
+                {
+                    "id": label_id,
+                    "name": name,
+                    "type": "user",
+                    "messageListVisibility": "show",
+                    "labelListVisibility": "labelShow",
+                }
+                for label_id, name in self.user_labels.items()
+            ]
+            return Reply(200, {"labels": system + user})
 
     def _get_message(self, message_id: str, query: dict[str, list[str]]) -> Reply:
         fmt = query.get("format", ["full"])[0]

@@ -363,6 +363,7 @@ class GraphEmulator:
                 "sentDateTime": _iso(when),
                 "isDraft": folder == "drafts",
                 "isRead": False,
+                "categories": [],
             }
             data.update(raw_fields or {})
             hdrs = [{"name": k, "value": v} for k, v in (headers or {}).items()]
@@ -406,6 +407,15 @@ class GraphEmulator:
             box = self.boxes[address]
             item = box.messages[item_id]
             item.data["isRead"] = True
+            self._touch(box, item.folder, item_id, "flag")
+
+    def set_categories(self, address: str, item_id: str, categories: list[str]) -> None:
+        """The rep files a message under categories (message.categories, names as the rep
+        gave them); like any property change, the next delta row carries only what changed."""
+        with self._lock:
+            box = self.boxes[address]
+            item = box.messages[item_id]
+            item.data["categories"] = list(categories)
             self._touch(box, item.folder, item_id, "flag")
 
     def move(self, address: str, item_id: str, folder: str) -> None:
