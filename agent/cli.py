@@ -584,19 +584,31 @@ def templates_preview(purpose: str, language: str, step: int, as_html: bool, fol
     "--request",
     "request_path",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="The JSON request (schema in the README).",
+)
+@click.option("--example", is_flag=True, help="Answer the example request shipped with Followup.")
+@click.option(
+    "--print-request", is_flag=True, help="Print the request (to start your own) and stop."
 )
 @json_option
 @reports_problems
-def slots(request_path: Path, as_json: bool) -> None:
+def slots(request_path: Path | None, example: bool, print_request: bool, as_json: bool) -> None:
     """Propose meeting times that suit every attendee in their own time zone."""
     from datetime import UTC, datetime
 
+    from agent.demo import SLOTS_EXAMPLE
     from agent.slotrequest import answer_json, load_request, render_text
     from agent.slots import propose
 
-    request = load_request(request_path, now=datetime.now(UTC))  # a "now" in the file wins
+    if request_path is None and not example:
+        raise click.UsageError("give --request FILE.json, or --example")
+    path = SLOTS_EXAMPLE if example else request_path
+    assert path is not None
+    if print_request:
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
+        return
+    request = load_request(path, now=datetime.now(UTC))  # a "now" in the file wins
     proposal = propose(request)
     if as_json:
         click.echo(json.dumps(answer_json(request, proposal), ensure_ascii=False, indent=2))

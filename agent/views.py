@@ -405,9 +405,9 @@ def mailbox_table(rows: list[dict[str, Any]], zones: dict[str, str]) -> Table:
         table.add_row(
             r["mailbox"],
             Text(state.replace("_", " "), style=styles.get(state, "green")),
-            local(r.get("synced_at"), zone),
-            local(r.get("next_run_at"), zone)
-            if state not in ("needs_reconnect", "disabled")
+            f"{local(r.get('synced_at'), zone)} {zone}" if r.get("synced_at") else "-",
+            f"{local(r.get('next_run_at'), zone)} {zone}"
+            if state not in ("needs_reconnect", "disabled") and r.get("next_run_at")
             else "-",
             Text(note),
         )

@@ -141,12 +141,22 @@ def test_connect_outlook_names_the_mailbox_that_is_not_an_outlook_one() -> None:
 
 
 def test_slots_cli_answers_the_example_request_in_json() -> None:
-    example = Path(__file__).parent / "data" / "slots_request_example.json"
+    example = Path(__file__).parent.parent / "agent" / "demo" / "slots_request.json"
     result = CliRunner().invoke(main, ["slots", "--request", str(example), "--json"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert len(answer["slots"]) == 3
     assert all(s["start"].endswith("Z") or s["start"].endswith("+00:00") for s in answer["slots"])
+
+
+def test_the_shipped_slots_example_runs_and_prints_its_request() -> None:
+    answer = CliRunner().invoke(main, ["slots", "--example", "--json"])
+    assert answer.exit_code == 0, answer.output
+    assert len(json.loads(answer.output)["slots"]) == 3
+    request = CliRunner().invoke(main, ["slots", "--example", "--print-request"])
+    assert json.loads(request.output)["duration_minutes"] == 45
+    neither = CliRunner().invoke(main, ["slots"])
+    assert neither.exit_code != 0 and "--example" in neither.output
 
 
 def test_slots_cli_reports_every_problem_in_a_bad_request(tmp_path: Path) -> None:

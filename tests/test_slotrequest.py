@@ -12,7 +12,7 @@ from agent.errors import UserError
 from agent.slotrequest import answer_json, load_request, render_text
 from agent.slots import propose
 
-EXAMPLE = Path(__file__).parent / "data" / "slots_request_example.json"
+EXAMPLE = Path(__file__).parent.parent / "agent" / "demo" / "slots_request.json"
 
 
 def write(tmp_path: Path, data: object) -> Path:

@@ -34,6 +34,7 @@ from agent.starter import shipped as bundled  # rules/ and templates/ as shipped
 from agent.store import Store, action_from_json
 
 HERE = Path(__file__).parent
+SLOTS_EXAMPLE = HERE / "slots_request.json"  # `followup slots --example`
 
 
 @dataclass
