@@ -86,6 +86,7 @@ class Simulation:
     replay: report.Replay
     per_rep: list[report.Figures]
     per_team: list[report.Figures]
+    shadowed: list[dict[str, object]] = field(default_factory=list)  # shadow mode's record
 
 
 def simulate(
@@ -99,6 +100,7 @@ def simulate(
     store = Store.open(settings.database.url)
     try:
         messages = store.messages()
+        shadowed = [r for r in store.outbox(statuses=(SHADOWED,)) if start <= r["due"] <= at]
     finally:
         store.close()
     threads = pipeline.threads(team, messages)
@@ -111,6 +113,7 @@ def simulate(
         replay=result,
         per_rep=report.figures(result, at),
         per_team=report.figures(result, at, lambda mb: teams.get(mb, mb)),
+        shadowed=shadowed,
     )
 
 

@@ -305,7 +305,7 @@ def load(path: Path) -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([Problem(str(path), "", f"not valid TOML: {exc}")]) from exc
-    url, origin = _database_url_from_environment()
+    url, origin = _secret_from_environment("FOLLOWUP_DATABASE_URL")
     if url:
         # A secret kept out of the file: its password must not sit in config.toml.
         try:
@@ -314,18 +314,19 @@ def load(path: Path) -> Settings:
             message = exc.errors()[0]["msg"].removeprefix("Value error, ")
             raise ConfigError([Problem(origin, "", message)]) from exc
         data = {**data, "database": {**data.get("database", {}), "url": url}}
+    hook, _ = _secret_from_environment("FOLLOWUP_WEBHOOK_URL")
+    if hook:  # the team's webhook URL is a credential too: its path lets anyone post
+        data = {**data, "team": {**data.get("team", {}), "webhook_url": hook}}
     return parse_settings(data, str(path))
 
 
-def _database_url_from_environment() -> tuple[str, str]:
-    """FOLLOWUP_DATABASE_URL, or the file FOLLOWUP_DATABASE_URL_FILE names (a systemd
-    credential, a container secret); ("", "") when neither is set."""
-    named = os.environ.get("FOLLOWUP_DATABASE_URL_FILE", "")
+def _secret_from_environment(name: str) -> tuple[str, str]:
+    """A secret kept out of config.toml: the variable ``name``, or the file ``name``_FILE names
+    (a systemd credential, a container secret); ("", "") when neither is set."""
+    named = os.environ.get(f"{name}_FILE", "")
     if named:
         try:
             return Path(named).read_text(encoding="utf-8").strip(), named
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                [Problem("FOLLOWUP_DATABASE_URL_FILE", "", f"cannot read {named}: {exc}")]
-            ) from exc
-    return os.environ.get("FOLLOWUP_DATABASE_URL", "").strip(), "FOLLOWUP_DATABASE_URL"
+            raise ConfigError([Problem(f"{name}_FILE", "", f"cannot read {named}: {exc}")]) from exc
+    return os.environ.get(name, "").strip(), name

@@ -314,6 +314,16 @@ def simulation(console: Console, sim: Any, *, show_actions: bool) -> None:
         "SLA % = (applied - missed) / applied; response times in business hours "
         "(first replies, the rule's clock)."
     )
+    if sim.shadowed:
+        counts: dict[tuple[str, str], int] = {}
+        for r in sim.shadowed:
+            counts[(r["mailbox"], r["kind"])] = counts.get((r["mailbox"], r["kind"]), 0) + 1
+        table = Table(title="Shadow mode: what would have gone out in the period", expand=True)
+        for col in ("mailbox", "kind", "notes"):
+            table.add_column(col)
+        for (mailbox, kind), n in sorted(counts.items()):
+            table.add_row(mailbox, kind, str(n))
+        console.print(table)
 
 
 def simulation_json(sim: Any) -> dict[str, Any]:
@@ -322,6 +332,7 @@ def simulation_json(sim: Any) -> dict[str, Any]:
         "now": sim.now.isoformat(),
         "rules": sim.rules_source,
         "actions": [action_json(a) for a in sim.replay.fired],
+        "shadowed": [row_json(r) for r in sim.shadowed],
         "promises": [
             {
                 "key": p.key,

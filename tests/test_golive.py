@@ -312,6 +312,9 @@ def test_status_lists_what_shadow_mode_would_have_sent(first_day: Path) -> None:
     Worker(path, clock=lambda: NOW).run(once=True)
     status = app.status(path, now=NOW.isoformat())
     assert status.shadowed and {r["status"] for r in status.shadowed} == {SHADOWED}
+    # the report over the period says the same
+    figures = app.simulate(path, "30d", now=NOW.isoformat())
+    assert {r["key"] for r in figures.shadowed} == {r["key"] for r in status.shadowed}
     assert any(r["kind"] == "escalation" for r in status.shadowed)
     store = Store.open(f"sqlite:///{path.parent / 'followup-demo.db'}")
     try:

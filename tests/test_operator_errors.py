@@ -123,3 +123,13 @@ def test_a_port_in_use_is_a_config_error_even_with_once(tmp_path: Path) -> None:
         holder.close()
     assert result.exit_code == EX_CONFIG, result.output
     assert "service.listen" in result.output and "choose another port" in result.output
+
+
+def test_the_webhook_url_may_come_from_the_environment_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = config_with(tmp_path, "")
+    secret = tmp_path / "hook"
+    secret.write_text("https://hooks.example.com/services/T/B/X\n", encoding="utf-8")
+    monkeypatch.setenv("FOLLOWUP_WEBHOOK_URL_FILE", str(secret))
+    assert load(path).team.webhook_url == "https://hooks.example.com/services/T/B/X"
