@@ -140,9 +140,10 @@ class Mailbox(_Strict):
     endpoint: str = ""  # gmail/outlook: the API's base URL when not the vendor's (a gateway)
     enabled: bool = True  # false: the worker leaves this mailbox alone, its data is kept
     mode: Literal["", "shadow", "draft", "send"] = ""  # "": the [outbox] mode
-    # gmail: the first sync (and a resync after an expired cursor) reads this many days back
-    # from the newest message, newest first, a chunk per pass; twice the planners' 45-day
-    # look-back, so a thread they plan for comes with its earlier messages.
+    # gmail and outlook: the first sync (and a resync after an expired cursor) reads this many
+    # days back from the newest message (Gmail newest first, a chunk per pass; Outlook in one
+    # delta filtered on the reception time); twice the planners' 45-day look-back, so a thread
+    # they plan for comes with its earlier messages.
     first_sync_days: int = Field(90, ge=1, le=3650)
 
     _zone = field_validator("zone")(_check_zone)

@@ -1145,3 +1145,39 @@ def test_bodies_are_fetched_twenty_to_a_batch(rig: Rig) -> None:
     assert len(rig.graph.graph_requests()) - before == 3  # 46 reads in $batch calls of 20
     assert got.found == {pid: f"body {i}" for i, pid in enumerate(ids)}
     assert list(got.failed) == ["AAMkAGone"]
+
+
+def test_a_first_sync_reads_only_the_window_before_the_newest_message(rig: Rig) -> None:
+    newest = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    recent = [
+        rig.graph.add_message(ADDRESS, subject=f"recent {i}", received=newest - timedelta(days=i))
+        for i in range(0, 80, 10)
+    ]
+    old = [
+        rig.graph.add_message(ADDRESS, subject=f"old {i}", received=newest - timedelta(days=i))
+        for i in range(120, 400, 40)
+    ]
+    sent = rig.graph.add_message(
+        ADDRESS, folder="sentitems", subject="sent", received=newest - timedelta(days=1)
+    )
+    provider = rig.make_provider(first_sync_days=90)
+    first = provider.sync(None)
+    assert {m.provider_id for m in first.messages} == {*recent, sent}
+    assert not first.full  # what the store has from before the window is not gone
+    assert not set(old) & {m.provider_id for m in first.messages}
+    # the window is kept by the delta links: new mail comes on the next round
+    later = rig.graph.add_message(ADDRESS, subject="new", received=newest + timedelta(hours=1))
+    second = provider.sync(first.cursor)
+    assert [m.provider_id for m in second.messages] == [later]
+    # without a window the first sync is the whole folder, as before
+    assert len(rig.make_provider().sync(None).messages) == len(recent) + len(old) + 2
+
+
+def test_message_delta_takes_a_filter_on_the_reception_time_alone(rig: Rig) -> None:
+    response = rig.session.get(
+        f"{rig.graph.graph_url}/me/mailFolders/inbox/messages/delta",
+        params={"$filter": "subject eq 'x'"},
+        headers={"Authorization": f"Bearer {rig.auth().token(False)}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "ErrorInvalidUrlQueryFilter"

@@ -302,8 +302,10 @@ class OutlookProvider:
         bucket: TokenBucket | None = None,
         gate: MailboxGate | None = None,
         timeout: float = 60.0,
+        first_sync_days: int | None = None,
     ) -> None:
         self.mailbox = mailbox
+        self._first_sync_days = first_sync_days
         self.address = address.lower()
         self._auth = auth
         self._session = session or requests.Session()
@@ -513,10 +515,15 @@ class OutlookProvider:
         removed: set[str] = set()
         skipped: list[tuple[str, str]] = []
         new_links: dict[str, Any] = {"v": _CURSOR_VERSION}
+        windowed = cursor is None and self._first_sync_days is not None
         for folder, label in FOLDERS:
+            query = {"$select": ",".join(MESSAGE_FIELDS), "$expand": KEY_EXPAND}
+            floor = self._window_floor(folder) if windowed else None
+            if floor is not None:
+                # Delta takes a filter on the reception time alone, and keeps it in its links.
+                query["$filter"] = f"receivedDateTime ge {floor:%Y-%m-%dT%H:%M:%SZ}"
             start = links.get(folder) or (
-                f"{self._root}/mailFolders/{folder}/messages/delta?"
-                + urlencode({"$select": ",".join(MESSAGE_FIELDS), "$expand": KEY_EXPAND}, safe=",$")
+                f"{self._root}/mailFolders/{folder}/messages/delta?" + urlencode(query, safe=",$")
             )
             rows, new_links[folder] = self._delta_round(start)
             partial: list[str] = []
@@ -544,9 +551,30 @@ class OutlookProvider:
             messages=tuple(messages.values()),
             cursor=json.dumps(new_links, sort_keys=True),
             deleted=deleted,
-            full=cursor is None,
+            # A windowed first sync lists only the window: what the store has from before it
+            # is not gone.
+            full=cursor is None and not windowed,
             skipped=tuple(skipped),
         )
+
+    def _window_floor(self, folder: str) -> datetime | None:
+        """Where a first sync of ``folder`` starts: ``first_sync_days`` before its newest
+        message (not the host's clock, so a replay or a skewed host reads the same days), or
+        None for an empty folder."""
+        query = urlencode(
+            {"$top": "1", "$orderby": "receivedDateTime desc", "$select": "receivedDateTime"},
+            safe=",$",
+        )
+        page = self._read("GET", f"{self._root}/mailFolders/{folder}/messages?{query}")
+        rows = (page or {}).get("value") or []
+        stamp = str(rows[0].get("receivedDateTime") or "") if rows else ""
+        try:
+            newest = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if newest.tzinfo is None:
+            newest = newest.replace(tzinfo=UTC)
+        return newest.astimezone(UTC) - timedelta(days=self._first_sync_days or 0)
 
     def _delta_round(self, url: str) -> tuple[list[dict[str, Any]], str]:
         rows: list[dict[str, Any]] = []

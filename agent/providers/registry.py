@@ -57,5 +57,11 @@ def open_mailbox(m: Mailbox, creds: CredentialStore, vault: Vault | None) -> Con
     from agent.providers.outlook import GRAPH, OutlookProvider
 
     auth = GraphAuth(m.name, m.client_id, f"{MICROSOFT_LOGIN}/{m.tenant}", vault, creds)
-    outlook = OutlookProvider(m.name, m.address, auth, base_url=m.endpoint or GRAPH)
+    outlook = OutlookProvider(
+        m.name,
+        m.address,
+        auth,
+        base_url=m.endpoint or GRAPH,
+        first_sync_days=m.first_sync_days,
+    )
     return Connection(outlook, outlook)

@@ -988,7 +988,12 @@ class GraphEmulator:
                         changed[item_id] = "full" if changed.get(item_id) == "full" else kind
                 rows = list(changed.items())
             else:
-                rows = [(i.id, "full") for i in box.messages.values() if i.folder == folder]
+                floor = _delta_floor(q.get("$filter", ""))
+                rows = [
+                    (i.id, "full")
+                    for i in box.messages.values()
+                    if i.folder == folder and _received_from(i, floor)
+                ]
             state = {"rows": rows, "select": select, "expand": expand, "end": next(self._seq)}
         out: list[dict[str, Any]] = []
         rows, state["rows"] = state["rows"][:page], state["rows"][page:]
@@ -1033,6 +1038,8 @@ class GraphEmulator:
         flt = q.get("$filter", "")
         if flt:
             items = [i for i in items if _matches(i, flt)]
+        if q.get("$orderby", "").replace("%20", " ") == "receivedDateTime desc":
+            items = sorted(items, key=lambda i: str(i.data.get("receivedDateTime", "")))[::-1]
         top = min(int(q.get("$top", "10")), 1000)
         skip = int(q.get("$skip", "0"))
         page = items[skip : skip + top]
@@ -1527,3 +1534,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 __all__ = ["FOLDER_IDS", "GraphEmulator", "GraphError"]
+
+
+_RECEIVED_FROM = re.compile(r"receivedDateTime (ge|gt) (\S+)")
+
+
+def _delta_floor(flt: str) -> tuple[str, str] | None:
+    """The only ``$filter`` message delta takes: on ``receivedDateTime``, ``ge`` or ``gt``
+    (the message-delta reference); anything else is refused as Graph refuses it."""
+    if not flt:
+        return None
+    m = _RECEIVED_FROM.fullmatch(flt.strip())
+    if m is None:
+        raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter is not supported.")
+    return m.group(1), m.group(2)
+
+
+def _received_from(item: Item, floor: tuple[str, str] | None) -> bool:
+    if floor is None:
+        return True
+    op, value = floor
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    received = datetime.fromisoformat(str(item.data.get("receivedDateTime")).replace("Z", "+00:00"))
+    return received >= when if op == "ge" else received > when
