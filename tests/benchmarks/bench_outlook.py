@@ -191,7 +191,9 @@ class _Rig:
         )
         self.bucket = bucket
 
-    def provider(self, bucket: TokenBucket | None = None) -> OutlookProvider:
+    def provider(
+        self, bucket: TokenBucket | None = None, first_sync_days: int | None = None
+    ) -> OutlookProvider:
         return OutlookProvider(
             "asha",
             wp.ADDRESS,
@@ -200,10 +202,12 @@ class _Rig:
             base_url=self.graph.graph_url,
             bucket=bucket or self.bucket,
             gate=MailboxGate(),
+            first_sync_days=first_sync_days,
         )
 
-    def __call__(self, *_: Any) -> Connection:
-        outlook = self.provider()
+    def __call__(self, mailbox: Any = None, *_: Any) -> Connection:
+        # as the registry opens it: the first sync reads the configured window
+        outlook = self.provider(first_sync_days=getattr(mailbox, "first_sync_days", None))
         return Connection(outlook, outlook)
 
     def requests(self) -> tuple[int, int]:
@@ -333,7 +337,8 @@ def first_sync(latency: float, size: int) -> tuple[list[str], bool]:
         store.close()
     rows = [
         f"first sync of {count:,} messages over {BIG_SPAN.days} days at the default pacing"
-        f" ({GRAPH_RATE:.1f} requests/s), delta of Inbox and Sent Items",
+        f" ({GRAPH_RATE:.1f} requests/s), a delta of Inbox and Sent Items over the"
+        " first_sync_days window (90)",
         f"{'':<4}recent {RECENT.days} days served (stored, read, planned): {elapsed:,.0f} s after"
         f" {passes} pass(es), {requests} requests; {stored:,} messages stored by then",
     ]
