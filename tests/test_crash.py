@@ -30,6 +30,7 @@ runs the combinations marked slow (``FOLLOWUP_CRASH_RUNS`` sets any number,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -857,6 +858,12 @@ def crash_lanes(lanes: list[Harness], runs: int, name: str) -> None:
     for thread in threads:
         thread.join()
     if errors:
+        # A worker stalled (SIGSTOP) and never resumed would outlive this process and hold its
+        # output pipe open: the caller would wait for it instead of reporting the failure.
+        for lane in lanes:
+            for pid in lane.stopped:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         raise errors[0]
 
     t = Tally()
