@@ -285,19 +285,6 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "rep_zone": "Europe/Berlin",
             "duration_minutes": 30,
         },
-        "cancellation": {
-            "client": client,
-            "rep": rep,
-            "meeting": {
-                "summary": "Godavari Textiles – Daniel Becker",
-                "start": datetime(2025, 3, 19, 11, 30, tzinfo=UTC),
-                "end": datetime(2025, 3, 19, 12, 0, tzinfo=UTC),
-                "zone": "Asia/Kolkata",
-            },
-            "client_zone": "Asia/Kolkata",
-            "rep_zone": "Europe/Berlin",
-            "duration_minutes": 30,
-        },
         "reminder": {
             "rep": team_rep,
             "client": team_client,
@@ -335,6 +322,7 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
             "rep_zone": "Europe/Berlin",
         },
     }
+    data["cancellation"] = data["invitation"]  # the same meeting, called off
     data["digest"] = {
         "reader": {"name": team_rep["name"]},
         "items": [
