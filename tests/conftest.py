@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, settings
 
 from agent.store import Store
 
+# A real headless Chromium for pages (fixtures ``chromium`` and ``open_page``).
+pytest_plugins = ["tests.browser"]
+
 PG_URL = os.environ.get("FOLLOWUP_TEST_PG_URL", "")
 
 # In CI, property tests search the same examples on every run, so a new example found on some
