@@ -755,9 +755,25 @@ def run_isolated(request: pytest.FixtureRequest) -> bool:
     if os.environ.get(INNER) == "1":
         return False
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", request.node.nodeid],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            request.node.nodeid,
+        ],
         cwd=request.config.rootpath,
-        env={**os.environ, INNER: "1"},
+        # Run under pytest-xdist, the outer test's worker variables must not make the inner run
+        # believe it is a worker too.
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")},
+            INNER: "1",
+        },
         capture_output=True,
         text=True,
         timeout=1200,
