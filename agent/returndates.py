@@ -145,6 +145,10 @@ def _names(language: str, abbreviated: bool) -> tuple[dict[str, int], dict[str, 
     return months, days
 
 
+# Common spellings CLDR does not list (Hindi writes October both ways).
+_SPELLINGS = {"अक्तूबर": 10, "नवम्बर": 11, "दिसम्बर": 12, "सितम्बर": 9, "सेप्टेंबर": 9}
+
+
 @lru_cache(maxsize=64)
 def _all_names(language: str) -> tuple[dict[str, int], dict[str, int]]:
     """Names of every language read, the client's own winning; a name two others disagree on
@@ -160,6 +164,8 @@ def _all_names(language: str) -> tuple[dict[str, int], dict[str, int]]:
     for k in range(2):
         for name in clash[k]:
             del merged[k][name]
+    for name, number in _SPELLINGS.items():
+        merged[0].setdefault(name, number)
     if language:
         own = _names(language, True)
         merged[0].update(own[0])
@@ -207,7 +213,7 @@ def date_order(language: str, country: str = "") -> str:
 # -- cues --------------------------------------------------------------------------------------
 
 # A cue before the date, then at most a few short words ("bis zum", "back in the office on the").
-_FILL = r"(?:[\s,:]+(?:[^\s\d]{1,12}))?(?:[\s,:]+(?:[^\s\d]{1,12}))?[\s,:]*$"
+_FILL = r"(?:[\s,:]+[^\s\d]{1,12}){0,3}[\s,:]*$"
 
 _LAST_BEFORE = (
     r"through|thru|until and including|up to and including|till and including|"
@@ -217,13 +223,13 @@ _LAST_BEFORE = (
     r"hasta el final del?|até o final de"
 )
 _RETURN_BEFORE = (
-    r"until|till|til|untill|up to|back on|back|return on|returning on|returning|return|"
+    r"until|till|til|untill|up to|back on|back|return\w*|"
     r"back in the office on|in the office on|from|as of|starting|beginning|"
     r"bis|ab|zurück|wieder|erreichbar|"
     r"jusqu'au|jusqu'à|jusqu’au|jusqu’à|retour|dès|à partir du|à partir de|à compter du|"
-    r"hasta|regreso|regresaré|volveré|vuelta|a partir del|a partir de|desde|"
-    r"até|retorno|retornarei|volto|voltarei|regresso|"
-    r"fino al|fino a|rientro|rientrerò|ritorno|dal|a partire dal|"
+    r"hasta|regres\w*|volver\w*|vuelta|a partir del|a partir de|desde|"
+    r"até|retorn\w*|volt\w*|"
+    r"fino al|fino a|rientr\w*|ritorn\w*|dal|a partire dal|"
     r"tot|terug|vanaf|"
     r"till|tillbaka|åter|från|tilbage|tilbake|fra|"
     r"do|od|powrót|wracam|"
@@ -232,7 +238,8 @@ _RETURN_BEFORE = (
 )
 _LAST_AFTER = (
     r"inclusive|inclusively|inclus|inclusivement|inclusivo|incluido|incluso|inclusief|"
-    r"einschließlich|compreso|incluso|włącznie|"
+    r"einschließlich|compreso|incluso|włącznie|ambos inclusive|ambos incluidos|ambos inclusos|"
+    r"both inclusive|beide einschließlich|"
     r"いっぱい|一杯|終日|"
     r"(?:\(inclusive\))"
 )
@@ -240,16 +247,17 @@ _RETURN_AFTER = (
     r"まで|に戻|より|から|以降|"
     r"前|之前|以前|回来|回來|返回|起|后|後|"
     r"까지|부터|에 복귀|"
-    r"तक|को वापस|से|"
+    r"तक|को वापस|को\s+\S{1,12}\s+(?:वापस|लौट)|से|"
     r"వరకు|న తిరిగి|నుండి|నుంచి|"
-    r"asti|alkaen"
+    r"asti|alkaen|wieder|zurück|de retour|de volta|de vuelta|terug"
 )
 
 _BEFORE = re.compile(rf"(?:^|[^\w])(?:(?P<last>{_LAST_BEFORE})|(?P<ret>{_RETURN_BEFORE})){_FILL}")
 _DIRECT = re.compile(rf"(?:^|[^\w])(?:{_LAST_BEFORE}|{_RETURN_BEFORE}|end of|mid|ende|fin)\s*$")
 _BEFORE_CJK = re.compile(r"(?:至|到|直到|于|於|返回|将于|將於)\s{0,3}$")
 _AFTER = re.compile(
-    rf"^[\s,.、]{{0,3}}(?:日|号|號|일|న)?\s{{0,2}}(?:(?P<last>{_LAST_AFTER})|(?P<ret>{_RETURN_AFTER}))"
+    rf"^[\s,.、]{{0,3}}(?:日|号|號|일|న)?\s{{0,2}}(?:[(（][^)）]{{1,4}}[)）])?\s{{0,2}}"
+    rf"(?:(?P<last>{_LAST_AFTER})|(?P<ret>{_RETURN_AFTER}))"
 )
 # The end of a range: "from 3 to", "3 -", "du 3 au", "vom 3. bis", "3 November to".
 _RANGE = re.compile(
@@ -257,11 +265,17 @@ _RANGE = re.compile(
     r"(?:to|and|-|–|—|~|～|bis|au|al|a|ao|até|tot|do|حتى|إلى|至|到)\s*$",
     re.IGNORECASE,
 )
+# A date a request is due by ("please send invoices by 15.10.") or an offer is good until.
+_DEADLINE = re.compile(
+    r"\b(?:please|bitte|veuillez|merci de|por favor|favor|per favore|graag|send\w*|envoy\w*|"
+    r"envi\w*|submit\w*|einreichen|deadline|frist|valid|gültig|valable|válid\w*|expir\w*|"
+    r"läuft|due|fällig)\b"
+)
 # Where a sentence ends: a cue beyond it is about something else.
-_STOP = re.compile(r"[\n!?。！？;]|[^\d\s]\.\s|\.\s+[A-Z]")
+_STOP = re.compile(r"[\n!?。！？;।]|[^\d\s.]{2}\.\s+(?=[A-ZÄÖÜÉ])")
 
 _WINDOW_BEFORE = 48
-_WINDOW_AFTER = 16
+_WINDOW_AFTER = 24
 
 
 def _before(text: str, start: int) -> str:
@@ -290,7 +304,7 @@ def _cue(text: str, start: int, end: int) -> str:
         return "last"
     if _RANGE.search(before):
         return "last"
-    if b or a:
+    if (b or a) and not _DEADLINE.search(before[-24:]):
         return "ret"
     return ""
 

@@ -138,3 +138,15 @@ def test_a_megabyte_of_dates_and_cues_is_read_in_linear_time() -> None:
         started = clock.perf_counter()
         read_return(text, OCT_1, "de")
         assert clock.perf_counter() - started < 3.0, unit
+
+
+def test_the_labelled_corpus_meets_the_targets() -> None:
+    from tests.benchmarks.reading_returndates import check, load
+
+    rows = load()
+    results = [check(row) for row in rows]
+    wrong = [
+        (row["id"], got) for row, (right, _, got) in zip(rows, results, strict=True) if not right
+    ]
+    assert sum(r for r, _, _ in results) / len(rows) >= 0.95, wrong
+    assert not [row["id"] for row, (_, invented, _) in zip(rows, results, strict=True) if invented]
