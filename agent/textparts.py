@@ -77,7 +77,7 @@ _SEPARATOR = re.compile(
     r"oorspronkelijk bericht|doorgestuurd bericht|oprindelig meddelelse|videresendt meddelelse|"
     r"ursprungligt meddelande|vidarebefordrat meddelande|opprinnelig melding|"
     r"wiadomość oryginalna|oryginalna wiadomość|původní zpráva|alkuperäinen viesti|"
-    r"原始邮件|原始郵件|转发邮件|轉寄郵件|元のメッセージ|転送メッセージ|الرسالة الأصلية|"
+    r"original|原始邮件|原始郵件|转发邮件|轉寄郵件|元のメッセージ|転送メッセージ|الرسالة الأصلية|"
     r"رسالة معاد توجيهها|исходное сообщение|пересланное сообщение|मूल संदेश|అసలు సందేశం"
     r")\s*-{2,}\s*$"
     r"|^begin forwarded message\s*:?\s*$"
@@ -108,14 +108,15 @@ _HEADER_ONE_LINE = re.compile(
 # verb ("wrote", "schrieb ...:", "a écrit", "写道", "ने लिखा" ...), or the sender's address
 # followed by a colon after a date (Gmail's Japanese and numeric forms). The text tested is at
 # most a few short lines, so the bounded repeats cost little.
-_ATTRIBUTION_END = re.compile(
+_VERB_END = re.compile(
     r"(?:\bwrote|\bsent|\bschrieb\b[^:\n]{0,120}|\ba\s+écrit|\bescribió|\bescreveu|\bskrev|"
     r"\bskriver|\bnapisał(?:\(a\)|a)?|het volgende geschreven|\bschreef\b[^:\n]{0,120}|"
     r"\bha scritto|đã viết|\bнаписал(?:\(а\)|а)?|写道|寫道|のメール|さんは書きました|は書きました|"
-    r"ने लिखा|రాశారు|వ్రాశారు|రాసారు|كتب)\s*[:：]?\s*-*\s*$"
-    r"|<?[^\s<>@]{1,64}@[^\s<>@]{1,255}>{0,2}\s*[:：]\s*$",
+    r"ने लिखा|రాశారు|వ్రాశారు|రాసారు|كتب)\s*[:：]?\s*-*\s*$",
     re.IGNORECASE,
 )
+_ADDRESS_END = re.compile(r"<?[^\s<>@]{1,64}@[^\s<>@]{1,255}>{0,2}\s*[:：]\s*$")
+_ATTRIBUTION_END = re.compile(f"{_VERB_END.pattern}|{_ADDRESS_END.pattern}", re.IGNORECASE)
 # Every attribution has one of these: a cheap test before the costly patterns.
 _HINT = re.compile(
     r"wrote|sent|schrieb|écrit|escribió|escreveu|skrev|skriver|napisa|geschreven|schreef|"
@@ -149,7 +150,9 @@ _DASH_NAME = re.compile(r"^[-/–—][^\W\d_a-z][\w.'’-]{0,30}(\s[^\W\d_][\w.'
 
 # Enough lines joined to read an attribution wrapped over several.
 _DEVICE = re.compile(
-    r"^(sent from|sent via|sent with|sent using|get outlook for|von meinem|gesendet von|envoyé de|"
+    r"^(sent from|sent via|sent with|sent using|get outlook for|obtenir outlook|outlook für|"
+    r"obtener outlook|baixe o outlook|scarica outlook|download outlook|"
+    r"von meinem|gesendet von|envoyé de|"
     r"envoyé depuis|enviado desde|enviado do|enviado de|inviato da|verzonden met|"
     r"verzonden vanaf|отправлено с)\b"
     r"|^(iphoneから送信|android.{0,20}から送信|发自我的|从我的.{0,20}发送|送自我的)"
@@ -232,7 +235,7 @@ def _quote_start(lines: list[str], first: int) -> tuple[int, int, str | None]:
     """(first line of quoted material, first line after its attribution or header block, the
     sender's words sharing the attribution's line or None), or (len, len, None)."""
     for i in range(first, len(lines)):
-        line = lines[i].strip().lstrip("\u200f\u200e\ufeff")
+        line = _plain(lines[i])
         if not line or len(line) > _ATTRIBUTION_CHARS:
             continue
         if line.startswith(">") and i > first and _quoted_before(lines, i):
@@ -260,6 +263,11 @@ def _ends_attribution(lines: list[str], i: int, line: str) -> bool:
     # The verb itself wrapped: "... Sam Lee <sam@acme.example> a\nécrit :".
     above = lines[i - 1].strip() if i > 0 else ""
     return bool(above) and _ATTRIBUTION_END.search(f"{above[-100:]} {line}") is not None
+
+
+def _plain(line: str) -> str:
+    """``line`` without surrounding space, direction marks and "&nbsp;" left by HTML."""
+    return line.replace("&nbsp;", " ").strip().strip("\u200f\u200e\ufeff").strip()
 
 
 def _quoted_before(lines: list[str], i: int) -> bool:
@@ -290,15 +298,19 @@ def _attribution_start(lines: list[str], end: int, first: int) -> int | None:
             if _looks_like_attribution(joined, part.startswith("--")):
                 return j
             break
-    return end if _looks_like_attribution(last, last.startswith("--")) else None
+    # Without an opening above it, only a verb says it is an attribution: "Please send the
+    # invoice to accounts@client.example:" is the sender's own line.
+    verb = _VERB_END.search(last.strip("-").strip()[-200:]) is not None
+    return end if verb and _looks_like_attribution(last, last.startswith("--")) else None
 
 
 def _looks_like_attribution(text: str, dashed: bool) -> bool:
     text = text.strip("-").strip()
     if _DATED_ADDRESS.match(text):
         return True
-    if _ATTRIBUTION_END.search(text[-200:]) is None:
-        return False
+    if _VERB_END.search(text[-200:]) is None:
+        # "2014-10-17 11:28 GMT+03:00 Postmaster <a@b>:": an address ends it after a date.
+        return _ADDRESS_END.search(text[-200:]) is not None and any(c.isdigit() for c in text)
     # A real attribution names a date or an address; "---- John Smith wrote ----" is dashed.
     return dashed or any(c.isdigit() for c in text) or "@" in text
 
@@ -326,7 +338,7 @@ def _is_attribution(line: str) -> bool:
 
 def _header_block_follows(lines: list[str], i: int) -> bool:
     # A lone "From:" in prose is not a header; Outlook puts Sent/Date/To/Subject right below it.
-    window = [line for line in lines[i + 1 : i + 6] if line.strip()]
+    window = [_plain(line) for line in lines[i + 1 : i + 6] if line.strip()]
     return sum(1 for line in window if _HEADER_OTHER.match(line)) >= 1
 
 
