@@ -265,11 +265,13 @@ _RANGE = re.compile(
     r"(?:to|and|-|–|—|~|～|bis|au|al|a|ao|até|tot|do|حتى|إلى|至|到)\s*$",
     re.IGNORECASE,
 )
-# A date a request is due by ("please send invoices by 15.10.") or an offer is good until.
+# A date a request is due by ("please send invoices by 15.10."), an offer is good until, or a
+# change takes effect from ("our new address from 1 November"): not the writer's return.
 _DEADLINE = re.compile(
     r"\b(?:please|bitte|veuillez|merci de|por favor|favor|per favore|graag|send\w*|envoy\w*|"
     r"envi\w*|submit\w*|einreichen|deadline|frist|valid|gültig|valable|válid\w*|expir\w*|"
-    r"läuft|due|fällig)\b"
+    r"läuft|due|fällig|address|adresse|anschrift|dirección|endereço|indirizzo|adres|prices?|"
+    r"prix|preise?|precios?|preços?|prezz[oi]|rates|tarif\w*|effective|gilt|in kraft)\b"
 )
 # Where a sentence ends: a cue beyond it is about something else.
 _STOP = re.compile(r"[\n!?。！？;।]|[^\d\s.]{2}\.\s+(?=[A-ZÄÖÜÉ])")
