@@ -42,14 +42,13 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from agent import matching, phrases
+from agent import matching, phrases, returndates
 from agent.businesstime import BusinessCalendar, Shift
 from agent.cadences import MAX_STEPS, Cadences, FollowUpRule, ThankYouRule
 from agent.matching import FREE_MAIL
@@ -81,7 +80,7 @@ TOO_LATE = timedelta(days=7)
 # A thank-you found due longer ago than this (the agent was not running) is not sent at all.
 LATE_THANKS = timedelta(days=2)
 # Return dates further out than this are more likely a misread than a long leave.
-MAX_ABSENCE = timedelta(days=120)
+MAX_ABSENCE = returndates.MAX_ABSENCE
 _KEY = KEY_HEADER.lower()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -523,10 +522,14 @@ def _absences(
     holds = []
     for c, _ in world.autos[(mailbox, client.key)].after(since):
         m = c.message
-        back = return_date(f"{m.subject}\n{m.body or ''}", m.date, cal.zone, client.language)
-        if back is not None:
+        text = f"{m.subject}\n{m.body or ''}"
+        found = _return(text, m.date, cal.zone, client.language, client.country)
+        if found is not None:
+            back, read = found
             until = cal.next_open(back)
             why = f"an out-of-office until {back.astimezone(cal.tz):%d %b}"
+            if read.kind != "return":
+                why += f" ({read.kind}: {read.phrase!r})"
         else:
             until = rule.out_of_office_hold.after(cal, m.date)
             why = f"an out-of-office with no return date (held {rule.out_of_office_hold})"
@@ -534,49 +537,26 @@ def _absences(
     return holds
 
 
-_DIGIT = re.compile(r"\d")
+def return_date(
+    text: str, sent: datetime, zone: str, language: str = "", country: str = ""
+) -> datetime | None:
+    """The first day an out-of-office reply says its writer is back, as the UTC start of that
+    local day, or ``None``; read by :func:`agent.returndates.read_return` in the client's
+    locale (``language``, ``country``)."""
+    back = _return(text, sent, zone, language, country)
+    return None if back is None else back[0]
 
 
-def return_date(text: str, sent: datetime, zone: str, language: str = "") -> datetime | None:
-    """The return date an out-of-office reply states, as the UTC start of that local day.
-
-    Only dates after the reply's own local date and within :data:`MAX_ABSENCE` count; of
-    several ("from 23 to 30 November"), the latest wins. Returns ``None`` when none is found.
-    """
+def _return(
+    text: str, sent: datetime, zone: str, language: str, country: str
+) -> tuple[datetime, returndates.ReturnDate] | None:
     from zoneinfo import ZoneInfo
 
-    # Imported here: dateparser takes half a second to import and only out-of-office replies
-    # need it.
-    from dateparser.search import search_dates
-
     tz = ZoneInfo(zone)
-    local_sent = sent.astimezone(tz)
-    settings: Any = {
-        "PREFER_DATES_FROM": "future",
-        "RELATIVE_BASE": local_sent.replace(tzinfo=None),
-        "RETURN_AS_TIMEZONE_AWARE": False,
-    }
-    base = language.split("-")[0].lower()
-    found: list[tuple[str, datetime]] | None = None
-    for langs in ([base], None) if base else ([None]):
-        try:
-            found = search_dates(text, languages=langs, settings=settings)
-        except ValueError:  # a language dateparser does not know
-            found = None
-        if found:
-            break
-    best: datetime | None = None
-    for phrase, when in found or []:
-        # A lone word ("Je", "Out") is too often misread as a weekday or a month.
-        if not _DIGIT.search(phrase) and len(phrase.split()) < 2:
-            continue
-        day = when.date()
-        if day <= local_sent.date() or when - local_sent.replace(tzinfo=None) > MAX_ABSENCE:
-            continue
-        start = utc(datetime.combine(day, time(0), tzinfo=tz))
-        if best is None or start > best:
-            best = start
-    return best
+    found = returndates.read_return(text, sent.astimezone(tz).date(), language, country)
+    if found is None:
+        return None
+    return utc(datetime.combine(found.day, time(0), tzinfo=tz)), found
 
 
 # -- thank-yous -------------------------------------------------------------------------------

@@ -370,26 +370,45 @@ def html_to_text(html: str) -> str:
         return ""
     if root is None:
         return ""
-    out: list[str] = []
-    hidden = 0
+    # The text and quote depth of each line; a line inside <blockquote> is written "> " per
+    # level, as a plain-text reply quotes, so that quote cutting reads both alike.
+    texts: list[list[str]] = [[]]
+    depths = [0]
+    hidden = quoted = 0
     for event, el in lxml.etree.iterwalk(root, events=("start", "end")):
         tag = el.tag.lower() if isinstance(el.tag, str) else ""
         if event == "start":
             if tag in _HIDDEN or not tag:
                 hidden += 1
-            elif not hidden:
-                if tag in _BLOCK:
-                    out.append("\n")
-                if el.text:
-                    out.append(el.text.replace("\n", " "))
-            continue
-        if tag in _HIDDEN or not tag:
-            hidden -= 1
-        if not hidden:
+                continue
+            if hidden:
+                continue
             if tag in _BLOCK:
-                out.append("\n")
-            if el.tail:
-                out.append(el.tail.replace("\n", " "))
+                texts.append([])
+                depths.append(quoted)
+            if tag == "blockquote":
+                quoted += 1
+            text = el.text
+        else:
+            if tag in _HIDDEN or not tag:
+                hidden -= 1
+                continue
+            if hidden:
+                continue
+            if tag == "blockquote":
+                quoted -= 1
+            if tag in _BLOCK:
+                texts.append([])
+                depths.append(quoted)
+            text = el.tail
+        if text:
+            if not texts[-1]:
+                depths[-1] = quoted
+            texts[-1].append(text)
     # Source line breaks are spaces in HTML; only blocks end lines.
-    lines = (" ".join(line.split()) for line in "".join(out).split("\n"))
-    return "\n".join(line for line in lines if line)
+    out = []
+    for depth, parts in zip(depths, texts, strict=True):
+        line = " ".join("".join(parts).split())
+        if line:
+            out.append(f"{'> ' * min(depth, 20)}{line}" if depth > 0 else line)
+    return "\n".join(out)

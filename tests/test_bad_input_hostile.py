@@ -67,7 +67,7 @@ def test_html_is_read_by_a_parser_one_line_per_block() -> None:
     assert text.splitlines() == [
         "Yes, Tuesday works.",
         "On Mon, 2 Mar 2026, Ada <ada@us.example> wrote:",
-        "Would Tuesday work?",
+        "> Would Tuesday work?",  # a blockquote is a quote, as in a plain-text reply
     ]
     assert own_text(text) == "Yes, Tuesday works."
 

@@ -256,3 +256,22 @@ def test_the_demo_posts_to_no_real_webhook(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert posted == []
     assert sorted((tmp_path / "demo" / "outbox").glob("worker-*-webhook.json"))
+
+
+def test_demo_holds_a_german_clients_follow_up_to_her_day_month_return_date(
+    tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--json"])
+    assert result.exit_code == 0, result.output
+    anna = [
+        a
+        for a in json.loads(result.output)
+        if a["client"] == "anna-schmidt" and a["kind"] == "follow_up"
+    ]
+    # "bis zum 10.12." is 10 December in German; read month first it would be 12 October,
+    # already past, and the follow-up would go out on Friday 27 November while she is away.
+    assert anna[0]["due"].startswith("2026-12-10")
+    assert (
+        "held to Thu 10 Dec 09:00 Europe/Berlin by an out-of-office until 10 Dec"
+        in (anna[0]["reason"])
+    )

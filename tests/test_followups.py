@@ -463,6 +463,33 @@ def test_an_out_of_office_in_german_holds_the_step_to_the_return_date() -> None:
     assert held[0].language == "de"
 
 
+def test_a_german_numeric_return_date_is_read_day_first() -> None:
+    asked = msg(1, "anna@hansa.de", "sam@acme.example", at(18, 9), thread="b", body="Angebot?")
+    anchor = msg(2, "sam@acme.example", "anna@hansa.de", at(19, 9), thread="b", body="Anbei.")
+    away = ooo(3, "anna@hansa.de", at(20, 8), "Ich bin bis zum 10.12. nicht im Büro.", "Abwesend")
+    held = follow_ups(run([asked, anchor, away], at(20, 9)))
+    # 10 December, not 12 October (which lies in the past and would hold nothing).
+    assert held[0].due == at(10, 8, month=12)  # Thu 10 Dec 09:00 in Berlin
+    assert "until 10 Dec" in held[0].reason
+
+
+def test_a_last_day_away_holds_to_the_next_business_day() -> None:
+    asked = msg(1, "anna@hansa.de", "sam@acme.example", at(18, 9), thread="b", body="Angebot?")
+    anchor = msg(2, "sam@acme.example", "anna@hansa.de", at(19, 9), thread="b", body="Anbei.")
+    text = "Ich bin bis einschließlich Freitag, 4. Dezember im Urlaub."
+    away = ooo(3, "anna@hansa.de", at(20, 8), text, "Abwesend")
+    held = follow_ups(run([asked, anchor, away], at(20, 9)))
+    assert held[0].due == at(7, 8, month=12)  # Mon 7 Dec 09:00 in Berlin, not Fri 4 or Sat 5
+    assert "last day" in held[0].reason
+
+
+def test_a_date_without_a_return_cue_does_not_hold_a_step() -> None:
+    text = "Out of office. Our next release is 2026-12-20; see the notes."
+    away = ooo(3, "carlos@ruiz.mx", at(20, 16, 5), text, "Respuesta automática")
+    steps = follow_ups(run([ASKED, ANCHOR, away], at(20, 18)))
+    assert "no return date" in steps[0].reason
+
+
 def test_an_out_of_office_without_a_date_holds_for_the_rules_hold() -> None:
     away = ooo(
         3,
@@ -492,7 +519,7 @@ def test_an_out_of_office_is_not_a_reply() -> None:
         ("Estoy fuera hasta el 30 de noviembre.", "es", "America/Mexico_City", 30),
         ("Je suis absent jusqu'au 30 novembre.", "fr", "Europe/Paris", 30),
         ("11月30日まで不在にしております。", "ja", "Asia/Tokyo", 30),
-        ("I am away from 23 November to 27 November.", "", "Europe/London", 27),
+        ("I am away from 23 November to 27 November.", "", "Europe/London", 28),
     ],
 )
 def test_return_dates_are_read_in_many_languages(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent.language import LanguageDecision, canonical_tag, choose_language, detect, warm_up
+from agent.language import (
+    THRESHOLD,
+    LanguageDecision,
+    canonical_tag,
+    choose_language,
+    detect,
+    warm_up,
+)
 from tests.benchmarks.bench_language import SUPPORTED, load, score
 
 TEAM = ("en", "te", "hi", "ja", "de", "fr", "es", "pt", "ar", "zh")
@@ -61,7 +68,7 @@ def test_unreadable_record_is_ignored_and_said_so() -> None:
 def test_detects_each_supported_language_above_threshold(text: str, expected: str) -> None:
     language, confidence = detect(text, TEAM)
     assert expected == language
-    assert confidence >= 0.80
+    assert confidence >= THRESHOLD
 
 
 def test_too_little_text_gives_nothing() -> None:
@@ -73,7 +80,7 @@ def test_detection_is_restricted_to_supported_languages() -> None:
     # German text, but the team writes only English and French: never answer "de".
     language, confidence = detect("Vielen Dank für das Angebot, wir melden uns bald.", ("en", "fr"))
     assert language in {"en", "fr"}
-    assert confidence < 0.80
+    assert confidence < THRESHOLD
 
 
 def test_unsupported_language_falls_to_team_default() -> None:
@@ -84,7 +91,7 @@ def test_unsupported_language_falls_to_team_default() -> None:
         team_default="en",
     )
     assert (decision.language, decision.source) == ("en", "team default")
-    assert decision.confidence < 0.80
+    assert decision.confidence < THRESHOLD
 
 
 def test_quoted_english_reply_does_not_decide_the_language() -> None:
@@ -111,7 +118,7 @@ def test_no_text_gives_team_default_with_reason() -> None:
 def test_short_ambiguous_text_stays_below_threshold() -> None:
     decision = choose_language(record="", texts=["Danke!"], supported=TEAM, team_default="en")
     assert decision.source == "team default"
-    assert "under the 0.80 threshold" in decision.reason
+    assert f"under the {THRESHOLD:.2f} threshold" in decision.reason
 
 
 def test_recent_messages_vote_weighted_by_length() -> None:
@@ -140,7 +147,7 @@ def test_sample_has_enough_mails_per_language() -> None:
 
 
 def test_precision_on_labelled_sample() -> None:
-    scores = score(threshold=0.80)
+    scores = score(threshold=THRESHOLD)
     assert scores.overall_precision >= 0.95
     low = {c: p for c, (p, *_rest) in scores.per_language.items() if p < 0.90}
     assert low == {}, scores.mistakes
@@ -174,3 +181,60 @@ def test_remembered_scores_are_bounded_and_keyed_by_digest() -> None:
     assert [scores(t, bases)[0][0] for t in texts] == first
     scores.cache_clear()
     assert not scores._cache
+
+
+# -- what does not decide the language ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("దయచేసి సవరించిన ఇన్వాయిస్ పంపండి.\n\nThanks & Regards,\nRavi Kumar\nSenior Manager", "te"),
+        ("कृपया संशोधित बिल भेज दीजिए।\n\nWith warm regards,\nPriya Sharma\nHead of Purchasing", "hi"),
+        (
+            "يرجى إرسال الفاتورة المعدلة.\n\nBest Regards,\nAhmed Ali\n\nDISCLAIMER: This e-mail "
+            "and any files transmitted with it are confidential and intended solely for the use "
+            "of the individual or entity to whom they are addressed.",
+            "ar",
+        ),
+        ("हम अगले हफ्ते ऑर्डर देंगे।\nPO No: AB-4471 / SKU: PX-200 / Qty 50 units / Delivery: Pune", "hi"),
+        (
+            "సరుకు ఇంకా రాలేదు.\nPO No: AB-4471 / SKU: PX-200 / Qty 50 units / Delivery: Hyderabad",
+            "te",
+        ),
+    ],
+)
+def test_english_signoffs_disclaimers_and_latin_lines_do_not_decide(
+    body: str, expected: str
+) -> None:
+    decision = choose_language(record="", texts=[body], supported=TEAM, team_default="en")
+    assert (decision.language, decision.source) == (expected, "detected")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "धन्यवाद, मला तुमचा ईमेल मिळाला आहे.",  # Marathi
+        "माल अजून पोहोचलेला नाही, कृपया तपासून सांगा.",  # Marathi
+        "धन्यवाद, मैले तपाईंको इमेल पाएँ।",  # Nepali
+        "हामीलाई अर्को हप्ता सामान चाहिन्छ।",  # Nepali
+    ],
+)
+def test_marathi_and_nepali_are_not_taken_for_hindi(text: str) -> None:
+    decision = choose_language(record="", texts=[text], supported=TEAM, team_default="en")
+    assert decision.source == "team default", decision
+
+
+def test_the_labelled_corpus_keeps_precision_and_most_coverage() -> None:
+    from collections import Counter
+
+    from tests.benchmarks.reading_language import SUPPORTED as CODES
+    from tests.benchmarks.reading_language import load, score
+
+    right, guessed, mails, wrong = score(load())
+    assert all(right[c] / guessed[c] >= 0.99 for c in CODES if guessed[c]), wrong
+    coverage = Counter({c: right[c] / mails[c] for c in CODES})
+    # Every language reaches 0.95 but French and Portuguese, whose misses are two- and
+    # three-word replies ("Oui, merci.", "Beleza, valeu!") left to the team default.
+    assert all(coverage[c] >= 0.95 for c in CODES if c not in ("fr", "pt")), coverage
+    assert min(coverage["fr"], coverage["pt"]) >= 0.93, coverage

@@ -239,3 +239,95 @@ def test_own_text_is_idempotent_and_never_grows(body: str) -> None:
     once = own_text(body)
     assert len(once) <= len(body)
     assert once == own_text(once)
+
+
+# -- forms real mail uses that a first-line cut missed ----------------------------------------
+
+BOTTOM_POSTED = """On Mon, Mar 2, 2026 at 10:00 AM Sam Lee <sam@acme.example> wrote:
+> Does Tuesday work for a call?
+
+Tuesday works, 3pm please."""
+
+INLINE_BELOW_ATTRIBUTION = """On 2 Mar 2026, at 10:00, Sam Lee <sam@acme.example> wrote:
+> Can you send the PO number?
+
+PO-4471.
+
+> And the delivery address?
+
+Same as last time."""
+
+WRAPPED_THREE_LINES = """Works for me.
+
+On Mon, Mar 2, 2026 at 10:00 AM Sam Lee from Acme Corporation Sales <
+sam@acme.example>
+wrote:
+
+> Does Tuesday work?"""
+
+WRAPPED_VERB_FR = """Parfait, merci.
+
+Le lun. 2 mars 2026 à 10:00, Sam Lee <sam@acme.example> a
+écrit :
+> Bonjour Claire"""
+
+WRAPPED_HI = """ठीक है, धन्यवाद।
+
+सोम, 2 मार्च 2026 को 10:00 am बजे Sam Lee <sam@acme.example>
+ने लिखा:
+> नमस्ते"""
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (BOTTOM_POSTED, "Tuesday works, 3pm please."),
+        (INLINE_BELOW_ATTRIBUTION, "PO-4471.\n\nSame as last time."),
+        (WRAPPED_THREE_LINES, "Works for me."),
+        (WRAPPED_VERB_FR, "Parfait, merci."),
+        (WRAPPED_HI, "ठीक है, धन्यवाद।"),
+        ("Ja, gern.\n\n-----Antwort Nachricht-----\nVon: Sam\n\nHallo", "Ja, gern."),
+        ("Sounds good.\n\n---- John Smith wrote ----\n\n> Tuesday?", "Sounds good."),
+        (
+            "Hej,\n\nSvar.\n\nDen 24. nov. 2025 kl. 10.00 skrev Peter <p@x.dk>:\n> Hej",
+            "Hej,\n\nSvar.",
+        ),
+        ("reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:\n> Hi", "reply"),
+        ("Send the invoice.\n\nThanks & Regards,\nRavi Kumar\nProcurement", "Send the invoice."),
+        ("Confirmed.\n\nWith warm regards,\nPriya", "Confirmed."),
+        (
+            "Call me.\n\nThis e-mail is confidential and intended solely for the addressee.",
+            "Call me.",
+        ),
+        ("Czesc Anno,\n\nJak się masz?\n\n-Jan Kowalski", "Czesc Anno,\n\nJak się masz?"),
+    ],
+)
+def test_bottom_inline_wrapped_and_localised_forms_are_cut(body: str, expected: str) -> None:
+    assert own_text(body) == expected
+
+
+def test_a_device_line_that_is_a_sentence_is_kept() -> None:
+    body = "Here is another email\n\nSent from my desk, is much easier than my mobile phone."
+    assert own_text(body) == body
+
+
+def test_an_html_reply_is_cut_at_its_blockquotes() -> None:
+    from agent.mime import html_to_text
+
+    html = (
+        "<html><head><style>p{color:red}</style></head><body>"
+        "<div>On Mon, Mar 2, 2026 at 10:00 AM Sam &lt;sam@acme.example&gt; wrote:</div>"
+        "<blockquote>Can you send the PO number?</blockquote><div>PO-4471 &amp; PO-4472.</div>"
+        "<blockquote>And the address?</blockquote><div>Same as last time.</div></body></html>"
+    )
+    assert own_text(html_to_text(html)) == "PO-4471 & PO-4472.\nSame as last time."
+
+
+def test_the_labelled_corpus_meets_the_targets() -> None:
+    from tests.benchmarks.reading_quotes import HTML, check, load
+
+    rows = load() + load(HTML)
+    results = [check(row) for row in rows]
+    missed = [row["id"] for row, (exact, _, _) in zip(rows, results, strict=True) if not exact]
+    assert sum(e for e, _, _ in results) / len(rows) >= 0.85, missed
+    assert sum(lost for _, lost, _ in results) / len(rows) <= 0.02, missed

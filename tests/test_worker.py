@@ -368,7 +368,7 @@ NOT_IN_A_WORKER = (
     "msal",
     "oauthlib",
     "google_auth_oauthlib",
-    "lingua",
+    "py3langid",
     "rich",
 )
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent import calendars, clients, language, meetings, mime, phrases, textparts
+from agent import calendars, clients, language, meetings, mime, phrases, returndates, textparts
 from agent.matching import Directory, classify
 from agent.model import Address, Interval, Message
 from agent.providers import gmail
@@ -33,6 +33,7 @@ GIVE_UP_S = 30.0
 MB = 1_000_000
 WINDOW = Interval(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+SENT = NOW.date()
 SUPPORTED = ("en", "de", "fr", "es", "pt", "ja", "zh", "ar", "hi", "te")
 
 
@@ -193,6 +194,14 @@ def cases(size: int) -> list[tuple[str, Callable[[], object]]]:
                 lambda: gmail.parse_metadata("r", _metadata({"From": "a@x.example", "To": angles}))
             ),
         ),
+        (
+            "returndates.read_return: dates and cues",
+            lambda: returndates.read_return(_fill("until 10.11. bis 3. ", size), SENT, "de"),
+        ),
+        (
+            "returndates.read_return: CJK and native digits",
+            lambda: returndates.read_return(_fill("十一月三日まで ١٠/١١ ", size), SENT, "ar"),
+        ),
         ("textparts.own_text: one line", lambda: textparts.own_text(one_line)),
         ("textparts.own_text: closing lines", lambda: textparts.own_text(closings)),
         ("textparts.own_text: From: lines", lambda: textparts.own_text(froms)),
@@ -331,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
     args = parser.parse_args(argv)
     language.warm_up(SUPPORTED)  # the models load once per worker, not per message
+    returndates.read_return("until 3 November", SENT, "de")  # so do the month and day names
     failed = 0
     print(f"{'case':<48} {'time':>9}  target {TARGET_S:.0f} s")
     for name, call in cases(args.size):

@@ -1,6 +1,6 @@
 """Language detection on the labelled sample: per-language precision and recall, overall precision.
 
-Run from the repository root: ``python -m tests.benchmarks.bench_language [--threshold 0.80]``
+Run from the repository root: ``python -m tests.benchmarks.bench_language [--threshold 0.60]``
 
 Each mail goes through ``own_text`` then ``detect`` restricted to the team's languages. A mail
 counts as *predicted* only when the confidence reaches the threshold (below it the agent falls
@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.language import detect
+from agent.language import THRESHOLD, detect
 from agent.textparts import own_text
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "language_sample.jsonl"
@@ -42,7 +42,7 @@ def load(path: Path = SAMPLE) -> list[tuple[str, str]]:
         return [(row["lang"], row["text"]) for row in map(json.loads, f) if row]
 
 
-def score(threshold: float = 0.80, supported: tuple[str, ...] = SUPPORTED) -> Scores:
+def score(threshold: float = THRESHOLD, supported: tuple[str, ...] = SUPPORTED) -> Scores:
     """Run the detector over the sample and count."""
     rows = load()
     tp: Counter[str] = Counter()
@@ -82,7 +82,7 @@ def score(threshold: float = 0.80, supported: tuple[str, ...] = SUPPORTED) -> Sc
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threshold", type=float, default=0.80)
+    parser.add_argument("--threshold", type=float, default=THRESHOLD)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     scores = score(args.threshold)
