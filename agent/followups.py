@@ -256,6 +256,8 @@ def _index(
 
 def _asks_to_stop(c: Classified) -> tuple[bool, str]:
     m = c.message
+    if m.headers.get("list-unsubscribe") or m.headers.get("list-id"):
+        return False, ""  # bulk mail: its unsubscribe wording is the sender's, not a person's
     for text in (m.body, m.subject):
         if text:
             asked, why = phrases.asks_to_stop(text)

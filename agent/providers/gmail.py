@@ -105,6 +105,7 @@ METADATA_HEADERS = (
     "X-Failed-Recipients",
     "Precedence",
     "List-Id",
+    "List-Unsubscribe",
     "Content-Type",
     KEY_HEADER,
     "Return-Path",
