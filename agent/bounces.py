@@ -25,11 +25,13 @@ the structure is read here, with the email package, on bounded input.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from typing import Any
 
 FAILED = "failed"
 DELAYED = "delayed"
@@ -40,6 +42,7 @@ MAX_TEXT_CHARS = 200_000
 MAX_PARTS = 50
 MAX_PART_CHARS = 50_000
 MAX_RECIPIENTS = 50
+MAX_HUMAN_CHARS = 20_000
 ORIGINAL_MARK = "[original message headers]"
 
 # Local parts of the mail system's own senders (RFC 5321 postmaster, sendmail's MAILER-DAEMON,
@@ -247,11 +250,15 @@ def _text(part: Message) -> str:
 
 
 def _headers_text(msg: Message) -> str:
-    return "\n".join(f"{k}: {' '.join(str(v).split())[:400]}" for k, v in list(msg.items())[:100])
+    # raw_items: the header registry's parser is slow on hostile values (see agent.mime).
+    items = msg.raw_items() if isinstance(msg, EmailMessage) else iter(msg.items())
+    return "\n".join(
+        f"{k}: {' '.join(str(v)[:2000].split())[:400]}" for k, v in itertools.islice(items, 100)
+    )
 
 
 def report_text(msg: Message) -> str:
-    """The text of DSN ``msg`` for a planner: its delivery-status fields, its human text, then
+    """The text of DSN ``msg`` for a planner: its human text, its delivery-status fields, then
     ``[original message headers]`` and the headers of the message it reports on. "" when
     ``msg`` carries none of those machine parts (a plain-text bounce reads as its body).
     Never raises; reads at most ``MAX_PARTS`` parts."""
@@ -278,13 +285,17 @@ def report_text(msg: Message) -> str:
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message):
                 original.append(_headers_text(inner))
+                rest = inner.get_payload()
+                if "message-id" not in {k.lower() for k in inner} and isinstance(rest, str):
+                    original.append(rest[:MAX_HUMAN_CHARS])  # headers broken off by a bad line
             elif isinstance(payload, str):
                 original.append(payload[:MAX_PART_CHARS].split("\n\n", 1)[0])
-        elif ctype == "text/plain" and len(human) < 2 and not part.get_filename():
-            human.append(_text(part))
+        elif ctype == "text/plain" and len(human) < 3 and not part.get_filename():
+            human.append(_text(part)[:MAX_HUMAN_CHARS])
     if not status and not original:
-        return ""
-    out = [*status, *human]
+        # A report in plain text parts: the explanation, then the returned message.
+        return "\n\n".join(human) if len(human) > 1 else ""
+    out = [*human, *status]
     if original:
         out += [ORIGINAL_MARK, *original]
     return "\n\n".join(out)[:MAX_TEXT_CHARS]
@@ -331,6 +342,13 @@ def addresses(text: str, limit: int = MAX_RECIPIENTS) -> list[str]:
     return found
 
 
+def _original_to(original: str) -> list[str]:
+    for match in _FIELD.finditer(original[:MAX_PART_CHARS]):
+        if match[1].lower() == "to":
+            return addresses(match[2], limit=5)
+    return []
+
+
 def _original_id(text: str) -> str:
     at = text.find(ORIGINAL_MARK)
     for source in (text[at:], text) if at >= 0 else (text,):
@@ -350,7 +368,7 @@ def read_text(
     Never raises; reads at most ``MAX_TEXT_CHARS``.
     """
     text = text[:MAX_TEXT_CHARS].replace("\r\n", "\n")
-    if '"notificationType"' in text:
+    if "notificationType" in text:
         notified = _notification(text)
         if notified is not None:
             return notified
@@ -373,7 +391,7 @@ def read_text(
             if found:
                 statuses.append(found[1])
     skip = {a.lower() for a in own}
-    if failed_header:
+    if failed_header:  # the fields and the header are the MTA's word: nothing is skipped
         recipients = [*addresses(failed_header), *recipients]
     if actions:
         if FAILED in actions:
@@ -390,13 +408,13 @@ def read_text(
         action, why = _worded(head, subject)
     if not recipients:
         # A plain-text bounce names the address above the copy of the message.
-        body = head
-        for marker in ("below this line is a copy", "this is a copy of the message"):
-            cut = body.lower().find(marker)
-            if cut >= 0:
-                body = body[:cut]
-        recipients = [a for a in addresses(body) if a not in skip and not is_daemon(a)]
-    recipients = list(dict.fromkeys(a for a in recipients if a not in skip))
+        recipients = [
+            a for a in addresses(_explanation(head)) if a not in skip and not is_daemon(a)
+        ]
+    if not recipients and at >= 0:
+        # Some MTAs name the address only in the copy of the message they return.
+        recipients = [a for a in _original_to(text[at:]) if a not in skip]
+    recipients = list(dict.fromkeys(recipients))
     return Report(action, tuple(recipients[:MAX_RECIPIENTS]), original_id, why)
 
 
@@ -406,8 +424,8 @@ def _notification(text: str) -> Report | None:
     start, end = text.find("{"), text.rfind("}")
     try:
         data = json.loads(text[start : end + 1]) if 0 <= start < end else None
-    except ValueError:
-        return None
+    except ValueError:  # SNS wraps long lines, which breaks the JSON: read its fields alone
+        data = _ses_fields(text)
     if not isinstance(data, dict):
         return None
     kind = str(data.get("notificationType", ""))
@@ -431,6 +449,23 @@ def _notification(text: str) -> Report | None:
     return Report(action, tuple(a for a in found if a), original, why)
 
 
+_SES_FIELD = re.compile(
+    r'\\?"(notificationType|bounceType|emailAddress)\\?"\s{0,3}:\s{0,3}\\?"([^"\\]{1,254})'
+)
+
+
+def _ses_fields(text: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {"bounce": {"bouncedRecipients": []}}
+    for name, value in _SES_FIELD.findall(text[:MAX_PART_CHARS]):
+        if name == "emailAddress":
+            fields["bounce"]["bouncedRecipients"].append({"emailAddress": value})
+        elif name == "bounceType":
+            fields["bounce"].setdefault("bounceType", value)
+        else:
+            fields.setdefault(name, value)
+    return fields
+
+
 _DELAY_SUBJECTS = (
     "delivery status notification (delay)",
     "delayed mail",
@@ -447,6 +482,32 @@ def delay_subject(subject: str) -> bool:
     (Delay)``, ``Warning: could not send message for past 4 hours``)."""
     low = subject[:300].lower()
     return any(s in low for s in _DELAY_SUBJECTS)
+
+
+# Where a plain-text bounce's copy of the original message begins: a marker line, or the first
+# header line of the copy.
+_COPY_MARKERS = (
+    "below this line is a copy",
+    "this is a copy of the message",
+    "original message follows",
+    "-- original message",
+    "--original message",
+)
+_COPY_HEADER = re.compile(
+    r"^(?:received|return-path|message-id|dkim-signature|x-[a-z0-9-]{1,40}|from|date|"
+    r"mime-version|content-type|references|in-reply-to|reply-to|sender|subject)[ \t]*:",
+    re.I | re.M,
+)
+
+
+def _explanation(text: str) -> str:
+    """The part of a plain-text bounce above its copy of the original message."""
+    low = text.lower()
+    cuts = [at for at in (low.find(m) for m in _COPY_MARKERS) if at >= 0]
+    found = _COPY_HEADER.search(text)
+    if found:
+        cuts.append(found.start())
+    return text[: min(cuts)] if cuts else text
 
 
 def _worded(text: str, subject: str) -> tuple[str, str]:

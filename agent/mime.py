@@ -319,7 +319,11 @@ def _report_body(msg: EmailMessage) -> str:
     token = (pairs[0][1] or pairs[0][0]) if pairs else ""
     if not bounces.looks_like(headers, token, _first(msg, "subject")):
         return ""
-    return bounces.report_text(msg)
+    text = bounces.report_text(msg)
+    payload = msg.get_payload()
+    if not text and msg.get_content_maintype() == "multipart" and isinstance(payload, str):
+        text = payload[:MAX_TEXT_CHARS]  # a report whose parts lost their boundary: read it all
+    return text
 
 
 def body_text(raw: bytes | EmailMessage) -> str:

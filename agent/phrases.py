@@ -714,11 +714,13 @@ def _stop(text: _Text) -> tuple[bool, str]:
 def _list_footer(text: _Text) -> set[int]:
     """The tokens of each paragraph of ``text`` from a list footer's phrase on."""
     covered: set[int] = set()
+    i = end = 0  # hits come in text order: each token is covered once, however many footers
     for hit in _LIST_FOOTER.find(text):
         start = text.spans[hit.start][0]
-        end = text.norm.find("\n\n", start)
-        end = len(text.norm) if end < 0 else end
-        i = hit.start
+        if start >= end:
+            end = text.norm.find("\n\n", start)
+            end = len(text.norm) if end < 0 else end
+        i = max(i, hit.start)
         while i < len(text.spans) and text.spans[i][0] < end:
             covered.add(i)
             i += 1
