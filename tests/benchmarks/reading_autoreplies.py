@@ -62,7 +62,8 @@ def hostile(size: int = 1_000_000) -> Iterator[tuple[str, Callable[[], object]]]
     yield "phrases.asks_to_stop: list footers", lambda: phrases.asks_to_stop(footer)
 
 
-def figures() -> list[Figure]:
+def corpus_figures() -> list[Figure]:
+    """The figures measured on the corpus (what the tests assert)."""
     autos = humans = caught = misread = 0
     languages: set[str] = set()
     for row in _jsonl("labels.jsonl"):
@@ -82,14 +83,25 @@ def figures() -> list[Figure]:
         else:
             humans += 1
             misread += kind is MessageKind.AUTO_REPLY
-    worst = 0.0
-    for _name, call in hostile():
-        seconds, _ = run_case(call)
-        worst = max(worst, seconds if seconds is not None else 99.0)
     return [
         Figure(
             SECTION, f"auto-reply recall ({len(languages)} languages)", caught / autos, 0.95, autos
         ),
         Figure(SECTION, "human replies taken for auto-replies", misread, 0, humans, False),
-        Figure(SECTION, "slowest reading of 1 MB of hostile text", worst, 1.0, 4, False, " s"),
     ]
+
+
+def hostile_figure() -> Figure:
+    """The slowest of this section's readers on 1 MB of hostile text, each in a forked child."""
+    cases = list(hostile())
+    worst = 0.0
+    for _name, call in cases:
+        seconds, _ = run_case(call)
+        worst = max(worst, seconds if seconds is not None else 99.0)
+    return Figure(
+        SECTION, "slowest reading of 1 MB of hostile text", worst, 1.0, len(cases), False, " s"
+    )
+
+
+def figures() -> list[Figure]:
+    return [*corpus_figures(), hostile_figure()]

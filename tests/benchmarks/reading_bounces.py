@@ -120,7 +120,8 @@ def hostile(size: int = 1_000_000) -> Iterator[tuple[str, Callable[[], object]]]
     yield "bounces.looks_like: long subject", lambda: bounces.looks_like({}, "x", subject)
 
 
-def figures() -> list[Figure]:
+def corpus_figures() -> list[Figure]:
+    """The figures measured on the corpus (what the tests assert)."""
     rows = labels()
     bounce_rows = [r for r in rows if r["kind"] == "bounce"]
     others = [r for r in rows if r["kind"] != "bounce"]
@@ -141,10 +142,6 @@ def figures() -> list[Figure]:
         identified += report.original_id == row["original_id"] or not row["original_id"]
         recognised += 1
         tied += linked(message, row)
-    worst = 0.0
-    for _name, call in hostile():
-        seconds, _ = run_case(call)
-        worst = max(worst, seconds if seconds is not None else 99.0)
     return [
         Figure(SECTION, "bounce recall", found / len(bounce_rows), 0.98, len(bounce_rows)),
         Figure(
@@ -161,5 +158,20 @@ def figures() -> list[Figure]:
             0.95,
             recognised,
         ),
-        Figure(SECTION, "slowest reading of 1 MB of hostile text", worst, 1.0, 8, False, " s"),
     ]
+
+
+def hostile_figure() -> Figure:
+    """The slowest of this section's readers on 1 MB of hostile text, each in a forked child."""
+    cases = list(hostile())
+    worst = 0.0
+    for _name, call in cases:
+        seconds, _ = run_case(call)
+        worst = max(worst, seconds if seconds is not None else 99.0)
+    return Figure(
+        SECTION, "slowest reading of 1 MB of hostile text", worst, 1.0, len(cases), False, " s"
+    )
+
+
+def figures() -> list[Figure]:
+    return [*corpus_figures(), hostile_figure()]
