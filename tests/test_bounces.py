@@ -4,13 +4,17 @@ original Message-ID read, and a failure stopping follow-ups to that address in a
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from agent import bounces, matching, mime
 from agent.model import Message, MessageKind
+from agent.store import Store
+from agent.worker import Worker
 from tests.benchmarks import reading_bounces
 from tests.test_followups import ANCHOR, ASKED, at, decided, follow_ups, msg, run
+from tests.test_worker import NOW, demo_config  # noqa: F401 (a fixture)
 
 ORIGINAL = "<m2@x>"  # ANCHOR's Message-ID: Sam's proposal to carlos@ruiz.mx
 
@@ -186,3 +190,22 @@ def test_the_corpus_meets_its_targets() -> None:
     to the sent message across threads >= 0.95, on tests/data/reading/bounces."""
     missed = [f.line() for f in reading_bounces.corpus_figures() if not f.met]
     assert missed == []
+
+
+def test_the_worker_fetches_a_bounce_outside_any_client_thread_and_stops_the_follow_up(
+    demo_config: Path,  # noqa: F811
+) -> None:
+    """The demo's bounce to Markus Weber lands in a thread with no client: the worker still
+    fetches its body, which names the address, and the follow-ups to it stop."""
+    assert Worker(demo_config, clock=lambda: NOW).run(once=True) == 0
+    store = Store.open(f"sqlite:///{demo_config.parent / 'followup-demo.db'}")
+    try:
+        bounced = [m for m in store.messages("lukas") if m.sender.email.startswith("mailer-daemon")]
+        assert all(m.body for m in bounced)
+        stopped = [
+            d for d in store.decisions("lukas") if d["decision"] == "follow-ups stopped: bounce"
+        ]
+        assert any("m.weber@schmidt-maschinenbau.de" in d["reason"] for d in stopped)
+        assert not any("m.weber" in str(r["action"]) for r in store.outbox(mailbox="lukas"))
+    finally:
+        store.close()
