@@ -17,10 +17,11 @@ delivery-status fields first, then the human explanation, then the original mess
 mail store that text as the message body, so the failed recipient and the original Message-ID
 reach the planners, which link the bounce to the sent message whatever thread it lands in.
 
-flufl.bounce (Mailman's detectors) was measured on the labelled corpus in
-``tests/data/reading/bounces``: it found a failed address in 83 % of the DSNs, cannot tell a
-delay from a failure beyond a temporary/permanent guess, and reads no original Message-ID, so
-the structure is read here, with the email package, on bounded input.
+flufl.bounce 6.0 (Mailman's detectors) was measured on the labelled corpus in
+``tests/data/reading/bounces``: it names a failed address in 82 % of the 584 bounces (the
+labelled one as a permanent failure in 80 %), calls 4 of the 22 delay and success reports
+permanent failures, and reads no original Message-ID, which linking needs; so the structure is
+read here, with the email package, on bounded input.
 """
 
 from __future__ import annotations
