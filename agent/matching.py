@@ -362,6 +362,9 @@ def kind_of(message: Message) -> tuple[MessageKind, str]:
         if report.action == bounces.FAILED:
             return MessageKind.BOUNCE, f"{dsn}; {report.reason}"
         return MessageKind.NOTICE, f"{dsn}; {report.reason}: not a failure"
+    ctype = h.get("content-type", "").lower()
+    if "multipart/report" in ctype:  # a read receipt (RFC 8098), an abuse report (RFC 5965)
+        return MessageKind.NOTICE, f"a machine report ({' '.join(ctype.split())[:80]})"
     auto = h.get("auto-submitted", "").strip().lower()
     if auto and not auto.startswith("no"):
         return MessageKind.AUTO_REPLY, f"Auto-Submitted: {auto}"

@@ -81,6 +81,21 @@ def test_a_success_report_is_no_bounce(action: str, status: str) -> None:
     assert f"Action: {action}" in why
 
 
+def test_a_read_receipt_is_no_reply_from_the_client() -> None:
+    receipt = msg(
+        3,
+        "carlos@ruiz.mx",
+        "sam@acme.example",
+        at(19, 17),
+        subject="Read: Propuesta",
+        body="Your message was read on Thursday.",
+        content_type="multipart/report; report-type=disposition-notification",
+    )
+    result = run([ASKED, ANCHOR, receipt], at(20, 12))
+    assert "follow-ups stopped: client replied" not in decided(result)
+    assert len(follow_ups(result)) == 3
+
+
 def test_a_delay_report_is_no_bounce() -> None:
     raw = report(action="delayed", status="4.4.7", subject="Delayed Mail (still being retried)")
     assert matching.kind_of(fetched(raw))[0] is MessageKind.NOTICE
