@@ -232,7 +232,7 @@ def auto_subject(subject: str) -> str:
     text = unicodedata.normalize("NFKC", subject[:300]).strip().lower()
     if text.startswith(_REPLY_PREFIXES):
         return ""
-    if text[:1] in "[(":
+    if text[:1] in ("[", "("):
         closing = text.find("]" if text[0] == "[" else ")", 1, 60)
         if closing > 0 and " ".join(text[1:closing].split()) in _AUTO_SUBJECTS:
             return text[1:closing].strip()

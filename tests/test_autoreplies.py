@@ -146,3 +146,8 @@ def test_the_corpus_meets_its_targets() -> None:
     tests/data/reading/autoreplies."""
     missed = [f.line() for f in reading_autoreplies.corpus_figures() if not f.met]
     assert missed == []
+
+
+@pytest.mark.parametrize("subject", ["", " ", "[", "(", "[]"])
+def test_an_empty_or_bare_subject_is_human_mail(subject: str) -> None:
+    assert matching.kind_of(message(subject))[0] is MessageKind.HUMAN

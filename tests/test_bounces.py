@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent import bounces, matching, mime
 from agent.model import Message, MessageKind
@@ -191,6 +193,18 @@ def test_a_bounce_before_the_rep_wrote_stops_nothing() -> None:
     early = dataclasses.replace(bounce_message(report(), thread="t-bounce"), date=at(19, 15))
     result = run([ASKED, ANCHOR, early], at(20, 12))
     assert len(follow_ups(result)) == 3
+
+
+@given(st.text(max_size=400), st.text(max_size=80))
+def test_any_text_reads_as_a_report_without_raising(text: str, subject: str) -> None:
+    found = bounces.read_text(text, subject=subject)
+    assert found.action in (bounces.FAILED, bounces.DELAYED, bounces.DELIVERED)
+    assert all("@" in a for a in found.recipients)
+    assert matching.auto_subject(subject) in (
+        "",
+        *matching.AUTO_SUBJECTS,
+        *(e.strip() for e in matching.AUTO_SUBJECT_ENDINGS),
+    )
 
 
 def test_bounce_reading_is_bounded() -> None:
