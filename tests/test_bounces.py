@@ -238,3 +238,14 @@ def test_the_worker_fetches_a_bounce_outside_any_client_thread_and_stops_the_fol
         assert not any("m.weber" in str(r["action"]) for r in store.outbox(mailbox="lukas"))
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "subject", ["Re: Undeliverable: Propuesta", "Fwd: Returned mail: see transcript for details"]
+)
+def test_a_person_writing_about_a_bounce_stays_human(subject: str) -> None:
+    raw = (
+        f"From: Carlos Ruiz <carlos@ruiz.mx>\r\nTo: sam@acme.example\r\nSubject: {subject}\r\n"
+        "Date: Thu, 19 Nov 2026 17:00:00 +0000\r\n\r\nYour mail bounced, try my other address."
+    ).encode()
+    assert matching.kind_of(fetched(raw))[0] is MessageKind.HUMAN
