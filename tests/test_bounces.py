@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from agent import bounces, matching, mime
 from agent.model import Message, MessageKind
+from agent.providers import gmail
 from agent.store import Store
 from agent.worker import Worker
 from tests.benchmarks import reading_bounces
@@ -249,3 +250,21 @@ def test_a_person_writing_about_a_bounce_stays_human(subject: str) -> None:
         "Date: Thu, 19 Nov 2026 17:00:00 +0000\r\n\r\nYour mail bounced, try my other address."
     ).encode()
     assert matching.kind_of(fetched(raw))[0] is MessageKind.HUMAN
+
+
+def test_gmail_metadata_of_a_report_from_a_bare_mailer_daemon_is_read() -> None:
+    resource = {
+        "id": "1",
+        "threadId": "t",
+        "payload": {
+            "headers": [
+                {"name": "From", "value": "MAILER-DAEMON"},
+                {"name": "Date", "value": "Thu, 19 Nov 2026 17:00:00 +0000"},
+                {"name": "Subject", "value": "Undelivered Mail Returned to Sender"},
+                {"name": "Content-Type", "value": "multipart/report; boundary=x"},
+            ]
+        },
+    }
+    message = gmail.parse_metadata("sam", resource)
+    assert message.sender.email == "mailer-daemon"
+    assert matching.kind_of(message)[0] is MessageKind.BOUNCE
