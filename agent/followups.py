@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from agent import matching, phrases, returndates
+from agent import bounces, matching, phrases, returndates
 from agent.businesstime import BusinessCalendar, Shift
 from agent.cadences import MAX_STEPS, Cadences, FollowUpRule, ThankYouRule
 from agent.matching import FREE_MAIL
@@ -162,6 +162,10 @@ class _World:
     threads: dict[tuple[str, str], Thread] = field(default_factory=dict)
     # (mailbox, client key) -> that client's thread with the newest message
     newest: dict[tuple[str, str], Thread] = field(default_factory=dict)
+    # mailbox -> the delivery failures reported to it, in any thread, oldest first
+    bounces: dict[str, list[tuple[Classified, Thread, bounces.Report]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def client_of(self, email: str) -> Client | None:
         email = email.lower()
@@ -210,6 +214,9 @@ def _index(
             world.by_domain.setdefault(domain.lower(), client)
     for thread in threads:
         for c in thread.messages:
+            if c.kind is MessageKind.BOUNCE and c.message.date <= now:
+                # A bounce lands in a thread of its own as often as in the one it reports on.
+                world.bounces[thread.mailbox].append((c, thread, matching.bounce_report(c.message)))
             if c.message.date > now or not c.client:
                 continue
             slot = (thread.mailbox, c.client)
@@ -248,6 +255,8 @@ def _index(
 
 def _asks_to_stop(c: Classified) -> tuple[bool, str]:
     m = c.message
+    if m.headers.get("list-unsubscribe") or m.headers.get("list-id"):
+        return False, ""  # bulk mail: its unsubscribe wording is the sender's, not a person's
     for text in (m.body, m.subject):
         if text:
             asked, why = phrases.asks_to_stop(text)
@@ -398,12 +407,16 @@ def _stopped(
             f"{c.message.sender} asked not to be contacted on "
             f"{c.message.date:%Y-%m-%d %H:%M} UTC ({phrase})",
         )
-    for c in thread.messages:
-        if c.kind is MessageKind.BOUNCE and since < c.message.date <= world.now:
+    for c, where, report in world.bounces.get(thread.mailbox, ()):
+        if not since < c.message.date <= world.now:
+            continue
+        linked = _bounced(anchor, client, report, where.thread_id == thread.thread_id)
+        if linked:
+            other = "" if where.thread_id == thread.thread_id else f" in {where.subject!r}"
             return (
                 "follow-ups stopped: bounce",
-                f"{c.message.sender.email} reported a delivery failure on "
-                f"{c.message.date:%Y-%m-%d %H:%M} UTC ({c.reason})",
+                f"{c.message.sender.email} reported on {c.message.date:%Y-%m-%d %H:%M} UTC"
+                f"{other} that {linked} ({report.reason})",
             )
     reply = world.replies[(thread.mailbox, client.key)].first_after(since)
     if reply is not None:
@@ -420,6 +433,24 @@ def _stopped(
                 f"{event.summary!r} with {client.name} on {event.start:%Y-%m-%d %H:%M} UTC",
             )
     return None
+
+
+def _bounced(anchor: Classified, client: Client, report: bounces.Report, same: bool) -> str:
+    """How a delivery failure ``report`` reaches the cadence after ``anchor`` (the rep's
+    message), said for a person, or "" when it does not: it names the address the follow-ups
+    would go to, or it names ``anchor`` itself and no other address, or it sits in the
+    anchor's thread and names neither."""
+    target = _recipient(anchor.message.recipients, client)
+    to = target.email if target is not None else ""
+    if to and to in report.recipients:
+        return f"mail to {to} failed"
+    if report.original_id and report.original_id == anchor.message.message_id:
+        if not report.recipients:
+            return f"{anchor.message.message_id} could not be delivered"
+        return ""  # it failed for another recipient (a cc): the client's address works
+    if same and not report.recipients and not report.original_id:
+        return "a message in this conversation could not be delivered"
+    return ""
 
 
 def _steps(

@@ -49,6 +49,7 @@ class MessageKind(enum.StrEnum):
     HUMAN = "human"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
+    NOTICE = "notice"  # a delivery report that is no failure: delayed, or delivered
     LIST = "list"
     UNSUBSCRIBE = "unsubscribe"  # the mail a note's List-Unsubscribe link sends
 

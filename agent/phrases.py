@@ -295,6 +295,26 @@ STOP_FOOTER: Mapping[str, tuple[str, ...]] = {
     "en": ("click here to unsubscribe", "to unsubscribe click", "unsubscribe link"),
 }
 
+# The footers mailing lists, groups and digests add under every post ("To subscribe or
+# unsubscribe via the World Wide Web, visit ...", Google Groups' "To unsubscribe from this group
+# and stop receiving emails from it ..."): the paragraph from such a phrase on is the list's,
+# never the client's own words.
+LIST_FOOTER: Mapping[str, tuple[str, ...]] = {
+    "en": (
+        "to subscribe or unsubscribe",
+        "to unsubscribe from this group|list|mailing|digest|newsletter",
+        "you received this message|email|digest because",
+        "you are receiving this message|email|digest because",
+        "you are subscribed to", "you were subscribed to", "you're receiving this because",
+        "manage your subscription", "manage your email preferences", "update your preferences",
+        "send a message with subject or body", "to unsubscribe send", "to unsubscribe visit",
+        "to unsubscribe go to", "to unsubscribe email", "end of digest", "digest vol",
+    ),
+    "de": ("um sich von dieser liste abzumelden", "sie erhalten diese nachricht, weil"),
+    "fr": ("pour vous désabonner de cette liste", "vous recevez ce message car"),
+    "es": ("para cancelar la suscripción a este grupo", "recibiste este mensaje porque"),
+}
+
 MEETING: Mapping[str, tuple[str, ...]] = {
     "en": (
         "schedule|book|arrange|organise|organize|set|setup|plan|have a|an|the call|meeting|demo"
@@ -561,6 +581,7 @@ _STOP = _Index(_compile(STOP))
 _SOFT_STOP = _Index(_compile(SOFT_STOP))
 _CONTRAST = _Index(_compile(CONTRAST))
 _STOP_FOOTER = _Index(_compile(STOP_FOOTER))
+_LIST_FOOTER = _Index(_compile(LIST_FOOTER))
 _MEETING = _Index(_compile(MEETING))
 
 
@@ -677,7 +698,7 @@ def _asks_for_meeting(text: str) -> tuple[bool, str]:
 
 
 def _stop(text: _Text) -> tuple[bool, str]:
-    footer = _covered(_STOP_FOOTER.find(text))
+    footer = _covered(_STOP_FOOTER.find(text)) | _list_footer(text)
     hits = [h for h in _STOP.find(text) if not footer & set(range(h.start, h.end))]
     if not hits:
         return False, "no stop phrase"
@@ -688,6 +709,22 @@ def _stop(text: _Text) -> tuple[bool, str]:
             continue
         return True, f"stop request: '{hit.words}'"
     return False, f"declines one offer but goes on ('{hits[0].words}' ... but)"
+
+
+def _list_footer(text: _Text) -> set[int]:
+    """The tokens of each paragraph of ``text`` from a list footer's phrase on."""
+    covered: set[int] = set()
+    i = end = 0  # hits come in text order: each token is covered once, however many footers
+    for hit in _LIST_FOOTER.find(text):
+        start = text.spans[hit.start][0]
+        if start >= end:
+            end = text.norm.find("\n\n", start)
+            end = len(text.norm) if end < 0 else end
+        i = max(i, hit.start)
+        while i < len(text.spans) and text.spans[i][0] < end:
+            covered.add(i)
+            i += 1
+    return covered
 
 
 def _covered(hits: Iterable[_Hit]) -> set[int]:

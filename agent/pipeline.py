@@ -279,18 +279,23 @@ def bodies_needed(
     That is inbound mail in a thread tied to a client (by address, company domain or thread
     continuity, so ``messages`` should hold the candidates' whole threads): human mail, read
     for "needs no answer", "stop", meeting wishes and the client's language, and auto-replies,
-    read for an out-of-office's return date. Mailing lists, bounces, the team's own mail and
+    read for an out-of-office's return date. Delivery reports are fetched in any thread: their
+    body names the failed address and the sent message (:mod:`agent.bounces`), and says
+    whether delivery failed or is only delayed. Mailing lists, the team's own mail and other
     mail from anyone who is not a client are never fetched.
     """
     wanted = set(candidates)
+    reports = (MessageKind.BOUNCE, MessageKind.NOTICE)
     found = [
         c.message
         for thread in threads(team, list(messages))  # a list: the planners' cache stays theirs
-        if thread.client is not None
         for c in thread.messages
         if c.message.provider_id in wanted
         and c.direction is Direction.INBOUND
-        and c.kind in (MessageKind.HUMAN, MessageKind.AUTO_REPLY)
+        and (
+            c.kind in reports
+            or (thread.client is not None and c.kind in (MessageKind.HUMAN, MessageKind.AUTO_REPLY))
+        )
     ]
     return sorted(found, key=lambda m: (m.date, m.provider_id), reverse=True)
 
