@@ -138,6 +138,9 @@ def demo(out: Path, as_json: bool) -> None:
     from agent.demo import controls_round
 
     views.controls_round(console(), controls_round(out, result.now + timedelta(days=1)))
+    from agent.demo.relationship import report_round
+
+    views.report_round(console(), report_round(out, result.now), out)
 
 
 @main.command()
@@ -271,6 +274,19 @@ def report(
     if not (as_json or html_path or csv_dir):
         _simulation(config_path, since, None, now, False, show_actions=False)
         views.team_report(console(), found)
+
+
+@main.command()
+@now_option
+@config_option
+@reports_problems
+def digest(now: str | None, config_path: Path) -> None:
+    """Send the weekly digests that are due (each lead's, and the summaries reps asked for):
+    each once a week, however often this runs (e.g. hourly from cron)."""
+    from agent import reporting
+
+    for reader, outcome in reporting.digests(config_path, now=now):
+        console().print(f"{plain(reader.email)}: {plain(outcome.status)} {plain(outcome.detail)}")
 
 
 @main.command()

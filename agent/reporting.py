@@ -5,13 +5,15 @@ read new survey answers into it, and hand the pure parts (teamreport, relationsh
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent import config, pipeline, report, teamreport
+from agent import config, digest, pipeline, report, teamreport
 from agent import relationship as rel
 from agent.app import parse_now, parse_since
+from agent.model import ActionKind
+from agent.outbox import Outbox, Outcome
 from agent.store import Store
 
 
@@ -99,3 +101,40 @@ def write_html(r: teamreport.TeamReport, path: Path) -> None:
     if path.parent != Path():
         path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(reportpage.render(r), encoding="utf-8")
+
+
+def send_digests(
+    settings: config.Settings, store: Store, outbox: Outbox, now: datetime
+) -> list[tuple[digest.Reader, Outcome]]:
+    """Plan each reader's digest for this week (once: its key is unique in the outbox), then
+    run the outbox for digests only. Returns what became of each digest planned or pending."""
+    known = [r["key"] for r in store.outbox() if r["kind"] == ActionKind.WEEKLY]
+    due = digest.due(settings, now, known)
+    if due:
+        since = now - timedelta(weeks=settings.report.weeks)
+        full = build(settings, store, since, now)
+        store.enqueue([digest.action(reader, full, at) for reader, at in due])
+    outcomes = {o.key: o for o in outbox.run(now, kinds=frozenset({ActionKind.WEEKLY}))}
+    done = []
+    for reader in digest.readers(settings):
+        k = digest.key(reader, digest.slot(reader, now))
+        if k in outcomes:
+            done.append((reader, outcomes[k]))
+    return done
+
+
+def digests(config_path: Path, *, now: str | None = None) -> list[tuple[digest.Reader, Outcome]]:
+    """``followup digest``: send the week's digests that are due, each once."""
+    from agent.app import connect_providers
+    from agent.compose import Composer
+
+    settings = config.load(config_path)
+    at = parse_now(now)
+    store = Store.open(settings.database.url)
+    try:
+        providers = connect_providers(settings, store)
+        composer = Composer(settings.paths.templates, team_default=settings.team.default_language)
+        outbox = Outbox.configured(settings, store, providers, composer)
+        return send_digests(settings, store, outbox, at)
+    finally:
+        store.close()

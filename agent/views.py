@@ -469,3 +469,14 @@ def team_report(console: Console, r: Any) -> None:
         console.print(quiet)
     if r.ambiguous:
         console.print(f"{len(r.ambiguous)} survey answers left unscored (see --html or --json)")
+
+
+def report_round(console: Console, rnd: Any, out: Any) -> None:
+    """The demo's last part: the history behind the figures, the report and the digests."""
+    console.rule("[bold]What the leads see[/]")
+    console.print(
+        f"{rnd.messages} messages of earlier weeks filed; {rnd.answers} survey answers read."
+    )
+    console.print(f"  report: {escape(str(rnd.report))}  (open it in a browser)")
+    for path in [*rnd.digests, *rnd.summaries]:
+        console.print(f"  weekly mail: {escape(str(path))}")
