@@ -76,7 +76,7 @@ def sla_trend(r: TeamReport) -> Figure:
         return fig
     ax.set_ylim(0, 105)
     ax.set_ylabel("SLA met %")
-    ax.legend(loc="lower left", frameon=False, ncols=min(4, len(groups)))
+    fig.legend(loc="outside upper center", frameon=False, ncols=min(4, len(groups)))
     return fig
 
 

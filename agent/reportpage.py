@@ -114,8 +114,10 @@ items are hidden and show only their n.</p>
 </tbody></table>
 
 {% if r.breaches %}<h2>Breached promises</h2>
+<p class="sub">{{ r.breaches | length }} in the period{% if r.breaches | length > 25 %}; the latest
+25 are listed (all of them: --csv or --json){% endif %}.</p>
 <table><thead><tr><th>deadline</th><th>rep</th><th>client</th><th>subject</th><th>rule</th></tr>
-</thead><tbody>{% for b in r.breaches %}<tr><td>{{ stamp(b.deadline) }}</td>
+</thead><tbody>{% for b in (r.breaches[-25:] | reverse) %}<tr><td>{{ stamp(b.deadline) }}</td>
 <td>{{ name(b.mailbox) }}</td>
 <td>{{ b.client }}</td><td>{{ b.subject }}</td><td>{{ b.rule }}</td></tr>{% endfor %}</tbody>
 </table>{% endif %}

@@ -214,17 +214,12 @@ def file_history(settings: config.Settings, now: datetime) -> dict[str, Any]:
                 text = ANSWERS[key][answered]
                 answered += 1
                 if (week + i) % 7 != 3:  # one survey in seven goes unanswered
-                    _msg(
-                        box,
-                        "inbox",
-                        client,
-                        rep_addr,
-                        "Re: One quick question about our meeting",
-                        asked_at + timedelta(hours=30),
-                        text,
-                        note,
-                    )
-                    count += 1
+                    re_subject = "Re: One quick question about our meeting"
+                    reply = _msg(box, "inbox", client, rep_addr, re_subject,
+                                 asked_at + timedelta(hours=30), text, note)  # fmt: skip
+                    _msg(box, "sent", rep, email, re_subject, asked_at + timedelta(hours=32),
+                         "Thank you for your feedback!", reply)  # fmt: skip
+                    count += 2
                 count += 1
                 feedback.append((mailbox, key, email, note[0], asked_at, scale, lang))
             if week in (1, 3, 5) and key not in QUIET:
@@ -408,7 +403,7 @@ def report_round(out: Path, now: datetime) -> ReportRound:
         team = pipeline.load_team(settings)
         clients = {e: c.key for c in team.clients for e in c.emails}
         _record(store, settings, found, clients)
-        since = now - timedelta(weeks=settings.report.weeks + 1)
+        since = min(FIRST_WEEK, now - timedelta(weeks=settings.report.weeks))
         report = reporting.build(settings, store, since, now)
         page = out / "report.html"
         reporting.write_html(report, page)
