@@ -126,8 +126,6 @@ def figures(r: TeamReport) -> list[dict[str, object]]:
 
     out: list[dict[str, object]] = []
     team = [f for f in r.sla_team if f.group == "all"]
-    if len(r.reps) == 1:
-        team = [f for f in r.sla_rep if f.group in r.reps]
     if team:
         value, n = _value(r.sla_value(team[0]))
         out.append({"name": "sla", "value": f"{value}%" if value else "", "n": n})
@@ -135,8 +133,7 @@ def figures(r: TeamReport) -> list[dict[str, object]]:
     median = Value.of(first[len(first) // 2] if first else None, len(first), r.min_n)
     value, n = _value(median)
     out.append({"name": "first", "value": value, "n": n})
-    scope = ("rep", next(iter(r.reps))) if len(r.reps) == 1 else ("all", "all")
-    s = r.survey_row(*scope)
+    s = r.survey_row()
     if s is not None:
         value, n = _value(s.nps)
         out.append({"name": "nps", "value": value, "n": n})
@@ -144,7 +141,7 @@ def figures(r: TeamReport) -> list[dict[str, object]]:
         out.append({"name": "csat", "value": f"{value}%" if value else "", "n": n})
         value, n = _value(s.response_rate)
         out.append({"name": "rate", "value": f"{value}%" if value else "", "n": n})
-    f = r.funnel_row(*scope)
+    f = r.funnel_row()
     if f is not None:
         value, n = _value(f.reply_rate)
         out.append({"name": "replied", "value": f"{value}%" if value else "", "n": n})
@@ -155,13 +152,12 @@ def figures(r: TeamReport) -> list[dict[str, object]]:
 
 def action(
     reader: Reader,
-    full: TeamReport,
+    r: TeamReport,
     at: datetime,
     *,
     draw: Callable[[str, TeamReport], bytes] | None = None,
 ) -> Action:
-    """The digest for ``reader`` from the report ``full`` (every rep), due ``at``."""
-    r = full.only(reader.mailboxes)
+    """The digest for ``reader`` from ``r``, the report over the reader's mailboxes, due ``at``."""
     week_start = at - timedelta(days=7)
     if draw is None:
         draw = _draw
@@ -172,7 +168,7 @@ def action(
         cid = f"{kind}.{ident}@followup"
         charts.append({"kind": kind, "cid": cid})
         images[cid] = base64.b64encode(draw(chart, r)).decode("ascii")
-    names = {m: n for m, n in full.reps.items()}
+    names = dict(r.reps)
     return Action(
         key=key(reader, at),
         kind=ActionKind.WEEKLY,
@@ -184,7 +180,7 @@ def action(
         reason=f"weekly {'digest' if reader.kind == 'lead' else 'summary'} for {reader.name}",
         context={
             "reader": {"name": reader.name},
-            "team": full.team if reader.kind == "lead" else reader.name,
+            "team": r.team,
             "start": week_start,
             "end": at,
             "zone": reader.zone,

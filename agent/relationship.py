@@ -13,7 +13,8 @@ meeting is not shown as that rep's NPS.
   (a client reply after step k and before step k+1) and the planner's decisions (why a cadence
   stopped: reply, meeting booked, asked to stop, opted out, bounce).
 - **Going quiet**: a client whose last message to the team is older than their usual rhythm
-  (``QUIET_FACTOR`` times the median gap between their messages, at least ``QUIET_FLOOR``) and
+  (``QUIET_FACTOR`` times the median gap between the conversations they open, at least
+  ``QUIET_FLOOR``; ``QUIET_DEFAULT`` with fewer than three conversations) and
   who did write before: with the last exchange, for the lead to act on.
 """
 
@@ -543,16 +544,19 @@ def going_quiet(
     """Clients who wrote before but not for longer than their usual rhythm, quietest first."""
     inbound: dict[str, list[datetime]] = defaultdict(list)
     outbound: dict[str, list[datetime]] = defaultdict(list)
+    opened: dict[str, list[datetime]] = defaultdict(list)  # each thread's first client message
     last: dict[str, tuple[datetime, str, str, str]] = {}
     for t in threads:
         if t.client is None:
             continue
         key = t.client.key
+        first = None
         for c in t.messages:
             if not c.is_human or c.message.date > now:
                 continue
             if c.direction is Direction.INBOUND:
                 inbound[key].append(c.message.date)
+                first = first or c.message.date
             elif c.direction is Direction.OUTBOUND:
                 outbound[key].append(c.message.date)
             else:
@@ -560,12 +564,17 @@ def going_quiet(
             who = "client" if c.direction is Direction.INBOUND else "rep"
             if key not in last or c.message.date >= last[key][0]:
                 last[key] = (c.message.date, c.message.subject, who, t.mailbox)
+        if first is not None:
+            opened[key].append(first)
     out = []
     for key, dates in inbound.items():
         if not outbound.get(key):
             continue  # never a two-way relationship: nothing to go quiet from
         dates.sort()
-        gaps = [(b - a) / DAY for a, b in pairwise(dates) if b - a > timedelta(hours=12)]
+        # The rhythm is how often the client starts a conversation (or writes in one again
+        # after a day): the replies inside one exchange are not the relationship's pace.
+        starts = sorted(opened[key])
+        gaps = [(b - a) / DAY for a, b in pairwise(starts) if b - a > timedelta(hours=24)]
         rhythm = statistics.median(gaps) * DAY if len(gaps) >= 2 else QUIET_DEFAULT
         limit = max(QUIET_FLOOR, rhythm * QUIET_FACTOR)
         silent = now - dates[-1]

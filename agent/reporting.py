@@ -4,6 +4,7 @@ read new survey answers into it, and hand the pure parts (teamreport, relationsh
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,24 +47,32 @@ def _answer(row: dict[str, Any]) -> rel.Answer:
 
 
 def build(
-    settings: config.Settings, store: Store, since: datetime, now: datetime
+    settings: config.Settings,
+    store: Store,
+    since: datetime,
+    now: datetime,
+    *,
+    mailboxes: Iterable[str] | None = None,
+    title: str = "",
 ) -> teamreport.TeamReport:
+    """The report over every mailbox, or only ``mailboxes`` (a lead's team, a rep's own)."""
     team = pipeline.load_team(settings)
     answers = read_surveys(team, store)
-    messages = store.messages()
+    keep = {m.name for m in settings.mailboxes} if mailboxes is None else set(mailboxes)
+    messages = [m for m in store.messages() if m.mailbox in keep]
     threads = pipeline.threads(team, messages)
     replay = report.replay(threads, team.rules, team.reps(), pipeline.client_calendar, since, now)
     return teamreport.build(
-        team=settings.team.name,
-        reps={m.name: m.rep_name for m in settings.mailboxes},
+        team=title or settings.team.name,
+        reps={m.name: m.rep_name for m in settings.mailboxes if m.name in keep},
         teams={m.name: m.team or m.name for m in settings.mailboxes},
         clients={c.key: c for c in team.clients},
         threads=threads,
         replay=replay,
-        outbox_rows=store.outbox(),
-        decisions=store.decisions(),
-        events=store.events(),
-        answers=answers,
+        outbox_rows=[r for r in store.outbox() if r["mailbox"] in keep],
+        decisions=[d for d in store.decisions() if d["mailbox"] in keep],
+        events=[e for e in store.events() if e.mailbox in keep],
+        answers=[a for a in answers if a.mailbox in keep],
         since=since,
         now=now,
         min_n=settings.report.min_n,
@@ -112,8 +121,12 @@ def send_digests(
     due = digest.due(settings, now, known)
     if due:
         since = now - timedelta(weeks=settings.report.weeks)
-        full = build(settings, store, since, now)
-        store.enqueue([digest.action(reader, full, at) for reader, at in due])
+        planned = []
+        for reader, at in due:
+            title = settings.team.name if reader.kind == "lead" else reader.name
+            mine = build(settings, store, since, at, mailboxes=reader.mailboxes, title=title)
+            planned.append(digest.action(reader, mine, at))
+        store.enqueue(planned)
     outcomes = {o.key: o for o in outbox.run(now, kinds=frozenset({ActionKind.WEEKLY}))}
     done = []
     for reader in digest.readers(settings):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,28 +73,6 @@ class TeamReport:
 
     def funnel_row(self, dimension: str = "all", group: str = "all") -> rel.Funnel | None:
         return next((f for f in self.funnel if (f.dimension, f.group) == (dimension, group)), None)
-
-    def only(self, mailboxes: Iterable[str]) -> TeamReport:
-        """The same report restricted to some reps (a lead's team, or one rep's own)."""
-        keep = set(mailboxes)
-        return TeamReport(
-            team=self.team,
-            since=self.since,
-            now=self.now,
-            min_n=self.min_n,
-            reps={k: v for k, v in self.reps.items() if k in keep},
-            sla_rep=[f for f in self.sla_rep if f.group in keep],
-            sla_team=self.sla_team,
-            sla_weeks=[w for w in self.sla_weeks if w.group in keep],
-            first_response_hours=self.first_response_hours,
-            surveys=[s for s in self.surveys if s.dimension != "rep" or s.group in keep],
-            survey_weeks=self.survey_weeks,
-            answers=[a for a in self.answers if a.mailbox in keep],
-            funnel=[f for f in self.funnel if f.dimension != "rep" or f.group in keep],
-            to_meeting=[t for t in self.to_meeting if t.dimension != "rep" or t.group in keep],
-            quiet=[q for q in self.quiet if q.mailbox in keep],
-            breaches=[b for b in self.breaches if b.mailbox in keep],
-        )
 
     def as_json(self) -> dict[str, Any]:
         def sla(f: report.Figures) -> dict[str, Any]:
