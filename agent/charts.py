@@ -151,8 +151,9 @@ def svg(fig: Figure) -> str:
     """The figure as an inline ``<svg>`` element (no XML prolog or DOCTYPE)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    text = buf.getvalue()
-    return re.sub(r"^.*?(?=<svg)", "", text, count=1, flags=re.DOTALL)
+    text = re.sub(r"^.*?(?=<svg)", "", buf.getvalue(), count=1, flags=re.DOTALL)
+    # The RDF block names the Dublin Core vocabularies; a page needs none of it.
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
 
 
 def png(fig: Figure, dpi: int = 110) -> bytes:

@@ -90,7 +90,7 @@ ANSWERS: dict[str, tuple[str, ...]] = {
         "10点満点中9点です。",
     ),
     "beatriz-costa": ("Nota 7", "8, obrigada", "nove de dez", "Nota 10, excelente!"),
-    "ravi-menon": ("८", "९ – बहुत उपयोगी", "7 या 8", "दस"),
+    "ravi-menon": ("९ – बहुत उपयोगी", "7 या 8", "८", "दस"),
     "anna-schmidt": ("4", "Eine 3, der Termin fing spät an.", "4 von 5", "5 – sehr hilfreich"),
     "carlos-ruiz": ("3", "4 de 5", "cuatro", "5, muy útil"),
     "emily-clark": ("4/5", "five", "3 - ran over time", "4"),
