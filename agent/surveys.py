@@ -377,15 +377,8 @@ def read(body: str, scale: str = "nps") -> Reading:
         return Reading(scale, None, "ambiguous", comment, f"{value} is outside {lo}-{hi}")
     first = kept[0][1]
     rest = (text[: first.start] + text[first.end :]).strip(" \t\n.,;:!?。、！-–/")
-    if rest and text == _ascii_digits(own):
-        comment = _strip_score(own, first).strip()[:MAX_COMMENT]
-    elif not rest:
-        comment = ""
-    return Reading(scale, value, "scored", comment)
-
-
-def _strip_score(own: str, found: _Found) -> str:
-    return (own[: found.start] + own[found.end :]).strip(" \t\n.,;:!?。、！-–/")
+    # The comment is the answer as written, unless the answer is the score alone.
+    return Reading(scale, value, "scored", comment if rest else "")
 
 
 def _other_words(text: str, found: _Found) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import email
 import json
+import os
 import re
 from datetime import UTC, datetime
 from email import policy
@@ -177,3 +179,63 @@ def test_a_bad_digest_key_is_one_error_naming_it(tmp_path: Path) -> None:
     assert any("report.digest_day" in w for w in where)
     assert any("report.digest_hour" in w for w in where)
     assert all("\n" not in str(p) for p in caught.value.problems)
+
+
+# -- in a real browser -------------------------------------------------------------------------
+
+
+def _screenshot(page: object, name: str) -> None:
+    """Keep a screenshot for a person to look at, when FOLLOWUP_SCREENSHOTS names a folder."""
+    folder = os.environ.get("FOLLOWUP_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_the_report_page_loads_offline_with_every_chart_drawn(open_page, demo) -> None:  # type: ignore[no-untyped-def]
+    _, rnd = demo
+    page, log = open_page(viewport={"width": 1200, "height": 900})
+    page.goto(rnd.report.as_uri())
+    charts = page.locator("figure[data-chart]")
+    assert sorted(charts.evaluate_all("els => els.map(e => e.dataset.chart)")) == [
+        "first-response",
+        "funnel",
+        "nps-csat",
+        "sla-trend",
+    ]
+    for i in range(charts.count()):
+        svg = charts.nth(i).locator("svg")
+        box = svg.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 100
+        # Drawn marks, not an empty frame: lines, bars and points are paths.
+        assert svg.locator("path").count() > 10
+    assert page.locator("table[data-list=going-quiet] tbody tr").count() >= 2
+    _screenshot(page, "report-page.png")
+    assert log.clean, log
+
+
+def _digest_html(path: Path) -> str:
+    """The digest's HTML with each cid: image resolved, as a mail client shows it."""
+    msg = _message(path)
+    body = msg.get_body(("html",))
+    assert body is not None
+    html = body.get_content()
+    for part in msg.walk():
+        if part.get_content_type() == "image/png":
+            data = base64.b64encode(part.get_payload(decode=True)).decode("ascii")
+            cid = str(part["Content-ID"]).strip("<>")
+            html = html.replace(f"cid:{cid}", f"data:image/png;base64,{data}")
+    return html
+
+
+@pytest.mark.parametrize("name", ["digest-meera.eml", "digest-sofia.eml"])
+def test_the_digest_shows_every_chart_in_a_browser(open_page, demo, name: str) -> None:  # type: ignore[no-untyped-def]
+    out, _ = demo
+    page, log = open_page(viewport={"width": 760, "height": 900})
+    page.set_content(_digest_html(out / name))
+    images = page.locator("img")
+    assert images.count() == 3
+    widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
+    assert all(w > 300 for w in widths), widths
+    _screenshot(page, "report-" + name.replace(".eml", ".png"))
+    assert log.clean, log
