@@ -175,7 +175,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
     },
 }
 # Purposes whose reader is on the team (rep or lead), not the client.
-INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest", "attention"})
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest", "attention", "weekly"})
 # Set by the composer for every template; a context may override ``locale``.
 PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
