@@ -239,3 +239,21 @@ def test_the_digest_shows_every_chart_in_a_browser(open_page, demo, name: str) -
     assert all(w > 300 for w in widths), widths
     _screenshot(page, "report-" + name.replace(".eml", ".png"))
     assert log.clean, log
+
+
+def test_a_summary_for_a_disabled_mailbox_is_reported_by_the_config_check(tmp_path: Path) -> None:
+    from agent.configcheck import setup_problems
+
+    settings = config.parse_settings(
+        {
+            "mailboxes": [
+                {"name": "asha", "provider": "gmail", "address": "asha@acme.example",
+                 "rep_name": "Asha", "zone": "Asia/Kolkata", "enabled": False,
+                 "weekly_summary": True}
+            ]
+        },
+        "config.toml",
+    )  # fmt: skip
+    problems = setup_problems(settings, "config.toml")
+    assert [p.where for p in problems] == ["mailboxes[asha].weekly_summary"]
+    assert "enabled = true" in str(problems[0]) and "\n" not in str(problems[0])
