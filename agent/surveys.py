@@ -343,7 +343,9 @@ def _out_of(text: str, found: list[_Found], hi: int) -> tuple[set[int], set[int]
             drop.add(i)
             confirmed.add(i + 1)
     for i, f in enumerate(found):
-        if f.value == hi and re.match(r"[点分]?満点|分?满分", text[f.end : f.end + 3]):
+        if f.value == hi and re.match(
+            r"[点分]?満点|分?满分|段階|级|級|-point|-stufig", text[f.end : f.end + 7]
+        ):
             drop.add(i)
     return drop, confirmed - drop
 
