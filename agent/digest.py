@@ -31,6 +31,9 @@ IMAGES = "images"  # context key: cid -> base64 PNG
 DIGEST_CHARTS = (("sla", "sla-trend"), ("nps", "nps-csat"), ("funnel", "funnel"))
 SUMMARY_CHARTS = (("sla", "sla-trend"), ("nps", "nps-csat"))
 MAX_LISTED = 15  # breaches and quiet clients listed in one mail
+# The worker plans a digest only this soon after its slot: a worker down for longer does not
+# mail last week's figures days late (``followup digest`` sends them on request).
+LATE = timedelta(hours=24)
 
 
 @dataclass(frozen=True)

@@ -257,3 +257,35 @@ def test_a_summary_for_a_disabled_mailbox_is_reported_by_the_config_check(tmp_pa
     problems = setup_problems(settings, "config.toml")
     assert [p.where for p in problems] == ["mailboxes[asha].weekly_summary"]
     assert "enabled = true" in str(problems[0]) and "\n" not in str(problems[0])
+
+
+def test_next_weeks_digests_go_out_once_from_the_command_and_the_worker(
+    demo: tuple[Path, ReportRound],
+) -> None:
+    """Last in this file: it moves the shared demo a week on."""
+    from agent.worker import Worker
+
+    out, _ = demo
+    config_path = out / "config.toml"
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # after every reader's Monday slot
+    result = CliRunner().invoke(
+        main, ["digest", "--config", str(config_path), "--now", "2026-11-30T09:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": sent") == 3
+    Worker(config_path, clock=lambda: monday, post=lambda url, payload: None).run(once=True)
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        weekly = [r for r in store.outbox() if r["kind"] == "weekly"]
+    finally:
+        store.close()
+    assert len([r for r in weekly if r["key"].endswith("2026-W49")]) == 3
+    assert all(r["status"] == "sent" for r in weekly)
+
+
+def test_the_worker_plans_a_digest_in_its_slot_and_not_days_late(tmp_path: Path) -> None:
+    reader = digest.Reader("lead", "M", "m@x", "en", "UTC", "mon", 8, ("a",), "a")
+    slot = digest.slot(reader, datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    assert datetime(2026, 12, 2, 9, 0, tzinfo=UTC) - slot > digest.LATE  # Wednesday: too late
+    assert datetime(2026, 11, 30, 9, 0, tzinfo=UTC) - slot <= digest.LATE
