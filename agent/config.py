@@ -215,7 +215,7 @@ class Service(_Strict):
 class Report(_Strict):
     # A figure over fewer items than this is hidden ("n=3 (too few)"), not shown as a rate.
     min_n: int = Field(5, ge=1, le=10_000)
-    # How many weeks `followup report` and the weekly digest look back by default.
+    # How many weeks the weekly digest's trends look back (`followup report` takes --since).
     weeks: int = Field(8, ge=1, le=104)
     # The weekly digest to each lead: on this day, at this hour, in the lead's zone.
     digest: bool = True

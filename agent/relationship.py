@@ -34,7 +34,7 @@ from agent.model import Client, Direction, Event, Thread
 DIMENSIONS = ("rep", "team", "tier", "segment")
 MIN_N = 5
 QUIET_FACTOR = 2.0
-QUIET_FLOOR = timedelta(days=7)
+QUIET_FLOOR = timedelta(days=14)  # B2B clients go a fortnight without writing and are fine
 QUIET_DEFAULT = timedelta(days=21)  # a client with too few messages to have a rhythm
 MAX_STEPS = 3
 WEEK = timedelta(days=7)

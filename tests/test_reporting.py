@@ -228,13 +228,15 @@ def _digest_html(path: Path) -> str:
     return html
 
 
-@pytest.mark.parametrize("name", ["digest-meera.eml", "digest-sofia.eml"])
-def test_the_digest_shows_every_chart_in_a_browser(open_page, demo, name: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("name", "charts"), [("digest-meera.eml", 3), ("digest-sofia.eml", 3), ("summary-asha.eml", 2)]
+)
+def test_the_digest_shows_every_chart_in_a_browser(open_page, demo, name: str, charts: int) -> None:  # type: ignore[no-untyped-def]
     out, _ = demo
     page, log = open_page(viewport={"width": 760, "height": 900})
     page.set_content(_digest_html(out / name))
     images = page.locator("img")
-    assert images.count() == 3
+    assert images.count() == charts
     widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
     assert all(w > 300 for w in widths), widths
     _screenshot(page, "report-" + name.replace(".eml", ".png"))
