@@ -291,3 +291,38 @@ def test_the_worker_plans_a_digest_in_its_slot_and_not_days_late(tmp_path: Path)
     slot = digest.slot(reader, datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
     assert datetime(2026, 12, 2, 9, 0, tzinfo=UTC) - slot > digest.LATE  # Wednesday: too late
     assert datetime(2026, 11, 30, 9, 0, tzinfo=UTC) - slot <= digest.LATE
+
+
+def test_names_and_subjects_from_mail_are_text_in_the_page_and_its_charts() -> None:
+    from datetime import timedelta
+
+    from agent import relationship as rel
+    from agent import reportpage, teamreport
+
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    r = teamreport.TeamReport(
+        team="<b>T</b>",
+        since=now - timedelta(days=14),
+        now=now,
+        min_n=1,
+        reps={"x": "<script>alert(1)</script>"},
+        sla_rep=[],
+        sla_team=[],
+        sla_weeks=[rel.WeekSla("x", rel.week_of(now), rel.Value(50.0, 2))],
+        first_response_hours=[],
+        surveys=[],
+        survey_weeks=[],
+        answers=[],
+        funnel=[],
+        to_meeting=[],
+        quiet=[
+            rel.Quiet(
+                "c", "<img src=x onerror=alert(1)>", "x", "-", "-", now, 20, 7, "s", now, "client"
+            )
+        ],
+    )
+    html = reportpage.render(r)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the legend in the SVG, as text
+    # A period with no data still draws every chart, saying so.
+    assert html.count("<svg") == 4 and "no data in this period" in html
