@@ -12,6 +12,7 @@ composes the message (:func:`attach_charts`).
 from __future__ import annotations
 
 import base64
+import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -133,7 +134,8 @@ def figures(r: TeamReport) -> list[dict[str, object]]:
         value, n = _value(r.sla_value(team[0]))
         out.append({"name": "sla", "value": f"{value}%" if value else "", "n": n})
     first = sorted(r.first_response_hours)
-    median = Value.of(first[len(first) // 2] if first else None, len(first), r.min_n)
+    middle = round(statistics.median(first), 2) if first else None
+    median = Value.of(middle, len(first), r.min_n)
     value, n = _value(median)
     out.append({"name": "first", "value": value, "n": n})
     s = r.survey_row()

@@ -3,6 +3,8 @@ fetched) showing a :class:`~agent.teamreport.TeamReport`. Pure: returns the page
 
 from __future__ import annotations
 
+import statistics
+
 from jinja2 import Environment, select_autoescape
 
 from agent import charts
@@ -146,8 +148,8 @@ def cards(r: TeamReport) -> list[tuple[str, str]]:
     all_sla = next((f for f in r.sla_team if f.group == "all"), None)
     s = r.survey_row()
     fu = r.funnel_row()
-    first = sorted(r.first_response_hours)
-    median = f"{first[len(first) // 2]:.1f} h" if first else "-"
+    first = r.first_response_hours
+    median = f"{statistics.median(first):.1f} h (n={len(first)})" if first else "-"
     return [
         ("SLA met", show(r.sla_value(all_sla), "%") if all_sla else "-"),
         ("first reply, median", median),
