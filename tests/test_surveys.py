@@ -112,3 +112,13 @@ def test_nps_and_csat() -> None:
     assert surveys.nps([10, 9, 8, 7, 6]) == 20.0
     assert surveys.csat([5, 4, 4, 2, 1]) == 60.0
     assert surveys.nps([]) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.sampled_from(["nps", "csat"]))
+def test_any_text_is_read_without_error_and_a_score_is_on_the_scale(text: str, scale: str) -> None:
+    got = surveys.read(text, scale)
+    lo, hi = surveys.SCALES[scale]
+    assert got.status in ("scored", "ambiguous", "none")
+    assert (got.score is None) == (got.status != "scored")
+    assert got.score is None or lo <= got.score <= hi
