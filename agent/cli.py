@@ -138,6 +138,9 @@ def demo(out: Path, as_json: bool) -> None:
     from agent.demo import controls_round
 
     views.controls_round(console(), controls_round(out, result.now + timedelta(days=1)))
+    from agent.demo.relationship import report_round
+
+    views.report_round(console(), report_round(out, result.now), out)
 
 
 @main.command()
@@ -230,12 +233,60 @@ def rules_simulate(
 @main.command()
 @since_option
 @now_option
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the report as one self-contained HTML page with charts.",
+)
+@click.option(
+    "--csv",
+    "csv_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write every figure as CSV files into this folder.",
+)
 @config_option
 @reports_problems
-def report(since: str, now: str | None, as_json: bool, config_path: Path) -> None:
-    """Response-time figures per rep and per team for the period."""
-    _simulation(config_path, since, None, now, as_json, show_actions=False)
+def report(
+    since: str,
+    now: str | None,
+    as_json: bool,
+    html_path: Path | None,
+    csv_dir: Path | None,
+    config_path: Path,
+) -> None:
+    """Figures for team leads: responsiveness, NPS and CSAT, follow-up outcomes, clients going
+    quiet; per rep, team, tier and segment, for the period."""
+    from agent import reporting, views
+
+    found = reporting.team_report(config_path, since=since, now=now)
+    if as_json:
+        click.echo(json.dumps(found.as_json(), ensure_ascii=False, indent=2))
+    if html_path is not None:
+        reporting.write_html(found, html_path)
+        err_console().print(f"[green]✓[/] wrote {plain(str(html_path))}")
+    if csv_dir is not None:
+        for path in reporting.write_csv(found, csv_dir):
+            err_console().print(f"[green]✓[/] wrote {plain(str(path))}")
+    if not (as_json or html_path or csv_dir):
+        _simulation(config_path, since, None, now, False, show_actions=False)
+        views.team_report(console(), found)
+
+
+@main.command()
+@now_option
+@config_option
+@reports_problems
+def digest(now: str | None, config_path: Path) -> None:
+    """Send the weekly digests that are due (each lead's, and the summaries reps asked for):
+    each once a week, however often this runs (e.g. hourly from cron)."""
+    from agent import reporting
+
+    for reader, outcome in reporting.digests(config_path, now=now):
+        console().print(f"{plain(reader.email)}: {plain(outcome.status)} {plain(outcome.detail)}")
 
 
 @main.command()

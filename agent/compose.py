@@ -116,6 +116,19 @@ CONTRACTS: dict[str, dict[str, Any]] = {
         "zone": str,
     },
     "feedback": {"client": _CLIENT, "rep": _REP, "meeting": _MEETING, "survey_url?": str},
+    # The weekly digest (agent/digest.py): a figure's value is "" when too few items stand
+    # behind it; ``name`` picks its label and ``kind`` a chart's title in the template.
+    "weekly": {
+        "reader": {"name": str},
+        "team": str,
+        "start": datetime,
+        "end": datetime,
+        "zone": str,
+        "figures": [{"name": str, "value": str, "n": int}],
+        "charts": [{"kind": str, "cid": str}],
+        "breaches": [{"client": str, "rep": str, "subject": str, "deadline": datetime}],
+        "quiet": [{"client": str, "rep": str, "silent_days": int, "subject": str}],
+    },
     "proposal": {
         "client": _CLIENT,
         "rep": _REP,
@@ -162,7 +175,7 @@ CONTRACTS: dict[str, dict[str, Any]] = {
     },
 }
 # Purposes whose reader is on the team (rep or lead), not the client.
-INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest", "attention"})
+INTERNAL_PURPOSES = frozenset({"reminder", "escalation", "digest", "attention", "weekly"})
 # Set by the composer for every template; a context may override ``locale``.
 PROVIDED: dict[str, Any] = {"language": str, "locale": str, "direction": str}
 
@@ -323,6 +336,31 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
         },
     }
     data["cancellation"] = data["invitation"]  # the same meeting, called off
+    data["weekly"] = {
+        "reader": {"name": "Maria Schulz"},
+        "team": "EMEA",
+        "start": datetime(2025, 3, 10, 0, 0, tzinfo=UTC),
+        "end": datetime(2025, 3, 16, 23, 0, tzinfo=UTC),
+        "zone": "Europe/Berlin",
+        "figures": [
+            {"name": "sla", "value": "92%", "n": 38},
+            {"name": "first", "value": "2.5", "n": 21},
+            {"name": "nps", "value": "", "n": 3},
+            {"name": "csat", "value": "80%", "n": 10},
+        ],
+        "charts": [{"kind": "sla", "cid": "sla@followup"}, {"kind": "nps", "cid": "nps@followup"}],
+        "breaches": [
+            {
+                "client": team_client["name"],
+                "rep": team_rep["name"],
+                "subject": thread["subject"],
+                "deadline": datetime(2025, 3, 14, 14, 0, tzinfo=UTC),
+            }
+        ],
+        "quiet": [
+            {"client": "Kenji Sato", "rep": team_rep["name"], "silent_days": 23, "subject": "Q2"}
+        ],
+    }
     data["digest"] = {
         "reader": {"name": team_rep["name"]},
         "items": [

@@ -110,11 +110,18 @@ class Outbox(_Strict):
         return value.astimezone(UTC) if value is not None else None
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
 class Lead(_Strict):
     name: str
     email: str
     language: str = "en"
     zone: str = "UTC"
+    # The weekly digest: false to receive none; a day or hour of one's own ("" / -1: [report]'s).
+    digest: bool = True
+    digest_day: Weekday | Literal[""] = ""
+    digest_hour: int = Field(-1, ge=-1, le=23)
 
     _zone = field_validator("zone")(_check_zone)
 
@@ -139,6 +146,8 @@ class Mailbox(_Strict):
     tenant: str = "common"  # outlook
     endpoint: str = ""  # gmail/outlook: the API's base URL when not the vendor's (a gateway)
     enabled: bool = True  # false: the worker leaves this mailbox alone, its data is kept
+    # The rep's own figures for the week, mailed to the rep with the leads' digests.
+    weekly_summary: bool = False
     mode: Literal["", "shadow", "draft", "send"] = ""  # "": the [outbox] mode
     # gmail and outlook: the first sync (and a resync after an expired cursor) reads this many
     # days back from the newest message (Gmail newest first, a chunk per pass; Outlook in one
@@ -203,12 +212,24 @@ class Service(_Strict):
     concurrency: int = Field(8, ge=1, le=256)  # mailboxes worked at once by one worker
 
 
+class Report(_Strict):
+    # A figure over fewer items than this is hidden ("n=3 (too few)"), not shown as a rate.
+    min_n: int = Field(5, ge=1, le=10_000)
+    # How many weeks the weekly digest's trends look back (`followup report` takes --since).
+    weeks: int = Field(8, ge=1, le=104)
+    # The weekly digest to each lead: on this day, at this hour, in the lead's zone.
+    digest: bool = True
+    digest_day: Weekday = "mon"
+    digest_hour: int = Field(8, ge=0, le=23)
+
+
 class Settings(_Strict):
     database: Database = Database()
     team: Team = Team()
     paths: Paths = Paths()
     outbox: Outbox = Outbox()
     service: Service = Service()
+    report: Report = Report()
     leads: list[Lead] = Field(default_factory=list)
     mailboxes: list[Mailbox] = Field(default_factory=list)
 

@@ -46,6 +46,32 @@ def setup_problems(settings: Settings, source: str) -> list[Problem]:
                     "writes them)",
                 )
             )
+    found += _digest_problems(settings, source)
+    return found
+
+
+def _digest_problems(settings: Settings, source: str) -> list[Problem]:
+    """Weekly digests that could never be sent as configured."""
+    found = []
+    for m in settings.mailboxes:
+        if m.weekly_summary and not m.enabled:
+            found.append(
+                Problem(
+                    source,
+                    f"mailboxes[{m.name}].weekly_summary",
+                    "is true but the mailbox is disabled, so no summary can be sent: "
+                    "set enabled = true or remove weekly_summary",
+                )
+            )
+    if settings.report.digest and settings.leads and not settings.mailboxes:
+        found.append(
+            Problem(
+                source,
+                "report.digest",
+                "is on but no [[mailboxes]] is configured to send it from: add a mailbox, "
+                "or set digest = false",
+            )
+        )
     return found
 
 

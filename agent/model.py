@@ -168,6 +168,7 @@ class ActionKind(enum.StrEnum):
     HOLD = "hold"  # a tentative hold on the rep's calendar, created or released; no mail
     WEBHOOK = "webhook"
     DIGEST = "digest"  # team mail past the team's daily cap, gathered into one message or post
+    WEEKLY = "weekly"  # a lead's weekly digest of the team's figures, or a rep's own summary
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ INTERNAL_KINDS = frozenset(
         ActionKind.WEBHOOK,
         ActionKind.HOLD,
         ActionKind.DIGEST,
+        ActionKind.WEEKLY,
     }
 )
 # Team-side notes, counted against the team's own daily cap; past it they are gathered into a
@@ -111,7 +112,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_POSTS = 5
 # Mail the agent writes to the team on its own (RFC 3834 ``auto-generated``): no responder, and
 # no other installation reading the mailbox, answers it. Exchange honours its own header.
-AUTO_SUBMITTED_KINDS = frozenset({ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.DIGEST})
+AUTO_SUBMITTED_KINDS = frozenset(
+    {ActionKind.REMINDER, ActionKind.ESCALATION, ActionKind.DIGEST, ActionKind.WEEKLY}
+)
 AUTO_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 # The notes of a follow-up sequence: the ones a client may ask to stop with one click.
 SEQUENCE_KINDS = frozenset({ActionKind.FOLLOW_UP})
@@ -212,12 +215,20 @@ class Outbox:
         )
 
     # -- the one entry point ----------------------------------------------------------------
-    def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
+    def run(
+        self,
+        now: datetime,
+        *,
+        mailbox: str | None = None,
+        kinds: frozenset[ActionKind] | None = None,
+    ) -> list[Outcome]:
         """Discard the drafts of cancelled notes, reconcile unfinished sends, then execute what
-        is due. Returns one outcome per row executed."""
+        is due (only rows of ``kinds``, when given). Returns one outcome per row executed."""
         self._discard_withdrawn(mailbox)
         outcomes = []
         rows = self.store.due_outbox(now, mailbox=mailbox)
+        if kinds is not None:
+            rows = [r for r in rows if r["kind"] in kinds]
         rows, folded = self._fold_storms(rows, now)
         outcomes += folded
         for row in rows:
@@ -628,6 +639,10 @@ class Outbox:
         )
         if msg["Date"] is None:
             msg["Date"] = format_datetime(now)
+        if action.kind is ActionKind.WEEKLY:
+            from agent.digest import attach_charts
+
+            attach_charts(msg, action)
         if action.kind is ActionKind.INVITE:
             language = msg["Content-Language"]
             try:

@@ -446,3 +446,37 @@ def outbox_table(rows: list[dict[str, Any]], title: str = "Outbox") -> Table:
             Text(_error_note(r)),
         )
     return table
+
+
+def team_report(console: Console, r: Any) -> None:
+    """The relationship figures at a glance, under the SLA tables."""
+    from agent.reportpage import cards
+
+    table = Table(title="Relationship figures (all reps)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, value in cards(r):
+        table.add_row(label, value)
+    console.print(table)
+    if r.quiet:
+        quiet = Table(title="Clients going quiet")
+        for col in ("client", "rep", "silent", "usual rhythm", "last exchange"):
+            quiet.add_column(col)
+        for q in r.quiet:
+            quiet.add_row(
+                q.name, q.mailbox, f"{q.silent_days} d", f"{q.rhythm_days} d", q.last_subject
+            )
+        console.print(quiet)
+    if r.ambiguous:
+        console.print(f"{len(r.ambiguous)} survey answers left unscored (see --html or --json)")
+
+
+def report_round(console: Console, rnd: Any, out: Any) -> None:
+    """The demo's last part: the history behind the figures, the report and the digests."""
+    console.rule("[bold]What the leads see[/]")
+    console.print(
+        f"{rnd.messages} messages of earlier weeks filed; {rnd.answers} survey answers read."
+    )
+    console.print(f"  report: {escape(str(rnd.report))}  (open it in a browser)")
+    for path in [*rnd.digests, *rnd.summaries]:
+        console.print(f"  weekly mail: {escape(str(path))}")

@@ -855,8 +855,33 @@ class Worker:
             )
         return added
 
+    def weekly(self, loaded: Loaded, name: str, now: datetime) -> list[str]:
+        """Plan this week's digests sent from ``name`` (agent/digest.py) once their slot has
+        come; the outbox key makes each go out once. Return the keys newly planned."""
+        from agent import digest, reporting
+
+        added: list[str] = []
+        for reader in digest.readers(loaded.settings):
+            at = digest.slot(reader, now)
+            if reader.sender != name or now - at > digest.LATE:
+                continue  # not this mailbox's, or its day has passed: `followup digest` sends it
+            if self.store.outbox_row(digest.key(reader, at)) is not None:
+                continue
+            try:
+                since = at - timedelta(weeks=loaded.settings.report.weeks)
+                title = loaded.settings.team.name if reader.kind == "lead" else reader.name
+                mine = reporting.build(
+                    loaded.settings, self.store, since, at, mailboxes=reader.mailboxes, title=title
+                )
+                added += self.store.enqueue([digest.action(reader, mine, at)])
+            except Exception as exc:  # the figures failed: the mailbox's own work goes on
+                log.warning("weekly digest for %s not planned: %s", reader.email, exc,
+                            extra={"mailbox": name})  # fmt: skip
+        return added
+
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
         self.bounce(loaded, name, now)
+        self.weekly(loaded, name, now)
         before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
         outcomes = self._outbox(loaded, {name: conn.mail}, calendars).run(now, mailbox=name)

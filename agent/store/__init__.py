@@ -51,7 +51,7 @@ from agent.store import tables as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
 # own idea of the head, so a new migration cannot be added without moving this too.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -586,6 +586,32 @@ class Store:
             except IntegrityError:
                 continue  # the unique key: planned before, never twice
         return added
+
+    # -- survey answers ----------------------------------------------------------------------
+    def save_survey_answers(self, answers: Iterable[Mapping[str, Any]]) -> int:
+        """Store each answer (a row of ``tables.survey_answers``), replacing the same reply's
+        earlier reading. Returns how many rows were new."""
+        new = 0
+        with self.tx() as conn:
+            for a in answers:
+                row = _storable(dict(a))
+                where = (
+                    t.survey_answers.c.mailbox == row["mailbox"],
+                    t.survey_answers.c.message_id == row["message_id"],
+                )
+                if conn.scalar(select(func.count()).where(*where)):
+                    conn.execute(update(t.survey_answers).where(*where).values(**row))
+                else:
+                    conn.execute(insert(t.survey_answers).values(**row))
+                    new += 1
+        return new
+
+    def survey_answers(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        q = select(t.survey_answers).order_by(t.survey_answers.c.answered_at)
+        if since is not None:
+            q = q.where(t.survey_answers.c.answered_at >= since)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     def outbox(
         self, *, statuses: Sequence[str] | None = None, mailbox: str | None = None

@@ -155,3 +155,23 @@ decisions = Table(
     Column("at", UTCDateTime, nullable=False),
     UniqueConstraint("mailbox", "subject_id", "decision", name="uq_decision"),
 )
+
+# A client's answer to a feedback survey, read as a score (agent/surveys.py). One row per reply
+# message; a reply read again (after a better reader) updates its row.
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("mailbox", String(200), primary_key=True),
+    Column("message_id", String(1000), primary_key=True),
+    Column("survey", String(500), nullable=False, index=True),  # the feedback note's outbox key
+    Column("client", String(200), nullable=False, default=""),
+    Column("tier", String(100), nullable=False, default=""),
+    Column("segment", String(200), nullable=False, default=""),
+    Column("meeting", Text, nullable=False, default=""),
+    Column("scale", String(10), nullable=False),  # nps | csat
+    Column("score", Integer),  # None: unscored (ambiguous or no number)
+    Column("status", String(20), nullable=False),  # scored | ambiguous | none
+    Column("comment", Text, nullable=False, default=""),
+    Column("why", Text, nullable=False, default=""),
+    Column("answered_at", UTCDateTime, nullable=False, index=True),
+)
