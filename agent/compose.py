@@ -71,6 +71,7 @@ _CLIENT: dict[str, Any] = {
     "last_name?": str,
     "company": str,
     "honorific?": str,
+    "gender?": str,
     "email?": str,
     "zone?": str,
 }

@@ -66,6 +66,7 @@ from agent.model import (
     Thread,
     utc,
 )
+from agent.names import greeting_fields
 from agent.neutral import no_links
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, key_tag
@@ -834,14 +835,30 @@ def _name_of(to: Address, client: Client) -> str:
 
 
 def _person(client: Client, name: str, to: Address) -> dict[str, str]:
-    parts = name.split()
+    """What a template greets the recipient with: the name in parts (agent/names.py), the
+    clients file's parts when the note goes to the contact that row describes."""
+    contact = to.email.lower() in client.emails or name == client.name
+    parts = (
+        dict(
+            first=client.first_name,
+            last=client.last_name,
+            honorific=client.honorific,
+            gender=client.gender,
+        )
+        if contact
+        else {}
+    )
     return {
-        "name": name,
-        "first_name": parts[0] if parts else name,
+        **greeting_fields(name, client.language, default=client.name, **parts),
         "company": client.company or client.name,
         "email": to.email,
         "zone": client.zone or "UTC",
     }
+
+
+def client_context(client: Client, to: Address) -> dict[str, str]:
+    """The ``client`` of a note to ``to`` (templates/README.md)."""
+    return _person(client, _name_of(to, client), to)
 
 
 def _language(action: Action, world: _World, languages: Languages | None) -> str:

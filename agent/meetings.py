@@ -44,7 +44,7 @@ from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
 from agent.durations import parse_duration
 from agent.errors import Problem
-from agent.followups import SEND_SPANS, send_spans
+from agent.followups import SEND_SPANS, client_context, send_spans
 from agent.model import (
     Action,
     ActionKind,
@@ -784,15 +784,6 @@ def _conflict(slot: Interval, busy: Sequence[Interval], now: datetime, zone: str
     return ""
 
 
-def _client_context(client: Client, to: Address) -> dict[str, str]:
-    return {
-        "name": client.name,
-        "first_name": client.name.split()[0] if client.name else "",
-        "company": client.company or client.name,
-        "email": to.email,
-    }
-
-
 def _offer(
     client: Client,
     email: str,
@@ -865,6 +856,7 @@ def plan(
     languages: Callable[[Thread], str] | None = None,
     earlier: Iterable[Action] = (),
     notes: Mapping[str, str] | None = None,
+    rep_details: Mapping[str, Mapping[str, str]] | None = None,
 ) -> MeetingPlan:
     """Proposals for meeting requests, invitations for chosen times, holds and their release.
 
@@ -875,8 +867,11 @@ def plan(
     each note the outbox sent to its key). Keys: ``proposal/<mailbox>/<thread>/<message>``,
     ``invite/<mailbox>/<thread>/<slot start>``, ``hold/<slot start>/<proposal key>`` and
     ``release/<slot start>/<proposal key>``, so planning twice never acts twice.
+    ``rep_details`` adds, per mailbox, what the templates show of the rep (``company``,
+    ``title``), as the follow-up planner's does: a Japanese note names the rep's company.
     """
     notes = notes or {}
+    details = rep_details or {}
     past = [a for a in earlier if a.kind in (ActionKind.PROPOSAL, ActionKind.INVITE)]
     by_thread: dict[tuple[str, str], list[Action]] = {}
     for a in past:
@@ -948,7 +943,8 @@ def plan(
                     invite = _invite(
                         thread, client, rep, rule, reply, slot, choice, language_of(), send_at, mine
                     )
-                    actions.append(dataclasses.replace(invite, context={**invite.context, **hours}))
+                    context = {**invite.context, **hours, "rep": _rep_context(rep, details)}
+                    actions.append(dataclasses.replace(invite, context=context))
                     for p in mine:
                         settled.setdefault(p.key, f"{client.name} chose a time")
                     continue
@@ -1005,7 +1001,7 @@ def plan(
                 f"rule {rule.name!r}: {why}; {len(context['slots'])} times that suit "
                 f"{zone} and {rep.zone}"
             ),
-            context={"rep": {"name": rep.name}, **context, **hours},
+            context={"rep": _rep_context(rep, details), **context, **hours},
         )
         actions.append(proposal)
         if rule.hold:
@@ -1025,6 +1021,11 @@ def plan(
         elif until <= now:
             actions.extend(_releases(p, now, f"the proposal's hold ended {_stamp(until)}"))
     return MeetingPlan(tuple(actions), tuple(decisions))
+
+
+def _rep_context(rep: Rep, details: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The ``rep`` of a note: what ``rep_details`` says of the mailbox, then name and address."""
+    return {**details.get(rep.mailbox, {}), "name": rep.name, "email": rep.address}
 
 
 def _invite(
@@ -1130,7 +1131,7 @@ def _answer(
         reply_to_message_id=reply.message_id,
         references=(*reply.references, reply.message_id),
         subject=reply.subject,
-        context={"client": _client_context(client, to), "answered": reply.date, **context},
+        context={"client": client_context(client, to), "answered": reply.date, **context},
         mode=rule.mode,
     )
 
