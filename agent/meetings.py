@@ -999,7 +999,7 @@ def plan(
             template="proposal",
             reason=(
                 f"rule {rule.name!r}: {why}; {len(context['slots'])} times that suit "
-                f"{zone} and {rep.zone}"
+                f"{_zones(zone, rep.zone)}"
             ),
             context={"rep": _rep_context(rep, details), **context, **hours},
         )
@@ -1021,6 +1021,11 @@ def plan(
         elif until <= now:
             actions.extend(_releases(p, now, f"the proposal's hold ended {_stamp(until)}"))
     return MeetingPlan(tuple(actions), tuple(decisions))
+
+
+def _zones(client_zone: str, rep_zone: str) -> str:
+    """``Asia/Tokyo and Europe/Berlin``, or the one zone both sides are in."""
+    return client_zone if client_zone == rep_zone else f"{client_zone} and {rep_zone}"
 
 
 def _rep_context(rep: Rep, details: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
@@ -1209,7 +1214,7 @@ def propose_in_follow_ups(
             kind=ActionKind.PROPOSAL,
             template="proposal",
             reason=f"{action.reason}; with {len(context['slots'])} times that suit "
-            f"{context['client_zone']} and {rep.zone}",
+            f"{_zones(context['client_zone'], rep.zone)}",
             context={**action.context, **context},
         )
         out.append(proposal)
