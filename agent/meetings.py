@@ -234,7 +234,8 @@ _NUMBERED_NOUNS = (
     "option", "choice", "slot", "proposal", "vorschlag", "variante", "opción", "propuesta",
     "alternativa", "alternative", "proposition", "créneau", "opção", "proposta", "الخيار",
     "خيار", "الاقتراح", "اقتراح", "विकल्प", "ఎంపిక", "ఆప్షన్", "案", "候補", "選択肢",
-    "オプション", "选项", "選項", "方案", "nr", "#",
+    "オプション", "选项", "選項", "方案", "nr", "#", "nummer", "number", "numéro", "numero",
+    "número", "termin",
 )
 _REFUSALS = (
     "none of", "neither", "doesn't work", "does not work", "don't work", "do not work",
@@ -325,6 +326,7 @@ class _Lexicon:
     time_cue: re.Pattern[str]
     time_cjk: re.Pattern[str]
     date_cjk: re.Pattern[str]
+    day_cjk: re.Pattern[str]
     date_dotted: re.Pattern[str]
     date_slashed: re.Pattern[str]
     date_day_month: re.Pattern[str]
@@ -369,7 +371,7 @@ def _lexicon() -> _Lexicon:
             rf"{_alt(('الخيار', 'الموعد', 'الاقتراح', 'الوقت'))}\s+({ordinal})"
         ),
         numbered=re.compile(
-            rf"{numbered}\s*(?:#|no\.?|nr\.?|nº|n°|number|nummer|numero|رقم|नंबर)?\s*(\d{{1,2}})"
+            rf"{numbered}\.?\s*(?:#|no\.?|nr\.?|nº|n°|number|nummer|numero|رقم|नंबर)?\s*(\d{{1,2}})"
             r"(?![\d:/]|\.\d|\s*(?:am|pm|uhr|h\b|時|点))"
         ),
         cjk_ordinal=re.compile(rf"第\s*({cjk_num})\s*(?:の\s*)?{cjk_noun}"),
@@ -390,6 +392,8 @@ def _lexicon() -> _Lexicon:
             r"\s*[時时点點](?![間间])(?:\s*(半|(\d{1,2})\s*分))?"
         ),
         date_cjk=re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号號]"),
+        # "22日でお願いします", "22号可以": a day of the month alone (not 3日間, three days)
+        day_cjk=re.compile(r"(?<![\d月])(\d{1,2})\s*[日号號](?![間间])"),
         date_dotted=re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(?!\d)"),
         date_slashed=re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/\d{2,4})?(?![\d/])"),
         date_day_month=re.compile(
@@ -497,6 +501,9 @@ def _times(text: str, lex: _Lexicon) -> tuple[list[tuple[set[int], int]], str, l
     return kept, text, words
 
 
+ANY_MONTH = 0  # a day named without its month: "22日"
+
+
 def _dates(text: str, lex: _Lexicon) -> tuple[set[tuple[int, int]] | None, str, list[str]]:
     """(month, day) pairs named in ``text``; a slashed date may be read either way round."""
     found: set[tuple[int, int]] = set()
@@ -509,6 +516,12 @@ def _dates(text: str, lex: _Lexicon) -> tuple[set[tuple[int, int]] | None, str, 
         if not valid(int(m.group(1)), int(m.group(2))):
             continue
         found.add((int(m.group(1)), int(m.group(2))))
+        words.append(m[0])
+        text = _blank(text, m.start(), m.end())
+    for m in lex.day_cjk.finditer(text):
+        if not valid(1, int(m.group(1))):
+            continue
+        found.add((ANY_MONTH, int(m.group(1))))
         words.append(m[0])
         text = _blank(text, m.start(), m.end())
     for m in lex.date_dotted.finditer(text):
@@ -580,7 +593,11 @@ def chosen_slot(text: str, slots: Sequence[Interval], zone: str) -> Choice:
         candidates &= {i for i in ordinals if 0 <= i < len(slots)}
     if dates is not None:
         named = True
-        candidates &= {i for i, (lt, _) in enumerate(local) if (lt.month, lt.day) in dates}
+        candidates &= {
+            i
+            for i, (lt, _) in enumerate(local)
+            if (lt.month, lt.day) in dates or (ANY_MONTH, lt.day) in dates
+        }
     if named_days:
         named = True
         candidates &= {i for i, (lt, _) in enumerate(local) if lt.weekday() in named_days}
