@@ -315,3 +315,44 @@ def test_a_proposal_in_one_zone_says_so_once() -> None:
     action = proposal_for(riyadh, "Kavya Rao", zone="Asia/Riyadh")
     assert "Asia/Riyadh and Asia/Riyadh" not in action.reason
     assert "times that suit Asia/Riyadh" in action.reason
+
+
+# --- variants ------------------------------------------------------------------------------------
+
+# Characters only Simplified Chinese writes (their Traditional forms: 們 這 郵 時 間 謝 請 會 發
+# 對 與 為 關 見 議 個 回覆).
+SIMPLIFIED_ONLY = set("们这邮时间谢请会发对与为关见议个复")
+
+
+@pytest.mark.parametrize("tag", ["zh-TW", "zh-HK", "zh-Hant", "zh-Hant-TW", "zh-MO"])
+@pytest.mark.parametrize("purpose", CLIENT_FACING)
+def test_traditional_chinese_readers_get_traditional_chinese(
+    composer: Composer, purpose: str, tag: str
+) -> None:
+    assert composer.resolve_language(purpose, tag) == "zh-Hant"
+    text = render(composer, purpose, tag)
+    assert sorted(SIMPLIFIED_ONLY & set(text)) == []
+    assert "您" in text
+
+
+@pytest.mark.parametrize("tag", ["pt-PT", "pt-AO", "pt-MZ"])
+@pytest.mark.parametrize("purpose", CLIENT_FACING)
+def test_european_portuguese_readers_are_not_addressed_as_voce(
+    composer: Composer, purpose: str, tag: str
+) -> None:
+    assert composer.resolve_language(purpose, tag) == "pt-PT"
+    steps = (1, 2, 3) if purpose == "follow_up" else (0,)
+    for step in steps:
+        text = render(composer, purpose, tag, **({"step": step} if step else {}))
+        lowered = text.lower()
+        assert "você" not in lowered and "ligação" not in lowered and "contato" not in lowered
+
+
+def test_brazilian_portuguese_still_gets_the_brazilian_templates(composer: Composer) -> None:
+    assert composer.resolve_language("proposal", "pt-BR") == "pt"
+
+
+def test_the_shipped_fallbacks_name_languages_that_have_templates(composer: Composer) -> None:
+    languages = set().union(*(composer.languages(p) for p in CLIENT_FACING))
+    assert composer.fallbacks
+    assert set(composer.fallbacks.values()) <= languages
