@@ -256,3 +256,32 @@ def test_the_demo_posts_to_no_real_webhook(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert posted == []
     assert sorted((tmp_path / "demo" / "outbox").glob("worker-*-webhook.json"))
+
+
+def _plain(out: Path, pattern: str) -> str:
+    [eml] = sorted((out / "outbox").glob(pattern))
+    msg = message_from_bytes(eml.read_bytes(), policy=default)
+    return msg.get_body(("plain",)).get_content()
+
+
+def test_demo_notes_read_as_written_in_the_clients_language(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.output)
+    # Priya writes Telugu: her proposal is in Telugu, each time once (Asha is on her time).
+    [priya] = [a for a in actions if a["client"] == "priya-reddy" and a["kind"] == "proposal"]
+    assert priya["language"] == "te"
+    telugu = _plain(out, "*-proposal-priya-reddy.eml")
+    assert telugu.startswith("నమస్కారం Priya గారు,\n")
+    assert telugu.count(" – ") == 3 and "(" not in telugu.split("\n\n")[2]
+    # The formal Arabic salutation, gendered from the clients file.
+    arabic = _plain(out, "*-proposal-fatima-al-sayed.eml")
+    assert arabic.startswith("الأستاذة فاطمة السيد المحترمة،\nتحية طيبة وبعد،")
+    # The Japanese invitation names the rep's company and greets by the family name.
+    japanese = _plain(out, "*-invite-kenji-sato.eml")
+    assert "佐藤様" in japanese and "Acme AnalyticsのAsha Raoです。" in japanese
+    # One zone on both sides is named once in the reasons.
+    for a in actions:
+        zones = re.findall(r"times that suit (\S+) and (\S+)", a["reason"])
+        assert all(x != y for x, y in zones), a["reason"]
