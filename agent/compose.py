@@ -212,6 +212,7 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
         "company": "Godavari Textiles",
         "email": "anjali.rao@godavari.example",
         "zone": "Asia/Kolkata",
+        "gender": "female",
     }
     honorific = _SAMPLE_HONORIFICS.get(_norm(language).split("-")[0])
     if honorific:

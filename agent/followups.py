@@ -837,7 +837,6 @@ def _name_of(to: Address, client: Client) -> str:
 def _person(client: Client, name: str, to: Address) -> dict[str, str]:
     """What a template greets the recipient with: the name in parts (agent/names.py), the
     clients file's parts when the note goes to the contact that row describes."""
-    contact = to.email.lower() in client.emails or name == client.name
     parts = (
         dict(
             first=client.first_name,
@@ -845,7 +844,7 @@ def _person(client: Client, name: str, to: Address) -> dict[str, str]:
             honorific=client.honorific,
             gender=client.gender,
         )
-        if contact
+        if _is_contact(client, name)
         else {}
     )
     return {
@@ -854,6 +853,17 @@ def _person(client: Client, name: str, to: Address) -> dict[str, str]:
         "email": to.email,
         "zone": client.zone or "UTC",
     }
+
+
+def _is_contact(client: Client, name: str) -> bool:
+    """Whether ``name`` (whom a note greets) is the person the clients file's row names: the
+    row's name, or a name holding the row's first and last name. A colleague at the same
+    address or domain keeps the parts read from their own name."""
+    if name == client.name:
+        return True
+    said = name.casefold()
+    parts = [p.casefold() for p in (client.first_name, client.last_name) if p]
+    return bool(parts) and all(p in said for p in parts)
 
 
 def client_context(client: Client, to: Address) -> dict[str, str]:

@@ -356,3 +356,22 @@ def test_the_shipped_fallbacks_name_languages_that_have_templates(composer: Comp
     languages = set().union(*(composer.languages(p) for p in CLIENT_FACING))
     assert composer.fallbacks
     assert set(composer.fallbacks.values()) <= languages
+
+
+def test_a_colleague_at_the_clients_address_is_not_greeted_with_the_contacts_parts() -> None:
+    row = client(
+        name="Kavya Rao",
+        emails=frozenset({"kavya@godavari.example", "team@godavari.example"}),
+        language="de",
+        first_name="Kavya",
+        last_name="Rao",
+        gender="female",
+    )
+    colleague = Client(**{**row.__dict__, "emails": frozenset({"team@godavari.example"})})
+    action = proposal_for(colleague, "Ravi Kumar")
+    person = action.context["client"]
+    assert (person["first_name"], person.get("last_name"), person.get("gender")) == (
+        "Ravi",
+        "Kumar",
+        None,
+    )
