@@ -269,15 +269,16 @@ def test_demo_notes_read_as_written_in_the_clients_language(tmp_path: Path) -> N
     result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     actions = json.loads(result.output)
-    # Priya writes Telugu: her proposal is in Telugu, each time once (Asha is on her time).
-    [priya] = [a for a in actions if a["client"] == "priya-reddy" and a["kind"] == "proposal"]
+    # Priya writes Telugu: the thank-you after her call with Asha is in Telugu.
+    [priya] = [a for a in actions if a["client"] == "priya-reddy" and a["kind"] == "thank_you"]
     assert priya["language"] == "te"
-    telugu = _plain(out, "*-proposal-priya-reddy.eml")
-    assert telugu.startswith("నమస్కారం Priya గారు,\n")
-    assert telugu.count(" – ") == 3 and "(" not in telugu.split("\n\n")[2]
-    # The formal Arabic salutation, gendered from the clients file.
+    assert _plain(out, "*-thank_you-priya-reddy.eml").startswith("నమస్కారం Priya గారు,\n")
+    # The formal Arabic salutation, gendered from the clients file; Omar and Fatima are both on
+    # Riyadh time, so each proposed time is written once, without a bracketed repeat.
     arabic = _plain(out, "*-proposal-fatima-al-sayed.eml")
     assert arabic.startswith("الأستاذة فاطمة السيد المحترمة،\nتحية طيبة وبعد،")
+    times = arabic.split("\n\n")[2]
+    assert times.count("\n- ") == 2 and "(" not in times
     # The Japanese invitation names the rep's company and greets by the family name.
     japanese = _plain(out, "*-invite-kenji-sato.eml")
     assert "佐藤様" in japanese and "Acme AnalyticsのAsha Raoです。" in japanese
