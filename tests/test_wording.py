@@ -375,3 +375,22 @@ def test_a_colleague_at_the_clients_address_is_not_greeted_with_the_contacts_par
         "Kumar",
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "hour", "ninety"),
+    [
+        ("es", "llamada de una hora", "llamada de 90 minutos"),
+        ("fr", "échange d'une heure", "échange de 90 minutes"),
+        ("pt", "conversa de uma hora", "conversa de 90 minutos"),
+        ("pt-PT", "chamada de uma hora", "chamada de 90 minutos"),
+    ],
+)
+@pytest.mark.parametrize("purpose", ["proposal", "invitation"])
+def test_romance_call_lengths_read_as_spoken(
+    composer: Composer, purpose: str, language: str, hour: str, ninety: str
+) -> None:
+    assert hour in render(composer, purpose, language, duration_minutes=60)
+    text = render(composer, purpose, language, duration_minutes=90)
+    assert ninety in text
+    assert [w for w in (" y 30", " et 30", " e 30") if w in text] == []
