@@ -58,7 +58,7 @@ def check_templates(
     problems = list(composer.problems)
     if not composer.templates_dir.is_dir():
         return problems
-    problems += _fallback_problems(composer)
+    problems += fallback_problems(composer)
     problems += _coverage(composer, client_languages, team_default)
     for purpose in sorted(composer.purposes() & set(CONTRACTS)):
         for language in sorted(composer.languages(purpose)):
@@ -96,7 +96,7 @@ def preview(
     return composer.render(purpose, language, context)
 
 
-def _fallback_problems(composer: Composer) -> list[Problem]:
+def fallback_problems(composer: Composer) -> list[Problem]:
     """Declared fallbacks that lead nowhere: to a language no purpose has a template for (and
     that falls back no further), or round in a circle."""
     path = str(composer.templates_dir / FALLBACKS_FILE)

@@ -128,3 +128,24 @@ def test_a_fallbacks_file_that_is_not_toml_is_one_line_naming_the_file(folder: P
     found = _messages(folder, ["en"])
     assert len(found) == 1 and "\n" not in found[0]
     assert found[0].startswith("templates/fallbacks.toml:: not valid TOML")
+
+
+def test_rules_check_names_a_broken_fallbacks_file_too(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agent import app
+    from agent.cli import main
+
+    folder = tmp_path / "team"
+    assert CliRunner().invoke(main, ["init", str(folder)]).exit_code == 0
+    fallbacks = folder / "templates" / "fallbacks.toml"
+    fallbacks.write_text('"zh-TW" = "zh-Hnat"\n', encoding="utf-8")
+    problems, _ = app.check_rules(None, folder / "config.toml")
+    assert len(problems) == 1
+    assert str(problems[0]).startswith(
+        f"{fallbacks}:zh-TW: falls back to 'zh-Hnat', which has no templates; use a language "
+        "the templates have (ar, de, en,"
+    )
+    fallbacks.write_text('"zh-TW" = \n', encoding="utf-8")
+    problems, _ = app.check_rules(None, folder / "config.toml")
+    assert len(problems) == 1 and str(problems[0]).startswith(f"{fallbacks}: not valid TOML")
