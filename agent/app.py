@@ -15,7 +15,7 @@ from agent import outbox as outbox_mod
 from agent import promises as promises_mod
 from agent.cadences import Cadences, FollowUpRule, ThankYouRule, parse_cadences
 from agent.clients import load_clients
-from agent.compose import Composer
+from agent.compose import FALLBACKS_FILE, Composer
 from agent.durations import parse_duration
 from agent.errors import ConfigError, Problem, RulesError, TemplateError, Transient
 from agent.meetings import parse_meeting_rules
@@ -344,9 +344,13 @@ def check_rules(path: Path | None, config_path: Path) -> tuple[list[Problem], st
         found += client_problems  # each bad row, with its line number
         found += configcheck.setup_problems(settings, str(config_path))
         try:
-            purposes = Composer(settings.paths.templates).purposes()
-        except TemplateError:
+            composer = Composer(settings.paths.templates)
+            purposes = composer.purposes()
+            found += templatecheck.fallback_problems(composer)
+        except TemplateError as exc:
             purposes = None  # a templates folder that does not load: `templates check` says why
+            # ... but a broken fallbacks.toml is named here too: it decides who reads what.
+            found += [p for p in exc.problems if Path(p.file).name == FALLBACKS_FILE]
         if purposes is not None:
             found += configcheck.template_problems(
                 parse_cadences(ruleset.raw)[0], purposes, settings.paths.templates

@@ -2,7 +2,10 @@
 
 Columns (header names are case-insensitive; unknown columns are ignored, since CRMs add many):
 ``name, emails, domains, company, language, zone, country, subdivision, tier, owner, tags,
-opted_out``. ``emails``, ``domains`` and ``tags`` hold several values separated by ``;`` or
+opted_out`` and, optional, the contact's name in parts: ``first_name, last_name, honorific``
+(as the client's language writes it: ``Frau``, ``Sra.``, ``女士``) and ``gender`` (``female``,
+``male`` or empty; ``f``/``m`` too). Without the parts the display name is read
+(agent/names.py). ``emails``, ``domains`` and ``tags`` hold several values separated by ``;`` or
 ``,``. ``time zone``/``timezone`` are accepted for ``zone``. A bad row is reported with its line
 number and skipped; the other rows load.
 """
@@ -20,6 +23,7 @@ import holidays
 
 from agent.errors import Problem
 from agent.model import Client
+from agent.names import GENDERS, MAX_NAME, parse_gender
 
 ALIASES = {
     "time zone": "zone",
@@ -29,7 +33,17 @@ ALIASES = {
     "domain": "domains",
     "opt_out": "opted_out",
     "opted out": "opted_out",
+    "first name": "first_name",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "last name": "last_name",
+    "lastname": "last_name",
+    "family_name": "last_name",
+    "surname": "last_name",
+    "salutation": "honorific",
+    "sex": "gender",
 }
+NAME_PARTS = ("first_name", "last_name", "honorific")
 
 
 def is_email(value: str) -> bool:
@@ -57,6 +71,17 @@ def _split(value: str) -> list[str]:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _name_part(column: str, value: str) -> str:
+    """Why ``value`` cannot be a part of a person's name, or "" when it can."""
+    if len(value) > MAX_NAME:
+        return f"{column}: over {MAX_NAME} characters; put only the {column.replace('_', ' ')} here"
+    if any(ch in value for ch in "@<>") or "://" in value:
+        return f"{column}: {value[:40]!r} is an address, not a name; leave it empty when unknown"
+    if any(not ch.isprintable() for ch in value):
+        return f"{column}: {value[:40]!r} holds a control character; keep it on one line"
+    return ""
 
 
 def _rows(
@@ -125,6 +150,14 @@ def parse_clients(text: str, source: str) -> tuple[list[Client], list[Problem]]:
         country = (row.get("country") or "").strip().upper()
         if country and country not in countries:
             errs.append(f"country: {country!r} is not an ISO 3166 code the holiday calendar knows")
+        parts = {c: (row.get(c) or "").strip() for c in NAME_PARTS}
+        errs += [e for c, v in parts.items() if (e := _name_part(c, v))]
+        gender = parse_gender(row.get("gender") or "")
+        if gender is None:
+            errs.append(
+                f"gender: {(row.get('gender') or '')[:40]!r} is not one of "
+                f"{', '.join(GENDERS)}; leave it empty when unknown"
+            )
         key = _slug(name) or f"row-{reader.line_num}"
         if key in seen:
             errs.append(f"name: {name!r} appears twice")
@@ -147,6 +180,10 @@ def parse_clients(text: str, source: str) -> tuple[list[Client], list[Problem]]:
                 owner=(row.get("owner") or "").strip().lower(),
                 tags=frozenset(_split(row.get("tags") or "")),
                 opted_out=(row.get("opted_out") or "").strip().lower() in TRUE,
+                first_name=parts["first_name"],
+                last_name=parts["last_name"],
+                honorific=parts["honorific"],
+                gender=gender or "",
             )
         )
     return clients, problems

@@ -71,6 +71,7 @@ _CLIENT: dict[str, Any] = {
     "last_name?": str,
     "company": str,
     "honorific?": str,
+    "gender?": str,
     "email?": str,
     "zone?": str,
 }
@@ -224,6 +225,7 @@ def sample_context(purpose: str, *, language: str = "en", minimal: bool = False)
         "company": "Godavari Textiles",
         "email": "anjali.rao@godavari.example",
         "zone": "Asia/Kolkata",
+        "gender": "female",
     }
     honorific = _SAMPLE_HONORIFICS.get(_norm(language).split("-")[0])
     if honorific:

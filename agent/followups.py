@@ -65,6 +65,7 @@ from agent.model import (
     Thread,
     utc,
 )
+from agent.names import greeting_fields
 from agent.neutral import no_links
 from agent.promises import Decision, Rep
 from agent.providers.protocol import KEY_HEADER, key_tag
@@ -845,14 +846,40 @@ def _name_of(to: Address, client: Client) -> str:
 
 
 def _person(client: Client, name: str, to: Address) -> dict[str, str]:
-    parts = name.split()
+    """What a template greets the recipient with: the name in parts (agent/names.py), the
+    clients file's parts when the note goes to the contact that row describes."""
+    parts = (
+        dict(
+            first=client.first_name,
+            last=client.last_name,
+            honorific=client.honorific,
+            gender=client.gender,
+        )
+        if _is_contact(client, name)
+        else {}
+    )
     return {
-        "name": name,
-        "first_name": parts[0] if parts else name,
+        **greeting_fields(name, client.language, default=client.name, **parts),
         "company": client.company or client.name,
         "email": to.email,
         "zone": client.zone or "UTC",
     }
+
+
+def _is_contact(client: Client, name: str) -> bool:
+    """Whether ``name`` (whom a note greets) is the person the clients file's row names: the
+    row's name, or a name holding the row's first and last name. A colleague at the same
+    address or domain keeps the parts read from their own name."""
+    if name == client.name:
+        return True
+    said = name.casefold()
+    parts = [p.casefold() for p in (client.first_name, client.last_name) if p]
+    return bool(parts) and all(p in said for p in parts)
+
+
+def client_context(client: Client, to: Address) -> dict[str, str]:
+    """The ``client`` of a note to ``to`` (templates/README.md)."""
+    return _person(client, _name_of(to, client), to)
 
 
 def _language(action: Action, world: _World, languages: Languages | None) -> str:

@@ -44,7 +44,7 @@ from agent import matching, phrases, zones
 from agent.businesstime import BusinessCalendar
 from agent.durations import parse_duration
 from agent.errors import Problem
-from agent.followups import SEND_SPANS, send_spans
+from agent.followups import SEND_SPANS, client_context, send_spans
 from agent.model import (
     Action,
     ActionKind,
@@ -234,7 +234,8 @@ _NUMBERED_NOUNS = (
     "option", "choice", "slot", "proposal", "vorschlag", "variante", "opción", "propuesta",
     "alternativa", "alternative", "proposition", "créneau", "opção", "proposta", "الخيار",
     "خيار", "الاقتراح", "اقتراح", "विकल्प", "ఎంపిక", "ఆప్షన్", "案", "候補", "選択肢",
-    "オプション", "选项", "選項", "方案", "nr", "#",
+    "オプション", "选项", "選項", "方案", "nr", "#", "nummer", "number", "numéro", "numero",
+    "número", "termin",
 )
 _REFUSALS = (
     "none of", "neither", "doesn't work", "does not work", "don't work", "do not work",
@@ -325,6 +326,7 @@ class _Lexicon:
     time_cue: re.Pattern[str]
     time_cjk: re.Pattern[str]
     date_cjk: re.Pattern[str]
+    day_cjk: re.Pattern[str]
     date_dotted: re.Pattern[str]
     date_slashed: re.Pattern[str]
     date_day_month: re.Pattern[str]
@@ -369,7 +371,7 @@ def _lexicon() -> _Lexicon:
             rf"{_alt(('الخيار', 'الموعد', 'الاقتراح', 'الوقت'))}\s+({ordinal})"
         ),
         numbered=re.compile(
-            rf"{numbered}\s*(?:#|no\.?|nr\.?|nº|n°|number|nummer|numero|رقم|नंबर)?\s*(\d{{1,2}})"
+            rf"{numbered}\.?\s*(?:#|no\.?|nr\.?|nº|n°|number|nummer|numero|رقم|नंबर)?\s*(\d{{1,2}})"
             r"(?![\d:/]|\.\d|\s*(?:am|pm|uhr|h\b|時|点))"
         ),
         cjk_ordinal=re.compile(rf"第\s*({cjk_num})\s*(?:の\s*)?{cjk_noun}"),
@@ -390,6 +392,8 @@ def _lexicon() -> _Lexicon:
             r"\s*[時时点點](?![間间])(?:\s*(半|(\d{1,2})\s*分))?"
         ),
         date_cjk=re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号號]"),
+        # "22日でお願いします", "22号可以": a day of the month alone (not 3日間, three days)
+        day_cjk=re.compile(r"(?<![\d月])(\d{1,2})\s*[日号號](?![間间])"),
         date_dotted=re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(?!\d)"),
         date_slashed=re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/\d{2,4})?(?![\d/])"),
         date_day_month=re.compile(
@@ -497,6 +501,9 @@ def _times(text: str, lex: _Lexicon) -> tuple[list[tuple[set[int], int]], str, l
     return kept, text, words
 
 
+ANY_MONTH = 0  # a day named without its month: "22日"
+
+
 def _dates(text: str, lex: _Lexicon) -> tuple[set[tuple[int, int]] | None, str, list[str]]:
     """(month, day) pairs named in ``text``; a slashed date may be read either way round."""
     found: set[tuple[int, int]] = set()
@@ -509,6 +516,12 @@ def _dates(text: str, lex: _Lexicon) -> tuple[set[tuple[int, int]] | None, str, 
         if not valid(int(m.group(1)), int(m.group(2))):
             continue
         found.add((int(m.group(1)), int(m.group(2))))
+        words.append(m[0])
+        text = _blank(text, m.start(), m.end())
+    for m in lex.day_cjk.finditer(text):
+        if not valid(1, int(m.group(1))):
+            continue
+        found.add((ANY_MONTH, int(m.group(1))))
         words.append(m[0])
         text = _blank(text, m.start(), m.end())
     for m in lex.date_dotted.finditer(text):
@@ -580,7 +593,11 @@ def chosen_slot(text: str, slots: Sequence[Interval], zone: str) -> Choice:
         candidates &= {i for i in ordinals if 0 <= i < len(slots)}
     if dates is not None:
         named = True
-        candidates &= {i for i, (lt, _) in enumerate(local) if (lt.month, lt.day) in dates}
+        candidates &= {
+            i
+            for i, (lt, _) in enumerate(local)
+            if (lt.month, lt.day) in dates or (ANY_MONTH, lt.day) in dates
+        }
     if named_days:
         named = True
         candidates &= {i for i, (lt, _) in enumerate(local) if lt.weekday() in named_days}
@@ -784,15 +801,6 @@ def _conflict(slot: Interval, busy: Sequence[Interval], now: datetime, zone: str
     return ""
 
 
-def _client_context(client: Client, to: Address) -> dict[str, str]:
-    return {
-        "name": client.name,
-        "first_name": client.name.split()[0] if client.name else "",
-        "company": client.company or client.name,
-        "email": to.email,
-    }
-
-
 def _offer(
     client: Client,
     email: str,
@@ -865,6 +873,7 @@ def plan(
     languages: Callable[[Thread], str] | None = None,
     earlier: Iterable[Action] = (),
     notes: Mapping[str, str] | None = None,
+    rep_details: Mapping[str, Mapping[str, str]] | None = None,
 ) -> MeetingPlan:
     """Proposals for meeting requests, invitations for chosen times, holds and their release.
 
@@ -875,8 +884,11 @@ def plan(
     each note the outbox sent to its key). Keys: ``proposal/<mailbox>/<thread>/<message>``,
     ``invite/<mailbox>/<thread>/<slot start>``, ``hold/<slot start>/<proposal key>`` and
     ``release/<slot start>/<proposal key>``, so planning twice never acts twice.
+    ``rep_details`` adds, per mailbox, what the templates show of the rep (``company``,
+    ``title``), as the follow-up planner's does: a Japanese note names the rep's company.
     """
     notes = notes or {}
+    details = rep_details or {}
     past = [a for a in earlier if a.kind in (ActionKind.PROPOSAL, ActionKind.INVITE)]
     by_thread: dict[tuple[str, str], list[Action]] = {}
     for a in past:
@@ -948,7 +960,8 @@ def plan(
                     invite = _invite(
                         thread, client, rep, rule, reply, slot, choice, language_of(), send_at, mine
                     )
-                    actions.append(dataclasses.replace(invite, context={**invite.context, **hours}))
+                    context = {**invite.context, **hours, "rep": _rep_context(rep, details)}
+                    actions.append(dataclasses.replace(invite, context=context))
                     for p in mine:
                         settled.setdefault(p.key, f"{client.name} chose a time")
                     continue
@@ -1003,9 +1016,9 @@ def plan(
             template="proposal",
             reason=(
                 f"rule {rule.name!r}: {why}; {len(context['slots'])} times that suit "
-                f"{zone} and {rep.zone}"
+                f"{_zones(zone, rep.zone)}"
             ),
-            context={"rep": {"name": rep.name}, **context, **hours},
+            context={"rep": _rep_context(rep, details), **context, **hours},
         )
         actions.append(proposal)
         if rule.hold:
@@ -1025,6 +1038,16 @@ def plan(
         elif until <= now:
             actions.extend(_releases(p, now, f"the proposal's hold ended {_stamp(until)}"))
     return MeetingPlan(tuple(actions), tuple(decisions))
+
+
+def _zones(client_zone: str, rep_zone: str) -> str:
+    """``Asia/Tokyo and Europe/Berlin``, or the one zone both sides are in."""
+    return client_zone if client_zone == rep_zone else f"{client_zone} and {rep_zone}"
+
+
+def _rep_context(rep: Rep, details: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The ``rep`` of a note: what ``rep_details`` says of the mailbox, then name and address."""
+    return {**details.get(rep.mailbox, {}), "name": rep.name, "email": rep.address}
 
 
 def _invite(
@@ -1130,7 +1153,7 @@ def _answer(
         reply_to_message_id=reply.message_id,
         references=(*reply.references, reply.message_id),
         subject=reply.subject,
-        context={"client": _client_context(client, to), "answered": reply.date, **context},
+        context={"client": client_context(client, to), "answered": reply.date, **context},
         mode=rule.mode,
     )
 
@@ -1208,7 +1231,7 @@ def propose_in_follow_ups(
             kind=ActionKind.PROPOSAL,
             template="proposal",
             reason=f"{action.reason}; with {len(context['slots'])} times that suit "
-            f"{context['client_zone']} and {rep.zone}",
+            f"{_zones(context['client_zone'], rep.zone)}",
             context={**action.context, **context},
         )
         out.append(proposal)

@@ -109,6 +109,12 @@ class Client:
     owner: str = ""
     tags: frozenset[str] = frozenset()
     opted_out: bool = False
+    # The contact's name in parts, when the clients file gives them (agent/names.py reads
+    # them from the display name otherwise); gender is "female", "male" or "".
+    first_name: str = ""
+    last_name: str = ""
+    honorific: str = ""
+    gender: str = ""
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,11 @@ def plan(team: Team, messages: Iterable[Message], now: datetime) -> promises.Pro
     return promises.plan(threads(team, messages), team.rules, team.reps(), client_calendar, now)
 
 
+def rep_details(team: Team) -> dict[str, dict[str, str]]:
+    """Per mailbox, what client notes show of the rep besides name and address."""
+    return {m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes}
+
+
 def language_of(team: Team) -> Callable[[Thread], str]:
     """The language to write to a thread's client in: the record, else detection, else default."""
     settings = team.settings
@@ -241,7 +246,7 @@ def notes_for(
         clients=team.clients,
         languages=language_of(team),
         notes=sent_notes or {},
-        rep_details={m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes},
+        rep_details=rep_details(team),
     )
     actions = tuple(
         dataclasses.replace(a, mode=result.modes[a.key]) if a.key in result.modes else a
@@ -391,6 +396,7 @@ def meetings_for(
         languages=language_of(team),
         earlier=earlier,
         notes=sent_notes,
+        rep_details=rep_details(team),
     )
     # A moved meeting's old time leaves the rep's calendar, where the rep had put it.
     freed = []

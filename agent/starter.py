@@ -14,7 +14,10 @@ from pathlib import Path
 
 from agent.errors import ConfigError, Problem
 
-CLIENTS_HEADER = "name,emails,domains,company,language,zone,country,tier,owner,tags\n"
+CLIENTS_HEADER = (
+    "name,emails,domains,company,language,zone,country,tier,owner,tags,"
+    "first_name,last_name,honorific,gender\n"
+)
 SOURCE = Path(__file__).resolve().parent.parent  # a source checkout: the repository's root
 
 

@@ -28,6 +28,7 @@ from jinja2 import Environment, TemplateSyntaxError, meta, nodes
 
 from agent.compose import (
     CONTRACTS,
+    FALLBACKS_FILE,
     INTERNAL_PURPOSES,
     LAST_RESORT,
     PROVIDED,
@@ -57,6 +58,7 @@ def check_templates(
     problems = list(composer.problems)
     if not composer.templates_dir.is_dir():
         return problems
+    problems += fallback_problems(composer)
     problems += _coverage(composer, client_languages, team_default)
     for purpose in sorted(composer.purposes() & set(CONTRACTS)):
         for language in sorted(composer.languages(purpose)):
@@ -92,6 +94,42 @@ def preview(
     if purpose == "follow_up":
         context["step"] = step
     return composer.render(purpose, language, context)
+
+
+def fallback_problems(composer: Composer) -> list[Problem]:
+    """Declared fallbacks that lead nowhere: to a language no purpose has a template for (and
+    that falls back no further), or round in a circle."""
+    path = str(composer.templates_dir / FALLBACKS_FILE)
+    declared = {k.strip().lower(): v.strip().lower() for k, v in composer.fallbacks.items()}
+    spelled = {k.strip().lower(): k for k in composer.fallbacks}
+    have = set().union(*(composer.languages(p) for p in composer.purposes()))
+    known = {lang.lower() for lang in have}
+    problems = []
+    for key, target in declared.items():
+        chain = [key, target]
+        while chain[-1] in declared and chain[-1] not in chain[:-1]:
+            chain.append(declared[chain[-1]])
+        if chain[-1] in chain[:-1]:
+            loop = " -> ".join(chain[chain.index(chain[-1]) :])
+            problems.append(
+                Problem(
+                    path,
+                    spelled[key],
+                    f"the fallbacks go round in a circle ({loop}); end the chain at a language "
+                    "that has templates",
+                )
+            )
+        elif target not in known:
+            languages = ", ".join(sorted(have))
+            problems.append(
+                Problem(
+                    path,
+                    spelled[key],
+                    f"falls back to '{composer.fallbacks[spelled[key]]}', which has no templates; "
+                    f"use a language the templates have ({languages}) or add its templates",
+                )
+            )
+    return problems
 
 
 def _coverage(

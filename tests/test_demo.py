@@ -288,3 +288,33 @@ def test_demo_shows_a_bounce_in_another_thread_stopping_a_follow_up(tmp_path: Pa
     assert "mail to m.weber@schmidt-maschinenbau.de failed" in stopped[0].reason
     assert "'Mail delivery failed: returning message to sender'" in stopped[0].reason
     assert not any(to.email.startswith("m.weber@") for a in demo.actions for to in a.to)
+
+
+def _plain(out: Path, pattern: str) -> str:
+    [eml] = sorted((out / "outbox").glob(pattern))
+    msg = message_from_bytes(eml.read_bytes(), policy=default)
+    return msg.get_body(("plain",)).get_content()
+
+
+def test_demo_notes_read_as_written_in_the_clients_language(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    actions = json.loads(result.output)
+    # Priya writes Telugu: the thank-you after her call with Asha is in Telugu.
+    [priya] = [a for a in actions if a["client"] == "priya-reddy" and a["kind"] == "thank_you"]
+    assert priya["language"] == "te"
+    assert _plain(out, "*-thank_you-priya-reddy.eml").startswith("నమస్కారం Priya గారు,\n")
+    # The formal Arabic salutation, gendered from the clients file; Omar and Fatima are both on
+    # Riyadh time, so each proposed time is written once, without a bracketed repeat.
+    arabic = _plain(out, "*-proposal-fatima-al-sayed.eml")
+    assert arabic.startswith("الأستاذة فاطمة السيد المحترمة،\nتحية طيبة وبعد،")
+    times = arabic.split("\n\n")[2]
+    assert times.count("\n- ") == 2 and "(" not in times
+    # The Japanese invitation names the rep's company and greets by the family name.
+    japanese = _plain(out, "*-invite-kenji-sato.eml")
+    assert "佐藤様" in japanese and "Acme AnalyticsのAsha Raoです。" in japanese
+    # One zone on both sides is named once in the reasons.
+    for a in actions:
+        zones = re.findall(r"times that suit (\S+) and (\S+)", a["reason"])
+        assert all(x != y for x, y in zones), a["reason"]

@@ -896,3 +896,24 @@ def test_every_note_carries_the_stretches_it_may_go_out_in() -> None:
             local = span["start"].astimezone(cal.tz)
             assert cal.is_open(span["start"]) and local.hour == 11
             assert span["end"] - span["start"] <= timedelta(hours=1)
+
+
+def test_thank_yous_and_follow_ups_carry_the_name_in_parts() -> None:
+    # The attendee wrote "Ruiz, Carlos" in the calendar; the clients file gives the rest.
+    carlos = dataclasses.replace(CARLOS, last_name="Ruiz", honorific="Sr.", gender="male")
+    event = demo(
+        attendees=(
+            Attendee("carlos@ruiz.mx", "Ruiz, Carlos", "ACCEPTED"),
+            Attendee("sam@acme.example", "Sam Lee", "ACCEPTED"),
+        )
+    )
+    thank, survey = thanks_of(run([ASKED], at(23, 18), [event], clients=(carlos, ANNA, JEN)))
+    [first, *_] = follow_ups(run([ASKED, ANCHOR], at(20, 12), clients=(carlos, ANNA, JEN)))
+    for action in (thank, survey, first):
+        person = action.context["client"]
+        assert {k: person.get(k) for k in ("first_name", "last_name", "honorific", "gender")} == {
+            "first_name": "Carlos",
+            "last_name": "Ruiz",
+            "honorific": "Sr.",
+            "gender": "male",
+        }, action.kind

@@ -825,3 +825,26 @@ def test_a_moved_meetings_old_time_leaves_the_reps_calendar() -> None:
     [remove] = freed_events(moved, events, uid)
     assert remove.kind is ActionKind.HOLD and remove.context["op"] == "remove"
     assert remove.context["event"] == "ev-old"
+
+
+@pytest.mark.parametrize(
+    ("text", "index"),
+    [
+        ("22日でお願いします", 1),  # a day of the month alone
+        ("22号可以。", 1),
+        ("Nummer 2 passt.", 1),
+        ("Nr. 2 passt.", 1),
+        ("Termin 3 passt mir.", 2),
+    ],
+)
+def test_a_day_of_the_month_or_a_numbered_option_is_a_choice(text: str, index: int) -> None:
+    slots = [  # Mon 21, Tue 22, Wed 23 December 10:00 in Tokyo
+        Interval(datetime(2026, 12, d, 1, 0, tzinfo=UTC), datetime(2026, 12, d, 1, 30, tzinfo=UTC))
+        for d in (21, 22, 23)
+    ]
+    choice = chosen_slot(text, slots, "Asia/Tokyo")
+    assert (choice.status, choice.index) == (CHOSEN, index), choice.why
+
+
+def test_a_span_of_days_is_not_a_day_of_the_month() -> None:
+    assert chosen_slot("3日間お待ちください。", KOLKATA_SLOTS, "Asia/Kolkata").status == NONE

@@ -293,3 +293,21 @@ def test_name_block_under_a_thanks_is_not_more_to_read(text: str) -> None:
 )
 def test_lines_under_a_thanks_that_say_something_still_count(text: str) -> None:
     assert not needs_no_answer(text)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("谢谢，合同也发我一下", "zh"),  # thanks, then a request: send me the contract too
+        ("谢谢，合同也发我一下", ""),
+        ("謝謝，合約也發給我", "zh-TW"),
+    ],
+)
+def test_a_request_after_a_chinese_thanks_needs_an_answer(text: str, language: str) -> None:
+    answer, why = needs_no_answer(text, language)
+    assert not answer and why.startswith("request"), why
+
+
+@pytest.mark.parametrize("text", ["థాంక్యూ అండి", "థ్యాంక్యూ అండి", "ధన్యవాదాలు అండి"])
+def test_a_colloquial_telugu_thanks_needs_no_answer(text: str) -> None:
+    assert needs_no_answer(text, "te")[0]

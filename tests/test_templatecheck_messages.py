@@ -43,7 +43,9 @@ def test_a_syntax_error_in_the_team_default_is_reported_once_without_none(folder
 def test_a_fallback_to_a_missing_language_says_the_fallback_is_the_problem(folder: Path) -> None:
     (folder / "fallbacks.toml").write_text('te = "kn"\n', encoding="utf-8")
     (folder / "follow_up" / "te.j2").unlink()
-    [message] = _messages(folder, ["en", "te"])
+    found = _messages(folder, ["en", "te"])
+    assert "templates/fallbacks.toml:te: falls back to 'kn', which has no templates" in found[0]
+    [message] = [m for m in found if m.startswith("templates/follow_up")]
     assert message.startswith(
         "templates/follow_up:: no template for clients writing 'te': they would get 'en'. "
         "fallbacks.toml sends them to 'kn', but there is no follow_up/kn.j2."
@@ -95,3 +97,55 @@ def test_render_errors_speak_of_kinds_of_value_not_python_reprs(
     assert found[0] == f"templates/reminder/en.j2:3: {message}"
     for text in found:
         assert "None" not in text and "timedelta" not in text and "Error" not in text, text
+
+
+def test_a_fallback_to_a_language_with_no_templates_is_named_in_fallbacks_toml(
+    folder: Path,
+) -> None:
+    (folder / "fallbacks.toml").write_text('"zh-TW" = "zh-Hnat"\n', encoding="utf-8")
+    found = _messages(folder, ["en"])
+    assert len(found) == 1, found
+    assert found[0].startswith(
+        "templates/fallbacks.toml:zh-TW: falls back to 'zh-Hnat', which has no templates; "
+        "use a language the templates have ("
+    )
+    assert "zh-Hant" in found[0]
+
+
+def test_fallbacks_that_go_round_in_a_circle_are_reported(folder: Path) -> None:
+    (folder / "fallbacks.toml").write_text('gl = "ast"\nast = "gl"\n', encoding="utf-8")
+    found = _messages(folder, ["en"])
+    assert found == [
+        "templates/fallbacks.toml:gl: the fallbacks go round in a circle (gl -> ast -> gl); "
+        "end the chain at a language that has templates",
+        "templates/fallbacks.toml:ast: the fallbacks go round in a circle (ast -> gl -> ast); "
+        "end the chain at a language that has templates",
+    ]
+
+
+def test_a_fallbacks_file_that_is_not_toml_is_one_line_naming_the_file(folder: Path) -> None:
+    (folder / "fallbacks.toml").write_text('"zh-TW" = \n', encoding="utf-8")
+    found = _messages(folder, ["en"])
+    assert len(found) == 1 and "\n" not in found[0]
+    assert found[0].startswith("templates/fallbacks.toml:: not valid TOML")
+
+
+def test_rules_check_names_a_broken_fallbacks_file_too(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agent import app
+    from agent.cli import main
+
+    folder = tmp_path / "team"
+    assert CliRunner().invoke(main, ["init", str(folder)]).exit_code == 0
+    fallbacks = folder / "templates" / "fallbacks.toml"
+    fallbacks.write_text('"zh-TW" = "zh-Hnat"\n', encoding="utf-8")
+    problems, _ = app.check_rules(None, folder / "config.toml")
+    assert len(problems) == 1
+    assert str(problems[0]).startswith(
+        f"{fallbacks}:zh-TW: falls back to 'zh-Hnat', which has no templates; use a language "
+        "the templates have (ar, de, en,"
+    )
+    fallbacks.write_text('"zh-TW" = \n', encoding="utf-8")
+    problems, _ = app.check_rules(None, folder / "config.toml")
+    assert len(problems) == 1 and str(problems[0]).startswith(f"{fallbacks}: not valid TOML")

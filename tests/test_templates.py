@@ -174,7 +174,7 @@ def test_check_catches_a_variable_outside_the_contract(copy: Path) -> None:
 
     assert [str(p) for p in problems] == [
         f"{path}:{at + 1}: 'client.nickname' is not in the thank_you context "
-        "(client has: company, email, first_name, honorific, last_name, name, zone)"
+        "(client has: company, email, first_name, gender, honorific, last_name, name, zone)"
     ]
 
 
