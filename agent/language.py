@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     # on record never loads it.
     from py3langid.langid import LanguageIdentifier
 
+from agent import phrases
 from agent.textparts import own_text
 
 __all__ = [
@@ -71,6 +72,10 @@ DECOYS: frozenset[str] = frozenset(
 # softmax-normalised with a temperature that grows with the text's length, so a short clear
 # text scores lower than Lingua's did; this threshold is set by measurement on the corpus.
 THRESHOLD = 0.6
+
+# Languages whose short thanks words are written the same way in a decoy language: Marathi and
+# Nepali thank with Hindi's "धन्यवाद", so a short Devanagari thanks says nothing of which it is.
+_THANKS_SHARED_WITH_DECOYS = frozenset({"hi"})
 
 # Fewer letters than this carry no signal ("ok", "👍"); returned as ("", 0.0). A Han, kana or
 # Hangul character counts as two: "谢谢" says more than "ok".
@@ -152,6 +157,16 @@ def choose_language(
             confidence,
             f"{note}detected {language!r} at {confidence:.2f} from {used} recent message(s)",
         )
+    short = _short_reply_language(texts, supported)
+    if short is not None:
+        code, words = short
+        return LanguageDecision(
+            code,
+            "detected",
+            threshold,
+            f"{note}a short reply in the {code!r} phrase list ({words}); the detector's "
+            f"{confidence:.2f} is too little for so few words",
+        )
     default = canonical_tag(team_default) or team_default
     if not used:
         why = "no recent text from the client to detect from"
@@ -160,6 +175,23 @@ def choose_language(
     else:
         why = f"best guess {language!r} at {confidence:.2f} is under the {threshold:.2f} threshold"
     return LanguageDecision(default, "team default", confidence, f"{note}{why}; team default")
+
+
+def _short_reply_language(
+    texts: Sequence[str], supported: Collection[str]
+) -> tuple[str, str] | None:
+    """The one supported language that the client's short acknowledgements are written in, by
+    the phrase lists ("Oui, merci." is French), or None when they name none or several."""
+    wanted = {_base(s) for s in supported}
+    found: dict[str, str] = {}
+    for body in list(texts)[:MAX_TEXTS]:
+        code, words = phrases.ack_language(body[: MAX_CHARS * 10])
+        if code:
+            found.setdefault(code, words)
+    if len(found) != 1:
+        return None
+    code, words = next(iter(found.items()))
+    return (code, words) if code in wanted and code not in _THANKS_SHARED_WITH_DECOYS else None
 
 
 def _vote(texts: Sequence[str], supported: Collection[str]) -> tuple[str, float, int]:

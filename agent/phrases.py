@@ -38,6 +38,7 @@ from agent.textparts import own_text
 
 __all__ = [
     "LANGUAGES",
+    "ack_language",
     "asks_for_meeting",
     "asks_to_stop",
     "needs_no_answer",
@@ -666,6 +667,40 @@ def _needs_no_answer(text: str, language: str) -> tuple[bool, str]:
     if leftover > MAX_ACK_LEFTOVER:
         return False, f"says more than an acknowledgement ('{acks[0].words}' and more)"
     return True, f"acknowledgement: '{acks[0].words}'"
+
+
+def ack_language(text: str) -> tuple[str, str]:
+    """The language of a short acknowledgement, from the phrase lists: ("fr", "'merci'") for
+    "Oui, merci.", ("", "") when the text is long, asks something, or its phrases are shared by
+    several languages ("ok", "super") or belong to none.
+
+    A two-word reply is too short for a statistical detector; its thanks word still says which
+    language it is in. Only a phrase that one language alone lists decides, and only when every
+    such phrase in the text is of that language.
+    """
+    return _ack_language(text)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _ack_language(text: str) -> tuple[str, str]:
+    full = _prepare(text)
+    if not full.toks or len(full.norm) > MAX_ACK_CHARS or _weight(full.toks) > MAX_ACK_WORDS:
+        return "", ""
+    if QUESTION_MARKS & set(full.norm):
+        return "", ""
+    hits = (*_ACK.find(full), *_CLOSING.find(full))
+    covered = _covered(hits)
+    if _weight(t for i, t in enumerate(full.toks) if i not in covered) > MAX_ACK_LEFTOVER:
+        return "", ""  # says more than thanks: the detector reads that, or nobody
+    by_words: dict[str, set[str]] = {}
+    for hit in hits:
+        by_words.setdefault(hit.words, set()).add(hit.phrase.language)
+    exclusive = {w: next(iter(langs)) for w, langs in by_words.items() if len(langs) == 1}
+    languages = set(exclusive.values())
+    if len(languages) != 1:
+        return "", ""
+    words = next(iter(exclusive))
+    return languages.pop(), f"'{words}'"
 
 
 def asks_to_stop(text: str) -> tuple[bool, str]:
