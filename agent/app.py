@@ -194,17 +194,37 @@ def outbox_rows(config_path: Path, *, everything: bool = False) -> list[dict[str
 
 
 def outbox_decide(
-    config_path: Path, ident: int, *, approve: bool, force: bool = False
+    config_path: Path,
+    ident: int,
+    *,
+    approve: bool,
+    force: bool = False,
+    who: str = "",
+    mailbox: str | None = None,
+    now: datetime | None = None,
 ) -> outbox_mod.Outcome:
     """Approve (send now) or cancel one outbox row; raises ConfigError for an unknown id, and
-    for an approval of anything but a draft that is due, unless ``force``."""
+    for an approval of anything but a draft that is due, unless ``force``. ``mailbox``: only a
+    row of that mailbox (another's reads as unknown). ``who``: recorded as an audited decision."""
     settings = config.load(config_path)
-    store = Store.open(settings.database.url)
+    now = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: now)
     try:
         row = store.outbox_row(ident)
-        if row is None:
+        if row is None or (mailbox is not None and row["mailbox"] != mailbox):
             raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
-        now = wall_clock()
+        if who:
+            store.record_decisions(
+                [
+                    (
+                        str(row["mailbox"]),
+                        str(row["thread_id"]),
+                        f"audit:{now:%Y%m%dT%H%M%S.%f}:outbox/{ident}",
+                        "approved" if approve else "cancelled",
+                        f"{row['kind']} for {row['client'] or 'the team'}: {_by(who, '')}",
+                    )
+                ]
+            )
         waiting = row["status"] == DRAFTED and row["due"] <= now  # what approve is for
         if approve and not force and row["status"] in (PLANNED, DRAFTED) and not waiting:
             what = "a draft" if row["status"] == DRAFTED else "not a draft"
@@ -249,13 +269,14 @@ class Shown:
     attachments: list[tuple[str, str]]  # (file name, content type)
 
 
-def outbox_show(config_path: Path, ident: int) -> Shown:
-    """Render one outbox row's note: headers, text, the HTML as text, attachments."""
+def outbox_show(config_path: Path, ident: int, *, mailbox: str | None = None) -> Shown:
+    """Render one outbox row's note: headers, text, the HTML as text, attachments.
+    ``mailbox``: only a row of that mailbox (another's reads as unknown)."""
     settings = config.load(config_path)
     store = Store.open(settings.database.url)
     try:
         row = store.outbox_row(ident)
-        if row is None:
+        if row is None or (mailbox is not None and row["mailbox"] != mailbox):
             raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
         action = action_from_json(row["action"])
         if action.kind in (ActionKind.WEBHOOK, ActionKind.HOLD):
@@ -471,7 +492,13 @@ def _by(who: str, note: str) -> str:
 
 
 def promise_done(
-    config_path: Path, key: str, *, who: str, note: str = "", now: datetime | None = None
+    config_path: Path,
+    key: str,
+    *,
+    who: str,
+    note: str = "",
+    now: datetime | None = None,
+    mailbox: str | None = None,
 ) -> Acted:
     """Mark the promise ``key`` handled: its reminders and escalations stop. ``now``: when it
     happened (default: the present; the demo passes its own)."""
@@ -484,6 +511,8 @@ def promise_done(
             raise ConfigError(
                 [Problem("promise", key, "not a promise key; `followup status` lists them")]
             )
+        if mailbox is not None and parts[1] != mailbox:
+            raise ConfigError([Problem("promise", key, "not a promise of this mailbox")])
         mailbox, thread_id = parts[1], "/".join(parts[2:-1])
         store.record_control(
             mailbox, thread_id, controls.subject(key, now), controls.HANDLED, _by(who, note)
@@ -507,13 +536,15 @@ def thread_control(
     until: str | None = None,
     note: str = "",
     now: datetime | None = None,
+    mailbox: str | None = None,
 ) -> Acted:
-    """Snooze (``until`` an ISO date or time), stop or resume the follow-ups of a thread."""
+    """Snooze (``until`` an ISO date or time), stop or resume the follow-ups of a thread
+    (``mailbox``: in that mailbox only)."""
     settings = config.load(config_path)
     now = now or wall_clock()
     store = Store.open(settings.database.url, clock=lambda: now)
     try:
-        mailboxes = sorted({m.mailbox for m in store.messages() if m.thread_id == thread_id})
+        mailboxes = sorted({m.mailbox for m in store.messages(mailbox) if m.thread_id == thread_id})
         if not mailboxes:
             raise ConfigError([Problem("thread", thread_id, "no stored thread has this id")])
         decision = {"stop": controls.STOPPED, "resume": controls.RESUMED}.get(act, "")
@@ -592,3 +623,33 @@ def client_optout(
         return Acted(f"{name} opted out: no further notes", withdrawn)
     finally:
         store.close()
+
+
+def decisions(config_path: Path, mailbox: str, *, limit: int = 200) -> list[dict[str, object]]:
+    """The latest decisions recorded for one mailbox (why a note went or did not, acts by
+    hand and who did them), newest first."""
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        rows = store.decisions(mailbox)
+    finally:
+        store.close()
+    return list(reversed(rows[-limit:]))
+
+
+def rules_in_force(config_path: Path) -> list[dict[str, str]]:
+    """The promise rules the worker keeps: name, file and what the rule promises."""
+    settings = config.load(config_path)
+    ruleset = load_rules(settings.paths.rules)
+    # Never the rule's webhook: its URL is a credential.
+    return [
+        {
+            "name": r.name,
+            "source": Path(r.source).name,
+            "kind": r.kind,
+            "target": f"{r.target_days}bd" if r.target_days else str(r.target),
+            "clock": r.clock,
+            "description": r.description,
+        }
+        for r in ruleset.promises
+    ]

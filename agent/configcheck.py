@@ -46,6 +46,43 @@ def setup_problems(settings: Settings, source: str) -> list[Problem]:
                     "writes them)",
                 )
             )
+    found += web_problems(settings, source)
+    return found
+
+
+def web_problems(settings: Settings, source: str) -> list[Problem]:
+    """Console users naming a mailbox or a team the config does not have, and a sign-in with
+    no app registration to use."""
+    found: list[Problem] = []
+    names = {m.name for m in settings.mailboxes}
+    teams = {m.team for m in settings.mailboxes if m.team}
+    for u in settings.web.users:
+        for name in u.mailboxes:
+            if name not in names:
+                found.append(
+                    Problem(
+                        source,
+                        f"web.users[{u.email}].mailboxes",
+                        f"{name!r} is not a [[mailboxes]] name" + _near(name, names),
+                    )
+                )
+        for team in u.lead_of:
+            if team not in teams:
+                found.append(
+                    Problem(
+                        source,
+                        f"web.users[{u.email}].lead_of",
+                        f"{team!r} is no mailbox's team" + _near(team, teams),
+                    )
+                )
+        if not (u.mailboxes or u.lead_of or u.admin):
+            found.append(
+                Problem(
+                    source,
+                    f"web.users[{u.email}]",
+                    "has no role: give mailboxes, lead_of or admin = true",
+                )
+            )
     return found
 
 
