@@ -184,12 +184,19 @@ def _render(
     )
 
 
-async def _form(request: Request) -> Any:
-    """The posted form, refused (403) without this session's CSRF token."""
-    form = await request.form(max_files=1, max_fields=20, max_part_size=MAX_RULES_UPLOAD)
-    if not csrf_ok(request.session, form.get("csrf")):
+async def _form(request: Request) -> dict[str, str | bytes]:
+    """The posted form (a file as its first bytes past the limit), refused (403) without this
+    session's CSRF token."""
+    fields: dict[str, str | bytes] = {}
+    async with request.form(max_files=1, max_fields=20, max_part_size=MAX_RULES_UPLOAD) as form:
+        for name, value in form.items():
+            if isinstance(value, UploadFile):
+                fields[name] = await value.read(MAX_RULES_UPLOAD + 1)
+            else:
+                fields[name] = value
+    if not csrf_ok(request.session, fields.get("csrf")):
         raise HTTPException(403, "This form has expired or did not come from this console.")
-    return form
+    return fields
 
 
 def _client_key(request: Request) -> str:
@@ -513,9 +520,7 @@ async def lead_simulate(request: Request) -> Response:
     team = _team_of(request, v)
     form = await _form(request)
     upload = form.get("rules")
-    content = b""
-    if isinstance(upload, UploadFile):
-        content = await upload.read(MAX_RULES_UPLOAD + 1)
+    content = upload if isinstance(upload, bytes) else b""
     c = _console(request)
     if not content or len(content) > MAX_RULES_UPLOAD:
         request.session["flash"] = "Choose a rule file (.toml) of at most 256 KB."

@@ -1,0 +1,292 @@
+"""The console over HTTP: sign-in with the Google emulator as identity provider, who may see
+and do what, CSRF, headers and cookies, and each action landing in the store as the CLI's."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from agent.errors import SignInFailed
+from agent.model import ActionKind
+from agent.web import oidc
+from tests.web_world import NOW, csrf_of, served, sign_in_google, world
+from tests.web_world import demo_folder as demo_folder  # the fixture
+
+
+def _draft(w, mailbox: str) -> int:  # type: ignore[no-untyped-def]
+    rows = w.outbox(mailbox=mailbox, status="drafted")
+    assert rows, f"the demo leaves a draft waiting in {mailbox}"
+    return int(rows[0]["id"])
+
+
+def _sent_files(folder: Path) -> int:
+    return len([p for p in (folder / "sent").rglob("*") if p.is_file()])
+
+
+def test_pages_need_a_sign_in(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        for path in ("/rep/asha", "/lead/apac", "/rep/asha/notes/1"):
+            reply = requests.get(base + path, allow_redirects=False, timeout=10)
+            assert reply.status_code == 303
+            assert reply.headers["location"] == "/signin"
+
+
+def test_google_sign_in_lands_on_the_reps_own_page(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        page = http.get(f"{base}/", timeout=10)
+        assert page.url == f"{base}/rep/asha"
+        assert "Asha Rao" in page.text
+        assert w.google.consents == 1
+        # The code was redeemed once with its PKCE verifier; it cannot be used again.
+        assert not w.google.codes
+
+
+def test_an_account_the_config_does_not_name_is_refused(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        http = sign_in_google(base, w.google, "stranger@elsewhere.example")
+        assert http.get(f"{base}/rep/asha", timeout=10).url == f"{base}/signin"
+        assert "may not use the console" in http.get(f"{base}/signin?e=denied", timeout=10).text
+
+
+def test_a_callback_with_another_state_signs_nobody_in(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        http = requests.Session()
+        start = http.get(f"{base}/signin/google", allow_redirects=False, timeout=10)
+        consent = requests.get(start.headers["location"], allow_redirects=False, timeout=10)
+        forged = re.sub(r"state=[^&]+", "state=forged", consent.headers["location"])
+        reply = http.get(forged, timeout=10)
+        assert reply.url == f"{base}/signin?e=failed"
+        assert http.get(f"{base}/rep/asha", timeout=10).url == f"{base}/signin"
+
+
+def test_an_id_token_with_another_nonce_or_audience_is_refused(tmp_path: Path) -> None:
+    from tests.fakes.gmail import GoogleEmulator
+
+    with GoogleEmulator("asha@acme.example") as google:
+        issuer = oidc.Issuer(
+            "google",
+            "Google",
+            f"{google.issuer}/.well-known/openid-configuration",
+            google.client_id,
+        )
+        meta = oidc.metadata(issuer)
+        good = oidc.verify_id_token(issuer, meta, google.id_token("n-1"), "n-1")
+        assert good["email"] == "asha@acme.example"
+        with pytest.raises(SignInFailed, match="nonce"):
+            oidc.verify_id_token(issuer, meta, google.id_token("n-2"), "n-1")
+        with pytest.raises(SignInFailed):
+            oidc.verify_id_token(issuer, meta, google.id_token("n-1", aud="someone-else"), "n-1")
+        with pytest.raises(SignInFailed):
+            oidc.verify_id_token(issuer, meta, google.id_token("n-1", iss="https://evil"), "n-1")
+        with pytest.raises(SignInFailed):
+            expired = google.id_token("n-1", now=NOW.timestamp() - 7200)  # expired an hour ago
+            oidc.verify_id_token(issuer, meta, expired, "n-1")
+
+
+def test_a_rep_cannot_open_or_act_on_another_reps_mail(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        theirs = _draft(w, "lukas")
+        before = w.row(theirs)["status"]
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        assert http.get(f"{base}/rep/lukas", timeout=10).status_code == 403
+        assert http.get(f"{base}/rep/lukas/notes/{theirs}", timeout=10).status_code == 403
+        # The id in asha's own address space: another mailbox's note reads as unknown.
+        page = http.get(f"{base}/rep/asha/notes/{theirs}", timeout=10)
+        assert page.status_code == 404
+        token = csrf_of(http.get(f"{base}/rep/asha", timeout=10).text)
+        http.post(f"{base}/rep/asha/notes/{theirs}/approve", data={"csrf": token}, timeout=10)
+        http.post(f"{base}/rep/lukas/notes/{theirs}/cancel", data={"csrf": token}, timeout=10)
+        assert w.row(theirs)["status"] == before
+        assert http.get(f"{base}/lead/apac", timeout=10).status_code == 403
+
+
+def test_a_post_without_the_csrf_token_is_refused(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        mine = _draft(w, "asha")
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        for data in ({}, {"csrf": "guessed-" + "x" * 40}):
+            reply = http.post(f"{base}/rep/asha/notes/{mine}/approve", data=data, timeout=10)
+            assert reply.status_code == 403
+        assert w.row(mine)["status"] == "drafted"
+
+
+def test_approving_a_draft_sends_it_once_and_says_who(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        mine = _draft(w, "asha")
+        before = _sent_files(w.folder / "mail" / "asha")
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        page = http.get(f"{base}/rep/asha", timeout=10).text
+        assert f"Approve and send #{mine}" in page
+        token = csrf_of(page)
+        first = http.post(f"{base}/rep/asha/notes/{mine}/approve", data={"csrf": token}, timeout=10)
+        assert f"#{mine}: sent" in first.text
+        again = http.post(f"{base}/rep/asha/notes/{mine}/approve", data={"csrf": token}, timeout=10)
+        assert "nothing to approve" in again.text
+        assert w.row(mine)["status"] == "sent"
+        assert _sent_files(w.folder / "mail" / "asha") == before + 1  # sent once
+        store = w.store()
+        try:
+            audit = [d for d in store.decisions("asha") if d["subject_id"].startswith("audit:")]
+        finally:
+            store.close()
+        assert audit and {d["decision"] for d in audit} == {"approved"}
+        assert "asha@acme.example" in audit[0]["reason"]
+
+
+def test_a_snooze_moves_the_follow_up_and_the_worker_keeps_it(
+    demo_folder: Path, tmp_path: Path
+) -> None:
+    from agent.worker import Worker
+
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        follow = [
+            r
+            for r in w.outbox(mailbox="lukas", status="planned")
+            if r["kind"] == ActionKind.FOLLOW_UP
+        ]
+        assert follow, "the demo has a follow-up planned in lukas's mailbox"
+        row = follow[0]
+        until = (max(NOW, row["due"]) + timedelta(days=10)).date()  # type: ignore[type-var]
+        http = sign_in_google(base, w.google, "lukas@acme.example")
+        token = csrf_of(http.get(f"{base}/rep/lukas", timeout=10).text)
+        done = http.post(
+            f"{base}/rep/lukas/threads/snooze",
+            data={"csrf": token, "thread_id": row["thread_id"], "until": until.isoformat()},
+            timeout=10,
+        )
+        assert f"snoozed until {until:%Y-%m-%d}" in done.text
+        moved = w.row(int(row["id"]))  # type: ignore[call-overload]
+        assert moved["due"].date() == until  # type: ignore[attr-defined]
+        # A worker's round after the old due time sends nothing in the snoozed thread.
+        at = row["due"] + timedelta(hours=1)  # type: ignore[operator]
+        Worker(w.config, clock=lambda: at, post=lambda url, payload: None).run(once=True)
+        after = [
+            r for r in w.outbox(thread_id=row["thread_id"]) if r["kind"] == ActionKind.FOLLOW_UP
+        ]
+        assert all(r["status"] != "sent" for r in after)
+        store = w.store()
+        try:
+            acts = [d for d in store.control_decisions() if "lukas@acme.example" in d["reason"]]
+        finally:
+            store.close()
+        assert acts and acts[-1]["decision"].startswith("snoozed until")
+
+
+DRAFT_RULES = """
+[[promise]]
+name = "first-reply-fast"
+kind = "first_reply"
+target = "1h"
+clock = "calendar"
+"""
+
+
+def test_a_lead_replays_draft_rules_against_the_rules_in_force(
+    demo_folder: Path, tmp_path: Path
+) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        http = sign_in_google(base, w.google, "meera@acme.example")
+        page = http.get(f"{base}/", timeout=10)
+        assert page.url == f"{base}/lead/apac"
+        assert "Rules in force" in page.text and "asha" in page.text
+        reply = http.post(
+            f"{base}/lead/apac/simulate",
+            data={"csrf": csrf_of(page.text)},
+            files={"rules": ("../../etc/evil.toml", DRAFT_RULES.encode(), "text/plain")},
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        assert "What the draft would have done" in reply.text
+        assert 'class="diff" aria-label="asha"' in reply.text
+        assert "lukas" not in re.sub(r"<nav.*?</nav>", "", reply.text, flags=re.S).split("diff")[-1]
+        broken = http.post(
+            f"{base}/lead/apac/simulate",
+            data={"csrf": csrf_of(page.text)},
+            files={"rules": ("draft.toml", b"[[promise]\nname=", "text/plain")},
+            timeout=60,
+        )
+        assert "The draft rules do not load" in broken.text
+
+
+def test_headers_cookies_and_no_secrets_in_pages(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        pages = [http.get(f"{base}/rep/asha", timeout=10), http.get(f"{base}/signin", timeout=10)]
+        for page in pages:
+            csp = page.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert page.headers["x-frame-options"] == "DENY"
+            assert "<script>" not in page.text and " style=" not in page.text
+            assert "hooks.slack.com" not in page.text  # the team's webhook URL
+            assert w.google.client_secret not in page.text
+        cookie = next(c for c in http.cookies if c.name == "followup_session")
+        assert cookie.has_nonstandard_attr("HttpOnly") or "httponly" in str(cookie._rest).lower()
+        # Message-IDs (<...@...>) are client text: shown escaped, never as markup.
+        body = pages[0].text
+        assert "&lt;" in body and re.search(r"<\d{6,}", body) is None
+
+
+def test_secure_cookies_unless_demo(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w:
+        text = w.config.read_text().replace("secure_cookies = false", "secure_cookies = true")
+        w.config.write_text(text)
+        with served(w.config) as base:
+            reply = requests.get(f"{base}/signin", timeout=10)
+            header = reply.headers["set-cookie"].lower()
+            assert "secure" in header and "httponly" in header and "samesite=lax" in header
+            assert "max-age=" in header
+
+
+def test_sign_in_is_rate_limited(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path, per_minute=3) as w, served(w.config) as base:
+        seen = [
+            requests.get(f"{base}/signin/google", allow_redirects=False, timeout=10).headers[
+                "location"
+            ]
+            for _ in range(5)
+        ]
+        assert [s.startswith(w.google.issuer) for s in seen] == [True, True, True, False, False]
+        assert seen[-1] == "/signin?e=busy"
+
+
+def test_demo_sign_in_only_in_demo_mode(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w:
+        with served(w.config, demo=True) as base:
+            http = requests.Session()
+            page = http.get(f"{base}/signin", timeout=10).text
+            assert "Sign in as Asha Rao" in page
+            http.post(
+                f"{base}/signin/demo",
+                data={"csrf": csrf_of(page), "email": "sofia@acme.example"},
+                timeout=10,
+            )
+            assert http.get(f"{base}/", timeout=10).url == f"{base}/lead/emea"
+        with served(w.config) as base:
+            http = requests.Session()
+            page = http.get(f"{base}/signin", timeout=10).text
+            assert "Sign in as" not in page
+            reply = http.post(
+                f"{base}/signin/demo",
+                data={"csrf": "any", "email": "asha@acme.example"},
+                timeout=10,
+            )
+            assert reply.status_code == 404
+
+
+def test_pages_in_hindi_and_telugu(demo_folder: Path, tmp_path: Path) -> None:
+    from agent.web import i18n
+
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        english = requests.get(f"{base}/signin", timeout=10).text
+        for lang in ("hi", "te"):
+            page = requests.get(
+                f"{base}/signin", headers={"Accept-Language": f"{lang}-IN,en;q=0.5"}, timeout=10
+            ).text
+            assert f'<html lang="{lang}">' in page
+            word = i18n.translations(lang).gettext("Sign in to Followup")
+            assert word != "Sign in to Followup" and word in page and word not in english
