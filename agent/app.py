@@ -637,6 +637,19 @@ def decisions(config_path: Path, mailbox: str, *, limit: int = 200) -> list[dict
     return list(reversed(rows[-limit:]))
 
 
+def _span(span: timedelta) -> str:
+    """A rule's target as the rule files write it: 4h, 1h30m, 2d."""
+    minutes = int(span.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    return "".join(parts) or "0m"
+
+
 def rules_in_force(config_path: Path) -> list[dict[str, str]]:
     """The promise rules the worker keeps: name, file and what the rule promises."""
     settings = config.load(config_path)
@@ -647,7 +660,7 @@ def rules_in_force(config_path: Path) -> list[dict[str, str]]:
             "name": r.name,
             "source": Path(r.source).name,
             "kind": r.kind,
-            "target": f"{r.target_days}bd" if r.target_days else str(r.target),
+            "target": f"{r.target_days}bd" if r.target_days else _span(r.target),
             "clock": r.clock,
             "description": r.description,
         }

@@ -490,7 +490,6 @@ def _lead_page(c: Console, team: str, draft_rules: Path | None) -> dict[str, Any
         "due_today": due_today,
         "zones": zones,
         "rules": usecases.rules_in_force(c.config_path),
-        "rules_source": sim.rules_source,
         "diff": None,
         "draft_problems": [],
     }

@@ -4,8 +4,10 @@ report (charts) can take their place without touching the routes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from agent.app import Simulation
+from agent.model import Action
 from agent.report import Figures
 
 
@@ -23,12 +25,19 @@ class RepDiff:
     mailbox: str
     now: Figures | None
     draft: Figures | None
-    only_now: list[str]  # actions fired under the rules in force only: "kind · client · due"
-    only_draft: list[str]  # actions the draft would have fired that the rules in force did not
+    only_now: list[Fired]  # actions fired under the rules in force only
+    only_draft: list[Fired]  # actions the draft would have fired that the rules in force did not
 
 
-def _describe(kind: str, client: str, due: str) -> str:
-    return f"{kind} · {client or 'the team'} · {due}"
+@dataclass(frozen=True)
+class Fired:
+    kind: str
+    client: str
+    due: datetime
+
+    @classmethod
+    def of(cls, action: Action) -> Fired:
+        return cls(action.kind.value.replace("_", " "), action.client, action.due)
 
 
 def diff(in_force: Simulation, draft: Simulation, mailboxes: list[str]) -> list[RepDiff]:
@@ -41,14 +50,8 @@ def diff(in_force: Simulation, draft: Simulation, mailboxes: list[str]) -> list[
                 mb,
                 next((f for f in in_force.per_rep if f.group == mb), None),
                 next((f for f in draft.per_rep if f.group == mb), None),
-                [
-                    _describe(a[k].kind.value, a[k].client, f"{a[k].due:%Y-%m-%d %H:%M} UTC")
-                    for k in sorted(a.keys() - b.keys())
-                ],
-                [
-                    _describe(b[k].kind.value, b[k].client, f"{b[k].due:%Y-%m-%d %H:%M} UTC")
-                    for k in sorted(b.keys() - a.keys())
-                ],
+                sorted((Fired.of(a[k]) for k in a.keys() - b.keys()), key=lambda f: f.due),
+                sorted((Fired.of(b[k]) for k in b.keys() - a.keys()), key=lambda f: f.due),
             )
         )
     return rows
