@@ -63,7 +63,8 @@ def web_problems(settings: Settings, source: str) -> list[Problem]:
                     Problem(
                         source,
                         f"web.users[{u.email}].mailboxes",
-                        f"{name!r} is not a [[mailboxes]] name" + _near(name, names),
+                        f"{name!r} is not a [[mailboxes]] name"
+                        + (_near(name, names) or f"; one of {', '.join(sorted(names))}"),
                     )
                 )
         for team in u.lead_of:
@@ -72,7 +73,8 @@ def web_problems(settings: Settings, source: str) -> list[Problem]:
                     Problem(
                         source,
                         f"web.users[{u.email}].lead_of",
-                        f"{team!r} is no mailbox's team" + _near(team, teams),
+                        f"{team!r} is no mailbox's team"
+                        + (_near(team, teams) or f"; one of {', '.join(sorted(teams))}"),
                     )
                 )
         if not (u.mailboxes or u.lead_of or u.admin):

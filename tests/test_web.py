@@ -290,3 +290,71 @@ def test_pages_in_hindi_and_telugu(demo_folder: Path, tmp_path: Path) -> None:
             assert f'<html lang="{lang}">' in page
             word = i18n.translations(lang).gettext("Sign in to Followup")
             assert word != "Sign in to Followup" and word in page and word not in english
+
+
+def test_console_users_are_checked_against_the_config(tmp_path: Path) -> None:
+    from agent import config
+    from agent.configcheck import setup_problems
+    from agent.errors import ConfigError
+    from agent.web.server import check_cookies
+
+    base = {
+        "mailboxes": [
+            {
+                "name": "asha",
+                "provider": "local",
+                "address": "a@x.example",
+                "rep_name": "A",
+                "zone": "Asia/Kolkata",
+                "team": "apac",
+            }
+        ],
+    }
+    settings = config.parse_settings(
+        {
+            **base,
+            "web": {
+                "users": [
+                    {"email": "a@x.example", "mailboxes": ["ahsa"]},
+                    {"email": "m@x.example", "lead_of": ["apak"]},
+                    {"email": "n@x.example"},
+                ]
+            },
+        },
+        str(tmp_path / "config.toml"),
+    )
+    found = [(p.where, p.message) for p in setup_problems(settings, "config.toml")]
+    assert (
+        "web.users[a@x.example].mailboxes",
+        "'ahsa' is not a [[mailboxes]] name; one of asha",
+    ) in found
+    assert ("web.users[m@x.example].lead_of", "'apak' is no mailbox's team; one of apac") in found
+    assert (
+        "web.users[n@x.example]",
+        "has no role: give mailboxes, lead_of or admin = true",
+    ) in found
+    with pytest.raises(ConfigError) as bad:
+        config.parse_settings(
+            {**base, "web": {"users": [{"email": "nobody", "admin": True}], "tls": 1}}, "c.toml"
+        )
+    wheres = {p.where for p in bad.value.problems}
+    assert wheres == {"web.users[nobody].email", "web.tls"}
+    plain = config.parse_settings({**base, "web": {"secure_cookies": False}}, "c.toml")
+    check_cookies(plain, "127.0.0.1", demo=False)
+    with pytest.raises(ConfigError, match="secure_cookies"):
+        check_cookies(plain, "0.0.0.0", demo=False)
+
+
+def test_every_console_text_has_a_hindi_and_telugu_translation() -> None:
+    from babel.messages.extract import extract_from_dir
+
+    from agent.web import i18n
+    from agent.web.console import SIGN_IN_ERRORS
+
+    folder = str(Path(i18n.__file__).parent / "templates")
+    texts = {m[2] for m in extract_from_dir(folder, method_map=[("**.html", "jinja2")])}
+    texts |= set(SIGN_IN_ERRORS.values())
+    assert len(texts) > 50
+    for lang in ("hi", "te"):
+        missing = sorted(t for t in texts if i18n.translations(lang).gettext(t) == t)
+        assert missing == [], f"{lang}: {missing}"
