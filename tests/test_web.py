@@ -358,3 +358,32 @@ def test_every_console_text_has_a_hindi_and_telugu_translation() -> None:
     for lang in ("hi", "te"):
         missing = sorted(t for t in texts if i18n.translations(lang).gettext(t) == t)
         assert missing == [], f"{lang}: {missing}"
+
+
+def test_the_console_unit_runs_beside_the_worker_hardened_alike() -> None:
+    import configparser
+
+    deploy = Path(__file__).parent.parent / "deploy"
+
+    def unit(name: str) -> configparser.ConfigParser:
+        parsed = configparser.ConfigParser(interpolation=None, strict=False)
+        parsed.optionxform = str  # type: ignore[assignment,method-assign]
+        parsed.read(deploy / name)
+        return parsed
+
+    web, worker = unit("followup-web.service")["Service"], unit("followup.service")["Service"]
+    assert "followup web --config /etc/followup/config.toml" in web["ExecStart"]
+    for key in (
+        "User",
+        "StateDirectory",
+        "WorkingDirectory",
+        "LoadCredential",
+        "Environment",
+        "ProtectSystem",
+        "NoNewPrivileges",
+        "SystemCallFilter",
+        "ReadWritePaths",
+        "UMask",
+    ):
+        assert web[key] == worker[key], key
+    assert "followup web --listen 0.0.0.0:8080" in (deploy / "Containerfile").read_text()

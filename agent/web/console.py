@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -46,6 +46,8 @@ from agent.web.guard import RateLimit, SecurityHeaders, csrf_ok, csrf_token
 HERE = Path(__file__).parent
 MAX_RULES_UPLOAD = 256 * 1024  # bytes: a rule file is a few kilobytes
 SESSION_KEY_ENV = "FOLLOWUP_WEB_SESSION_KEY"
+# A Microsoft app whose redirect URI is on the "Web" platform redeems codes with a secret.
+MICROSOFT_SECRET_ENV = "FOLLOWUP_WEB_MICROSOFT_SECRET"
 
 
 @dataclass
@@ -90,7 +92,7 @@ def issuers(settings: config.Settings) -> dict[str, oidc.Issuer]:
             client_id,
             tenant,
             web.microsoft_authority or MICROSOFT_LOGIN,
-            os.environ.get("FOLLOWUP_WEB_MICROSOFT_SECRET", ""),
+            config._secret_from_environment(MICROSOFT_SECRET_ENV)[0],
         )
     return found
 
@@ -208,6 +210,10 @@ def _who(v: access.Viewer) -> str:
 
 
 # -- sign-in ------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
 
 
 async def home(request: Request) -> Response:
@@ -581,6 +587,7 @@ def create_app(
     )
     routes = [
         Route("/", home),
+        Route("/healthz", healthz),
         Route("/signin", signin),
         Route("/signin/demo", signin_demo, methods=["POST"]),
         Route("/signin/{issuer:str}", signin_start),
