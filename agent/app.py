@@ -666,3 +666,103 @@ def rules_in_force(config_path: Path) -> list[dict[str, str]]:
         }
         for r in ruleset.promises
     ]
+
+
+# -- connecting a mailbox from the console (the web-server flow) ------------------------------
+
+
+def _gmail_for_web(settings: config.Settings, config_path: Path, mailbox: str) -> config.Mailbox:
+    m = settings.mailbox(mailbox)
+    if m.provider != "gmail" or (
+        m.client_secrets is None and not settings.web.google_client_secrets
+    ):
+        raise ConfigError(
+            [
+                Problem(
+                    str(config_path),
+                    f"mailboxes[{mailbox}]",
+                    'is connected from the console only with provider = "gmail" and a Google '
+                    "client JSON ([web] google_client_secrets)",
+                )
+            ]
+        )
+    return m
+
+
+def _web_client(settings: config.Settings, m: config.Mailbox) -> Path:
+    found = settings.web.google_client_secrets or m.client_secrets
+    assert found is not None
+    return found
+
+
+def connect_begin(config_path: Path, mailbox: str, redirect_uri: str) -> tuple[str, str, str]:
+    """The first leg of connecting a Gmail mailbox from the console: (consent URL, state,
+    PKCE verifier)."""
+    from agent.providers import google_auth
+
+    settings = config.load(config_path)
+    m = _gmail_for_web(settings, config_path, mailbox)
+    return google_auth.consent_url(_web_client(settings, m), redirect_uri)
+
+
+def connect_finish(
+    config_path: Path,
+    mailbox: str,
+    redirect_uri: str,
+    *,
+    state: str,
+    verifier: str,
+    code: str,
+    now: datetime | None = None,
+) -> str:
+    """The second leg: store the grant sealed, exactly as ``followup connect gmail`` does, which
+    wakes a parked mailbox. Return the account's address."""
+    from agent.providers import google_auth
+
+    settings = config.load(config_path)
+    m = _gmail_for_web(settings, config_path, mailbox)
+    vault = Vault.from_environment()
+    at = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: at)
+    try:
+        return google_auth.finish_consent(
+            m.name,
+            _web_client(settings, m),
+            redirect_uri,
+            state=state,
+            verifier=verifier,
+            code=code,
+            vault=vault,
+            creds=store,
+            api_endpoint=m.endpoint or None,
+        )
+    finally:
+        store.close()
+
+
+def disconnect(config_path: Path, mailbox: str, *, who: str, now: datetime | None = None) -> Acted:
+    """Delete a mailbox's stored sign-in and park it until it is connected again."""
+    settings = config.load(config_path)
+    settings.mailbox(mailbox)
+    at = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: at)
+    try:
+        gone = store.forget_credentials(mailbox, f"disconnected {_by(who, '')}")
+        store.record_decisions(
+            [(mailbox, "", f"audit:{at:%Y%m%dT%H%M%S.%f}:connection", "disconnected", _by(who, ""))]
+        )
+    finally:
+        store.close()
+    return Acted(f"{mailbox} disconnected" if gone else f"{mailbox} was not connected", 0)
+
+
+def connected(config_path: Path, mailbox: str) -> bool:
+    """Whether a sign-in is stored for the mailbox (a local folder needs none)."""
+    settings = config.load(config_path)
+    if settings.mailbox(mailbox).provider == "local":
+        return True
+    store = Store.open(settings.database.url)
+    try:
+        return store.load_credentials(mailbox) is not None
+    finally:
+        store.close()

@@ -3,6 +3,7 @@ and do what, CSRF, headers and cookies, and each action landing in the store as 
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -387,3 +388,52 @@ def test_the_console_unit_runs_beside_the_worker_hardened_alike() -> None:
     ):
         assert web[key] == worker[key], key
     assert "followup web --listen 0.0.0.0:8080" in (deploy / "Containerfile").read_text()
+
+
+def test_a_rep_connects_gmail_sees_the_first_sync_and_disconnects(
+    demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from agent.providers.tokens import Vault
+    from agent.worker import Worker
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the emulator speaks plain http
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        key = os.environ["FOLLOWUP_SECRET_KEY"]
+        http = sign_in_google(base, w.google, "nina@acme.example")
+        page = http.get(f"{base}/rep/nina", timeout=10)
+        assert "Connect Google" in page.text
+        done = http.post(f"{base}/rep/nina/connect", data={"csrf": csrf_of(page.text)}, timeout=20)
+        assert done.url == f"{base}/rep/nina"
+        assert "Connected nina as nina@acme.example" in done.text
+        store = w.store()
+        try:
+            sealed = store.load_credentials("nina")
+        finally:
+            store.close()
+        assert sealed is not None and b"refresh_token" not in sealed  # sealed at rest
+        grant = json.loads(Vault(key).open(sealed))
+        assert grant["account"] == "nina@acme.example" and grant["refresh_token"]
+        assert grant["client_id"] == w.google.client_id and grant["token_uri"] == w.google.token_uri
+        assert "refresh_token" not in done.text and grant["refresh_token"] not in done.text
+        # The worker's first pass over the connected mailbox shows on the page.
+        Worker(w.config, clock=lambda: NOW, post=lambda url, payload: None).run(once=True)
+        page = http.get(f"{base}/rep/nina", timeout=10).text
+        assert "Disconnect" in page and "last synced" in page
+        # Disconnect: the grant is deleted, the mailbox parked, a reconnect button offered.
+        gone = http.post(f"{base}/rep/nina/disconnect", data={"csrf": csrf_of(page)}, timeout=10)
+        assert "nina disconnected" in gone.text
+        assert "Reconnect Google" in gone.text
+        store = w.store()
+        try:
+            assert store.load_credentials("nina") is None
+            stream = next(r for r in store.streams("nina") if r["kind"] == "mail")
+        finally:
+            store.close()
+        assert stream["state"] == "needs_reconnect"
+        # Another rep cannot start a connection of nina's mailbox.
+        other = sign_in_google(base, w.google, "asha@acme.example")
+        token = csrf_of(other.get(f"{base}/rep/asha", timeout=10).text)
+        refused = other.post(f"{base}/rep/nina/connect", data={"csrf": token}, timeout=10)
+        assert refused.status_code == 403

@@ -31,6 +31,19 @@ from tests.fakes.gmail import GoogleEmulator
 # Where the demo ends (its controls round): the console's "now" in every test.
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 SESSION_KEY = "test-session-key-" + "0" * 32
+# A Gmail mailbox served by the emulator, to connect from the console.
+GMAIL_MAILBOX = """
+[[mailboxes]]
+name = "nina"
+provider = "gmail"
+address = "nina@acme.example"
+rep_name = "Nina Patel"
+zone = "Asia/Kolkata"
+team = "apac"
+lead = "meera@acme.example"
+client_secrets = "google-client.json"
+endpoint = "{root}"
+"""
 WEB_SECTION = """
 [web]
 secure_cookies = false
@@ -45,6 +58,10 @@ mailboxes = ["asha"]
 [[web.users]]
 email = "lukas@acme.example"
 mailboxes = ["lukas"]
+
+[[web.users]]
+email = "nina@acme.example"
+mailboxes = ["nina"]
 
 [[web.users]]
 email = "meera@acme.example"
@@ -95,12 +112,31 @@ class World:
 def world(demo_folder: Path, tmp_path: Path, *, per_minute: int = 30) -> Iterator[World]:
     folder = tmp_path / "demo"
     shutil.copytree(demo_folder, folder)
-    with GoogleEmulator("asha@acme.example") as google:
+    from agent.providers.tokens import KEY_ENV, new_key
+
+    # The Gmail mailbox's grant is sealed with the operator's key: the console, the worker and
+    # a child `followup web` all read it from the environment.
+    before = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = new_key()
+    try:
+        with _world(folder, per_minute) as made:
+            yield made
+    finally:
+        if before is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = before
+
+
+@contextmanager
+def _world(folder: Path, per_minute: int) -> Iterator[World]:
+    with GoogleEmulator("nina@acme.example") as google:
         secrets = google.client_secrets()
         (folder / "google-client.json").write_text(json.dumps({"web": secrets["installed"]}))
         config = folder / "config.toml"
         config.write_text(
             config.read_text(encoding="utf-8")
+            + GMAIL_MAILBOX.format(root=google.root)
             + WEB_SECTION.format(issuer=google.issuer, per_minute=per_minute),
             encoding="utf-8",
         )

@@ -360,6 +360,7 @@ def _rep_page(c: Console, mailbox: str) -> dict[str, Any]:
         "held_threads": sorted(threads),
         "snooze_default": (now + timedelta(days=7)).astimezone(ZoneInfo(m.zone)).date(),
         "stream": next((r for r in st.mailboxes if r["mailbox"] == mailbox), None),
+        "connected": usecases.connected(c.config_path, mailbox),
     }
 
 
@@ -456,6 +457,76 @@ async def promise_act(request: Request) -> Response:
             c.config_path, key, who=_who(v), note=note_text, now=c.clock(), mailbox=mailbox
         )
         return f"{acted.summary}; {acted.withdrawn} planned notes withdrawn"
+
+    return await _act(request, work)
+
+
+# -- connecting the rep's mailbox --------------------------------------------------------------
+
+
+def _connect_uri(request: Request) -> str:
+    base = _console(request).public_url or str(request.base_url).rstrip("/")
+    return f"{base}/connect/google"
+
+
+async def connect_start(request: Request) -> Response:
+    v = _need_viewer(request)
+    mailbox = _mailbox_of(request, v)
+    await _form(request)
+    c = _console(request)
+    if c.demo:
+        request.session["flash"] = "The demo's mailboxes are folders: there is nothing to connect."
+        return RedirectResponse(f"/rep/{mailbox}", 303)
+    try:
+        url, state, verifier = await run_in_threadpool(
+            usecases.connect_begin, c.config_path, mailbox, _connect_uri(request)
+        )
+    except UserError as exc:
+        request.session["flash"] = "; ".join(p.message for p in exc.problems)[:500]
+        return RedirectResponse(f"/rep/{mailbox}", 303)
+    request.session["connect"] = {"mailbox": mailbox, "state": state, "v": verifier}
+    return RedirectResponse(url, 303)
+
+
+async def connect_return(request: Request) -> Response:
+    v = _need_viewer(request)
+    c = _console(request)
+    pending = request.session.pop("connect", None)
+    if not isinstance(pending, dict) or not v.may_see_mailbox(str(pending.get("mailbox"))):
+        raise HTTPException(400, "This connection was not started here, or it expired.")
+    mailbox = str(pending["mailbox"])
+    state = request.query_params.get("state", "")
+    if not secrets.compare_digest(state, str(pending.get("state", ""))):
+        raise HTTPException(400, "This connection was not started here, or it expired.")
+    code = request.query_params.get("code", "")[:2048]
+    if not code:
+        request.session["flash"] = "Google did not connect the mailbox; try again."
+        return RedirectResponse(f"/rep/{mailbox}", 303)
+
+    def work() -> str:
+        account = usecases.connect_finish(
+            c.config_path,
+            mailbox,
+            _connect_uri(request),
+            state=state,
+            verifier=str(pending.get("v", "")),
+            code=code,
+            now=c.clock(),
+        )
+        return f"Connected {mailbox} as {account}: the first sync starts within a minute."
+
+    request.path_params["mailbox"] = mailbox
+    return await _act(request, work)
+
+
+async def disconnect(request: Request) -> Response:
+    v = _need_viewer(request)
+    mailbox = _mailbox_of(request, v)
+    await _form(request)
+    c = _console(request)
+
+    def work() -> str:
+        return usecases.disconnect(c.config_path, mailbox, who=_who(v), now=c.clock()).summary
 
     return await _act(request, work)
 
@@ -602,6 +673,9 @@ def create_app(
         ),
         Route("/rep/{mailbox:str}/threads/{act:str}", thread_act, methods=["POST"]),
         Route("/rep/{mailbox:str}/promises/done", promise_act, methods=["POST"]),
+        Route("/rep/{mailbox:str}/connect", connect_start, methods=["POST"]),
+        Route("/rep/{mailbox:str}/disconnect", disconnect, methods=["POST"]),
+        Route("/connect/google", connect_return),
         Route("/lead/{team:str}", lead),
         Route("/lead/{team:str}/simulate", lead_simulate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
