@@ -437,3 +437,46 @@ def test_a_rep_connects_gmail_sees_the_first_sync_and_disconnects(
         token = csrf_of(other.get(f"{base}/rep/asha", timeout=10).text)
         refused = other.post(f"{base}/rep/nina/connect", data={"csrf": token}, timeout=10)
         assert refused.status_code == 403
+
+
+def test_microsoft_sign_in_through_the_identity_platform(
+    demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.graph import GraphEmulator
+
+    with GraphEmulator(tenant="contoso") as graph, world(demo_folder, tmp_path) as w:
+        # The console trusts the emulator's test CA, as it trusts a real CA.
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", graph.ca_path)
+        monkeypatch.setenv("SSL_CERT_FILE", graph.ca_path)
+        text = w.config.read_text().replace(
+            "[web]\n",
+            "[web]\n"
+            'microsoft_client_id = "console-app"\n'
+            'microsoft_tenant = "contoso"\n'
+            f'microsoft_authority = "{graph.base_url}"\n',
+        )
+        w.config.write_text(text)
+        with served(w.config) as base:
+            graph.signin_user = "lukas@acme.example"
+            http = requests.Session()
+            assert "Sign in with Microsoft" in http.get(f"{base}/signin", timeout=10).text
+            landed = http.get(f"{base}/signin/microsoft", timeout=20)
+            assert landed.url == f"{base}/rep/lukas"
+            # A code redeemed without the PKCE verifier is refused by the platform.
+            start = requests.get(f"{base}/signin/microsoft", allow_redirects=False, timeout=10)
+            consent = requests.get(
+                start.headers["location"], allow_redirects=False, timeout=10, verify=graph.ca_path
+            )
+            code = re.search(r"code=([^&]+)", consent.headers["location"])
+            assert code is not None
+            refused = requests.post(
+                f"{graph.authority}/oauth2/v2.0/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code[1],
+                    "client_id": "console-app",
+                },
+                timeout=10,
+                verify=graph.ca_path,
+            )
+            assert refused.json()["error"] == "invalid_grant"
