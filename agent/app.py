@@ -671,18 +671,17 @@ def rules_in_force(config_path: Path) -> list[dict[str, str]]:
 # -- connecting a mailbox from the console (the web-server flow) ------------------------------
 
 
-def _gmail_for_web(settings: config.Settings, config_path: Path, mailbox: str) -> config.Mailbox:
+def _for_web(settings: config.Settings, config_path: Path, mailbox: str) -> config.Mailbox:
     m = settings.mailbox(mailbox)
-    if m.provider != "gmail" or (
-        m.client_secrets is None and not settings.web.google_client_secrets
-    ):
+    google = m.provider == "gmail" and (m.client_secrets or settings.web.google_client_secrets)
+    if not (google or (m.provider == "outlook" and m.client_id)):
         raise ConfigError(
             [
                 Problem(
                     str(config_path),
                     f"mailboxes[{mailbox}]",
-                    'is connected from the console only with provider = "gmail" and a Google '
-                    "client JSON ([web] google_client_secrets)",
+                    'is connected from the console with provider = "gmail" and a Google client '
+                    'JSON, or provider = "outlook" and its client_id',
                 )
             ]
         )
@@ -695,46 +694,76 @@ def _web_client(settings: config.Settings, m: config.Mailbox) -> Path:
     return found
 
 
-def connect_begin(config_path: Path, mailbox: str, redirect_uri: str) -> tuple[str, str, str]:
-    """The first leg of connecting a Gmail mailbox from the console: (consent URL, state,
-    PKCE verifier)."""
-    from agent.providers import google_auth
+def _authority(settings: config.Settings, m: config.Mailbox) -> tuple[str, bool]:
+    """The Microsoft authority for the mailbox's tenant, and whether it is a private one."""
+    base = settings.web.microsoft_authority or MICROSOFT_LOGIN
+    return f"{base}/{m.tenant}", base != MICROSOFT_LOGIN
 
+
+def connect_begin(
+    config_path: Path, mailbox: str, redirect_uri: str
+) -> tuple[str, dict[str, object]]:
+    """The first leg of connecting a mailbox from the console: the URL of the vendor's consent
+    page, and what the second leg must be given back (keep it private to the browser's
+    session: it holds the state, nonce and PKCE verifier)."""
     settings = config.load(config_path)
-    m = _gmail_for_web(settings, config_path, mailbox)
-    return google_auth.consent_url(_web_client(settings, m), redirect_uri)
+    m = _for_web(settings, config_path, mailbox)
+    if m.provider == "gmail":
+        from agent.providers import google_auth
+
+        url, state, verifier = google_auth.consent_url(_web_client(settings, m), redirect_uri)
+        return url, {"state": state, "v": verifier}
+    from agent.providers.msal_auth import begin_outlook_web
+
+    authority, custom = _authority(settings, m)
+    flow = begin_outlook_web(m.client_id, authority, redirect_uri, custom_authority=custom)
+    return str(flow["auth_uri"]), {"state": str(flow["state"]), "flow": flow}
 
 
 def connect_finish(
     config_path: Path,
     mailbox: str,
     redirect_uri: str,
+    pending: dict[str, object],
+    params: dict[str, str],
     *,
-    state: str,
-    verifier: str,
-    code: str,
     now: datetime | None = None,
 ) -> str:
-    """The second leg: store the grant sealed, exactly as ``followup connect gmail`` does, which
-    wakes a parked mailbox. Return the account's address."""
-    from agent.providers import google_auth
-
+    """The second leg: store the grant sealed, exactly as ``followup connect`` does (which
+    wakes a parked mailbox). Return the account's address."""
     settings = config.load(config_path)
-    m = _gmail_for_web(settings, config_path, mailbox)
+    m = _for_web(settings, config_path, mailbox)
     vault = Vault.from_environment()
     at = now or wall_clock()
     store = Store.open(settings.database.url, clock=lambda: at)
     try:
-        return google_auth.finish_consent(
+        if m.provider == "gmail":
+            from agent.providers import google_auth
+
+            return google_auth.finish_consent(
+                m.name,
+                _web_client(settings, m),
+                redirect_uri,
+                state=str(pending.get("state", "")),
+                verifier=str(pending.get("v", "")),
+                code=params.get("code", ""),
+                vault=vault,
+                creds=store,
+                api_endpoint=m.endpoint or None,
+            )
+        from agent.providers.msal_auth import finish_outlook_web
+
+        authority, custom = _authority(settings, m)
+        flow = pending.get("flow")
+        return finish_outlook_web(
             m.name,
-            _web_client(settings, m),
-            redirect_uri,
-            state=state,
-            verifier=verifier,
-            code=code,
-            vault=vault,
-            creds=store,
-            api_endpoint=m.endpoint or None,
+            m.client_id,
+            authority,
+            dict(flow) if isinstance(flow, dict) else {},
+            params,
+            vault,
+            store,
+            custom_authority=custom,
         )
     finally:
         store.close()

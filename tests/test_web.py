@@ -480,3 +480,63 @@ def test_microsoft_sign_in_through_the_identity_platform(
                 verify=graph.ca_path,
             )
             assert refused.json()["error"] == "invalid_grant"
+
+
+def test_a_rep_connects_outlook_from_the_console(
+    demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import msal
+
+    from agent.providers.tokens import Vault
+    from tests.fakes.graph import GraphEmulator
+
+    with GraphEmulator(tenant="contoso") as graph, world(demo_folder, tmp_path) as w:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", graph.ca_path)
+        monkeypatch.setenv("SSL_CERT_FILE", graph.ca_path)
+        text = w.config.read_text().replace(
+            "[web]\n", f'[web]\nmicrosoft_authority = "{graph.base_url}"\n'
+        )
+        text = text.replace(
+            '[[web.users]]\nemail = "nina@acme.example"',
+            '[[web.users]]\nemail = "olga@acme.example"\nmailboxes = ["olga"]\n\n'
+            '[[web.users]]\nemail = "nina@acme.example"',
+        )
+        text = text.replace(
+            "\n[web]\n",
+            '\n[[mailboxes]]\nname = "olga"\nprovider = "outlook"\naddress = "olga@acme.example"\n'
+            'rep_name = "Olga Novak"\nzone = "Europe/Warsaw"\nteam = "emea"\n'
+            'lead = "sofia@acme.example"\nclient_id = "rep-app"\ntenant = "contoso"\n'
+            f'endpoint = "{graph.graph_url}"\n\n[web]\n',
+            1,
+        )
+        w.config.write_text(text)
+        with served(w.config) as base:
+            http = sign_in_google(base, w.google, "olga@acme.example")
+            page = http.get(f"{base}/rep/olga", timeout=10)
+            assert "Connect Microsoft" in page.text
+            graph.signin_user = "olga@acme.example"
+            done = http.post(
+                f"{base}/rep/olga/connect", data={"csrf": csrf_of(page.text)}, timeout=20
+            )
+            assert done.url == f"{base}/rep/olga"
+            assert "Connected olga as olga@acme.example" in done.text
+            store = w.store()
+            try:
+                sealed = store.load_credentials("olga")
+            finally:
+                store.close()
+            assert sealed is not None
+            cache = msal.SerializableTokenCache()
+            cache.deserialize(Vault(os.environ["FOLLOWUP_SECRET_KEY"]).open(sealed).decode())
+            accounts = list(cache.search(msal.TokenCache.CredentialType.ACCOUNT))
+            assert [a["username"] for a in accounts] == ["olga@acme.example"]
+            assert list(cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN))
+            assert "Disconnect" in done.text
+            assert (
+                json.dumps(
+                    list(cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN))[0]["secret"]
+                )
+                not in done.text
+            )

@@ -464,9 +464,9 @@ async def promise_act(request: Request) -> Response:
 # -- connecting the rep's mailbox --------------------------------------------------------------
 
 
-def _connect_uri(request: Request) -> str:
+def _connect_uri(request: Request, provider: str) -> str:
     base = _console(request).public_url or str(request.base_url).rstrip("/")
-    return f"{base}/connect/google"
+    return f"{base}/connect/{provider}"
 
 
 async def connect_start(request: Request) -> Response:
@@ -477,40 +477,51 @@ async def connect_start(request: Request) -> Response:
     if c.demo:
         request.session["flash"] = "The demo's mailboxes are folders: there is nothing to connect."
         return RedirectResponse(f"/rep/{mailbox}", 303)
+    settings = await run_in_threadpool(c.settings)
+    provider = settings.mailbox(mailbox).provider
     try:
-        url, state, verifier = await run_in_threadpool(
-            usecases.connect_begin, c.config_path, mailbox, _connect_uri(request)
+        url, pending = await run_in_threadpool(
+            usecases.connect_begin, c.config_path, mailbox, _connect_uri(request, provider)
         )
-    except UserError as exc:
-        request.session["flash"] = "; ".join(p.message for p in exc.problems)[:500]
+    except (UserError, ProviderError) as exc:
+        request.session["flash"] = _problem_text(exc)
         return RedirectResponse(f"/rep/{mailbox}", 303)
-    request.session["connect"] = {"mailbox": mailbox, "state": state, "v": verifier}
+    request.session["connect"] = {"mailbox": mailbox, "provider": provider, **pending}
     return RedirectResponse(url, 303)
+
+
+def _problem_text(exc: Exception) -> str:
+    if isinstance(exc, UserError):
+        return "; ".join(p.message for p in exc.problems)[:500]
+    return f"Not done: {exc}"[:500]
 
 
 async def connect_return(request: Request) -> Response:
     v = _need_viewer(request)
     c = _console(request)
+    provider = request.path_params["provider"]
     pending = request.session.pop("connect", None)
-    if not isinstance(pending, dict) or not v.may_see_mailbox(str(pending.get("mailbox"))):
-        raise HTTPException(400, "This connection was not started here, or it expired.")
+    expired = "This connection was not started here, or it expired."
+    if not isinstance(pending, dict) or pending.get("provider") != provider:
+        raise HTTPException(400, expired)
+    if not v.may_see_mailbox(str(pending.get("mailbox"))):
+        raise HTTPException(400, expired)
     mailbox = str(pending["mailbox"])
     state = request.query_params.get("state", "")
     if not secrets.compare_digest(state, str(pending.get("state", ""))):
-        raise HTTPException(400, "This connection was not started here, or it expired.")
-    code = request.query_params.get("code", "")[:2048]
-    if not code:
-        request.session["flash"] = "Google did not connect the mailbox; try again."
+        raise HTTPException(400, expired)
+    params = {k: val[:2048] for k, val in request.query_params.items()}
+    if not params.get("code"):
+        request.session["flash"] = "The mailbox was not connected; try again."
         return RedirectResponse(f"/rep/{mailbox}", 303)
 
     def work() -> str:
         account = usecases.connect_finish(
             c.config_path,
             mailbox,
-            _connect_uri(request),
-            state=state,
-            verifier=str(pending.get("v", "")),
-            code=code,
+            _connect_uri(request, provider),
+            pending,
+            params,
             now=c.clock(),
         )
         return f"Connected {mailbox} as {account}: the first sync starts within a minute."
@@ -675,7 +686,7 @@ def create_app(
         Route("/rep/{mailbox:str}/promises/done", promise_act, methods=["POST"]),
         Route("/rep/{mailbox:str}/connect", connect_start, methods=["POST"]),
         Route("/rep/{mailbox:str}/disconnect", disconnect, methods=["POST"]),
-        Route("/connect/google", connect_return),
+        Route("/connect/{provider:str}", connect_return),
         Route("/lead/{team:str}", lead),
         Route("/lead/{team:str}/simulate", lead_simulate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
