@@ -143,3 +143,32 @@ def test_the_demo_sign_in_in_hindi(open_page, demo_folder: Path, tmp_path: Path)
         shot(page, "rep-hi")
         assert page.evaluate(UNLABELLED) == []
         assert log.clean, log
+
+
+def test_a_rep_connects_gmail_and_sees_the_first_sync(  # type: ignore[no-untyped-def]
+    open_page, demo_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from agent.worker import Worker
+    from tests.fakes.gmail import raw_message
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the emulator speaks plain http
+    with world(demo_folder, tmp_path) as w, followup_web(w.config) as base:
+        for n in range(30):
+            when = NOW - timedelta(days=n)
+            raw = raw_message(n, to="nina@acme.example", subject=f"Question {n}", date=when)
+            w.google.deliver(raw, internal=when)
+        page, log = open_page()
+        sign_in(page, base, w.google, "nina@acme.example")
+        with page.expect_navigation(url=f"{base}/rep/nina"):
+            page.get_by_role("button", name="Connect Google").click()
+        assert "Connected nina as nina@acme.example" in page.get_by_role("status").inner_text()
+        Worker(w.config, clock=lambda: NOW, post=lambda url, payload: None).run(once=True)
+        page.reload()
+        assert page.get_by_role("button", name="Disconnect").is_visible()
+        assert "last synced" in page.content()
+        shot(page, "rep-connected")
+        page.get_by_role("button", name="Disconnect").click()
+        page.wait_for_url(f"{base}/rep/nina")
+        assert page.get_by_role("button", name="Reconnect Google").is_visible()
+        shot(page, "rep-reconnect")
+        assert log.clean, log

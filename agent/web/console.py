@@ -9,6 +9,7 @@ session cookies, Jinja2 templates, static files, form parsing.
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
 import tempfile
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -95,6 +97,28 @@ def issuers(settings: config.Settings) -> dict[str, oidc.Issuer]:
             config._secret_from_environment(MICROSOFT_SECRET_ENV)[0],
         )
     return found
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("https", "http") else ""
+
+
+def consent_origins(settings: config.Settings) -> set[str]:
+    """Where a form of the console may lead by a redirect: the consent pages of the identity
+    providers the mailboxes connect through."""
+    found = {_origin(settings.web.microsoft_authority or MICROSOFT_LOGIN)}
+    files = [settings.web.google_client_secrets, *(m.client_secrets for m in settings.mailboxes)]
+    for path in files:
+        if path is None:
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entry = data.get("web") or data.get("installed") or {}
+        found.add(_origin(str(entry.get("auth_uri", ""))))
+    return {o for o in found if o}
 
 
 def session_key(demo: bool) -> str:
@@ -694,7 +718,7 @@ def create_app(
     application = Starlette(
         routes=routes,
         middleware=[
-            Middleware(SecurityHeaders, hsts=secure),
+            Middleware(SecurityHeaders, hsts=secure, form_targets=consent_origins(settings)),
             Middleware(
                 SessionMiddleware,
                 secret_key=key or session_key(demo),

@@ -7,17 +7,18 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # No inline script or style anywhere: every asset is a file served by the console itself.
+# Forms post to the console; a few (connect a mailbox) are answered with a redirect to the
+# identity provider, which form-action must name too.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "form-action 'self'{targets}; frame-ancestors 'none'; base-uri 'none'"
 )
 HEADERS = [
-    (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     # The sign-in callback's URL carries a code: never hand it to another site.
@@ -30,9 +31,13 @@ HEADERS = [
 class SecurityHeaders:
     """ASGI middleware adding :data:`HEADERS` to every HTTP response."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hsts: bool = False, form_targets: Iterable[str] = ()
+    ) -> None:
         self.app = app
-        self.headers = [*HEADERS]
+        targets = "".join(f" {t}" for t in sorted(set(form_targets)))
+        self.headers = [(b"content-security-policy", CSP.format(targets=targets).encode())]
+        self.headers += HEADERS
         if hsts:
             self.headers.append((b"strict-transport-security", b"max-age=31536000"))
 
