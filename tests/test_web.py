@@ -534,3 +534,39 @@ def test_a_rep_connects_outlook_from_the_console(
             assert "Disconnect" in done.text
             refresh = next(iter(cache.search(msal.TokenCache.CredentialType.REFRESH_TOKEN)))
             assert refresh["secret"] not in done.text
+
+
+def test_a_session_ends_after_session_hours_and_at_sign_out(
+    demo_folder: Path, tmp_path: Path
+) -> None:
+    moment = [1_800_000_000.0]
+    with world(demo_folder, tmp_path) as w, served(w.config, seconds=lambda: moment[0]) as base:
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        assert http.get(f"{base}/rep/asha", timeout=10).url == f"{base}/rep/asha"
+        moment[0] += 11 * 3600  # [web] session_hours defaults to 12
+        page = http.get(f"{base}/rep/asha", timeout=10)
+        assert page.url == f"{base}/rep/asha"
+        moment[0] += 2 * 3600
+        assert http.get(f"{base}/rep/asha", timeout=10).url == f"{base}/signin"
+        # Sign-out needs the token too, then the session is gone.
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        page = http.get(f"{base}/rep/asha", timeout=10)
+        assert http.post(f"{base}/signout", timeout=10).status_code == 403
+        http.post(f"{base}/signout", data={"csrf": csrf_of(page.text)}, timeout=10)
+        assert http.get(f"{base}/rep/asha", timeout=10).url == f"{base}/signin"
+
+
+def test_followup_web_will_not_start_without_a_key_to_sign_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    for name in ("FOLLOWUP_WEB_SESSION_KEY", "FOLLOWUP_SECRET_KEY", "FOLLOWUP_SECRET_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    result = CliRunner().invoke(main, ["web", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "FOLLOWUP_WEB_SESSION_KEY" in result.output

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,13 +150,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(config: Path, *, demo: bool = False) -> Iterator[str]:
-    """The console over ``config`` in a thread of this process; yields its base URL."""
+def served(
+    config: Path, *, demo: bool = False, seconds: Callable[[], float] | None = None
+) -> Iterator[str]:
+    """The console over ``config`` in a thread of this process; yields its base URL.
+    ``seconds``: the clock sessions age by (default: the real one)."""
     import uvicorn
 
     from agent.web.console import create_app
 
-    app = create_app(config, demo=demo, clock=lambda: NOW, key=SESSION_KEY)
+    app = create_app(
+        config, demo=demo, clock=lambda: NOW, key=SESSION_KEY, seconds=seconds or time.time
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

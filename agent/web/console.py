@@ -62,6 +62,8 @@ class Console:
     session_hours: float
     limiter: RateLimit
     public_url: str
+    # Seconds since the epoch, for a session's age (the real clock even when ``clock`` replays).
+    seconds: Callable[[], float] = time.time
 
     def settings(self) -> config.Settings:
         return config.load(self.config_path)
@@ -164,7 +166,7 @@ def _viewer(request: Request) -> access.Viewer | None:
     at = request.session.get("at")
     if not isinstance(email, str) or not isinstance(at, int | float):
         return None
-    if time.time() - at > c.session_hours * 3600:  # absolute expiry, whatever the cookie says
+    if c.seconds() - at > c.session_hours * 3600:  # absolute expiry, whatever the cookie says
         request.session.clear()
         return None
     return access.viewer(c.settings(), email, demo=c.demo)
@@ -294,7 +296,7 @@ def _signed_in(request: Request, email: str) -> None:
     # A new session on sign-in: nothing from before (a planted cookie) carries over.
     request.session.clear()
     request.session["user"] = email
-    request.session["at"] = int(time.time())
+    request.session["at"] = int(_console(request).seconds())
     csrf_token(request.session)
 
 
@@ -677,6 +679,7 @@ def create_app(
     demo: bool = False,
     clock: Callable[[], datetime] = wall_clock,
     key: str | None = None,
+    seconds: Callable[[], float] = time.time,
 ) -> Starlette:
     """The console over the config at ``config_path``. ``demo``: the demo's people may sign in
     with a button (only ever over the demo's data). ``clock``: the console's "now"."""
@@ -690,6 +693,7 @@ def create_app(
         session_hours=web.session_hours,
         limiter=RateLimit(web.sign_in_per_minute),
         public_url=web.public_url,
+        seconds=seconds,
     )
     routes = [
         Route("/", home),
