@@ -202,10 +202,13 @@ def finish(
             f"{issuer.label} refused the sign-in ({str(body.get('error', reply.status_code))[:80]})"
         )
     claims = verify_id_token(issuer, meta, str(body["id_token"]), pending.nonce)
-    email = str(claims.get("email") or "")
-    if issuer.name == "google" and claims.get("email_verified") is not True:
-        raise SignInFailed("Google has not verified this account's address")
-    if not email:  # Microsoft sends email only when the account has one; else the UPN
+    if issuer.name == "google":
+        if claims.get("email_verified") is not True:
+            raise SignInFailed("Google has not verified this account's address")
+        email = str(claims.get("email") or "")
+    else:
+        # Microsoft's `email` claim may be an address nobody verified (any tenant's admin can
+        # set it); the sign-in name is in a domain the tenant verified.
         email = str(claims.get("preferred_username") or "")
     if "@" not in email:
         raise SignInFailed(f"{issuer.label} did not say which address signed in")
