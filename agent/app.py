@@ -160,6 +160,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         for r in streams:
             first = first_sync_of(r.get("cursor"))
             if first is not None:
+                r["first_sync_done"] = first.done
                 r["first_sync"] = (
                     f"first sync: {first.done:.0%} of the window read, "
                     f"back to {first.reached:%Y-%m-%d} of {first.floor:%Y-%m-%d}"
