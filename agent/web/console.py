@@ -44,6 +44,7 @@ from agent.providers.registry import MICROSOFT_LOGIN
 from agent.store import DRAFTED, NEEDS_ATTENTION, PLANNED, wall_clock
 from agent.web import access, figures, i18n, oidc
 from agent.web.guard import RateLimit, SecurityHeaders, csrf_ok, csrf_token
+from agent.web.i18n import N_
 
 HERE = Path(__file__).parent
 MAX_RULES_UPLOAD = 256 * 1024  # bytes: a rule file is a few kilobytes
@@ -247,10 +248,18 @@ async def home(request: Request) -> Response:
     return RedirectResponse(v.home if v else "/signin", 303)
 
 
+# Refusals shown on the error page, in the viewer's language (listed for the catalogs).
+REFUSALS = (
+    N_("This mailbox is not yours."),
+    N_("No such note in this mailbox."),
+    N_("You do not lead this team."),
+    N_("This form has expired or did not come from this console."),
+    N_("This connection was not started here, or it expired."),
+)
 SIGN_IN_ERRORS = {
-    "denied": "This account may not use the console. Ask an administrator to add it.",
-    "failed": "The sign-in did not complete. Start again.",
-    "busy": "Too many sign-in attempts. Wait a minute and try again.",
+    "denied": N_("This account may not use the console. Ask an administrator to add it."),
+    "failed": N_("The sign-in did not complete. Start again."),
+    "busy": N_("Too many sign-in attempts. Wait a minute and try again."),
 }
 
 

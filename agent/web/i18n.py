@@ -19,6 +19,15 @@ LOCALES = Path(__file__).parent / "locale"
 LANGUAGES = ("en", "hi", "te")  # the console's: English, and the catalogs under locale/
 
 
+def N_(text: str) -> str:
+    """Mark ``text`` for the catalogs (``pybabel extract -k N_``); it is translated when shown."""
+    return text
+
+
+# A promise's state, shown translated on the pages.
+STATES = (N_("active"), N_("warned"), N_("breached"), N_("met"))
+
+
 def choose(preferred: str, accept_language: str) -> str:
     """The viewer's configured language, else the browser's first one we have, else English."""
     wanted = [preferred] if preferred else []
