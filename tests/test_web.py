@@ -575,3 +575,28 @@ def test_followup_web_will_not_start_without_a_key_to_sign_sessions(
     result = CliRunner().invoke(main, ["web", "--config", str(config)])
     assert result.exit_code == 1
     assert "FOLLOWUP_WEB_SESSION_KEY" in result.output
+
+
+def test_an_oversized_post_is_refused_before_it_is_read(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        http = sign_in_google(base, w.google, "meera@acme.example")
+        page = http.get(f"{base}/lead/apac", timeout=10)
+        big = http.post(
+            f"{base}/lead/apac/simulate",
+            data={"csrf": csrf_of(page.text)},
+            files={"rules": ("draft.toml", b"#" * (2 * 1024 * 1024), "text/plain")},
+            timeout=30,
+        )
+        assert big.status_code == 413
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(64):
+                yield b"x" * 65536
+
+        streamed = http.post(
+            f"{base}/lead/apac/simulate",
+            data=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            timeout=30,
+        )
+        assert streamed.status_code == 413

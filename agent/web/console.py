@@ -43,7 +43,7 @@ from agent.errors import ConfigError, Problem, ProviderError, SignInFailed, User
 from agent.providers.registry import MICROSOFT_LOGIN
 from agent.store import DRAFTED, NEEDS_ATTENTION, PLANNED, wall_clock
 from agent.web import access, figures, i18n, oidc
-from agent.web.guard import RateLimit, SecurityHeaders, csrf_ok, csrf_token
+from agent.web.guard import BodyLimit, RateLimit, SecurityHeaders, csrf_ok, csrf_token
 from agent.web.i18n import N_
 
 HERE = Path(__file__).parent
@@ -732,6 +732,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders, hsts=secure, form_targets=consent_origins(settings)),
+            Middleware(BodyLimit, limit=MAX_RULES_UPLOAD + 64 * 1024),
             Middleware(
                 SessionMiddleware,
                 secret_key=key or session_key(demo),
