@@ -600,3 +600,27 @@ def test_an_oversized_post_is_refused_before_it_is_read(demo_folder: Path, tmp_p
             timeout=30,
         )
         assert streamed.status_code == 413
+
+
+def test_client_text_is_shown_as_text_never_as_markup(demo_folder: Path, tmp_path: Path) -> None:
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    from agent.worker import Worker
+
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)"> {{ 7*7 }}'
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        message = EmailMessage()
+        message["From"] = "Priya Reddy <priya@reddytextiles.in>"
+        message["To"] = "asha@acme.example"
+        message["Subject"] = hostile
+        message["Date"] = format_datetime(NOW - timedelta(hours=2))
+        message["Message-ID"] = "<hostile-1@reddytextiles.in>"
+        message.set_content("Please quote " + hostile)
+        (w.folder / "mail" / "asha" / "inbox" / "new" / "hostile.eml").write_bytes(bytes(message))
+        later = NOW + timedelta(minutes=5)  # the mailbox is due again
+        Worker(w.config, clock=lambda: later, post=lambda url, payload: None).run(once=True)
+        http = sign_in_google(base, w.google, "asha@acme.example")
+        page = http.get(f"{base}/rep/asha", timeout=10).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the promise's subject
+        assert "<script>" not in page and "<img" not in page and "{{ 7*7 }}" in page
