@@ -172,3 +172,25 @@ def test_a_rep_connects_gmail_and_sees_the_first_sync(  # type: ignore[no-untype
         assert page.get_by_role("button", name="Reconnect Google").is_visible()
         shot(page, "rep-reconnect")
         assert log.clean, log
+
+
+def test_followup_demo_web_signs_in_a_demo_rep_and_lead(open_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.web_world import followup
+
+    with followup(["demo", "--web", "--out", str(tmp_path / "demo")], wait=180) as base:
+        page, log = open_page()
+        page.goto(base)
+        assert page.url == f"{base}/signin"
+        shot(page, "demo-signin")
+        page.get_by_role("button", name="Sign in as Lukas Becker").click()
+        page.wait_for_url(f"{base}/rep/lukas")
+        assert page.get_by_role("heading", name="Follow-ups scheduled").is_visible()
+        shot(page, "demo-rep")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{base}/signin")
+        page.get_by_role("button", name="Sign in as Sofia Marín").click()
+        page.wait_for_url(f"{base}/lead/emea")
+        assert page.get_by_role("link", name="Team mena").is_visible()
+        shot(page, "demo-lead")
+        assert page.evaluate(UNLABELLED) == []
+        assert log.clean, log

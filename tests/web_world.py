@@ -182,28 +182,24 @@ def served(
 @contextmanager
 def followup_web(config: Path) -> Iterator[str]:
     """``followup web`` as a person runs it, in a child process on a free port."""
+    with followup(["web", "--config", str(config), "--now", NOW.isoformat()]) as base:
+        yield base
+
+
+@contextmanager
+def followup(args: list[str], *, wait: float = 60) -> Iterator[str]:
+    """``followup ARGS --listen 127.0.0.1:PORT`` in a child process; yields its base URL."""
     port = free_port()
     env = {**os.environ, "FOLLOWUP_WEB_SESSION_KEY": SESSION_KEY}
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "web",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--now",
-            NOW.isoformat(),
-        ],
+        [sys.executable, "-m", "agent.cli", *args, "--listen", f"127.0.0.1:{port}"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait
         while True:
             assert child.poll() is None, child.stdout.read().decode() if child.stdout else ""
             try:
