@@ -85,6 +85,16 @@ def web_problems(settings: Settings, source: str) -> list[Problem]:
                     "has no role: give mailboxes, lead_of or admin = true",
                 )
             )
+    secrets_file = settings.web.google_client_secrets
+    if secrets_file is not None and not secrets_file.is_file():
+        found.append(
+            Problem(
+                source,
+                "web.google_client_secrets",
+                f"{secrets_file} is not a file: download the Web application client's JSON "
+                "from Google Cloud Console there",
+            )
+        )
     return found
 
 

@@ -315,11 +315,12 @@ def test_console_users_are_checked_against_the_config(tmp_path: Path) -> None:
         {
             **base,
             "web": {
+                "google_client_secrets": "missing.json",
                 "users": [
                     {"email": "a@x.example", "mailboxes": ["ahsa"]},
                     {"email": "m@x.example", "lead_of": ["apak"]},
                     {"email": "n@x.example"},
-                ]
+                ],
             },
         },
         str(tmp_path / "config.toml"),
@@ -334,6 +335,9 @@ def test_console_users_are_checked_against_the_config(tmp_path: Path) -> None:
         "web.users[n@x.example]",
         "has no role: give mailboxes, lead_of or admin = true",
     ) in found
+    assert any(
+        w == "web.google_client_secrets" and "missing.json is not a file" in m for w, m in found
+    )
     with pytest.raises(ConfigError) as bad:
         config.parse_settings(
             {**base, "web": {"users": [{"email": "nobody", "admin": True}], "tls": 1}}, "c.toml"
@@ -624,3 +628,32 @@ def test_client_text_is_shown_as_text_never_as_markup(demo_folder: Path, tmp_pat
         page = http.get(f"{base}/rep/asha", timeout=10).text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the promise's subject
         assert "<script>" not in page and "<img" not in page and "{{ 7*7 }}" in page
+
+
+def test_the_rate_limit_slides_over_a_minute_per_client() -> None:
+    from agent.web.guard import RateLimit
+
+    now = [100.0]
+    limit = RateLimit(2, clock=lambda: now[0])
+    assert [limit.allow("a"), limit.allow("a"), limit.allow("a"), limit.allow("b")] == [
+        True,
+        True,
+        False,
+        True,
+    ]
+    now[0] += 59.9
+    assert not limit.allow("a")
+    now[0] += 0.2  # the first attempt is a minute old
+    assert limit.allow("a")
+
+
+def test_a_csrf_token_must_be_the_sessions_own() -> None:
+    from agent.web.guard import csrf_ok, csrf_token
+
+    session: dict[str, object] = {}
+    token = csrf_token(session)
+    assert csrf_token(session) == token and len(token) >= 32
+    assert csrf_ok(session, token)
+    for sent in (None, "", token[:-1], token + "x", b"bytes", token.upper()):
+        assert not csrf_ok(session, sent)
+    assert not csrf_ok({}, token)
