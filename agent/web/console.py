@@ -384,8 +384,15 @@ def _rep_page(c: Console, mailbox: str) -> dict[str, Any]:
     )
     threads = {m_thread for m_thread in held.stopped} | set(held.snoozed)
     m = settings.mailbox(mailbox)
+    # A thread shown by what the rep knows it by: the client and the subject.
+    labels: dict[str, str] = {}
+    for row in st.outbox:
+        labels.setdefault(str(row["thread_id"]), str(row["client"] or ""))
+    for p in st.promises:
+        labels[p.thread_id] = f"{p.client} · {p.subject}"
     return {
         "mailbox": m,
+        "thread_labels": labels,
         "now": now,
         "status": st,
         "drafts": drafts,
