@@ -657,3 +657,18 @@ def test_a_csrf_token_must_be_the_sessions_own() -> None:
     for sent in (None, "", token[:-1], token + "x", b"bytes", token.upper()):
         assert not csrf_ok(session, sent)
     assert not csrf_ok({}, token)
+
+
+def test_the_lead_sees_what_is_due_today_for_each_rep(demo_folder: Path, tmp_path: Path) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        row = w.outbox(mailbox="asha", status="drafted")[0]
+        store = w.store()
+        try:  # the draft falls due later today, in Asha's zone
+            assert store.reschedule(str(row["key"]), NOW + timedelta(hours=3), ["drafted"])
+        finally:
+            store.close()
+        http = sign_in_google(base, w.google, "meera@acme.example")
+        page = http.get(f"{base}/lead/apac", timeout=10).text
+        today = page.split('id="today"')[1].split('id="rules"')[0]
+        assert f"Note: {row['kind']} · {row['client']}" in today
+        assert "Nothing due today." in today  # nina has nothing

@@ -611,6 +611,14 @@ def _lead_page(c: Console, team: str, draft_rules: Path | None) -> dict[str, Any
         zone = ZoneInfo(zones[p.mailbox])
         if p.deadline.astimezone(zone).date() == now.astimezone(zone).date():
             due_today[p.mailbox].append(p)
+    notes_today: dict[str, list[dict[str, object]]] = {mb: [] for mb in boxes}
+    for row in st.outbox:
+        mb = str(row["mailbox"])
+        due = row["due"]
+        if mb in boxes and isinstance(due, datetime):
+            zone = ZoneInfo(zones[mb])
+            if due.astimezone(zone).date() == now.astimezone(zone).date():
+                notes_today[mb].append(row)
     data: dict[str, Any] = {
         "team": team,
         "now": now,
@@ -618,6 +626,7 @@ def _lead_page(c: Console, team: str, draft_rules: Path | None) -> dict[str, Any
         "figures": figures.team_figures(sim, boxes, team),
         "breaches": breaches,
         "due_today": due_today,
+        "notes_today": notes_today,
         "zones": zones,
         "rules": usecases.rules_in_force(c.config_path),
         "diff": None,
