@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.errors import SignInFailed
 from agent.model import ActionKind
@@ -672,3 +674,13 @@ def test_the_lead_sees_what_is_due_today_for_each_rep(demo_folder: Path, tmp_pat
         today = page.split('id="today"')[1].split('id="rules"')[0]
         assert f"Note: {row['kind']} · {row['client']}" in today
         assert "Nothing due today." in today  # nina has nothing
+
+
+@given(st.text(max_size=3000), st.sampled_from(["", "hi", "te", "en", "xx"]))
+def test_any_accept_language_picks_one_of_the_consoles_languages(header: str, own: str) -> None:
+    from agent.web import i18n
+
+    chosen = i18n.choose(own, header)
+    assert chosen in i18n.LANGUAGES
+    if own in i18n.LANGUAGES:
+        assert chosen == own
