@@ -17,7 +17,6 @@ from agent.errors import SignInFailed
 from agent.model import ActionKind
 from agent.web import oidc
 from tests.web_world import NOW, csrf_of, served, sign_in_google, world
-from tests.web_world import demo_folder as demo_folder  # the fixture
 
 
 def _draft(w, mailbox: str) -> int:  # type: ignore[no-untyped-def]
@@ -605,7 +604,9 @@ def test_an_oversized_post_is_refused_before_it_is_read(demo_folder: Path, tmp_p
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             timeout=30,
         )
-        assert streamed.status_code == 413
+        # Refused by the body limit, or by the form parser's own part limit (256 KB), whichever
+        # the chunks reach first: never read to the end.
+        assert streamed.status_code in (400, 413)
 
 
 def test_client_text_is_shown_as_text_never_as_markup(demo_folder: Path, tmp_path: Path) -> None:
@@ -684,3 +685,34 @@ def test_any_accept_language_picks_one_of_the_consoles_languages(header: str, ow
     assert chosen in i18n.LANGUAGES
     if own in i18n.LANGUAGES:
         assert chosen == own
+
+
+def test_the_body_limit_stops_a_streamed_body_midway() -> None:
+    import asyncio
+
+    from agent.web.guard import BodyLimit
+
+    read: list[int] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        while True:  # an app that reads everything it is given
+            message = await receive()
+            read.append(len(message["body"]))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    chunks = [{"type": "http.request", "body": b"x" * 1000, "more_body": True}] * 10
+    sent: list[dict[str, object]] = []
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return chunks.pop(0)
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    scope = {"type": "http", "headers": []}
+    asyncio.run(BodyLimit(app, limit=3500)(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert sum(read) == 3000  # the fourth chunk was never handed to the app

@@ -15,7 +15,6 @@ from typing import Any
 from agent.model import ActionKind
 from tests.test_web import DRAFT_RULES
 from tests.web_world import NOW, followup_web, served, world
-from tests.web_world import demo_folder as demo_folder  # the fixture
 
 SCREENS = os.environ.get("FOLLOWUP_SCREENS", "")
 
