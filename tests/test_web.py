@@ -716,3 +716,27 @@ def test_the_body_limit_stops_a_streamed_body_midway() -> None:
     asyncio.run(BodyLimit(app, limit=3500)(scope, receive, send))
     assert sent[0]["status"] == 413
     assert sum(read) == 3000  # the fourth chunk was never handed to the app
+
+
+def test_a_first_sync_under_way_shows_how_far_it_has_come(
+    demo_folder: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from agent.model import SyncResult
+
+    window = {
+        "started": "2026-11-26T08:00:00+00:00",
+        "floor": "2026-08-28T08:00:00+00:00",  # 90 days back
+        "reached": "2026-10-27T08:00:00+00:00",  # 30 of them read
+    }
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        store = w.store()
+        try:
+            store.apply_sync("nina", SyncResult((), json.dumps({"first_sync": window})), at=NOW)
+        finally:
+            store.close()
+        http = sign_in_google(base, w.google, "nina@acme.example")
+        page = http.get(f"{base}/rep/nina", timeout=10).text
+        assert '<progress max="100" value="33" aria-label="First sync">' in page
+        assert "first sync: 33% of the window read" in page
