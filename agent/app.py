@@ -160,6 +160,7 @@ def status(config_path: Path, *, mailbox: str | None = None, now: str | None = N
         for r in streams:
             first = first_sync_of(r.get("cursor"))
             if first is not None:
+                r["first_sync_done"] = first.done
                 r["first_sync"] = (
                     f"first sync: {first.done:.0%} of the window read, "
                     f"back to {first.reached:%Y-%m-%d} of {first.floor:%Y-%m-%d}"
@@ -194,17 +195,37 @@ def outbox_rows(config_path: Path, *, everything: bool = False) -> list[dict[str
 
 
 def outbox_decide(
-    config_path: Path, ident: int, *, approve: bool, force: bool = False
+    config_path: Path,
+    ident: int,
+    *,
+    approve: bool,
+    force: bool = False,
+    who: str = "",
+    mailbox: str | None = None,
+    now: datetime | None = None,
 ) -> outbox_mod.Outcome:
     """Approve (send now) or cancel one outbox row; raises ConfigError for an unknown id, and
-    for an approval of anything but a draft that is due, unless ``force``."""
+    for an approval of anything but a draft that is due, unless ``force``. ``mailbox``: only a
+    row of that mailbox (another's reads as unknown). ``who``: recorded as an audited decision."""
     settings = config.load(config_path)
-    store = Store.open(settings.database.url)
+    now = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: now)
     try:
         row = store.outbox_row(ident)
-        if row is None:
+        if row is None or (mailbox is not None and row["mailbox"] != mailbox):
             raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
-        now = wall_clock()
+        if who:
+            store.record_decisions(
+                [
+                    (
+                        str(row["mailbox"]),
+                        str(row["thread_id"]),
+                        f"audit:{now:%Y%m%dT%H%M%S.%f}:outbox/{ident}",
+                        "approved" if approve else "cancelled",
+                        f"{row['kind']} for {row['client'] or 'the team'}: {_by(who, '')}",
+                    )
+                ]
+            )
         waiting = row["status"] == DRAFTED and row["due"] <= now  # what approve is for
         if approve and not force and row["status"] in (PLANNED, DRAFTED) and not waiting:
             what = "a draft" if row["status"] == DRAFTED else "not a draft"
@@ -249,13 +270,14 @@ class Shown:
     attachments: list[tuple[str, str]]  # (file name, content type)
 
 
-def outbox_show(config_path: Path, ident: int) -> Shown:
-    """Render one outbox row's note: headers, text, the HTML as text, attachments."""
+def outbox_show(config_path: Path, ident: int, *, mailbox: str | None = None) -> Shown:
+    """Render one outbox row's note: headers, text, the HTML as text, attachments.
+    ``mailbox``: only a row of that mailbox (another's reads as unknown)."""
     settings = config.load(config_path)
     store = Store.open(settings.database.url)
     try:
         row = store.outbox_row(ident)
-        if row is None:
+        if row is None or (mailbox is not None and row["mailbox"] != mailbox):
             raise ConfigError([Problem("outbox", str(ident), "no such outbox entry")])
         action = action_from_json(row["action"])
         if action.kind in (ActionKind.WEBHOOK, ActionKind.HOLD):
@@ -475,7 +497,13 @@ def _by(who: str, note: str) -> str:
 
 
 def promise_done(
-    config_path: Path, key: str, *, who: str, note: str = "", now: datetime | None = None
+    config_path: Path,
+    key: str,
+    *,
+    who: str,
+    note: str = "",
+    now: datetime | None = None,
+    mailbox: str | None = None,
 ) -> Acted:
     """Mark the promise ``key`` handled: its reminders and escalations stop. ``now``: when it
     happened (default: the present; the demo passes its own)."""
@@ -488,6 +516,8 @@ def promise_done(
             raise ConfigError(
                 [Problem("promise", key, "not a promise key; `followup status` lists them")]
             )
+        if mailbox is not None and parts[1] != mailbox:
+            raise ConfigError([Problem("promise", key, "not a promise of this mailbox")])
         mailbox, thread_id = parts[1], "/".join(parts[2:-1])
         store.record_control(
             mailbox, thread_id, controls.subject(key, now), controls.HANDLED, _by(who, note)
@@ -511,13 +541,15 @@ def thread_control(
     until: str | None = None,
     note: str = "",
     now: datetime | None = None,
+    mailbox: str | None = None,
 ) -> Acted:
-    """Snooze (``until`` an ISO date or time), stop or resume the follow-ups of a thread."""
+    """Snooze (``until`` an ISO date or time), stop or resume the follow-ups of a thread
+    (``mailbox``: in that mailbox only)."""
     settings = config.load(config_path)
     now = now or wall_clock()
     store = Store.open(settings.database.url, clock=lambda: now)
     try:
-        mailboxes = sorted({m.mailbox for m in store.messages() if m.thread_id == thread_id})
+        mailboxes = sorted({m.mailbox for m in store.messages(mailbox) if m.thread_id == thread_id})
         if not mailboxes:
             raise ConfigError([Problem("thread", thread_id, "no stored thread has this id")])
         decision = {"stop": controls.STOPPED, "resume": controls.RESUMED}.get(act, "")
@@ -594,5 +626,177 @@ def client_optout(
         )
         name = match.name if match else wanted
         return Acted(f"{name} opted out: no further notes", withdrawn)
+    finally:
+        store.close()
+
+
+def decisions(config_path: Path, mailbox: str, *, limit: int = 200) -> list[dict[str, object]]:
+    """The latest decisions recorded for one mailbox (why a note went or did not, acts by
+    hand and who did them), newest first."""
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        rows = store.decisions(mailbox)
+    finally:
+        store.close()
+    return list(reversed(rows[-limit:]))
+
+
+def _span(span: timedelta) -> str:
+    """A rule's target as the rule files write it: 4h, 1h30m, 2d."""
+    minutes = int(span.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    return "".join(parts) or "0m"
+
+
+def rules_in_force(config_path: Path) -> list[dict[str, str]]:
+    """The promise rules the worker keeps: name, file and what the rule promises."""
+    settings = config.load(config_path)
+    ruleset = load_rules(settings.paths.rules)
+    # Never the rule's webhook: its URL is a credential.
+    return [
+        {
+            "name": r.name,
+            "source": Path(r.source).name,
+            "kind": r.kind,
+            "target": f"{r.target_days}bd" if r.target_days else _span(r.target),
+            "clock": r.clock,
+            "description": r.description,
+        }
+        for r in ruleset.promises
+    ]
+
+
+# -- connecting a mailbox from the console (the web-server flow) ------------------------------
+
+
+def _for_web(settings: config.Settings, config_path: Path, mailbox: str) -> config.Mailbox:
+    m = settings.mailbox(mailbox)
+    google = m.provider == "gmail" and (m.client_secrets or settings.web.google_client_secrets)
+    if not (google or (m.provider == "outlook" and m.client_id)):
+        raise ConfigError(
+            [
+                Problem(
+                    str(config_path),
+                    f"mailboxes[{mailbox}]",
+                    'is connected from the console with provider = "gmail" and a Google client '
+                    'JSON, or provider = "outlook" and its client_id',
+                )
+            ]
+        )
+    return m
+
+
+def _web_client(settings: config.Settings, m: config.Mailbox) -> Path:
+    found = settings.web.google_client_secrets or m.client_secrets
+    assert found is not None
+    return found
+
+
+def _authority(settings: config.Settings, m: config.Mailbox) -> tuple[str, bool]:
+    """The Microsoft authority for the mailbox's tenant, and whether it is a private one."""
+    base = settings.web.microsoft_authority or MICROSOFT_LOGIN
+    return f"{base}/{m.tenant}", base != MICROSOFT_LOGIN
+
+
+def connect_begin(
+    config_path: Path, mailbox: str, redirect_uri: str
+) -> tuple[str, dict[str, object]]:
+    """The first leg of connecting a mailbox from the console: the URL of the vendor's consent
+    page, and what the second leg must be given back (keep it private to the browser's
+    session: it holds the state, nonce and PKCE verifier)."""
+    settings = config.load(config_path)
+    m = _for_web(settings, config_path, mailbox)
+    if m.provider == "gmail":
+        from agent.providers import google_auth
+
+        url, state, verifier = google_auth.consent_url(_web_client(settings, m), redirect_uri)
+        return url, {"state": state, "v": verifier}
+    from agent.providers.msal_auth import begin_outlook_web
+
+    authority, custom = _authority(settings, m)
+    flow = begin_outlook_web(m.client_id, authority, redirect_uri, custom_authority=custom)
+    return str(flow["auth_uri"]), {"state": str(flow["state"]), "flow": flow}
+
+
+def connect_finish(
+    config_path: Path,
+    mailbox: str,
+    redirect_uri: str,
+    pending: dict[str, object],
+    params: dict[str, str],
+    *,
+    now: datetime | None = None,
+) -> str:
+    """The second leg: store the grant sealed, exactly as ``followup connect`` does (which
+    wakes a parked mailbox). Return the account's address."""
+    settings = config.load(config_path)
+    m = _for_web(settings, config_path, mailbox)
+    vault = Vault.from_environment()
+    at = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: at)
+    try:
+        if m.provider == "gmail":
+            from agent.providers import google_auth
+
+            return google_auth.finish_consent(
+                m.name,
+                _web_client(settings, m),
+                redirect_uri,
+                state=str(pending.get("state", "")),
+                verifier=str(pending.get("v", "")),
+                code=params.get("code", ""),
+                vault=vault,
+                creds=store,
+                api_endpoint=m.endpoint or None,
+            )
+        from agent.providers.msal_auth import finish_outlook_web
+
+        authority, custom = _authority(settings, m)
+        flow = pending.get("flow")
+        return finish_outlook_web(
+            m.name,
+            m.client_id,
+            authority,
+            dict(flow) if isinstance(flow, dict) else {},
+            params,
+            vault,
+            store,
+            custom_authority=custom,
+        )
+    finally:
+        store.close()
+
+
+def disconnect(config_path: Path, mailbox: str, *, who: str, now: datetime | None = None) -> Acted:
+    """Delete a mailbox's stored sign-in and park it until it is connected again."""
+    settings = config.load(config_path)
+    settings.mailbox(mailbox)
+    at = now or wall_clock()
+    store = Store.open(settings.database.url, clock=lambda: at)
+    try:
+        gone = store.forget_credentials(mailbox, f"disconnected {_by(who, '')}")
+        store.record_decisions(
+            [(mailbox, "", f"audit:{at:%Y%m%dT%H%M%S.%f}:connection", "disconnected", _by(who, ""))]
+        )
+    finally:
+        store.close()
+    return Acted(f"{mailbox} disconnected" if gone else f"{mailbox} was not connected", 0)
+
+
+def connected(config_path: Path, mailbox: str) -> bool:
+    """Whether a sign-in is stored for the mailbox (a local folder needs none)."""
+    settings = config.load(config_path)
+    if settings.mailbox(mailbox).provider == "local":
+        return True
+    store = Store.open(settings.database.url)
+    try:
+        return store.load_credentials(mailbox) is not None
     finally:
         store.close()

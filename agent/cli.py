@@ -111,12 +111,24 @@ def main() -> None:
     help="Folder for the demo's mailboxes, store and .eml files.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the actions as JSON.")
+@click.option(
+    "--web",
+    is_flag=True,
+    help="Then serve the console over the demo, with a sign-in as its people.",
+)
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="With --web.")
 @reports_problems
-def demo(out: Path, as_json: bool) -> None:
+def demo(out: Path, as_json: bool, web: bool, listen: str) -> None:
     """Run the whole pipeline over the bundled demo mailboxes, with a fixed 'now'."""
     from agent import views
     from agent.demo import run_demo
 
+    if web:
+        from agent.web.server import demo_data, serve
+
+        config_path, clock = demo_data(out)
+        serve(config_path, listen, demo=True, clock=clock, ready=console().print)
+        return
     result = run_demo(out)
     if as_json:
         rows = [
@@ -407,7 +419,7 @@ def outbox_approve(ident: int, force: bool, config_path: Path) -> None:
     """Send a draft that is due (with --force: any planned note, now)."""
     from agent.app import outbox_decide
 
-    outcome = outbox_decide(config_path, ident, approve=True, force=force)
+    outcome = outbox_decide(config_path, ident, approve=True, force=force, who=_who())
     console().print(f"{ident}: {outcome.status} {plain(outcome.detail)}")
     if outcome.status not in ("sent", "sending"):
         sys.exit(1)
@@ -421,7 +433,7 @@ def outbox_cancel(ident: int, config_path: Path) -> None:
     """Cancel a planned note or a draft; a sent invitation is cancelled with the client."""
     from agent.app import outbox_decide
 
-    outcome = outbox_decide(config_path, ident, approve=False)
+    outcome = outbox_decide(config_path, ident, approve=False, who=_who())
     if outcome.status == "sent":
         err_console().print(
             f"{ident}: already sent{f' ({plain(outcome.detail)})' if outcome.detail else ''}; "
@@ -665,6 +677,39 @@ def slots(request_path: Path | None, example: bool, print_request: bool, as_json
         click.echo(json.dumps(answer_json(request, proposal), ensure_ascii=False, indent=2))
     else:
         console().print(render_text(request, proposal))
+
+
+@main.command()
+@config_option
+@click.option(
+    "--listen",
+    default=None,
+    help="HOST:PORT to serve on (default: [web] listen, 127.0.0.1:8080).",
+)
+@click.option(
+    "--demo",
+    "demo_mode",
+    is_flag=True,
+    help="Serve the demo's data (made afresh in --out) with a sign-in as the demo's people.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("followup-demo-out"),
+    show_default=True,
+    help="With --demo: the folder for the demo's data.",
+)
+@now_option
+@reports_problems
+def web(config_path: Path, listen: str | None, demo_mode: bool, out: Path, now: str | None) -> None:
+    """Serve the web console: reps steer their notes, leads see their team."""
+    from agent.app import shifted_clock
+    from agent.web.server import demo_data, serve
+
+    clock = shifted_clock(now)
+    if demo_mode:
+        config_path, clock = demo_data(out)
+    serve(config_path, listen, demo=demo_mode, clock=clock, ready=console().print)
 
 
 @main.command()

@@ -223,6 +223,73 @@ class Report(_Strict):
     digest_hour: int = Field(8, ge=0, le=23)
 
 
+class WebUser(_Strict):
+    """Who may sign in to the console, and what they see: the mailboxes they are the rep of,
+    the teams they lead, and whether they administer every mailbox."""
+
+    email: str
+    name: str = ""
+    mailboxes: list[str] = Field(default_factory=list)
+    lead_of: list[str] = Field(default_factory=list)  # team names (mailboxes' `team`)
+    admin: bool = False
+    language: str = ""  # the console's language for them ("": the browser's)
+    zone: str = ""  # their zone for dates ("": their first mailbox's, else UTC)
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if "@" not in value or value != value.strip():
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value.lower()
+
+    @field_validator("zone")
+    @classmethod
+    def _zone_or_empty(cls, value: str) -> str:
+        return _check_zone(value) if value else value
+
+
+class Web(_Strict):
+    """The console (``followup web``)."""
+
+    listen: str = "127.0.0.1:8080"
+    _listen = field_validator("listen")(_check_listen)
+    # The address people reach the console at, behind the TLS proxy; the sign-in redirect URIs
+    # registered with Google and Microsoft are this plus /auth/google and /auth/microsoft.
+    public_url: str = ""
+    # Session cookies are sent over HTTPS only; false only for plain http on localhost.
+    secure_cookies: bool = True
+    session_hours: float = Field(12, gt=0, le=24 * 30)
+    # Sign-in attempts one client address may start in a minute.
+    sign_in_per_minute: int = Field(10, ge=1, le=1000)
+    # Google: the OAuth client JSON (default: the first gmail mailbox's client_secrets).
+    google_client_secrets: Path | None = None
+    google_issuer: str = "https://accounts.google.com"
+    # Microsoft: the Entra app (default: the first outlook mailbox's client_id and tenant).
+    microsoft_client_id: str = ""
+    microsoft_tenant: str = ""
+    microsoft_authority: str = ""  # "": https://login.microsoftonline.com
+    users: list[WebUser] = Field(default_factory=list)
+
+    @field_validator("public_url", "google_issuer", "microsoft_authority")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError(f"{value!r} must be an https:// URL (plain http only on localhost)")
+        return value.rstrip("/")
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, value: list[WebUser]) -> list[WebUser]:
+        emails = [u.email for u in value]
+        dupes = sorted({e for e in emails if emails.count(e) > 1})
+        if dupes:
+            raise ValueError(f"web.users emails must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    def user(self, email: str) -> WebUser | None:
+        return next((u for u in self.users if u.email == email.lower()), None)
+
+
 class Settings(_Strict):
     database: Database = Database()
     team: Team = Team()
@@ -230,6 +297,7 @@ class Settings(_Strict):
     outbox: Outbox = Outbox()
     service: Service = Service()
     report: Report = Report()
+    web: Web = Web()
     leads: list[Lead] = Field(default_factory=list)
     mailboxes: list[Mailbox] = Field(default_factory=list)
 
@@ -260,7 +328,7 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     for item in loc:
         if isinstance(item, int):
             entry = node[item] if isinstance(node, list) and item < len(node) else None
-            name = entry.get("name") if isinstance(entry, dict) else None
+            name = (entry.get("name") or entry.get("email")) if isinstance(entry, dict) else None
             parts[-1] += f"[{name}]" if name else f"[{item}]"
         else:
             parts.append(str(item))
@@ -308,11 +376,19 @@ def _resolve(settings: Settings, base: Path) -> Settings:
         m.model_copy(update={"path": rel(m.path), "client_secrets": rel(m.client_secrets)})
         for m in settings.mailboxes
     ]
+    web = settings.web.model_copy(
+        update={"google_client_secrets": rel(settings.web.google_client_secrets)}
+    )
     url = settings.database.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
         url = f"sqlite:///{base / url.removeprefix('sqlite:///')}"
     return settings.model_copy(
-        update={"paths": paths, "mailboxes": mailboxes, "database": Database(url=url)}
+        update={
+            "paths": paths,
+            "mailboxes": mailboxes,
+            "database": Database(url=url),
+            "web": web,
+        }
     )
 
 

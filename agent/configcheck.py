@@ -47,6 +47,7 @@ def setup_problems(settings: Settings, source: str) -> list[Problem]:
                 )
             )
     found += _digest_problems(settings, source)
+    found += web_problems(settings, source)
     return found
 
 
@@ -70,6 +71,54 @@ def _digest_problems(settings: Settings, source: str) -> list[Problem]:
                 "report.digest",
                 "is on but no [[mailboxes]] is configured to send it from: add a mailbox, "
                 "or set digest = false",
+            )
+        )
+    return found
+
+
+def web_problems(settings: Settings, source: str) -> list[Problem]:
+    """Console users naming a mailbox or a team the config does not have, and a sign-in with
+    no app registration to use."""
+    found: list[Problem] = []
+    names = {m.name for m in settings.mailboxes}
+    teams = {m.team for m in settings.mailboxes if m.team}
+    for u in settings.web.users:
+        for name in u.mailboxes:
+            if name not in names:
+                found.append(
+                    Problem(
+                        source,
+                        f"web.users[{u.email}].mailboxes",
+                        f"{name!r} is not a [[mailboxes]] name"
+                        + (_near(name, names) or f"; one of {', '.join(sorted(names))}"),
+                    )
+                )
+        for team in u.lead_of:
+            if team not in teams:
+                found.append(
+                    Problem(
+                        source,
+                        f"web.users[{u.email}].lead_of",
+                        f"{team!r} is no mailbox's team"
+                        + (_near(team, teams) or f"; one of {', '.join(sorted(teams))}"),
+                    )
+                )
+        if not (u.mailboxes or u.lead_of or u.admin):
+            found.append(
+                Problem(
+                    source,
+                    f"web.users[{u.email}]",
+                    "has no role: give mailboxes, lead_of or admin = true",
+                )
+            )
+    secrets_file = settings.web.google_client_secrets
+    if secrets_file is not None and not secrets_file.is_file():
+        found.append(
+            Problem(
+                source,
+                "web.google_client_secrets",
+                f"{secrets_file} is not a file: download the Web application client's JSON "
+                "from Google Cloud Console there",
             )
         )
     return found

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, settings
 
 from agent.store import Store
 
-# A real headless Chromium for pages (fixtures ``chromium`` and ``open_page``).
-pytest_plugins = ["tests.browser"]
+# A real headless Chromium for pages (fixtures ``chromium`` and ``open_page``), and the
+# console's world (fixture ``demo_folder``: the demo's data, made once a session).
+pytest_plugins = ["tests.browser", "tests.web_world"]
 
 PG_URL = os.environ.get("FOLLOWUP_TEST_PG_URL", "")
 

@@ -213,6 +213,18 @@ def connect_gmail(
         )
 
     credentials = (flow_runner or default_runner)(flow)
+    return store_grant(mailbox, credentials, vault, creds, api_endpoint)
+
+
+def store_grant(
+    mailbox: str,
+    credentials: Credentials,
+    vault: Vault,
+    creds: CredentialStore,
+    api_endpoint: str | None = None,
+) -> str:
+    """Check a consent's grant, store it sealed, return the account's address (see
+    :func:`connect_gmail` for what it raises)."""
     granted = set(getattr(credentials, "granted_scopes", None) or credentials.scopes or ())
     missing = sorted(set(SCOPES) - granted)
     if missing:
@@ -227,3 +239,52 @@ def connect_gmail(
     _save_info(mailbox, _to_info(credentials, account), vault, creds)
     log.info("connected %s as %s", mailbox, account)
     return account
+
+
+def consent_url(client_secrets: Path, redirect_uri: str) -> tuple[str, str, str]:
+    """The web-server flow's first leg, for a console: the URL of Google's consent page (offline
+    access, consent asked again so a refresh token comes back, PKCE), its ``state`` and the PKCE
+    verifier the second leg needs."""
+    from google_auth_oauthlib.flow import Flow
+
+    flow = Flow.from_client_secrets_file(
+        str(client_secrets),
+        scopes=list(SCOPES),
+        redirect_uri=redirect_uri,
+        autogenerate_code_verifier=True,
+    )
+    url, state = flow.authorization_url(access_type="offline", prompt="consent")
+    return url, state, str(flow.code_verifier)
+
+
+def finish_consent(
+    mailbox: str,
+    client_secrets: Path,
+    redirect_uri: str,
+    *,
+    state: str,
+    verifier: str,
+    code: str,
+    vault: Vault,
+    creds: CredentialStore,
+    api_endpoint: str | None = None,
+) -> str:
+    """The web-server flow's second leg: redeem ``code`` with the verifier and store the grant
+    sealed, exactly as :func:`connect_gmail` does. Return the account's address."""
+    from google_auth_oauthlib.flow import Flow
+    from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+    flow = Flow.from_client_secrets_file(
+        str(client_secrets),
+        scopes=list(SCOPES),
+        redirect_uri=redirect_uri,
+        state=state,
+        code_verifier=verifier,
+    )
+    try:
+        flow.fetch_token(code=code)
+    except OAuth2Error as exc:
+        raise Permanent(
+            f"Google refused the consent for {mailbox}: {exc.error}", mailbox=mailbox
+        ) from exc
+    return store_grant(mailbox, flow.credentials, vault, creds, api_endpoint)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -187,6 +188,71 @@ def connect_outlook_interactive(
     result = app.acquire_token_interactive(
         list(DELEGATED_SCOPES), port=port or None, timeout=timeout, prompt="select_account"
     )
+    return _finish(result, sealed, mailbox)
+
+
+def begin_outlook_web(
+    client_id: str,
+    authority: str,
+    redirect_uri: str,
+    *,
+    http_client: requests.Session | None = None,
+    custom_authority: bool = False,
+) -> dict[str, Any]:
+    """The first leg of connecting from a console (the auth-code flow redirected to the
+    console): MSAL's flow, holding ``auth_uri`` to send the browser to and the ``state``,
+    ``nonce`` and PKCE verifier the second leg checks. Keep it private to the browser's session."""
+    app = msal.PublicClientApplication(
+        client_id, authority=authority, **_msal_options(http_client, custom_authority)
+    )
+    try:
+        with warnings.catch_warnings():
+            # MSAL recommends response_mode=form_post; but the console's session cookie is
+            # SameSite=Lax, which a browser leaves off the cross-site POST that form_post makes,
+            # so the flow could not be matched. The code comes back in the query instead: PKCE
+            # binds it to this flow, and the console sends no Referer and logs no URL.
+            warnings.filterwarnings("ignore", "response_mode='form_post'", UserWarning)
+            flow: dict[str, Any] = app.initiate_auth_code_flow(
+                list(DELEGATED_SCOPES),
+                redirect_uri=redirect_uri,
+                prompt="select_account",
+                response_mode="query",
+            )
+    except requests.RequestException as exc:
+        raise Transient(f"Microsoft sign-in unreachable: {type(exc).__name__}") from exc
+    return flow
+
+
+def finish_outlook_web(
+    mailbox: str,
+    client_id: str,
+    authority: str,
+    flow: dict[str, Any],
+    params: dict[str, str],
+    vault: Vault,
+    creds: CredentialStore,
+    *,
+    http_client: requests.Session | None = None,
+    custom_authority: bool = False,
+) -> str:
+    """The second leg: MSAL checks ``state`` and ``nonce`` and redeems the code with the
+    verifier; the token cache is sealed and stored as the other connect flows store it.
+    Return the account's username."""
+    sealed = _SealedCache(mailbox, vault, creds)
+    app = msal.PublicClientApplication(
+        client_id,
+        authority=authority,
+        token_cache=sealed.cache,
+        **_msal_options(http_client, custom_authority),
+    )
+    try:
+        result = app.acquire_token_by_auth_code_flow(flow, params)
+    except ValueError as exc:  # MSAL: a state that does not match, a flow used twice
+        raise SignInFailed(
+            f"the Microsoft sign-in for {mailbox} did not match: start again"
+        ) from exc
+    except requests.RequestException as exc:
+        raise Transient(f"Microsoft sign-in unreachable: {type(exc).__name__}") from exc
     return _finish(result, sealed, mailbox)
 
 

@@ -923,6 +923,21 @@ class Store:
                 .values(state=INCREMENTAL, next_run_at=now, failures=0, last_error=None)
             )
 
+    def forget_credentials(self, mailbox: str, reason: str) -> bool:
+        """Delete a mailbox's stored sign-in and park it until it is connected again (the next
+        :meth:`save_credentials` wakes it). False when nothing was stored."""
+        with self.tx() as conn:
+            _lock_mailboxes(conn, t.streams.c.mailbox == mailbox)
+            gone = conn.execute(
+                delete(t.credentials).where(t.credentials.c.mailbox == mailbox)
+            ).rowcount
+            conn.execute(
+                update(t.streams)
+                .where(t.streams.c.mailbox == mailbox, t.streams.c.state != DISABLED)
+                .values(state=NEEDS_RECONNECT, next_run_at=None, last_error=redact(reason))
+            )
+        return bool(gone)
+
 
 def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""

@@ -247,6 +247,11 @@ class GoogleEmulator:
         self.token_lifetime = 3599
         self.token_requests = 0
         self.consents = 0
+        # OpenID Connect sign-in: who consents on the page, and the codes' PKCE and nonce
+        self.identity: str | None = None  # the account that signs in (default: address)
+        self.oidc_codes: dict[str, dict[str, str]] = {}  # code -> challenge, nonce, redirect
+        self.signing_key: Any = None  # made on the first sign-in (RSA, RS256)
+        self.kid = "emulator-key-1"
         # accounting
         self.requests = 0
         self.calls: list[str] = []
@@ -1133,14 +1138,76 @@ class GoogleEmulator:
 
     # ----------------------------------------------------------------- oauth handlers
 
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def discovery(self) -> dict[str, Any]:
+        """Google's OpenID Connect discovery document, pointing at this emulator."""
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.auth_uri,
+            "token_endpoint": self.token_uri,
+            "jwks_uri": f"{self.issuer}/oauth2/v3/certs",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile"],
+            "code_challenge_methods_supported": ["plain", "S256"],
+        }
+
+    def _key(self) -> Any:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        with self.lock:
+            if self.signing_key is None:
+                self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self.signing_key
+
+    def jwks(self) -> dict[str, Any]:
+        import jwt
+
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key().public_key()))
+        return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+    def id_token(self, nonce: str, *, now: float | None = None, **override: Any) -> str:
+        """An ID token as Google's token endpoint returns it (signed RS256 with ``kid``)."""
+        import jwt
+
+        at = int(now if now is not None else time.time())
+        account = self.identity or self.address
+        claims = {
+            "iss": self.issuer,
+            "azp": self.client_id,
+            "aud": self.client_id,
+            "sub": f"sub-{account}",
+            "email": account,
+            "email_verified": True,
+            "name": account.split("@")[0].title(),
+            "nonce": nonce,
+            "iat": at,
+            "exp": at + 3600,
+            **override,
+        }
+        return jwt.encode(claims, self._key(), algorithm="RS256", headers={"kid": self.kid})
+
     def authorize(self, query: dict[str, list[str]]) -> str:
         """The consent page, consented at once: return the redirect carrying the code."""
         redirect = query["redirect_uri"][0]
         if query.get("client_id", [""])[0] != self.client_id:
             return f"{redirect}?error=invalid_client"
+        method = query.get("code_challenge_method", ["plain"])[0]
+        if query.get("code_challenge") and method not in ("plain", "S256"):
+            return f"{redirect}?error=invalid_request"
         code = f"code-{secrets.token_hex(8)}"
         with self.lock:
             self.codes[code] = query.get("scope", [""])[0]
+            self.oidc_codes[code] = {
+                "challenge": query.get("code_challenge", [""])[0],
+                "method": method,
+                "nonce": query.get("nonce", [""])[0],
+                "redirect_uri": redirect,
+            }
             self.consents += 1
         state = query.get("state", [""])[0]
         return f"{redirect}?{urllib.parse.urlencode({'code': code, 'state': state})}"
@@ -1159,6 +1226,19 @@ class GoogleEmulator:
                 code = form.get("code", [""])[0]
                 if code not in self.codes:
                     return Reply(400, {"error": "invalid_grant", "error_description": "Bad code"})
+                sign_in = self.oidc_codes.pop(code, {})
+                if not _pkce_ok(sign_in, form.get("code_verifier", [""])[0]):
+                    self.codes.pop(code)
+                    return Reply(
+                        400,
+                        {"error": "invalid_grant", "error_description": "Missing code verifier."},
+                    )
+                if (
+                    sign_in.get("redirect_uri")
+                    and form.get("redirect_uri", [""])[0] != sign_in["redirect_uri"]
+                ):
+                    self.codes.pop(code)
+                    return Reply(400, {"error": "redirect_uri_mismatch"})
                 scope = self.codes.pop(code)
                 refresh = f"rt-{secrets.token_hex(8)}"
                 self.refresh_tokens.add(refresh)
@@ -1186,6 +1266,8 @@ class GoogleEmulator:
         }
         if grant == "authorization_code":
             body["refresh_token"] = refresh
+            if "openid" in scope.split():
+                body["id_token"] = self.id_token(sign_in.get("nonce", ""))
         return Reply(200, body)
 
     def access_token_for(self, refresh_token: str) -> list[str]:
@@ -1279,6 +1361,19 @@ def _full_payload(raw: bytes) -> dict[str, Any]:
     return {k: v for k, v in tree.items() if k in ("body", "parts", "mimeType")}
 
 
+def _pkce_ok(sign_in: dict[str, str], verifier: str) -> bool:
+    """RFC 7636 4.6: the verifier must hash (S256) or equal (plain) the challenge."""
+    challenge = sign_in.get("challenge", "")
+    if not challenge:
+        return True  # no PKCE asked for at the authorization step
+    if sign_in.get("method") == "S256":
+        import hashlib
+
+        digest = hashlib.sha256(verifier.encode()).digest()
+        verifier = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return secrets.compare_digest(verifier, challenge)
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -1324,6 +1419,14 @@ class _Handler(BaseHTTPRequestHandler):
                 urllib.parse.parse_qs(body.decode()), headers.get("authorization", "")
             )
             self._send(reply.status, {"Content-Type": "application/json"}, reply.payload())
+            return
+        if path == "/.well-known/openid-configuration" and method == "GET":
+            self._send(
+                200, {"Content-Type": "application/json"}, json.dumps(emu.discovery()).encode()
+            )
+            return
+        if path == "/oauth2/v3/certs" and method == "GET":
+            self._send(200, {"Content-Type": "application/json"}, json.dumps(emu.jwks()).encode())
             return
         if path == "/o/oauth2/auth" and method == "GET":
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)

@@ -225,6 +225,8 @@ class GraphEmulator:
         self.requests: list[Req] = []
         self.client_secrets: dict[str, str] = {}
         self.signin_user = ""
+        self._signing_key: Any = None  # RSA, made on the first ID token
+        self.kid = "emulator-tenant-key"
         self.ignore_timezone_preference = False
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
@@ -654,9 +656,14 @@ class GraphEmulator:
                     "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                     "token_endpoint": f"{base}/oauth2/v2.0/token",
                     "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                    "jwks_uri": f"{base}/discovery/v2.0/keys",
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "code_challenge_methods_supported": ["plain", "S256"],
                     "response_modes_supported": ["query", "fragment", "form_post"],
                 },
             )
+        if path == f"{prefix}/discovery/v2.0/keys" and method == "GET":
+            return _json(200, self.jwks())
         if path == f"{prefix}/oauth2/v2.0/devicecode" and method == "POST":
             code, user_code = secrets.token_urlsafe(24), secrets.token_hex(4).upper()
             with self._lock:
@@ -685,6 +692,9 @@ class GraphEmulator:
                     "scope": q.get("scope", ""),
                     "nonce": q.get("nonce", ""),
                     "client_id": q.get("client_id", ""),
+                    "challenge": q.get("code_challenge", ""),
+                    "method": q.get("code_challenge_method", "plain"),
+                    "redirect_uri": q.get("redirect_uri", ""),
                 }
             fields = {"code": code, "state": q.get("state", "")}
             if q.get("response_mode") == "form_post":
@@ -719,6 +729,17 @@ class GraphEmulator:
                 code = self._codes.pop(form.get("code", ""), None)
                 if code is None:
                     return _oauth_error("invalid_grant", "AADSTS54005: code already redeemed")
+                if not _verifier_matches(code, form.get("code_verifier", "")):
+                    return _oauth_error(
+                        "invalid_grant",
+                        "AADSTS50148: The code_verifier provided does not match the "
+                        "code_challenge supplied in the authorization request.",
+                    )
+                if form.get("redirect_uri", code["redirect_uri"]) != code["redirect_uri"]:
+                    return _oauth_error(
+                        "invalid_grant",
+                        "AADSTS50011: The redirect URI specified in the request does not match.",
+                    )
                 return self._issue(self.signin_user, client_id, code["scope"], code["nonce"])
             if grant == "refresh_token":
                 entry = self._refresh.pop(form.get("refresh_token", ""), None)
@@ -771,13 +792,7 @@ class GraphEmulator:
         }
         if nonce:
             claims["nonce"] = nonce
-        id_token = ".".join(
-            [
-                _b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode()),
-                _b64url(json.dumps(claims).encode()),
-                "",
-            ]
-        )
+        id_token = self.sign(claims)
         return _json(
             200,
             {
@@ -791,6 +806,27 @@ class GraphEmulator:
                 "client_info": _b64url(json.dumps({"uid": oid, "utid": tid}).encode()),
             },
         )
+
+    def _key(self) -> Any:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        with self._lock:
+            if self._signing_key is None:
+                self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._signing_key
+
+    def jwks(self) -> dict[str, Any]:
+        """The tenant's signing keys, as ``jwks_uri`` publishes them (``kid``, RSA ``n``/``e``)."""
+        import jwt
+
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self._key().public_key()))
+        return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "kty": "RSA"}]}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """An ID token signed RS256 with the tenant's key, as the identity platform issues."""
+        import jwt
+
+        return jwt.encode(claims, self._key(), algorithm="RS256", headers={"kid": self.kid})
 
     # -- Graph ----------------------------------------------------------------------------
     def _authenticate(self, authorization: str) -> str:
@@ -1557,3 +1593,15 @@ def _received_from(item: Item, floor: tuple[str, str] | None) -> bool:
     when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     received = datetime.fromisoformat(str(item.data.get("receivedDateTime")).replace("Z", "+00:00"))
     return received >= when if op == "ge" else received > when
+
+
+def _verifier_matches(code: dict[str, Any], verifier: str) -> bool:
+    """RFC 7636 4.6, as the identity platform checks a PKCE code (AADSTS50148 otherwise)."""
+    challenge = str(code.get("challenge", ""))
+    if not challenge:
+        return True
+    if code.get("method") == "S256":
+        import hashlib
+
+        verifier = _b64url(hashlib.sha256(verifier.encode()).digest())
+    return secrets.compare_digest(verifier, challenge)
