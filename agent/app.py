@@ -15,7 +15,7 @@ from agent import outbox as outbox_mod
 from agent import promises as promises_mod
 from agent.cadences import Cadences, FollowUpRule, ThankYouRule, parse_cadences
 from agent.clients import load_clients
-from agent.compose import FALLBACKS_FILE, Composer
+from agent.compose import FALLBACKS_FILE, Composer, cached_composer
 from agent.durations import parse_duration
 from agent.errors import ConfigError, Problem, RulesError, TemplateError, Transient
 from agent.meetings import parse_meeting_rules
@@ -255,7 +255,7 @@ def outbox_box(
         settings,
         store,
         providers,
-        Composer(settings.paths.templates, team_default=settings.team.default_language),
+        cached_composer(settings.paths.templates, team_default=settings.team.default_language),
     )
 
 

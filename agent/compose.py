@@ -857,6 +857,40 @@ class _Loaded:
     ast: nodes.Template
 
 
+_CACHE_LOCK = threading.Lock()
+_CACHED: dict[tuple[str, str], tuple[tuple[tuple[str, int, int], ...], Composer]] = {}
+
+
+def _fingerprint(templates_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every file under ``templates_dir`` with its modification time and size."""
+    found = []
+    for path in sorted(templates_dir.rglob("*")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(found)
+
+
+def cached_composer(templates_dir: Path, *, team_default: str = LAST_RESORT) -> Composer:
+    """A strict ``Composer`` for ``templates_dir``, made again only when a file there changed.
+
+    Compiling every template takes a good part of a second; a command or page that renders one
+    note would otherwise pay it each time. Raises ``TemplateError`` as ``Composer`` does.
+    """
+    key = (str(Path(templates_dir).resolve()), team_default)
+    stamp = _fingerprint(Path(templates_dir))
+    with _CACHE_LOCK:
+        cached = _CACHED.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    composer = Composer(templates_dir, team_default=team_default)
+    with _CACHE_LOCK:
+        _CACHED[key] = (stamp, composer)
+    return composer
+
+
 class Composer:
     """Every template under ``templates_dir``, parsed and checked once at start-up.
 

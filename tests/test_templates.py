@@ -218,3 +218,19 @@ def test_check_reports_parse_errors_with_file_and_line(copy: Path) -> None:
     path.write_text("{% block subject %}x{% endblock %}\n{% block text %}\n{% if %}\n", "utf-8")
     problems = check_templates(copy, [], "en")
     assert [(p.file, p.where) for p in problems] == [(str(path), "3")]
+
+
+def test_a_cached_composer_is_made_again_only_when_a_template_changes(tmp_path: Path) -> None:
+    import os
+
+    from agent.compose import cached_composer
+    from agent.demo import bundled
+
+    folder = tmp_path / "templates"
+    shutil.copytree(bundled("templates"), folder)
+    first = cached_composer(folder, team_default="en")
+    assert cached_composer(folder, team_default="en") is first
+    note = folder / "follow_up" / "en.j2"
+    note.write_text(note.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    os.utime(note, ns=(1, 1))  # a different modification time even on a coarse clock
+    assert cached_composer(folder, team_default="en") is not first
