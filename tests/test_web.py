@@ -742,3 +742,20 @@ def test_a_first_sync_under_way_shows_how_far_it_has_come(
         page = http.get(f"{base}/rep/nina", timeout=10).text
         assert '<progress max="100" value="33" aria-label="First sync">' in page
         assert "first sync: 33% of the window read" in page
+
+
+def test_a_lead_sees_the_team_reports_charts_and_a_rep_cannot(
+    demo_folder: Path, tmp_path: Path
+) -> None:
+    with world(demo_folder, tmp_path) as w, served(w.config) as base:
+        lead = sign_in_google(base, w.google, "meera@acme.example")
+        page = lead.get(f"{base}/lead/apac", timeout=30).text
+        names = ("sla-trend", "first-response", "nps-csat", "funnel")
+        for name in names:
+            assert f'src="/lead/apac/charts/{name}.png"' in page
+            chart = lead.get(f"{base}/lead/apac/charts/{name}.png", timeout=30)
+            assert chart.status_code == 200 and chart.headers["content-type"] == "image/png"
+            assert chart.content.startswith(b"\x89PNG")
+        assert lead.get(f"{base}/lead/apac/charts/secrets.png", timeout=30).status_code == 404
+        rep = sign_in_google(base, w.google, "asha@acme.example")
+        assert rep.get(f"{base}/lead/apac/charts/funnel.png", timeout=30).status_code == 403

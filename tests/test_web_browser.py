@@ -117,6 +117,13 @@ def test_a_lead_uploads_draft_rules_and_sees_the_diff(  # type: ignore[no-untype
         assert page.url == f"{base}/lead/apac"
         assert page.get_by_role("heading", name="Rules in force").is_visible()
         assert page.evaluate(UNLABELLED) == []
+        # The team report's four charts are drawn: each image loads and has pixels.
+        charts = page.get_by_role("region", name="Charts").get_by_role("img")
+        assert charts.count() == 4
+        for i in range(4):
+            charts.nth(i).scroll_into_view_if_needed()
+            charts.nth(i).evaluate("img => img.decode()")
+            assert charts.nth(i).evaluate("img => img.complete && img.naturalWidth > 100")
         shot(page, "lead")
         draft = tmp_path / "faster.toml"
         draft.write_text(DRAFT_RULES)

@@ -624,6 +624,8 @@ def _lead_page(c: Console, team: str, draft_rules: Path | None) -> dict[str, Any
         "now": now,
         "mailboxes": [m for m in settings.mailboxes if m.name in boxes],
         "figures": figures.team_figures(sim, boxes, team),
+        "charts": figures.CHART_NAMES,
+        "chart_weeks": settings.report.weeks,
         "breaches": breaches,
         "due_today": due_today,
         "notes_today": notes_today,
@@ -651,6 +653,20 @@ async def lead(request: Request) -> Response:
     team = _team_of(request, v)
     data = await run_in_threadpool(_lead_page, _console(request), team, None)
     return _render(request, "lead.html", data, viewer=v)
+
+
+async def lead_chart(request: Request) -> Response:
+    v = _need_viewer(request)
+    team = _team_of(request, v)
+    name = str(request.path_params["name"])
+    if name not in figures.CHART_NAMES:
+        raise HTTPException(404, "No such chart.")
+    c = _console(request)
+    boxes = access.team_mailboxes(c.settings(), team)
+    png = await run_in_threadpool(
+        figures.team_chart_png, c.config_path, boxes, team, name, c.clock()
+    )
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
 
 async def lead_simulate(request: Request) -> Response:
@@ -741,6 +757,7 @@ def create_app(
         Route("/rep/{mailbox:str}/disconnect", disconnect, methods=["POST"]),
         Route("/connect/{provider:str}", connect_return),
         Route("/lead/{team:str}", lead),
+        Route("/lead/{team:str}/charts/{name:str}.png", lead_chart),
         Route("/lead/{team:str}/simulate", lead_simulate, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

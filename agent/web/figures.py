@@ -4,7 +4,8 @@ report (charts) can take their place without touching the routes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from agent.app import Simulation
 from agent.model import Action
@@ -55,3 +56,27 @@ def diff(in_force: Simulation, draft: Simulation, mailboxes: list[str]) -> list[
             )
         )
     return rows
+
+
+# The charts a lead's page shows, in its order, from the team report (`followup report`).
+CHART_NAMES = ("sla-trend", "first-response", "nps-csat", "funnel")
+
+
+def team_chart_png(
+    config_path: Path, boxes: list[str], team: str, name: str, now: datetime
+) -> bytes:
+    """One chart of the team's report (its reps' mailboxes, ``[report] weeks`` back) as PNG.
+
+    PNG, not inline SVG: matplotlib's SVG carries a ``<style>`` element, which the console's
+    Content-Security-Policy refuses, and an image needs no exception to it."""
+    from agent import charts, config, reporting
+    from agent.store import Store
+
+    settings = config.load(config_path)
+    store = Store.open(settings.database.url)
+    try:
+        since = now - timedelta(weeks=settings.report.weeks)
+        r = reporting.build(settings, store, since, now, mailboxes=boxes, title=team)
+    finally:
+        store.close()
+    return charts.png(charts.CHARTS[name](r))
