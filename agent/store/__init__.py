@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     String,
     and_,
+    bindparam,
     cast,
     create_engine,
     delete,
@@ -78,6 +79,8 @@ ACCESS_DENIED = "access_denied"  # refused for what an administrator must fix; r
 DISABLED = "disabled"
 PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
 STREAM_KINDS = ("mail", "calendar")
+WRITE_CHUNK = 500  # rows per batched statement (executemany / multi-row insert)
+IN_CHUNK = 500  # ids per IN (...) list
 
 
 def wall_clock() -> datetime:
@@ -283,26 +286,35 @@ class Store:
         """
         at = at or self.clock()
         with self.tx() as conn:
-            existing = set(
-                conn.scalars(
-                    select(t.messages.c.provider_id).where(t.messages.c.mailbox == mailbox)
+            listed = [m.provider_id for m in result.messages]
+            if result.full:
+                existing = set(
+                    conn.scalars(
+                        select(t.messages.c.provider_id).where(t.messages.c.mailbox == mailbox)
+                    )
                 )
-            )
-            new = 0
-            for m in result.messages:
+            else:  # an increment: only its own ids are looked up, not the whole mailbox
+                existing = set()
+                for i in range(0, len(listed), IN_CHUNK):
+                    existing.update(
+                        conn.scalars(
+                            select(t.messages.c.provider_id).where(
+                                t.messages.c.mailbox == mailbox,
+                                t.messages.c.provider_id.in_(listed[i : i + IN_CHUNK]),
+                            )
+                        )
+                    )
+            fresh: dict[str, dict[str, Any]] = {}
+            changed: dict[str, dict[str, Any]] = {}
+            for m in result.messages:  # a listing naming one message twice: the last one counts
                 row = _message_row(m)
                 if m.provider_id in existing:
-                    conn.execute(
-                        update(t.messages)
-                        .where(
-                            t.messages.c.mailbox == mailbox,
-                            t.messages.c.provider_id == m.provider_id,
-                        )
-                        .values({k: v for k, v in row.items() if k != "body" or v is not None})
-                    )
+                    changed[m.provider_id] = row
                 else:
-                    conn.execute(insert(t.messages).values(row))
-                    new += 1
+                    fresh[m.provider_id] = row
+            self._insert_messages(conn, list(fresh.values()))
+            self._update_messages(conn, mailbox, list(changed.values()))
+            new = len(fresh)
             gone = set(result.deleted)
             if result.full:
                 gone |= (
@@ -320,6 +332,67 @@ class Store:
                 self._record_skipped(conn, mailbox, "mail", pid, reason, at)
             self._save_cursor(conn, mailbox, "mail", result.cursor, at)
         return new
+
+    @staticmethod
+    def _insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert new message rows, one statement per :data:`WRITE_CHUNK` rows."""
+        for i in range(0, len(rows), WRITE_CHUNK):
+            conn.execute(insert(t.messages), rows[i : i + WRITE_CHUNK])
+
+    @staticmethod
+    def _update_messages(conn: Connection, mailbox: str, rows: list[dict[str, Any]]) -> None:
+        """Update known messages with one executemany per shape: a row without a body keeps
+        the stored body (the provider listed headers only)."""
+        if not rows:
+            return
+        fields = [k for k in rows[0] if k not in ("mailbox", "provider_id", "body")]
+        for with_body in (False, True):
+            batch = [
+                {"b_mailbox": mailbox, "b_pid": r["provider_id"], **{k: r[k] for k in fields}}
+                | ({"body": r["body"]} if with_body else {})
+                for r in rows
+                if (r["body"] is not None) is with_body
+            ]
+            if not batch:
+                continue
+            names = fields + (["body"] if with_body else [])
+            stmt = (
+                update(t.messages)
+                .where(
+                    t.messages.c.mailbox == bindparam("b_mailbox"),
+                    t.messages.c.provider_id == bindparam("b_pid"),
+                )
+                .values({k: bindparam(k) for k in names})
+            )
+            for i in range(0, len(batch), WRITE_CHUNK):
+                conn.execute(stmt, batch[i : i + WRITE_CHUNK])
+
+    def insert_messages(self, messages: Iterable[Message]) -> int:
+        """Insert messages the store does not hold yet, in batches: what a bulk import (or a
+        benchmark seeding years of mail) uses instead of a provider's sync. Returns the count."""
+        count = 0
+        rows: list[dict[str, Any]] = []
+        with self.tx() as conn:
+            for m in messages:
+                rows.append(_message_row(m))
+                if len(rows) >= WRITE_CHUNK:
+                    self._insert_messages(conn, rows)
+                    count += len(rows)
+                    rows = []
+            self._insert_messages(conn, rows)
+        return count + len(rows)
+
+    def insert_events(self, events: Iterable[Event]) -> None:
+        """Insert events in one batch (a bulk import; the calendar's sync replaces them)."""
+        rows = [_event_row(e) for e in events]
+        with self.tx() as conn:
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
+
+    def save_cursor(self, mailbox: str, kind: str, cursor: str) -> None:
+        """Set a stream's cursor (a bulk import that brought the store up to ``cursor``)."""
+        with self.tx() as conn:
+            self._save_cursor(conn, mailbox, kind, cursor, self.clock())
 
     def messages(self, mailbox: str | None = None, since: datetime | None = None) -> list[Message]:
         q = select(t.messages).order_by(t.messages.c.date, t.messages.c.provider_id)
@@ -339,14 +412,24 @@ class Store:
             )
 
     def set_bodies(self, mailbox: str, bodies: Mapping[str, str]) -> None:
-        """Store several fetched bodies in one transaction."""
+        """Store several fetched bodies in one transaction, one statement per batch."""
+        rows = [
+            {"b_mailbox": mailbox, "b_pid": pid, "body": _storable(body)}
+            for pid, body in bodies.items()
+        ]
+        if not rows:
+            return
+        stmt = (
+            update(t.messages)
+            .where(
+                t.messages.c.mailbox == bindparam("b_mailbox"),
+                t.messages.c.provider_id == bindparam("b_pid"),
+            )
+            .values(body=bindparam("body"))
+        )
         with self.tx() as conn:
-            for provider_id, body in bodies.items():
-                conn.execute(
-                    update(t.messages)
-                    .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
-                    .values(body=_storable(body))
-                )
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(stmt, rows[i : i + WRITE_CHUNK])
 
     def thread_messages(self, mailbox: str, thread_ids: Iterable[str]) -> list[Message]:
         """Every stored message of ``mailbox`` in one of ``thread_ids``, oldest first."""
@@ -376,8 +459,9 @@ class Store:
                         t.events.c.mailbox == mailbox, t.events.c.provider_id.in_(doomed)
                     )
                 )
-            for e in result.events:
-                conn.execute(insert(t.events).values(_event_row(e)))
+            rows = list({e.provider_id: _event_row(e) for e in result.events}.values())
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
             for item, reason in result.skipped:
                 self._record_skipped(conn, mailbox, "calendar", item, reason, at)
             self._save_cursor(conn, mailbox, "calendar", result.cursor, at)
@@ -443,18 +527,29 @@ class Store:
     def record_decisions(
         self, rows: Iterable[tuple[str, str, str, str, str]], *, at: datetime | None = None
     ) -> None:
-        """Store (mailbox, thread_id, subject_id, decision, reason) once each."""
+        """Store (mailbox, thread_id, subject_id, decision, reason) once each: one statement
+        per batch, the rows already recorded left as they are (the first reason stands)."""
         at = at or self.clock()
+        batch: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for mailbox, thread_id, subject_id, decision, reason in rows:
+            batch.setdefault(
+                (mailbox, subject_id, decision),
+                {
+                    "mailbox": mailbox,
+                    "thread_id": thread_id,
+                    "subject_id": subject_id,
+                    "decision": decision,
+                    "reason": reason,
+                    "at": at,
+                },
+            )
+        if not batch:
+            return
+        values = list(batch.values())
         with self.tx() as conn:
-            for mailbox, thread_id, subject_id, decision, reason in rows:
-                _insert_once(
-                    conn,
-                    t.decisions,
-                    {"mailbox": mailbox, "subject_id": subject_id, "decision": decision},
-                    thread_id=thread_id,
-                    reason=reason,
-                    at=at,
-                )
+            stmt = _insert_ignoring_duplicates(conn, t.decisions)
+            for i in range(0, len(values), WRITE_CHUNK):
+                conn.execute(stmt, values[i : i + WRITE_CHUNK])
 
     def record_control(
         self, mailbox: str, thread_id: str, subject_id: str, decision: str, reason: str
@@ -561,31 +656,39 @@ class Store:
 
     # -- outbox ---------------------------------------------------------------------------
     def enqueue(self, actions: Iterable[Action], *, status: str = PLANNED) -> list[str]:
-        """Insert actions whose key is new; return the keys inserted. A known key is a no-op."""
-        added = []
+        """Insert actions whose key is new; return the keys inserted. A known key is a no-op.
+
+        One statement per batch: ``INSERT ... ON CONFLICT DO NOTHING RETURNING key``, so the
+        keys returned are the rows this call made, whoever races it."""
         now = self.clock()
+        rows: dict[str, dict[str, Any]] = {}
         for action in actions:
-            try:
-                with self.tx() as conn:
-                    conn.execute(
-                        insert(t.outbox).values(
-                            key=action.key,
-                            kind=action.kind.value,
-                            mailbox=action.mailbox,
-                            client=action.client,
-                            thread_id=action.thread_id,
-                            due=action.due,
-                            status=status,
-                            action=_action_json(action),
-                            attempts=0,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                added.append(action.key)
-            except IntegrityError:
-                continue  # the unique key: planned before, never twice
-        return added
+            rows.setdefault(
+                action.key,
+                {
+                    "key": action.key,
+                    "kind": action.kind.value,
+                    "mailbox": action.mailbox,
+                    "client": action.client,
+                    "thread_id": action.thread_id,
+                    "due": action.due,
+                    "status": status,
+                    "action": _action_json(action),
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        if not rows:
+            return []
+        order = list(rows)
+        added: set[str] = set()
+        with self.tx() as conn:
+            stmt = _insert_ignoring_duplicates(conn, t.outbox).returning(t.outbox.c.key)
+            values = list(rows.values())
+            for i in range(0, len(values), WRITE_CHUNK):
+                added.update(conn.scalars(stmt, values[i : i + WRITE_CHUNK]))
+        return [k for k in order if k in added]
 
     def outbox(
         self, *, statuses: Sequence[str] | None = None, mailbox: str | None = None
