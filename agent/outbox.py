@@ -251,7 +251,7 @@ class Outbox:
         """Cancel rows whose reason has gone (the client was answered): planned ones, and drafts
         still waiting for the rep, so that a stale note can be neither approved nor left in the
         rep's drafts; the next ``run`` discards the draft itself."""
-        return sum(self.store.transition(k, [PLANNED, DRAFTED], CANCELLED) for k in keys)
+        return self.store.cancel_many(keys, [PLANNED, DRAFTED], CANCELLED)
 
     def _discard_withdrawn(self, mailbox: str | None) -> None:
         for row in self.store.withdrawn_drafts(mailbox):

@@ -52,7 +52,7 @@ from agent.store import tables as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
 # own idea of the head, so a new migration cannot be added without moving this too.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -287,31 +287,33 @@ class Store:
         at = at or self.clock()
         with self.tx() as conn:
             listed = [m.provider_id for m in result.messages]
+            pid, tid = t.messages.c.provider_id, t.messages.c.thread_id
             if result.full:
-                existing = set(
-                    conn.scalars(
-                        select(t.messages.c.provider_id).where(t.messages.c.mailbox == mailbox)
-                    )
-                )
+                known = {
+                    r[0]: r[1]
+                    for r in conn.execute(select(pid, tid).where(t.messages.c.mailbox == mailbox))
+                }
             else:  # an increment: only its own ids are looked up, not the whole mailbox
-                existing = set()
+                known = {}
                 for i in range(0, len(listed), IN_CHUNK):
-                    existing.update(
-                        conn.scalars(
-                            select(t.messages.c.provider_id).where(
-                                t.messages.c.mailbox == mailbox,
-                                t.messages.c.provider_id.in_(listed[i : i + IN_CHUNK]),
-                            )
-                        )
+                    chosen = select(pid, tid).where(
+                        t.messages.c.mailbox == mailbox, pid.in_(listed[i : i + IN_CHUNK])
                     )
-            fresh: dict[str, dict[str, Any]] = {}
-            changed: dict[str, dict[str, Any]] = {}
-            for m in result.messages:  # a listing naming one message twice: the last one counts
-                row = _message_row(m)
-                if m.provider_id in existing:
-                    changed[m.provider_id] = row
-                else:
-                    fresh[m.provider_id] = row
+                    known.update({r[0]: r[1] for r in conn.execute(chosen)})
+            existing = set(known)
+            rows = {m.provider_id: _message_row(m) for m in result.messages}  # the last counts
+            fresh = {p: row for p, row in rows.items() if p not in existing}
+            # Known messages are rewritten (and their threads planned again) only when the
+            # listing differs from what is stored: a provider that lists everything every time
+            # (a Maildir) costs reads, not writes.
+            stored: dict[str, Any] = {}
+            again = [p for p in rows if p in existing]
+            for i in range(0, len(again), IN_CHUNK):
+                chosen = select(t.messages).where(
+                    t.messages.c.mailbox == mailbox, pid.in_(again[i : i + IN_CHUNK])
+                )
+                stored.update({r.provider_id: r._mapping for r in conn.execute(chosen)})
+            changed = {p: rows[p] for p in again if p not in stored or _differs(rows[p], stored[p])}
             self._insert_messages(conn, list(fresh.values()))
             self._update_messages(conn, mailbox, list(changed.values()))
             new = len(fresh)
@@ -328,8 +330,12 @@ class Store:
                         t.messages.c.mailbox == mailbox, t.messages.c.provider_id.in_(gone)
                     )
                 )
-            for pid, reason in result.skipped:
-                self._record_skipped(conn, mailbox, "mail", pid, reason, at)
+            # The threads whose mail changed are planned again at the next planning pass.
+            touched = {row["thread_id"] for row in [*fresh.values(), *changed.values()]}
+            touched |= {known[p] for p in changed.keys() | gone if p in known}
+            _touch_threads(conn, mailbox, touched)
+            for skipped_id, reason in result.skipped:
+                self._record_skipped(conn, mailbox, "mail", skipped_id, reason, at)
             self._save_cursor(conn, mailbox, "mail", result.cursor, at)
         return new
 
@@ -382,6 +388,23 @@ class Store:
             self._insert_messages(conn, rows)
         return count + len(rows)
 
+    def bodiless(self, mailbox: str, since: datetime, own: Iterable[str]) -> list[Message]:
+        """The messages of ``mailbox`` dated ``since`` or later that have no body yet and were
+        not sent from one of the ``own`` addresses, oldest first."""
+        q = (
+            select(t.messages)
+            .where(
+                t.messages.c.mailbox == mailbox,
+                t.messages.c.date >= since,
+                t.messages.c.body.is_(None),
+            )
+            .order_by(t.messages.c.date, t.messages.c.provider_id)
+        )
+        mine = {a.lower() for a in own}
+        with self.engine.connect() as conn:
+            found = [_message_from_row(r._mapping) for r in conn.execute(q)]
+        return [m for m in found if m.sender.email.lower() not in mine]
+
     def insert_events(self, events: Iterable[Event]) -> None:
         """Insert events in one batch (a bulk import; the calendar's sync replaces them)."""
         rows = [_event_row(e) for e in events]
@@ -404,12 +427,7 @@ class Store:
             return [_message_from_row(r._mapping) for r in conn.execute(q)]
 
     def set_body(self, mailbox: str, provider_id: str, body: str) -> None:
-        with self.tx() as conn:
-            conn.execute(
-                update(t.messages)
-                .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
-                .values(body=_storable(body))
-            )
+        self.set_bodies(mailbox, {provider_id: body})
 
     def set_bodies(self, mailbox: str, bodies: Mapping[str, str]) -> None:
         """Store several fetched bodies in one transaction, one statement per batch."""
@@ -427,9 +445,21 @@ class Store:
             )
             .values(body=bindparam("body"))
         )
+        ids = list(bodies)
         with self.tx() as conn:
             for i in range(0, len(rows), WRITE_CHUNK):
                 conn.execute(stmt, rows[i : i + WRITE_CHUNK])
+            threads: set[str] = set()
+            for i in range(0, len(ids), IN_CHUNK):
+                threads.update(
+                    conn.scalars(
+                        select(t.messages.c.thread_id).where(
+                            t.messages.c.mailbox == mailbox,
+                            t.messages.c.provider_id.in_(ids[i : i + IN_CHUNK]),
+                        )
+                    )
+                )
+            _touch_threads(conn, mailbox, threads)
 
     def thread_messages(self, mailbox: str, thread_ids: Iterable[str]) -> list[Message]:
         """Every stored message of ``mailbox`` in one of ``thread_ids``, oldest first."""
@@ -745,7 +775,142 @@ class Store:
                 .where(*where)
                 .values(status=status, updated_at=self.clock(), **fields)
             ).rowcount
+            if moved and status == SENT:
+                # A copy of the note synced before it was recorded sent was read as the rep's
+                # mail: now that its Message-ID names the agent's note, its thread is planned
+                # again. (A copy synced later is new mail, and marks its thread itself.)
+                row = conn.execute(
+                    select(t.outbox.c.mailbox, t.outbox.c.sent_message_id).where(
+                        t.outbox.c.key == key
+                    )
+                ).first()
+                if row is not None and row.sent_message_id:
+                    copies = conn.scalars(
+                        select(t.messages.c.thread_id).where(
+                            t.messages.c.mailbox == row.mailbox,
+                            t.messages.c.message_id == row.sent_message_id,
+                        )
+                    ).all()
+                    _touch_threads(conn, row.mailbox, copies)
         return bool(moved)
+
+    def cancel_many(self, keys: Iterable[str], expect: Sequence[str], status: str) -> int:
+        """Move every row of ``keys`` still in one of ``expect`` to ``status``, one statement
+        per batch; return how many moved."""
+        wanted = sorted(set(keys))
+        moved = 0
+        with self.tx() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                moved += conn.execute(
+                    update(t.outbox)
+                    .where(
+                        t.outbox.c.key.in_(wanted[i : i + IN_CHUNK]),
+                        t.outbox.c.status.in_(expect),
+                    )
+                    .values(status=status, updated_at=self.clock())
+                ).rowcount
+        return moved
+
+    # -- the planner's state ---------------------------------------------------------------
+    def plan_meta(self, mailbox: str) -> dict[str, Any] | None:
+        """The mailbox's own planner row (thread_id ""), or None: never planned here."""
+        q = select(t.thread_state).where(
+            t.thread_state.c.mailbox == mailbox, t.thread_state.c.thread_id == ""
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return dict(row._mapping) if row else None
+
+    def due_threads(self, mailbox: str, now: datetime) -> list[dict[str, Any]]:
+        """The planner rows of ``mailbox``'s threads whose mail changed or whose wake came."""
+        c = t.thread_state.c
+        q = select(t.thread_state).where(
+            c.mailbox == mailbox,
+            c.thread_id != "",
+            or_(c.wake.is_(None), c.wake <= now),
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def group_threads(self, mailbox: str, groups: Iterable[str]) -> list[dict[str, Any]]:
+        """The planner rows of every thread of ``mailbox`` in one of ``groups``."""
+        wanted = sorted(set(groups))
+        c = t.thread_state.c
+        found: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                q = select(t.thread_state).where(
+                    c.mailbox == mailbox, c.grp.in_(wanted[i : i + IN_CHUNK])
+                )
+                found += [dict(r._mapping) for r in conn.execute(q)]
+        return found
+
+    def promise_states(self, mailbox: str) -> dict[str, int]:
+        """Per promise state, how many of ``mailbox``'s promises are in it (planner rows)."""
+        c = t.thread_state.c
+        q = select(c.promises).where(
+            c.mailbox == mailbox, c.thread_id != "", c.promises.is_not(None)
+        )
+        totals: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for (states,) in conn.execute(q):
+                for state, n in (states or {}).items():
+                    totals[state] = totals.get(state, 0) + int(n)
+        return totals
+
+    def save_plan_state(
+        self,
+        mailbox: str,
+        threads: Iterable[tuple[str, str, datetime, dict[str, int] | None]],
+        *,
+        meta: tuple[datetime, str] | None = None,
+        gone: Iterable[str] = (),
+    ) -> None:
+        """Record (thread_id, group, wake, promise states) of planned threads, in batches;
+        ``meta`` (wake, note) is the mailbox's own row; ``gone`` threads lost their mail."""
+        rows = [
+            {
+                "mailbox": mailbox,
+                "thread_id": tid,
+                "grp": grp,
+                "wake": wake,
+                "promises": states or None,
+                "note": None,
+            }
+            for tid, grp, wake, states in threads
+        ]
+        if meta is not None:
+            rows.append(
+                {
+                    "mailbox": mailbox,
+                    "thread_id": "",
+                    "grp": None,
+                    "wake": meta[0],
+                    "promises": None,
+                    "note": meta[1],
+                }
+            )
+        doomed = sorted(set(gone))
+        with self.tx() as conn:
+            for i in range(0, len(doomed), IN_CHUNK):
+                conn.execute(
+                    delete(t.thread_state).where(
+                        t.thread_state.c.mailbox == mailbox,
+                        t.thread_state.c.thread_id.in_(doomed[i : i + IN_CHUNK]),
+                    )
+                )
+            stmt = _upsert(conn, t.thread_state, ("mailbox", "thread_id"))
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(stmt, rows[i : i + WRITE_CHUNK])
+
+    def forget_plans(self, mailbox: str) -> None:
+        """Make the next planning pass of ``mailbox`` plan all of its mail."""
+        with self.tx() as conn:
+            conn.execute(
+                delete(t.thread_state).where(
+                    t.thread_state.c.mailbox == mailbox, t.thread_state.c.thread_id == ""
+                )
+            )
 
     def claim_send(
         self, key: str, expect: Sequence[str], attempts: int, *, requested: bool = False
@@ -1001,6 +1166,17 @@ class Store:
             )
 
 
+def _differs(row: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
+    """Whether a message row as listed differs from the stored one (a listing without a body
+    keeps the stored body)."""
+    for k, v in row.items():
+        if k == "body" and v is None:
+            continue
+        if stored.get(k) != v:
+            return True
+    return False
+
+
 def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
     if conn.dialect.name == "postgresql":
@@ -1010,6 +1186,39 @@ def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _dialect_insert(conn: Connection, table: Any) -> Any:
+    """The INSERT of the connection's dialect, which knows ON CONFLICT."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def _upsert(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other column, in the connection's dialect."""
+    stmt = _dialect_insert(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys},
+    )
+
+
+def _touch_threads(conn: Connection, mailbox: str, thread_ids: Iterable[str]) -> None:
+    """Mark the planner rows of ``thread_ids`` changed (wake NULL), making the missing ones."""
+    rows = [{"mailbox": mailbox, "thread_id": tid, "wake": None} for tid in sorted(set(thread_ids))]
+    if not rows:
+        return
+    stmt = _dialect_insert(conn, t.thread_state)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["mailbox", "thread_id"], set_={"wake": stmt.excluded.wake}
+    )
+    for i in range(0, len(rows), WRITE_CHUNK):
+        conn.execute(stmt, rows[i : i + WRITE_CHUNK])
 
 
 def _lock_mailboxes(conn: Connection, where: Any) -> None:
