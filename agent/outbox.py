@@ -212,12 +212,21 @@ class Outbox:
         )
 
     # -- the one entry point ----------------------------------------------------------------
-    def run(self, now: datetime, *, mailbox: str | None = None) -> list[Outcome]:
+    def run(
+        self,
+        now: datetime,
+        *,
+        mailbox: str | None = None,
+        due: list[dict[str, Any]] | None = None,
+        withdrawn: list[dict[str, Any]] | None = None,
+    ) -> list[Outcome]:
         """Discard the drafts of cancelled notes, reconcile unfinished sends, then execute what
-        is due. Returns one outcome per row executed."""
-        self._discard_withdrawn(mailbox)
+        is due (``due`` and ``withdrawn``: the rows of ``store.due_outbox`` and
+        ``store.withdrawn_drafts``, when the caller read them already; discarding drafts changes
+        none of the due ones). Returns one outcome per row executed."""
+        self._discard_withdrawn(mailbox, withdrawn)
         outcomes = []
-        rows = self.store.due_outbox(now, mailbox=mailbox)
+        rows = self.store.due_outbox(now, mailbox=mailbox) if due is None else due
         rows, folded = self._fold_storms(rows, now)
         outcomes += folded
         for row in rows:
@@ -253,8 +262,10 @@ class Outbox:
         rep's drafts; the next ``run`` discards the draft itself."""
         return self.store.cancel_many(keys, [PLANNED, DRAFTED], CANCELLED)
 
-    def _discard_withdrawn(self, mailbox: str | None) -> None:
-        for row in self.store.withdrawn_drafts(mailbox):
+    def _discard_withdrawn(
+        self, mailbox: str | None, rows: list[dict[str, Any]] | None = None
+    ) -> None:
+        for row in self.store.withdrawn_drafts(mailbox) if rows is None else rows:
             provider = self.providers.get(row["mailbox"])
             if provider is None:
                 continue

@@ -38,9 +38,10 @@ from typing import TypeVar
 
 from agent import followups, meetings, pipeline, promises
 from agent.model import Action, ActionKind, Event, Message, Thread
-from agent.store import SENT, Store
+from agent.store import SENT, Store, action_from_json
 
 MAX_AGE = timedelta(minutes=60)
+MEETING_DAYS = 30  # proposals and invitations read back, as pipeline.meeting_history
 _INSTANT = timedelta(microseconds=1)  # "too late" is a strict comparison: it starts after
 _T = TypeVar("_T")
 
@@ -513,6 +514,7 @@ def _merge(plans: list[pipeline.Planned]) -> pipeline.Planned:
 class MailboxPlan:
     """One planning pass over a mailbox from its stored planner state (:func:`plan_mailbox`).
 
+    The decisions of ``result.fresh`` are the caller's to record (with its own, in one batch);
     ``save`` records the new state; call it once what was planned is in the outbox, so that a
     pass failing before then leaves the same threads due for the next one.
     """
@@ -542,11 +544,13 @@ def plan_mailbox(
     and plans them afresh; it reads the whole stored mailbox only when it was never planned, when
     ``digest`` (the rules, clients and templates) or the calendar changed since. Nothing of the
     plan stays in the worker, so any worker continues where another left off. Returns None when
-    nothing is due. ``counts`` is the promise count per state the caller last knew (None: read
-    from the store). ``whole`` plans all of the mailbox's mail whatever the stored state says
-    (after a reload).
+    nothing is due. ``counts`` is the promise count per state the caller last knew (None: the
+    count stored with the last plan). ``whole`` plans all of the mailbox's mail whatever the
+    stored state says (after a reload).
     """
-    meta = store.plan_meta(mailbox)
+    due = store.due_threads(mailbox, now)
+    meta = next((r for r in due if r["thread_id"] == ""), None)
+    due = [r for r in due if r["thread_id"] != ""]
     events = store.events(mailbox)
     note = f"{digest}:{_events_digest(events)}"
     full = whole or meta is None or meta["note"] != note
@@ -559,27 +563,31 @@ def plan_mailbox(
     else:
         assert meta is not None
         meta_due = meta["wake"] is None or meta["wake"] <= now
-        due = store.due_threads(mailbox, now)
         if not due and not meta_due:
             return None
         rows = {str(r["thread_id"]): r for r in due}
-        groups = {str(r["grp"]) for r in due if r["grp"]} | (met_groups if meta_due else set())
-        rows.update({str(r["thread_id"]): r for r in store.group_threads(mailbox, groups)})
         messages = store.thread_messages(mailbox, rows)
-        # A changed thread may have found its client only now: that client's other threads
-        # are planned with it.
-        found = {_group_of(t) for t in pipeline.threads(team, messages)} - groups
-        if found:
-            more = [r for r in store.group_threads(mailbox, found) if r["thread_id"] not in rows]
-            rows.update({str(r["thread_id"]): r for r in more})
+        # Every thread of the clients of what is due is planned with it; a changed thread may
+        # have found its client only now.
+        groups = {str(r["grp"]) for r in due if r["grp"]} | (met_groups if meta_due else set())
+        groups |= {_group_of(t) for t in pipeline.threads(team, messages)}
+        more = [r for r in store.group_threads(mailbox, groups) if r["thread_id"] not in rows]
+        rows.update({str(r["thread_id"]): r for r in more})
+        if more:
             messages += store.thread_messages(mailbox, [str(r["thread_id"]) for r in more])
-        only = groups | found
+        only = groups
+    history = store.planning_outbox(mailbox, now - timedelta(days=MEETING_DAYS))
     sent = {
         str(r["sent_message_id"]): str(r["key"])
-        for r in store.outbox(statuses=(SENT,), mailbox=mailbox)
-        if r["sent_message_id"]
+        for r in history
+        if r["status"] == SENT and r["sent_message_id"]
     }
-    earlier = pipeline.meeting_history(store, now, mailbox=mailbox)
+    earlier = [
+        action_from_json(r["action"])
+        for r in history
+        if r["kind"] in (ActionKind.PROPOSAL, ActionKind.INVITE)
+    ]
+    earlier = [a for a in earlier if a.due >= now - timedelta(days=MEETING_DAYS)]
     replanner = Replanner(team)
     result = replanner.plan(
         tuple(messages),
@@ -590,7 +598,6 @@ def plan_mailbox(
         mailbox=mailbox,
         only=only,
     )
-    pipeline.record_all(store, result.fresh)
 
     states: list[tuple[str, str, datetime, dict[str, int] | None]] = []
     grouped: set[str] = set()
@@ -612,7 +619,8 @@ def plan_mailbox(
 
     totals: dict[str, int] = {}
     if not full:
-        totals = dict(store.promise_states(mailbox) if counts is None else counts)
+        assert meta is not None
+        totals = dict(counts if counts is not None else meta["promises"] or {})
         for r in rows.values():
             for state, n in dict(r["promises"] or {}).items():  # type: ignore[call-overload]
                 totals[state] = totals.get(state, 0) - int(n)
@@ -621,7 +629,7 @@ def plan_mailbox(
             totals[state] = totals.get(state, 0) + n
 
     def save() -> None:
-        store.save_plan_state(mailbox, states, meta=(meta_wake, note), gone=gone)
+        store.save_plan_state(mailbox, states, meta=(meta_wake, note, totals), gone=gone)
 
     return MailboxPlan(result, full, len(states), totals, save)
 

@@ -799,11 +799,19 @@ class Worker:
             self._go_live(loaded, name, now),
             result.planned.promises.promises,
         )
-        pipeline.record(self.store, gated)
         by_hand = controls.Controls.from_decisions(self.store.control_decisions())
         kept = controls.gate(gated.actions, by_hand, now)
-        pipeline.record(self.store, kept)
         gated = golive.Gated(kept.actions, (*gated.decisions, *kept.decisions))
+        fresh = result.fresh
+        decided = (
+            *fresh.promises.decisions,
+            *fresh.notes.decisions,
+            *fresh.meetings.decisions,
+            *gated.decisions,
+        )
+        self.store.record_decisions(  # the planners' and the gates' decisions, in one batch
+            (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in decided
+        )
         added = set(self.store.enqueue(gated.actions))
         cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
         # Only now is what was planned in the outbox: a pass failing before this leaves the same
@@ -884,9 +892,11 @@ class Worker:
 
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
         self.bounce(loaded, name, now)
-        before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
+        due, withdrawn = self.store.pass_outbox(name, now)
+        before = {r["key"]: r["status"] for r in due}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
-        outcomes = self._outbox(loaded, {name: conn.mail}, calendars).run(now, mailbox=name)
+        outbox = self._outbox(loaded, {name: conn.mail}, calendars)
+        outcomes = outbox.run(now, mailbox=name, due=due, withdrawn=withdrawn)
         for o in outcomes:
             if before.get(o.key) == o.status:
                 continue  # a draft still waiting for the rep: said when it was made

@@ -80,7 +80,7 @@ DISABLED = "disabled"
 PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
 STREAM_KINDS = ("mail", "calendar")
 WRITE_CHUNK = 500  # rows per batched statement (executemany / multi-row insert)
-IN_CHUNK = 500  # ids per IN (...) list
+IN_CHUNK = 1000  # ids per IN (...) list
 
 
 def wall_clock() -> datetime:
@@ -391,16 +391,17 @@ class Store:
     def bodiless(self, mailbox: str, since: datetime, own: Iterable[str]) -> list[Message]:
         """The messages of ``mailbox`` dated ``since`` or later that have no body yet and were
         not sent from one of the ``own`` addresses, oldest first."""
+        mine = {a.lower() for a in own}
         q = (
             select(t.messages)
             .where(
                 t.messages.c.mailbox == mailbox,
                 t.messages.c.date >= since,
                 t.messages.c.body.is_(None),
+                func.lower(t.messages.c.sender).not_in(sorted(mine)),
             )
             .order_by(t.messages.c.date, t.messages.c.provider_id)
         )
-        mine = {a.lower() for a in own}
         with self.engine.connect() as conn:
             found = [_message_from_row(r._mapping) for r in conn.execute(q)]
         return [m for m in found if m.sender.email.lower() not in mine]
@@ -449,17 +450,20 @@ class Store:
         with self.tx() as conn:
             for i in range(0, len(rows), WRITE_CHUNK):
                 conn.execute(stmt, rows[i : i + WRITE_CHUNK])
-            threads: set[str] = set()
             for i in range(0, len(ids), IN_CHUNK):
-                threads.update(
-                    conn.scalars(
-                        select(t.messages.c.thread_id).where(
-                            t.messages.c.mailbox == mailbox,
-                            t.messages.c.provider_id.in_(ids[i : i + IN_CHUNK]),
-                        )
-                    )
+                # Their threads are planned again (each has its planner row since its mail came).
+                threads = select(t.messages.c.thread_id).where(
+                    t.messages.c.mailbox == mailbox,
+                    t.messages.c.provider_id.in_(ids[i : i + IN_CHUNK]),
                 )
-            _touch_threads(conn, mailbox, threads)
+                conn.execute(
+                    update(t.thread_state)
+                    .where(
+                        t.thread_state.c.mailbox == mailbox,
+                        t.thread_state.c.thread_id.in_(threads.scalar_subquery()),
+                    )
+                    .values(wake=None)
+                )
 
     def thread_messages(self, mailbox: str, thread_ids: Iterable[str]) -> list[Message]:
         """Every stored message of ``mailbox`` in one of ``thread_ids``, oldest first."""
@@ -523,6 +527,12 @@ class Store:
                     synced_at=at,
                 )
             )
+
+    def cursors(self, mailbox: str) -> dict[str, str | None]:
+        """Each of ``mailbox``'s streams' cursors, by kind."""
+        q = select(t.streams.c.kind, t.streams.c.cursor).where(t.streams.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return {str(r[0]): r[1] for r in conn.execute(q)}
 
     def cursor(self, mailbox: str, kind: str = "mail") -> str | None:
         with self.engine.connect() as conn:
@@ -731,6 +741,27 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def planning_outbox(self, mailbox: str, since: datetime) -> list[dict[str, Any]]:
+        """What planning reads of ``mailbox``'s outbox, in one query: the sent notes, and the
+        proposals and invitations due since ``since``."""
+        c = t.outbox.c
+        q = (
+            select(t.outbox)
+            .where(
+                c.mailbox == mailbox,
+                or_(
+                    c.status == SENT,
+                    and_(
+                        c.kind.in_((ActionKind.PROPOSAL.value, ActionKind.INVITE.value)),
+                        c.due >= since,
+                    ),
+                ),
+            )
+            .order_by(c.due, c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     def withdrawn_drafts(self, mailbox: str | None = None) -> list[dict[str, Any]]:
         """Cancelled rows whose draft may still sit in the mailbox (their ``draft_id`` is kept
         until the draft is discarded)."""
@@ -822,12 +853,12 @@ class Store:
         return dict(row._mapping) if row else None
 
     def due_threads(self, mailbox: str, now: datetime) -> list[dict[str, Any]]:
-        """The planner rows of ``mailbox``'s threads whose mail changed or whose wake came."""
+        """The planner rows of ``mailbox``'s threads whose mail changed or whose wake came, and
+        the mailbox's own row (thread_id ""), due or not."""
         c = t.thread_state.c
         q = select(t.thread_state).where(
             c.mailbox == mailbox,
-            c.thread_id != "",
-            or_(c.wake.is_(None), c.wake <= now),
+            or_(c.thread_id == "", c.wake.is_(None), c.wake <= now),
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
@@ -845,29 +876,17 @@ class Store:
                 found += [dict(r._mapping) for r in conn.execute(q)]
         return found
 
-    def promise_states(self, mailbox: str) -> dict[str, int]:
-        """Per promise state, how many of ``mailbox``'s promises are in it (planner rows)."""
-        c = t.thread_state.c
-        q = select(c.promises).where(
-            c.mailbox == mailbox, c.thread_id != "", c.promises.is_not(None)
-        )
-        totals: dict[str, int] = {}
-        with self.engine.connect() as conn:
-            for (states,) in conn.execute(q):
-                for state, n in (states or {}).items():
-                    totals[state] = totals.get(state, 0) + int(n)
-        return totals
-
     def save_plan_state(
         self,
         mailbox: str,
         threads: Iterable[tuple[str, str, datetime, dict[str, int] | None]],
         *,
-        meta: tuple[datetime, str] | None = None,
+        meta: tuple[datetime, str, dict[str, int]] | None = None,
         gone: Iterable[str] = (),
     ) -> None:
         """Record (thread_id, group, wake, promise states) of planned threads, in batches;
-        ``meta`` (wake, note) is the mailbox's own row; ``gone`` threads lost their mail."""
+        ``meta`` (wake, note, the mailbox's promise count per state) is the mailbox's own row;
+        ``gone`` threads lost their mail."""
         rows = [
             {
                 "mailbox": mailbox,
@@ -886,7 +905,7 @@ class Store:
                     "thread_id": "",
                     "grp": None,
                     "wake": meta[0],
-                    "promises": None,
+                    "promises": meta[2],
                     "note": meta[1],
                 }
             )
@@ -982,6 +1001,28 @@ class Store:
         q = q.order_by((t.outbox.c.status == PLANNED).asc(), t.outbox.c.due, t.outbox.c.id)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def pass_outbox(
+        self, mailbox: str, now: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``due_outbox(now, mailbox=...)`` and ``withdrawn_drafts(mailbox)`` in one query."""
+        c = t.outbox.c
+        q = select(t.outbox).where(
+            c.mailbox == mailbox,
+            or_(
+                c.status.in_((DRAFTING, DRAFTED, SENDING)),
+                and_(c.status == PLANNED, c.due <= now),
+                and_(c.status == CANCELLED, c.draft_id.is_not(None)),
+            ),
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        due = sorted(
+            (r for r in rows if r["status"] != CANCELLED),
+            key=lambda r: (r["status"] == PLANNED, r["due"], r["id"]),
+        )
+        withdrawn = [r for r in rows if r["status"] == CANCELLED]
+        return due, withdrawn
 
     def sent_since(self, mailbox: str, since: datetime) -> list[dict[str, Any]]:
         q = select(t.outbox).where(

@@ -259,8 +259,8 @@ class Synthetic:
     """One mailbox's mail and calendar: the seeded history is already stored; new mail
     arrives at wall-clock times drawn once from the mailbox's own random stream."""
 
-    def __init__(self, shape: Shape, i: int) -> None:
-        self.shape, self.i = shape, i
+    def __init__(self, shape: Shape, i: int, clock: Any = time.time) -> None:
+        self.shape, self.i, self.clock = shape, i, clock
         self.rng = random.Random(1_000_000 + i)
         self.times: list[float] = []
         self.rate = shape.arrivals_per_day / WORKDAY
@@ -315,7 +315,7 @@ class Synthetic:
     # MailProvider
     def sync(self, cursor: str | None) -> SyncResult:
         start = int(cursor or 0)
-        upto = self._arrived(time.time())
+        upto = self._arrived(self.clock())
         got = tuple(_without_body(self._arrival(k)) for k in range(start, upto))
         return SyncResult(got, str(upto))
 
