@@ -1309,8 +1309,19 @@ def _storable(value: Any) -> Any:
 def _message_row(m: Message) -> dict[str, Any]:
     # The provider's id stays as given: it is how the provider names the message, and its ids
     # are plain ASCII.
-    row = _storable(_message_fields(m))
+    fields = _message_fields(m)
+    row = fields if _plain(m) else _storable(fields)
     return {"mailbox": m.mailbox, "provider_id": m.provider_id, **row}
+
+
+def _plain(m: Message) -> bool:
+    """Whether every text of ``m`` is ASCII without NUL, so :func:`_storable` would change
+    nothing: one check over the joined texts instead of one call per value."""
+    texts = [m.thread_id, m.message_id, m.sender.email, m.sender.name, m.subject, m.in_reply_to]
+    texts += [x for a in (*m.to, *m.cc) for x in (a.email, a.name)]
+    texts += [*m.references, *m.headers.keys(), *m.headers.values(), *m.labels, m.body or ""]
+    joined = "".join(texts)
+    return joined.isascii() and "\x00" not in joined
 
 
 def _message_fields(m: Message) -> dict[str, Any]:
