@@ -41,6 +41,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -529,6 +530,8 @@ def seed(url: str, shape: Shape) -> tuple[float, int]:
     from agent.store import Store
 
     store = Store.open(url)
+    if store.streams():
+        raise SystemExit(f"{url} holds a team already: give the benchmark an empty database")
     began = time.perf_counter()
     rows = 0
     names = [name_of(i) for i in range(shape.mailboxes)]
@@ -594,7 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--lease", type=float, default=60.0, help="service.lease_seconds")
-    parser.add_argument("--database", default="", help="a PostgreSQL URL (default: SQLite)")
+    parser.add_argument(
+        "--database", default="", help="an empty PostgreSQL database's URL (default: SQLite)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--run-worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--epoch", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -715,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
 
     passes = read_passes(records)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)  # the records are read; the database is large
     starts: dict[str, list[float]] = defaultdict(list)
     for p in passes:
         starts[p["mailbox"]].append(p["start"])
