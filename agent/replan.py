@@ -533,7 +533,6 @@ def plan_mailbox(
     *,
     mailbox: str,
     digest: str,
-    counts: Mapping[str, int] | None = None,
     whole: bool = False,
 ) -> MailboxPlan | None:
     """Plan what can have changed in ``mailbox`` since its last plan, reading only that.
@@ -544,9 +543,8 @@ def plan_mailbox(
     and plans them afresh; it reads the whole stored mailbox only when it was never planned, when
     ``digest`` (the rules, clients and templates) or the calendar changed since. Nothing of the
     plan stays in the worker, so any worker continues where another left off. Returns None when
-    nothing is due. ``counts`` is the promise count per state the caller last knew (None: the
-    count stored with the last plan). ``whole`` plans all of the mailbox's mail whatever the
-    stored state says (after a reload).
+    nothing is due. ``whole`` plans all of the mailbox's mail whatever the stored state says
+    (after a reload).
     """
     due = store.due_threads(mailbox, now)
     meta = next((r for r in due if r["thread_id"] == ""), None)
@@ -620,7 +618,7 @@ def plan_mailbox(
     totals: dict[str, int] = {}
     if not full:
         assert meta is not None
-        totals = dict(counts if counts is not None else meta["promises"] or {})
+        totals = dict(meta["promises"] or {})  # the count stored with the last plan
         for r in rows.values():
             for state, n in dict(r["promises"] or {}).items():  # type: ignore[call-overload]
                 totals[state] = totals.get(state, 0) - int(n)

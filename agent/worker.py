@@ -756,7 +756,7 @@ class Worker:
         """Fetch, in batches, the bodies planners read: recent inbound client mail only.
 
         Mail nobody reads the body of (lists, bounces, strangers) keeps no body and is looked at
-        again next pass, so a stranger's thread that turns into a client's is read then.
+        again when mail comes, so a stranger's thread that turns into a client's is read then.
         """
         missing = self.store.bodiless(mailbox.name, now - BODY_WINDOW, mailbox.addresses)
         if not missing:
@@ -780,16 +780,9 @@ class Worker:
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         with self.lock:
-            known = self.promise_counts.get(name)
             whole = name in self.plan_whole
         step = plan_mailbox(
-            self.store,
-            loaded.team,
-            now,
-            mailbox=name,
-            digest=loaded.digest,
-            counts=known,
-            whole=whole,
+            self.store, loaded.team, now, mailbox=name, digest=loaded.digest, whole=whole
         )
         if step is None:
             return 0  # nothing changed and nothing fell due
