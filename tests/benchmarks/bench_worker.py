@@ -214,12 +214,14 @@ def _thread(
 ) -> Iterator[Message]:
     subject = SUBJECTS[client % len(SUBJECTS)]
     last = ""
+    # The gaps fit the thread before the history's end, so no messages pile up at one instant.
+    room = max((end - timedelta(minutes=5) - when) / size, timedelta(minutes=1))
     for step in range(size):
         m = _msg(
             i,
             pid(),
             thread,
-            min(when, end - timedelta(minutes=5)),
+            when,
             inbound=step % 2 == 0,
             client=client,
             subject=subject,
@@ -227,7 +229,7 @@ def _thread(
         )
         last = m.message_id
         yield m
-        when += timedelta(hours=rng.uniform(1, 48))
+        when += min(timedelta(hours=48), room) * rng.uniform(0.5, 1.0)
 
 
 def calendar(shape: Shape, i: int) -> list[Event]:
