@@ -221,12 +221,16 @@ class Outbox:
         *,
         mailbox: str | None = None,
         kinds: frozenset[ActionKind] | None = None,
+        due: list[dict[str, Any]] | None = None,
+        withdrawn: list[dict[str, Any]] | None = None,
     ) -> list[Outcome]:
         """Discard the drafts of cancelled notes, reconcile unfinished sends, then execute what
-        is due (only rows of ``kinds``, when given). Returns one outcome per row executed."""
-        self._discard_withdrawn(mailbox)
+        is due (only rows of ``kinds``, when given; ``due`` and ``withdrawn``: the rows of
+        ``store.due_outbox`` and ``store.withdrawn_drafts``, when the caller read them already;
+        discarding drafts changes none of the due ones). Returns one outcome per row executed."""
+        self._discard_withdrawn(mailbox, withdrawn)
         outcomes = []
-        rows = self.store.due_outbox(now, mailbox=mailbox)
+        rows = self.store.due_outbox(now, mailbox=mailbox) if due is None else due
         if kinds is not None:
             rows = [r for r in rows if r["kind"] in kinds]
         rows, folded = self._fold_storms(rows, now)
@@ -262,10 +266,12 @@ class Outbox:
         """Cancel rows whose reason has gone (the client was answered): planned ones, and drafts
         still waiting for the rep, so that a stale note can be neither approved nor left in the
         rep's drafts; the next ``run`` discards the draft itself."""
-        return sum(self.store.transition(k, [PLANNED, DRAFTED], CANCELLED) for k in keys)
+        return self.store.cancel_many(keys, [PLANNED, DRAFTED], CANCELLED)
 
-    def _discard_withdrawn(self, mailbox: str | None) -> None:
-        for row in self.store.withdrawn_drafts(mailbox):
+    def _discard_withdrawn(
+        self, mailbox: str | None, rows: list[dict[str, Any]] | None = None
+    ) -> None:
+        for row in self.store.withdrawn_drafts(mailbox) if rows is None else rows:
             provider = self.providers.get(row["mailbox"])
             if provider is None:
                 continue

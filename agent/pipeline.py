@@ -309,7 +309,8 @@ def sync_mailbox(
     store: Store, mailbox: str, mail: MailProvider, calendar: CalendarProvider | None = None
 ) -> int:
     """Sync mail (and the calendar) into the store; return how many messages were new."""
-    cursor = store.cursor(mailbox, "mail")
+    cursors = store.cursors(mailbox)  # both streams' in one read
+    cursor = cursors.get("mail")
     try:
         result = mail.sync(cursor)
     except CursorExpired:
@@ -317,7 +318,7 @@ def sync_mailbox(
     new = store.apply_sync(mailbox, result)
     if calendar is not None:
         try:
-            events = calendar.events(store.cursor(mailbox, "calendar"))
+            events = calendar.events(cursors.get("calendar"))
         except CursorExpired:
             events = calendar.events(None)
         store.apply_event_sync(mailbox, events)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
 import zlib
 from collections import defaultdict
@@ -37,9 +38,10 @@ from typing import TypeVar
 
 from agent import followups, meetings, pipeline, promises
 from agent.model import Action, ActionKind, Event, Message, Thread
-from agent.store import Store
+from agent.store import SENT, Store, action_from_json
 
 MAX_AGE = timedelta(minutes=60)
+MEETING_DAYS = 30  # proposals and invitations read back, as pipeline.meeting_history
 _INSTANT = timedelta(microseconds=1)  # "too late" is a strict comparison: it starts after
 _T = TypeVar("_T")
 
@@ -99,6 +101,7 @@ class Replanner:
     # thread outlives the call: a worker keeps plans, not mail.
     _batch: dict[tuple[str, str], list[Message]] = field(default_factory=dict)
     _built: dict[tuple[str, str], Thread] = field(default_factory=dict)
+    _only: set[str] | None = None
 
     def forget(self, mailbox: str | None = None) -> None:
         """Plan ``mailbox``'s groups (or all) afresh next time, e.g. after a failed pass."""
@@ -122,12 +125,17 @@ class Replanner:
         sent_notes: Mapping[str, str] | None = None,
         earlier: Iterable[Action] = (),
         mailbox: str = "",
+        only: set[str] | None = None,
     ) -> Replanned:
         """Plan a batch: ``mailbox``'s mail, events and earlier proposals, or (``""``) every
-        mailbox's. Arguments as for :func:`pipeline.plan_notes`."""
+        mailbox's. Arguments as for :func:`pipeline.plan_notes`; ``only``, when given, is the
+        set of groups the batch holds whole: meetings of other clients are left to the passes
+        that load those clients' threads."""
+        self._only = only
         try:
             return self._plan(messages, list(events), now, sent_notes or {}, list(earlier), mailbox)
         finally:
+            self._only = None
             self._batch, self._built = {}, {}  # no mail outlives the call, even a failed one
 
     def _plan(
@@ -145,6 +153,8 @@ class Replanner:
             if not mailbox or key[0] == mailbox:
                 by_group[cached.group].append(key)
         met = _meetings_by_client(self.team, events)
+        if self._only is not None:
+            met = {k: v for k, v in met.items() if k in self._only}
         offered: dict[tuple[str, str], list[Action]] = defaultdict(list)
         for a in earlier:
             offered[(a.mailbox, a.thread_id)].append(a)
@@ -288,7 +298,7 @@ class Replanner:
         if changed:
             for thread in pipeline.threads(self.team, changed):
                 key = (thread.mailbox, thread.thread_id)
-                group = thread.client.key if thread.client else f"#{thread.mailbox}/{key[1]}"
+                group = _group_of(thread)
                 self._threads[key] = _Cached(fingerprints[key], group)
                 self._built[key] = thread
 
@@ -497,3 +507,138 @@ def _merge(plans: list[pipeline.Planned]) -> pipeline.Planned:
             tuple(chain(p.meetings.decisions for p in plans)),
         ),
     )
+
+
+# -- planning from the planner's stored state ------------------------------------------------------
+@dataclass
+class MailboxPlan:
+    """One planning pass over a mailbox from its stored planner state (:func:`plan_mailbox`).
+
+    The decisions of ``result.fresh`` are the caller's to record (with its own, in one batch);
+    ``save`` records the new state; call it once what was planned is in the outbox, so that a
+    pass failing before then leaves the same threads due for the next one.
+    """
+
+    result: Replanned
+    full: bool  # every stored message of the mailbox was read (first plan, new rules, calendar)
+    loaded: int  # threads read and planned
+    counts: dict[str, int]  # the mailbox's promises per state, after this pass
+    save: Callable[[], None]
+
+
+def plan_mailbox(
+    store: Store,
+    team: pipeline.Team,
+    now: datetime,
+    *,
+    mailbox: str,
+    digest: str,
+    whole: bool = False,
+) -> MailboxPlan | None:
+    """Plan what can have changed in ``mailbox`` since its last plan, reading only that.
+
+    The store keeps, per thread, the thread's group and the next instant its plan can change by
+    time alone (``thread_state``), and marks a thread changed when its mail does. A pass reads
+    the threads that changed or whose instant came, with every other thread of their clients,
+    and plans them afresh; it reads the whole stored mailbox only when it was never planned, when
+    ``digest`` (the rules, clients and templates) or the calendar changed since. Nothing of the
+    plan stays in the worker, so any worker continues where another left off. Returns None when
+    nothing is due. ``whole`` plans all of the mailbox's mail whatever the stored state says
+    (after a reload).
+    """
+    due = store.due_threads(mailbox, now)
+    meta = next((r for r in due if r["thread_id"] == ""), None)
+    due = [r for r in due if r["thread_id"] != ""]
+    events = store.events(mailbox)
+    note = f"{digest}:{_events_digest(events)}"
+    full = whole or meta is None or meta["note"] != note
+    met_groups = set(_meetings_by_client(team, events))
+    rows: dict[str, dict[str, object]] = {}
+    meta_due = True
+    only: set[str] | None = None
+    if full:
+        messages = store.messages(mailbox)
+    else:
+        assert meta is not None
+        meta_due = meta["wake"] is None or meta["wake"] <= now
+        if not due and not meta_due:
+            return None
+        rows = {str(r["thread_id"]): r for r in due}
+        messages = store.thread_messages(mailbox, rows)
+        # Every thread of the clients of what is due is planned with it; a changed thread may
+        # have found its client only now.
+        groups = {str(r["grp"]) for r in due if r["grp"]} | (met_groups if meta_due else set())
+        groups |= {_group_of(t) for t in pipeline.threads(team, messages)}
+        more = [r for r in store.group_threads(mailbox, groups) if r["thread_id"] not in rows]
+        rows.update({str(r["thread_id"]): r for r in more})
+        if more:
+            messages += store.thread_messages(mailbox, [str(r["thread_id"]) for r in more])
+        only = groups
+    history = store.planning_outbox(mailbox, now - timedelta(days=MEETING_DAYS))
+    sent = {
+        str(r["sent_message_id"]): str(r["key"])
+        for r in history
+        if r["status"] == SENT and r["sent_message_id"]
+    }
+    earlier = [
+        action_from_json(r["action"])
+        for r in history
+        if r["kind"] in (ActionKind.PROPOSAL, ActionKind.INVITE)
+    ]
+    earlier = [a for a in earlier if a.due >= now - timedelta(days=MEETING_DAYS)]
+    replanner = Replanner(team)
+    result = replanner.plan(
+        tuple(messages),
+        events,
+        now,
+        sent_notes=sent,
+        earlier=earlier,
+        mailbox=mailbox,
+        only=only,
+    )
+
+    states: list[tuple[str, str, datetime, dict[str, int] | None]] = []
+    grouped: set[str] = set()
+    for (_mailbox, tid), cached in replanner._threads.items():
+        grouped.add(cached.group)
+        promised = replanner._promises[(mailbox, tid)]
+        wake = min(promised.wake, replanner._groups[(mailbox, cached.group)].wake)
+        per: dict[str, int] = {}
+        for p in promised.plan.promises.promises:
+            per[p.state.value] = per.get(p.state.value, 0) + 1
+        states.append((tid, cached.group, wake, per or None))
+    gone = [tid for tid in rows if (mailbox, tid) not in replanner._threads]
+    if full or meta_due:
+        lonely = [g.wake for (_m, name), g in replanner._groups.items() if name not in grouped]
+        meta_wake = min(lonely, default=now + replanner.max_age)
+    else:
+        assert meta is not None
+        meta_wake = meta["wake"]
+
+    totals: dict[str, int] = {}
+    if not full:
+        assert meta is not None
+        totals = dict(meta["promises"] or {})  # the count stored with the last plan
+        for r in rows.values():
+            for state, n in dict(r["promises"] or {}).items():  # type: ignore[call-overload]
+                totals[state] = totals.get(state, 0) - int(n)
+    for _tid, _grp, _wake, planned in states:
+        for state, n in (planned or {}).items():
+            totals[state] = totals.get(state, 0) + n
+
+    def save() -> None:
+        store.save_plan_state(mailbox, states, meta=(meta_wake, note, totals), gone=gone)
+
+    return MailboxPlan(result, full, len(states), totals, save)
+
+
+def _group_of(thread: Thread) -> str:
+    return thread.client.key if thread.client else f"#{thread.mailbox}/{thread.thread_id}"
+
+
+def _events_digest(events: Iterable[Event]) -> str:
+    """A digest of a mailbox's calendar: any change to it plans the mailbox whole."""
+    h = hashlib.blake2b(digest_size=12)
+    for e in sorted(events, key=lambda e: e.provider_id):
+        h.update(repr(e).encode())
+    return h.hexdigest()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import hashlib
 import logging
 import os
 import random
@@ -63,7 +64,7 @@ from agent.outbox import Outbox
 from agent.providers.protocol import first_sync_of
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
-from agent.replan import Replanner
+from agent.replan import plan_mailbox
 from agent.store import (
     ACCESS_DENIED,
     BACKOFF,
@@ -104,6 +105,7 @@ class Loaded:
     composer: Composer
     vault: Vault | None
     stamp: tuple[tuple[str, int, int], ...]
+    digest: str = ""  # of the files' contents: a plan made with other ones is made again
 
     @property
     def enabled(self) -> list[str]:
@@ -127,7 +129,21 @@ def load(config_path: Path) -> Loaded:
         log.warning("client row skipped: %s", problem)
     remote = any(m.provider != "local" and m.enabled for m in settings.mailboxes)
     vault = Vault.from_environment() if remote else None
-    return Loaded(settings, team, composer, vault, stamp(config_path, settings))
+    stamped = stamp(config_path, settings)
+    return Loaded(settings, team, composer, vault, stamped, digest(stamped))
+
+
+def digest(stamped: tuple[tuple[str, int, int], ...]) -> str:
+    """A digest of the contents of the files ``stamp`` names: the same on every worker that
+    runs the same config, rules, templates and clients, wherever they lie on disk."""
+    h = hashlib.blake2b(digest_size=16)
+    for path, _mtime, _size in stamped:
+        try:
+            h.update(Path(path).read_bytes())
+        except OSError:
+            h.update(b"\0missing")
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def stamp(config_path: Path, settings: Settings | None) -> tuple[tuple[str, int, int], ...]:
@@ -261,7 +277,8 @@ class Worker:
         self.connections: dict[str, Connection] = {}
         self.in_flight: dict[str, Future[PassResult]] = {}
         self.last_planned: dict[str, datetime] = {}
-        self.replanners: dict[str, Replanner] = {}  # per mailbox: what its last plan was
+        self.bodies_checked: set[str] = set()  # mailboxes whose missing bodies were looked at
+        self.plan_whole: set[str] = set()  # mailboxes to plan whole at their next pass (reload)
         self.go_live: dict[str, datetime] = {}  # per mailbox: acts on nothing caused before
         self.collector = Collector()
         self.promise_counts: dict[str, dict[str, int]] = {}
@@ -569,7 +586,8 @@ class Worker:
                 self._drop(name)
                 self.last_planned.pop(name, None)
             self.last_planned.clear()  # new rules: plan every mailbox again at its next pass
-            self.replanners.clear()
+            self.bodies_checked.clear()  # new clients: mail from strangers may be theirs now
+            self.plan_whole = set(new.enabled)
         self.refused_stamp = None
         self.store.register_mailboxes(new.enabled, self.clock())
         self.metrics.reloads.labels("ok").inc()
@@ -716,7 +734,14 @@ class Worker:
         new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
         self.metrics.messages.inc(new)
         steering.steer(self.store, name, loaded.team.clients, now, provider=mailbox.provider)
-        self._fetch_bodies(loaded, mailbox, conn, now)
+        # Missing bodies are looked for when mail came (a stranger's thread may have become a
+        # client's), and once per mailbox after a start, a reload or a lease move.
+        with self.lock:
+            look = bool(new) or name not in self.bodies_checked
+        if look:
+            self._fetch_bodies(loaded, mailbox, conn, now)
+            with self.lock:
+                self.bodies_checked.add(name)
         planned = 0
         last = self.last_planned.get(name)
         if new or last is None or now - last >= REPLAN_EVERY:
@@ -731,14 +756,9 @@ class Worker:
         """Fetch, in batches, the bodies planners read: recent inbound client mail only.
 
         Mail nobody reads the body of (lists, bounces, strangers) keeps no body and is looked at
-        again next pass, so a stranger's thread that turns into a client's is read then.
+        again when mail comes, so a stranger's thread that turns into a client's is read then.
         """
-        own = mailbox.addresses
-        missing = [
-            m
-            for m in self.store.messages(mailbox.name, since=now - BODY_WINDOW)
-            if m.body is None and m.sender.email.lower() not in own
-        ]
+        missing = self.store.bodiless(mailbox.name, now - BODY_WINDOW, mailbox.addresses)
         if not missing:
             return
         context = self.store.thread_messages(mailbox.name, {m.thread_id for m in missing})
@@ -760,27 +780,38 @@ class Worker:
 
     def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
         with self.lock:
-            replanner = self.replanners.get(name)
-            if replanner is None or replanner.team is not loaded.team:
-                replanner = self.replanners[name] = Replanner(loaded.team)
-        try:
-            result = replanner.plan_stored(self.store, now, mailbox=name)
-            gated = golive.gate(
-                result.fresh.actions,
-                self._go_live(loaded, name, now),
-                result.planned.promises.promises,
-            )
-            pipeline.record(self.store, gated)
-            by_hand = controls.Controls.from_decisions(self.store.control_decisions())
-            kept = controls.gate(gated.actions, by_hand, now)
-            pipeline.record(self.store, kept)
-            gated = golive.Gated(kept.actions, (*gated.decisions, *kept.decisions))
-            added = set(self.store.enqueue(gated.actions))
-            cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
-        except BaseException:
-            with self.lock:  # what was planned may not be in the outbox: plan it all again
-                self.replanners.pop(name, None)
-            raise
+            whole = name in self.plan_whole
+        step = plan_mailbox(
+            self.store, loaded.team, now, mailbox=name, digest=loaded.digest, whole=whole
+        )
+        if step is None:
+            return 0  # nothing changed and nothing fell due
+        result = step.result
+        gated = golive.gate(
+            result.fresh.actions,
+            self._go_live(loaded, name, now),
+            result.planned.promises.promises,
+        )
+        by_hand = controls.Controls.from_decisions(self.store.control_decisions())
+        kept = controls.gate(gated.actions, by_hand, now)
+        gated = golive.Gated(kept.actions, (*gated.decisions, *kept.decisions))
+        fresh = result.fresh
+        decided = (
+            *fresh.promises.decisions,
+            *fresh.notes.decisions,
+            *fresh.meetings.decisions,
+            *gated.decisions,
+        )
+        self.store.record_decisions(  # the planners' and the gates' decisions, in one batch
+            (d.mailbox, d.thread_id, d.message_id, d.decision, d.reason) for d in decided
+        )
+        added = set(self.store.enqueue(gated.actions))
+        cancelled = self._outbox(loaded, {}).cancel_obsolete(result.fresh.obsolete)
+        # Only now is what was planned in the outbox: a pass failing before this leaves the same
+        # threads due, and the next pass plans them again.
+        step.save()
+        with self.lock:
+            self.plan_whole.discard(name)
         self.metrics.replanned.inc(result.threads)
         for action in gated.actions:
             if action.key in added:
@@ -793,10 +824,7 @@ class Worker:
                 cancelled,
                 extra={"mailbox": name},
             )
-        planned = result.planned
-        counts: dict[str, int] = {}
-        for p in planned.promises.promises:
-            counts[p.state.value] = counts.get(p.state.value, 0) + 1
+        counts = {state: n for state, n in step.counts.items() if n}
         with self.lock:
             self.promise_counts[name] = counts
             totals: dict[str, int] = {}
@@ -882,9 +910,11 @@ class Worker:
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
         self.bounce(loaded, name, now)
         self.weekly(loaded, name, now)
-        before = {r["key"]: r["status"] for r in self.store.due_outbox(now, mailbox=name)}
+        due, withdrawn = self.store.pass_outbox(name, now)
+        before = {r["key"]: r["status"] for r in due}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
-        outcomes = self._outbox(loaded, {name: conn.mail}, calendars).run(now, mailbox=name)
+        outbox = self._outbox(loaded, {name: conn.mail}, calendars)
+        outcomes = outbox.run(now, mailbox=name, due=due, withdrawn=withdrawn)
         for o in outcomes:
             if before.get(o.key) == o.status:
                 continue  # a draft still waiting for the rep: said when it was made

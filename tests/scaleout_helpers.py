@@ -1,6 +1,6 @@
 """Many small mailboxes, and workers that write down every provider call they make.
 
-Used by tests/test_scaleout.py and tests/benchmarks/bench_worker.py:
+Used by tests/test_scaleout.py and tests/benchmarks/bench_worker_emulator.py:
 
 - ``local_team(root, n, url, ...)`` writes a config with ``n`` Maildir mailboxes (one client
   question and the rep's answer in each) and returns its path;

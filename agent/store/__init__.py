@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     String,
     and_,
+    bindparam,
     cast,
     create_engine,
     delete,
@@ -51,7 +52,7 @@ from agent.store import tables as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
 # own idea of the head, so a new migration cannot be added without moving this too.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -78,6 +79,8 @@ ACCESS_DENIED = "access_denied"  # refused for what an administrator must fix; r
 DISABLED = "disabled"
 PARKED_STATES = (NEEDS_RECONNECT, DISABLED)
 STREAM_KINDS = ("mail", "calendar")
+WRITE_CHUNK = 500  # rows per batched statement (executemany / multi-row insert)
+IN_CHUNK = 1000  # ids per IN (...) list
 
 
 def wall_clock() -> datetime:
@@ -283,26 +286,37 @@ class Store:
         """
         at = at or self.clock()
         with self.tx() as conn:
-            existing = set(
-                conn.scalars(
-                    select(t.messages.c.provider_id).where(t.messages.c.mailbox == mailbox)
-                )
-            )
-            new = 0
-            for m in result.messages:
-                row = _message_row(m)
-                if m.provider_id in existing:
-                    conn.execute(
-                        update(t.messages)
-                        .where(
-                            t.messages.c.mailbox == mailbox,
-                            t.messages.c.provider_id == m.provider_id,
-                        )
-                        .values({k: v for k, v in row.items() if k != "body" or v is not None})
+            listed = [m.provider_id for m in result.messages]
+            pid, tid = t.messages.c.provider_id, t.messages.c.thread_id
+            if result.full:
+                known = {
+                    r[0]: r[1]
+                    for r in conn.execute(select(pid, tid).where(t.messages.c.mailbox == mailbox))
+                }
+            else:  # an increment: only its own ids are looked up, not the whole mailbox
+                known = {}
+                for i in range(0, len(listed), IN_CHUNK):
+                    chosen = select(pid, tid).where(
+                        t.messages.c.mailbox == mailbox, pid.in_(listed[i : i + IN_CHUNK])
                     )
-                else:
-                    conn.execute(insert(t.messages).values(row))
-                    new += 1
+                    known.update({r[0]: r[1] for r in conn.execute(chosen)})
+            existing = set(known)
+            rows = {m.provider_id: _message_row(m) for m in result.messages}  # the last counts
+            fresh = {p: row for p, row in rows.items() if p not in existing}
+            # Known messages are rewritten (and their threads planned again) only when the
+            # listing differs from what is stored: a provider that lists everything every time
+            # (a Maildir) costs reads, not writes.
+            stored: dict[str, Any] = {}
+            again = [p for p in rows if p in existing]
+            for i in range(0, len(again), IN_CHUNK):
+                chosen = select(t.messages).where(
+                    t.messages.c.mailbox == mailbox, pid.in_(again[i : i + IN_CHUNK])
+                )
+                stored.update({r.provider_id: r._mapping for r in conn.execute(chosen)})
+            changed = {p: rows[p] for p in again if p not in stored or _differs(rows[p], stored[p])}
+            self._insert_messages(conn, list(fresh.values()))
+            self._update_messages(conn, mailbox, list(changed.values()))
+            new = len(fresh)
             gone = set(result.deleted)
             if result.full:
                 gone |= (
@@ -316,10 +330,93 @@ class Store:
                         t.messages.c.mailbox == mailbox, t.messages.c.provider_id.in_(gone)
                     )
                 )
-            for pid, reason in result.skipped:
-                self._record_skipped(conn, mailbox, "mail", pid, reason, at)
+            # The threads whose mail changed are planned again at the next planning pass.
+            touched = {row["thread_id"] for row in [*fresh.values(), *changed.values()]}
+            touched |= {known[p] for p in changed.keys() | gone if p in known}
+            _touch_threads(conn, mailbox, touched)
+            for skipped_id, reason in result.skipped:
+                self._record_skipped(conn, mailbox, "mail", skipped_id, reason, at)
             self._save_cursor(conn, mailbox, "mail", result.cursor, at)
         return new
+
+    @staticmethod
+    def _insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert new message rows, one statement per :data:`WRITE_CHUNK` rows."""
+        for i in range(0, len(rows), WRITE_CHUNK):
+            conn.execute(insert(t.messages), rows[i : i + WRITE_CHUNK])
+
+    @staticmethod
+    def _update_messages(conn: Connection, mailbox: str, rows: list[dict[str, Any]]) -> None:
+        """Update known messages with one executemany per shape: a row without a body keeps
+        the stored body (the provider listed headers only)."""
+        if not rows:
+            return
+        fields = [k for k in rows[0] if k not in ("mailbox", "provider_id", "body")]
+        for with_body in (False, True):
+            batch = [
+                {"b_mailbox": mailbox, "b_pid": r["provider_id"], **{k: r[k] for k in fields}}
+                | ({"body": r["body"]} if with_body else {})
+                for r in rows
+                if (r["body"] is not None) is with_body
+            ]
+            if not batch:
+                continue
+            names = fields + (["body"] if with_body else [])
+            stmt = (
+                update(t.messages)
+                .where(
+                    t.messages.c.mailbox == bindparam("b_mailbox"),
+                    t.messages.c.provider_id == bindparam("b_pid"),
+                )
+                .values({k: bindparam(k) for k in names})
+            )
+            for i in range(0, len(batch), WRITE_CHUNK):
+                conn.execute(stmt, batch[i : i + WRITE_CHUNK])
+
+    def insert_messages(self, messages: Iterable[Message]) -> int:
+        """Insert messages the store does not hold yet, in batches: what a bulk import (or a
+        benchmark seeding years of mail) uses instead of a provider's sync. Returns the count."""
+        count = 0
+        rows: list[dict[str, Any]] = []
+        with self.tx() as conn:
+            for m in messages:
+                rows.append(_message_row(m))
+                if len(rows) >= WRITE_CHUNK:
+                    self._insert_messages(conn, rows)
+                    count += len(rows)
+                    rows = []
+            self._insert_messages(conn, rows)
+        return count + len(rows)
+
+    def bodiless(self, mailbox: str, since: datetime, own: Iterable[str]) -> list[Message]:
+        """The messages of ``mailbox`` dated ``since`` or later that have no body yet and were
+        not sent from one of the ``own`` addresses, oldest first."""
+        mine = {a.lower() for a in own}
+        q = (
+            select(t.messages)
+            .where(
+                t.messages.c.mailbox == mailbox,
+                t.messages.c.date >= since,
+                t.messages.c.body.is_(None),
+                func.lower(t.messages.c.sender).not_in(sorted(mine)),
+            )
+            .order_by(t.messages.c.date, t.messages.c.provider_id)
+        )
+        with self.engine.connect() as conn:
+            found = [_message_from_row(r._mapping) for r in conn.execute(q)]
+        return [m for m in found if m.sender.email.lower() not in mine]
+
+    def insert_events(self, events: Iterable[Event]) -> None:
+        """Insert events in one batch (a bulk import; the calendar's sync replaces them)."""
+        rows = [_event_row(e) for e in events]
+        with self.tx() as conn:
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
+
+    def save_cursor(self, mailbox: str, kind: str, cursor: str) -> None:
+        """Set a stream's cursor (a bulk import that brought the store up to ``cursor``)."""
+        with self.tx() as conn:
+            self._save_cursor(conn, mailbox, kind, cursor, self.clock())
 
     def messages(self, mailbox: str | None = None, since: datetime | None = None) -> list[Message]:
         q = select(t.messages).order_by(t.messages.c.date, t.messages.c.provider_id)
@@ -331,21 +428,41 @@ class Store:
             return [_message_from_row(r._mapping) for r in conn.execute(q)]
 
     def set_body(self, mailbox: str, provider_id: str, body: str) -> None:
-        with self.tx() as conn:
-            conn.execute(
-                update(t.messages)
-                .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
-                .values(body=_storable(body))
-            )
+        self.set_bodies(mailbox, {provider_id: body})
 
     def set_bodies(self, mailbox: str, bodies: Mapping[str, str]) -> None:
-        """Store several fetched bodies in one transaction."""
+        """Store several fetched bodies in one transaction, one statement per batch."""
+        rows = [
+            {"b_mailbox": mailbox, "b_pid": pid, "body": _storable(body)}
+            for pid, body in bodies.items()
+        ]
+        if not rows:
+            return
+        stmt = (
+            update(t.messages)
+            .where(
+                t.messages.c.mailbox == bindparam("b_mailbox"),
+                t.messages.c.provider_id == bindparam("b_pid"),
+            )
+            .values(body=bindparam("body"))
+        )
+        ids = list(bodies)
         with self.tx() as conn:
-            for provider_id, body in bodies.items():
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(stmt, rows[i : i + WRITE_CHUNK])
+            for i in range(0, len(ids), IN_CHUNK):
+                # Their threads are planned again (each has its planner row since its mail came).
+                threads = select(t.messages.c.thread_id).where(
+                    t.messages.c.mailbox == mailbox,
+                    t.messages.c.provider_id.in_(ids[i : i + IN_CHUNK]),
+                )
                 conn.execute(
-                    update(t.messages)
-                    .where(t.messages.c.mailbox == mailbox, t.messages.c.provider_id == provider_id)
-                    .values(body=_storable(body))
+                    update(t.thread_state)
+                    .where(
+                        t.thread_state.c.mailbox == mailbox,
+                        t.thread_state.c.thread_id.in_(threads.scalar_subquery()),
+                    )
+                    .values(wake=None)
                 )
 
     def thread_messages(self, mailbox: str, thread_ids: Iterable[str]) -> list[Message]:
@@ -376,8 +493,9 @@ class Store:
                         t.events.c.mailbox == mailbox, t.events.c.provider_id.in_(doomed)
                     )
                 )
-            for e in result.events:
-                conn.execute(insert(t.events).values(_event_row(e)))
+            rows = list({e.provider_id: _event_row(e) for e in result.events}.values())
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
             for item, reason in result.skipped:
                 self._record_skipped(conn, mailbox, "calendar", item, reason, at)
             self._save_cursor(conn, mailbox, "calendar", result.cursor, at)
@@ -409,6 +527,12 @@ class Store:
                     synced_at=at,
                 )
             )
+
+    def cursors(self, mailbox: str) -> dict[str, str | None]:
+        """Each of ``mailbox``'s streams' cursors, by kind."""
+        q = select(t.streams.c.kind, t.streams.c.cursor).where(t.streams.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return {str(r[0]): r[1] for r in conn.execute(q)}
 
     def cursor(self, mailbox: str, kind: str = "mail") -> str | None:
         with self.engine.connect() as conn:
@@ -443,18 +567,29 @@ class Store:
     def record_decisions(
         self, rows: Iterable[tuple[str, str, str, str, str]], *, at: datetime | None = None
     ) -> None:
-        """Store (mailbox, thread_id, subject_id, decision, reason) once each."""
+        """Store (mailbox, thread_id, subject_id, decision, reason) once each: one statement
+        per batch, the rows already recorded left as they are (the first reason stands)."""
         at = at or self.clock()
+        batch: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for mailbox, thread_id, subject_id, decision, reason in rows:
+            batch.setdefault(
+                (mailbox, subject_id, decision),
+                {
+                    "mailbox": mailbox,
+                    "thread_id": thread_id,
+                    "subject_id": subject_id,
+                    "decision": decision,
+                    "reason": reason,
+                    "at": at,
+                },
+            )
+        if not batch:
+            return
+        values = list(batch.values())
         with self.tx() as conn:
-            for mailbox, thread_id, subject_id, decision, reason in rows:
-                _insert_once(
-                    conn,
-                    t.decisions,
-                    {"mailbox": mailbox, "subject_id": subject_id, "decision": decision},
-                    thread_id=thread_id,
-                    reason=reason,
-                    at=at,
-                )
+            stmt = _insert_ignoring_duplicates(conn, t.decisions)
+            for i in range(0, len(values), WRITE_CHUNK):
+                conn.execute(stmt, values[i : i + WRITE_CHUNK])
 
     def record_control(
         self, mailbox: str, thread_id: str, subject_id: str, decision: str, reason: str
@@ -561,31 +696,39 @@ class Store:
 
     # -- outbox ---------------------------------------------------------------------------
     def enqueue(self, actions: Iterable[Action], *, status: str = PLANNED) -> list[str]:
-        """Insert actions whose key is new; return the keys inserted. A known key is a no-op."""
-        added = []
+        """Insert actions whose key is new; return the keys inserted. A known key is a no-op.
+
+        One statement per batch: ``INSERT ... ON CONFLICT DO NOTHING RETURNING key``, so the
+        keys returned are the rows this call made, whoever races it."""
         now = self.clock()
+        rows: dict[str, dict[str, Any]] = {}
         for action in actions:
-            try:
-                with self.tx() as conn:
-                    conn.execute(
-                        insert(t.outbox).values(
-                            key=action.key,
-                            kind=action.kind.value,
-                            mailbox=action.mailbox,
-                            client=action.client,
-                            thread_id=action.thread_id,
-                            due=action.due,
-                            status=status,
-                            action=_action_json(action),
-                            attempts=0,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                added.append(action.key)
-            except IntegrityError:
-                continue  # the unique key: planned before, never twice
-        return added
+            rows.setdefault(
+                action.key,
+                {
+                    "key": action.key,
+                    "kind": action.kind.value,
+                    "mailbox": action.mailbox,
+                    "client": action.client,
+                    "thread_id": action.thread_id,
+                    "due": action.due,
+                    "status": status,
+                    "action": _action_json(action),
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        if not rows:
+            return []
+        order = list(rows)
+        added: set[str] = set()
+        with self.tx() as conn:
+            stmt = _insert_ignoring_duplicates(conn, t.outbox).returning(t.outbox.c.key)
+            values = list(rows.values())
+            for i in range(0, len(values), WRITE_CHUNK):
+                added.update(conn.scalars(stmt, values[i : i + WRITE_CHUNK]))
+        return [k for k in order if k in added]
 
     # -- survey answers ----------------------------------------------------------------------
     def save_survey_answers(self, answers: Iterable[Mapping[str, Any]]) -> int:
@@ -621,6 +764,27 @@ class Store:
             q = q.where(t.outbox.c.status.in_(statuses))
         if mailbox:
             q = q.where(t.outbox.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def planning_outbox(self, mailbox: str, since: datetime) -> list[dict[str, Any]]:
+        """What planning reads of ``mailbox``'s outbox, in one query: the sent notes, and the
+        proposals and invitations due since ``since``."""
+        c = t.outbox.c
+        q = (
+            select(t.outbox)
+            .where(
+                c.mailbox == mailbox,
+                or_(
+                    c.status == SENT,
+                    and_(
+                        c.kind.in_((ActionKind.PROPOSAL.value, ActionKind.INVITE.value)),
+                        c.due >= since,
+                    ),
+                ),
+            )
+            .order_by(c.due, c.id)
+        )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -668,7 +832,130 @@ class Store:
                 .where(*where)
                 .values(status=status, updated_at=self.clock(), **fields)
             ).rowcount
+            if moved and status == SENT:
+                # A copy of the note synced before it was recorded sent was read as the rep's
+                # mail: now that its Message-ID names the agent's note, its thread is planned
+                # again. (A copy synced later is new mail, and marks its thread itself.)
+                row = conn.execute(
+                    select(t.outbox.c.mailbox, t.outbox.c.sent_message_id).where(
+                        t.outbox.c.key == key
+                    )
+                ).first()
+                if row is not None and row.sent_message_id:
+                    copies = conn.scalars(
+                        select(t.messages.c.thread_id).where(
+                            t.messages.c.mailbox == row.mailbox,
+                            t.messages.c.message_id == row.sent_message_id,
+                        )
+                    ).all()
+                    _touch_threads(conn, row.mailbox, copies)
         return bool(moved)
+
+    def cancel_many(self, keys: Iterable[str], expect: Sequence[str], status: str) -> int:
+        """Move every row of ``keys`` still in one of ``expect`` to ``status``, one statement
+        per batch; return how many moved."""
+        wanted = sorted(set(keys))
+        moved = 0
+        with self.tx() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                moved += conn.execute(
+                    update(t.outbox)
+                    .where(
+                        t.outbox.c.key.in_(wanted[i : i + IN_CHUNK]),
+                        t.outbox.c.status.in_(expect),
+                    )
+                    .values(status=status, updated_at=self.clock())
+                ).rowcount
+        return moved
+
+    # -- the planner's state ---------------------------------------------------------------
+    def plan_meta(self, mailbox: str) -> dict[str, Any] | None:
+        """The mailbox's own planner row (thread_id ""), or None: never planned here."""
+        q = select(t.thread_state).where(
+            t.thread_state.c.mailbox == mailbox, t.thread_state.c.thread_id == ""
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return dict(row._mapping) if row else None
+
+    def due_threads(self, mailbox: str, now: datetime) -> list[dict[str, Any]]:
+        """The planner rows of ``mailbox``'s threads whose mail changed or whose wake came, and
+        the mailbox's own row (thread_id ""), due or not."""
+        c = t.thread_state.c
+        q = select(t.thread_state).where(
+            c.mailbox == mailbox,
+            or_(c.thread_id == "", c.wake.is_(None), c.wake <= now),
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def group_threads(self, mailbox: str, groups: Iterable[str]) -> list[dict[str, Any]]:
+        """The planner rows of every thread of ``mailbox`` in one of ``groups``."""
+        wanted = sorted(set(groups))
+        c = t.thread_state.c
+        found: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), IN_CHUNK):
+                q = select(t.thread_state).where(
+                    c.mailbox == mailbox, c.grp.in_(wanted[i : i + IN_CHUNK])
+                )
+                found += [dict(r._mapping) for r in conn.execute(q)]
+        return found
+
+    def save_plan_state(
+        self,
+        mailbox: str,
+        threads: Iterable[tuple[str, str, datetime, dict[str, int] | None]],
+        *,
+        meta: tuple[datetime, str, dict[str, int]] | None = None,
+        gone: Iterable[str] = (),
+    ) -> None:
+        """Record (thread_id, group, wake, promise states) of planned threads, in batches;
+        ``meta`` (wake, note, the mailbox's promise count per state) is the mailbox's own row;
+        ``gone`` threads lost their mail."""
+        rows = [
+            {
+                "mailbox": mailbox,
+                "thread_id": tid,
+                "grp": grp,
+                "wake": wake,
+                "promises": states or None,
+                "note": None,
+            }
+            for tid, grp, wake, states in threads
+        ]
+        if meta is not None:
+            rows.append(
+                {
+                    "mailbox": mailbox,
+                    "thread_id": "",
+                    "grp": None,
+                    "wake": meta[0],
+                    "promises": meta[2],
+                    "note": meta[1],
+                }
+            )
+        doomed = sorted(set(gone))
+        with self.tx() as conn:
+            for i in range(0, len(doomed), IN_CHUNK):
+                conn.execute(
+                    delete(t.thread_state).where(
+                        t.thread_state.c.mailbox == mailbox,
+                        t.thread_state.c.thread_id.in_(doomed[i : i + IN_CHUNK]),
+                    )
+                )
+            stmt = _upsert(conn, t.thread_state, ("mailbox", "thread_id"))
+            for i in range(0, len(rows), WRITE_CHUNK):
+                conn.execute(stmt, rows[i : i + WRITE_CHUNK])
+
+    def forget_plans(self, mailbox: str) -> None:
+        """Make the next planning pass of ``mailbox`` plan all of its mail."""
+        with self.tx() as conn:
+            conn.execute(
+                delete(t.thread_state).where(
+                    t.thread_state.c.mailbox == mailbox, t.thread_state.c.thread_id == ""
+                )
+            )
 
     def claim_send(
         self, key: str, expect: Sequence[str], attempts: int, *, requested: bool = False
@@ -740,6 +1027,28 @@ class Store:
         q = q.order_by((t.outbox.c.status == PLANNED).asc(), t.outbox.c.due, t.outbox.c.id)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def pass_outbox(
+        self, mailbox: str, now: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``due_outbox(now, mailbox=...)`` and ``withdrawn_drafts(mailbox)`` in one query."""
+        c = t.outbox.c
+        q = select(t.outbox).where(
+            c.mailbox == mailbox,
+            or_(
+                c.status.in_((DRAFTING, DRAFTED, SENDING)),
+                and_(c.status == PLANNED, c.due <= now),
+                and_(c.status == CANCELLED, c.draft_id.is_not(None)),
+            ),
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        due = sorted(
+            (r for r in rows if r["status"] != CANCELLED),
+            key=lambda r: (r["status"] == PLANNED, r["due"], r["id"]),
+        )
+        withdrawn = [r for r in rows if r["status"] == CANCELLED]
+        return due, withdrawn
 
     def sent_since(self, mailbox: str, since: datetime) -> list[dict[str, Any]]:
         q = select(t.outbox).where(
@@ -939,6 +1248,17 @@ class Store:
         return bool(gone)
 
 
+def _differs(row: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
+    """Whether a message row as listed differs from the stored one (a listing without a body
+    keeps the stored body)."""
+    for k, v in row.items():
+        if k == "body" and v is None:
+            continue
+        if stored.get(k) != v:
+            return True
+    return False
+
+
 def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING in the connection's dialect."""
     if conn.dialect.name == "postgresql":
@@ -948,6 +1268,39 @@ def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _dialect_insert(conn: Connection, table: Any) -> Any:
+    """The INSERT of the connection's dialect, which knows ON CONFLICT."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def _upsert(conn: Connection, table: Any, keys: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other column, in the connection's dialect."""
+    stmt = _dialect_insert(conn, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in keys},
+    )
+
+
+def _touch_threads(conn: Connection, mailbox: str, thread_ids: Iterable[str]) -> None:
+    """Mark the planner rows of ``thread_ids`` changed (wake NULL), making the missing ones."""
+    rows = [{"mailbox": mailbox, "thread_id": tid, "wake": None} for tid in sorted(set(thread_ids))]
+    if not rows:
+        return
+    stmt = _dialect_insert(conn, t.thread_state)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["mailbox", "thread_id"], set_={"wake": stmt.excluded.wake}
+    )
+    for i in range(0, len(rows), WRITE_CHUNK):
+        conn.execute(stmt, rows[i : i + WRITE_CHUNK])
 
 
 def _lock_mailboxes(conn: Connection, where: Any) -> None:
@@ -997,8 +1350,19 @@ def _storable(value: Any) -> Any:
 def _message_row(m: Message) -> dict[str, Any]:
     # The provider's id stays as given: it is how the provider names the message, and its ids
     # are plain ASCII.
-    row = _storable(_message_fields(m))
+    fields = _message_fields(m)
+    row = fields if _plain(m) else _storable(fields)
     return {"mailbox": m.mailbox, "provider_id": m.provider_id, **row}
+
+
+def _plain(m: Message) -> bool:
+    """Whether every text of ``m`` is ASCII without NUL, so :func:`_storable` would change
+    nothing: one check over the joined texts instead of one call per value."""
+    texts = [m.thread_id, m.message_id, m.sender.email, m.sender.name, m.subject, m.in_reply_to]
+    texts += [x for a in (*m.to, *m.cc) for x in (a.email, a.name)]
+    texts += [*m.references, *m.headers.keys(), *m.headers.values(), *m.labels, m.body or ""]
+    joined = "".join(texts)
+    return joined.isascii() and "\x00" not in joined
 
 
 def _message_fields(m: Message) -> dict[str, Any]:

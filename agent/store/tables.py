@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -174,4 +175,24 @@ survey_answers = Table(
     Column("comment", Text, nullable=False, default=""),
     Column("why", Text, nullable=False, default=""),
     Column("answered_at", UTCDateTime, nullable=False, index=True),
+)
+
+
+# What the planner needs to continue a mailbox without its mail in memory, per thread: the
+# thread's group (its client's key, or "#<mailbox>/<thread>"), the next instant its plan can
+# change by time alone (``wake``; NULL: its mail changed since it was planned) and its promises'
+# states ({"open": 2}). The row with thread_id "" is the mailbox's own: the digest of the rules
+# and clients and of the calendar it was planned with, and the wake of clients with meetings
+# but no thread.
+thread_state = Table(
+    "thread_state",
+    metadata,
+    Column("mailbox", String(200), primary_key=True),
+    Column("thread_id", String(1000), primary_key=True),
+    Column("grp", String(1000)),
+    Column("wake", UTCDateTime),
+    Column("promises", JSON),
+    Column("note", Text),
+    Index("ix_thread_state_wake", "mailbox", "wake"),
+    Index("ix_thread_state_grp", "mailbox", "grp"),
 )

@@ -1,0 +1,132 @@
+"""Real volumes: a pass costs what changed, not what is stored, and survives a lease move.
+
+A mailbox holds months of its own mail (tests/benchmarks/bench_worker.py writes it straight into
+the store); the worker's statements are counted with SQLAlchemy's ``before_cursor_execute``
+hook and the rows it reads in the DBAPI cursor's fetch calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.providers.registry import Connection
+from agent.store import Store
+from agent.worker import Worker
+from tests.benchmarks import bench_worker as bench
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+MESSAGES = 3_000
+SHAPE = bench.Shape(1, MESSAGES, 300, 400.0, NOW.timestamp())
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[Path]:
+    url = f"sqlite:///{tmp_path / 'followup.db'}"
+    config = bench.write_team(tmp_path, SHAPE, url, concurrency=1, lease=120)
+    bench.seed(url, SHAPE)
+    yield config
+
+
+def _worker(config: Path, clock: list[datetime]) -> Worker:
+    boxes: dict[str, bench.Synthetic] = {}
+
+    def connect(mailbox: Any, _creds: Any, _vault: Any) -> Connection:
+        box = boxes.setdefault(
+            mailbox.name, bench.Synthetic(SHAPE, 0, clock=lambda: clock[-1].timestamp())
+        )
+        return Connection(box, box)  # type: ignore[arg-type]
+
+    worker = Worker(config, clock=lambda: clock[-1], connect=connect)
+    old = worker.store.engine
+    worker.store.engine = bench.counting_engine(str(old.url))
+    old.dispose()
+    return worker
+
+
+def _counted_pass(worker: Worker, now: datetime) -> tuple[str, int, int]:
+    """One leased pass over m0000: (its result, statements, rows read)."""
+    assert worker.store.lease(worker.owner, now, timedelta(minutes=2), 1)
+    bench.COUNTS.statements = bench.COUNTS.rows = 0
+    bench.COUNTS.active = True
+    try:
+        result = worker.work("m0000")
+    finally:
+        bench.COUNTS.active = False
+    return result.result, bench.COUNTS.statements, bench.COUNTS.rows
+
+
+def _planned(worker: Worker) -> float:
+    return worker.metrics.registry.get_sample_value("followup_threads_planned_total") or 0.0
+
+
+def test_a_steady_pass_takes_at_most_20_statements_and_reads_only_what_changed(
+    seeded: Path,
+) -> None:
+    clock = [NOW]
+    worker = _worker(seeded, clock)
+    result, _, first_rows = _counted_pass(worker, NOW)
+    assert result == "ok"
+    assert first_rows >= MESSAGES  # the first plan reads the whole mailbox
+
+    # Steady state: a pass a minute for twelve minutes while mail arrives (about ten messages at
+    # this rate), planning on new mail and at least every five minutes.
+    statements, rows = [], []
+    for minute in range(1, 13):
+        clock.append(NOW + timedelta(minutes=minute))
+        result, n, read = _counted_pass(worker, clock[-1])
+        assert result == "ok"
+        statements.append(n)
+        rows.append(read)
+    assert int(worker.store.cursor("m0000") or 0) > 0  # mail arrived and was synced
+    assert sum(statements) / len(statements) <= 20
+    assert max(statements) <= 35
+    # A pass reads what changed, its clients' threads and the calendar: not the stored mailbox.
+    assert max(rows) < MESSAGES / 5
+    worker.store.close()
+
+
+def test_another_worker_continues_a_mailbox_without_planning_it_whole(seeded: Path) -> None:
+    clock = [NOW]
+    first = _worker(seeded, clock)
+    assert _counted_pass(first, NOW)[0] == "ok"
+    threads = len({m.thread_id for m in first.store.messages("m0000")})
+    assert _planned(first) == threads
+    outbox = {r["key"]: r["status"] for r in first.store.outbox()}
+    first.store.close()
+
+    # The lease moves: a worker that never saw the mailbox takes it over.
+    clock.append(NOW + timedelta(minutes=6))
+    second = _worker(seeded, clock)
+    result, _, rows = _counted_pass(second, clock[-1])
+    assert result == "ok"
+    assert rows < MESSAGES / 5  # the calendar and what changed, not the stored mailbox
+    assert 0 < _planned(second) < threads / 10  # the threads that changed, not all of them
+    # It continued the same plan: nothing planned before was dropped or planned twice.
+    after = {r["key"]: r["status"] for r in second.store.outbox()}
+    assert set(outbox) <= set(after)
+    # The promises it reports are the mailbox's, as the first worker counted them.
+    assert second.promise_counts["m0000"]
+    second.store.close()
+
+
+def test_a_maildir_that_lists_everything_rewrites_nothing_unchanged(tmp_path: Path) -> None:
+    from agent.model import Address, Message, SyncResult
+
+    store = Store.open(f"sqlite:///{tmp_path / 'f.db'}", clock=lambda: NOW)
+    listed = tuple(
+        Message("m", f"p{i}", f"t{i}", f"<{i}@x>", Address("a@x.example"), (), NOW)
+        for i in range(3)
+    )
+    assert store.apply_sync("m", SyncResult(listed, "full", full=True)) == 3
+    store.save_plan_state("m", [(f"t{i}", "g", NOW + timedelta(days=1), None) for i in range(3)])
+    store.apply_sync("m", SyncResult(listed, "full", full=True))
+    assert store.due_threads("m", NOW) == []  # nothing changed: nothing to plan again
+    moved = (listed[0].__class__(**{**listed[0].__dict__, "subject": "changed"}),)
+    store.apply_sync("m", SyncResult(moved + listed[1:], "full", full=True))
+    assert [r["thread_id"] for r in store.due_threads("m", NOW)] == ["t0"]
+    store.close()
