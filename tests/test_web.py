@@ -715,7 +715,12 @@ def test_the_body_limit_stops_a_streamed_body_midway() -> None:
         sent.append(message)
 
     scope = {"type": "http", "headers": []}
-    asyncio.run(BodyLimit(app, limit=3500)(scope, receive, send))
+    # In a thread of its own: a browser test before this one in the same process leaves
+    # Playwright's event loop running in this thread, where asyncio.run() refuses to start.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(BodyLimit(app, limit=3500)(scope, receive, send))).result()
     assert sent[0]["status"] == 413
     assert sum(read) == 3000  # the fourth chunk was never handed to the app
 
