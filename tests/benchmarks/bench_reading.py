@@ -15,6 +15,7 @@ import importlib
 import pkgutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,24 @@ class Figure:
         target = f"{sign} {self.target:g}{self.unit}"
         verdict = "met" if self.met else "MISSED"
         return f"  {self.name:<52} {shown:>10}  target {target:<12} n={self.n:<6} {verdict}"
+
+
+HOSTILE_TARGET_S = 1.0
+
+
+def hostile_figure(section: str, calls: Iterable[Callable[[], object]]) -> Figure:
+    """The slowest of ``calls`` (each reading about 1 MB of hostile text) as a figure: each runs
+    in a forked child, and one that does not finish counts as infinitely slow."""
+    from tests.benchmarks.bench_hostile_text import run_case
+
+    worst, n = 0.0, 0
+    for call in calls:
+        seconds, _ = run_case(call)
+        worst = max(worst, seconds if seconds is not None else float("inf"))
+        n += 1
+    return Figure(
+        section, "slowest on 1 MB of hostile text", worst, HOSTILE_TARGET_S, n, False, " s"
+    )
 
 
 def sections() -> list[str]:

@@ -16,8 +16,7 @@ from typing import Any
 
 from agent import matching, mime, phrases
 from agent.model import Address, Message, MessageKind
-from tests.benchmarks.bench_hostile_text import run_case
-from tests.benchmarks.bench_reading import Figure
+from tests.benchmarks.bench_reading import Figure, hostile_figure
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "reading" / "autoreplies"
 SECTION = "autoreplies"
@@ -91,17 +90,5 @@ def corpus_figures() -> list[Figure]:
     ]
 
 
-def hostile_figure() -> Figure:
-    """The slowest of this section's readers on 1 MB of hostile text, each in a forked child."""
-    cases = list(hostile())
-    worst = 0.0
-    for _name, call in cases:
-        seconds, _ = run_case(call)
-        worst = max(worst, seconds if seconds is not None else 99.0)
-    return Figure(
-        SECTION, "slowest reading of 1 MB of hostile text", worst, 1.0, len(cases), False, " s"
-    )
-
-
 def figures() -> list[Figure]:
-    return [*corpus_figures(), hostile_figure()]
+    return [*corpus_figures(), hostile_figure(SECTION, (call for _, call in hostile()))]

@@ -27,8 +27,7 @@ from agent.model import Address, Client, Message, MessageKind
 from agent.pipeline import client_calendar
 from agent.promises import Rep
 from agent.rules import parse_rules
-from tests.benchmarks.bench_hostile_text import run_case
-from tests.benchmarks.bench_reading import Figure
+from tests.benchmarks.bench_reading import Figure, hostile_figure
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "reading" / "bounces"
 SECTION = "bounces"
@@ -161,17 +160,5 @@ def corpus_figures() -> list[Figure]:
     ]
 
 
-def hostile_figure() -> Figure:
-    """The slowest of this section's readers on 1 MB of hostile text, each in a forked child."""
-    cases = list(hostile())
-    worst = 0.0
-    for _name, call in cases:
-        seconds, _ = run_case(call)
-        worst = max(worst, seconds if seconds is not None else 99.0)
-    return Figure(
-        SECTION, "slowest reading of 1 MB of hostile text", worst, 1.0, len(cases), False, " s"
-    )
-
-
 def figures() -> list[Figure]:
-    return [*corpus_figures(), hostile_figure()]
+    return [*corpus_figures(), hostile_figure(SECTION, (call for _, call in hostile()))]

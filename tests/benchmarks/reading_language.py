@@ -16,12 +16,13 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.language import choose_language, warm_up
-from tests.benchmarks.bench_hostile_text import MB, run_case
-from tests.benchmarks.bench_reading import Figure
+from tests.benchmarks.bench_hostile_text import MB
+from tests.benchmarks.bench_reading import Figure, hostile_figure
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CASES = DATA / "reading" / "language" / "cases.jsonl"
@@ -86,18 +87,15 @@ def detector_memory() -> float:
 HOSTILE = ("thanks please unsubscribe call ", "ありがとうございます。", "धन्यवाद ", "a\n" * 3, "Ωx ")
 
 
-def slowest_hostile(size: int = MB) -> float:
+def hostile_calls(size: int = MB) -> list[Callable[[], object]]:
     warm_up(SUPPORTED)
-    worst = 0.0
-    for unit in HOSTILE:
-        text = unit * max(1, size // len(unit.encode("utf-8")))
-        seconds, _ = run_case(
-            lambda text=text: choose_language(
-                record="", texts=[text] * 5, supported=SUPPORTED, team_default="en"
-            )
+    texts = [unit * max(1, size // len(unit.encode("utf-8"))) for unit in HOSTILE]
+    return [
+        lambda text=text: choose_language(
+            record="", texts=[text] * 5, supported=SUPPORTED, team_default="en"
         )
-        worst = max(worst, seconds if seconds is not None else float("inf"))
-    return worst
+        for text in texts
+    ]
 
 
 def figures() -> list[Figure]:
@@ -131,17 +129,7 @@ def figures() -> list[Figure]:
     out.append(
         Figure(SECTION, "time per mail (info)", per_mail, 1000, len(rows), higher=False, unit=" ms")
     )
-    out.append(
-        Figure(
-            SECTION,
-            "slowest on 1 MB of hostile text",
-            slowest_hostile(),
-            1.0,
-            len(HOSTILE),
-            higher=False,
-            unit=" s",
-        )
-    )
+    out.append(hostile_figure(SECTION, hostile_calls()))
     return out  # fmt: skip
 
 
