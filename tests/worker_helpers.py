@@ -261,6 +261,23 @@ class GmailWorld:
         return counts
 
 
+def team_lines(db_url: str) -> list[str]:
+    """The config.toml lines every test team shares: the store, the demo team, the shipped rules
+    and templates, and the clients file beside the config."""
+    return [
+        "[database]",
+        f"url = {json.dumps(db_url)}",
+        "[team]",
+        'name = "Acme Analytics"',
+        'domains = ["acme.example"]',
+        'default_language = "en"',
+        "[paths]",
+        f"rules = {json.dumps(str(bundled('rules')))}",
+        f"templates = {json.dumps(str(bundled('templates')))}",
+        'clients = "clients.csv"',
+    ]
+
+
 def write_team_config(
     folder: Path,
     mailboxes: dict[str, dict[str, str]],
@@ -280,16 +297,7 @@ def write_team_config(
     demo = tomllib.loads((DEMO_DIR / "config.toml").read_text(encoding="utf-8"))
     reps = {m["name"]: m for m in demo["mailboxes"]}
     lines = [
-        "[database]",
-        f"url = {json.dumps(db_url)}",
-        "[team]",
-        'name = "Acme Analytics"',
-        'domains = ["acme.example"]',
-        'default_language = "en"',
-        "[paths]",
-        f"rules = {json.dumps(str(bundled('rules')))}",
-        f"templates = {json.dumps(str(bundled('templates')))}",
-        'clients = "clients.csv"',
+        *team_lines(db_url),
         "[outbox]",
         f'mode = "{mode}"',
         f"daily_cap = {daily_cap}",

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.demo import HERE as DEMO_DIR
-from agent.demo import bundled
 from agent.store import Store
 from agent.worker import Worker
+from tests.worker_helpers import team_lines
 
 ADDRESS = "asha@acme.example"
 # Clients of the demo's clients.csv, by address or company domain.
@@ -90,16 +90,7 @@ def write_config(
     asha.pop("path", None)
     asha.pop("aliases", None)
     lines = [
-        "[database]",
-        f"url = {json.dumps(db_url)}",
-        "[team]",
-        'name = "Acme Analytics"',
-        'domains = ["acme.example"]',
-        'default_language = "en"',
-        "[paths]",
-        f"rules = {json.dumps(str(bundled('rules')))}",
-        f"templates = {json.dumps(str(bundled('templates')))}",
-        'clients = "clients.csv"',
+        *team_lines(db_url),
         "[outbox]",
         'mode = "send"',
         "[service]",
