@@ -121,6 +121,61 @@ MAX_CHILDREN = 40  # per episode; far more than any episode needs
 
 
 # -- the kill switch, inside the child ------------------------------------------------------
+class TxGate:
+    """Keeps a stall out of other threads' store transactions.
+
+    A worker stalled by SIGSTOP freezes all its threads. Were its heartbeat (or another
+    mailbox's pass) inside a write transaction at that moment, a SQLite database would stay
+    locked for every other worker until the stalled one is resumed, which the episode does only
+    after another worker has run: that worker would fail on "database is locked". A real stall
+    (a frozen VM) can land there too, but what the episode checks is the send protocol after a
+    lease moved, so the stall waits until no other thread of the child is inside a transaction
+    and lets none begin until it is resumed."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.open = 0
+        self.closed_by: int | None = None
+        self.local = threading.local()
+
+    @contextmanager
+    def transaction(self, begin: Callable[[], Any]) -> Iterator[Any]:
+        me = threading.get_ident()
+        with self.cond:
+            self.cond.wait_for(lambda: self.closed_by in (None, me))
+            self.open += 1
+        self.local.depth = getattr(self.local, "depth", 0) + 1
+        try:
+            with begin() as conn:
+                yield conn
+        finally:
+            self.local.depth -= 1
+            with self.cond:
+                self.open -= 1
+                self.cond.notify_all()
+
+    def stall(self) -> None:
+        mine = getattr(self.local, "depth", 0)
+        with self.cond:
+            self.closed_by = threading.get_ident()
+            self.cond.wait_for(lambda: self.open == mine, timeout=30)
+        try:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        finally:
+            with self.cond:
+                self.closed_by = None
+                self.cond.notify_all()
+
+    def install(self) -> None:
+        """Route every store transaction of this (forked) process through the gate."""
+        begin = Store.tx
+
+        def tx(store: Store) -> Any:
+            return self.transaction(lambda: begin(store))
+
+        Store.tx = tx  # type: ignore[method-assign]
+
+
 class KillSwitch:
     """SIGKILL this process (or, with ``stall``, SIGSTOP it) at the ``nth`` time the protocol
     reaches ``point``."""
@@ -128,7 +183,10 @@ class KillSwitch:
     def __init__(self, point: str | None, nth: int, *, stall: bool = False) -> None:
         self.point = point
         self.nth = nth
-        self.signal = signal.SIGSTOP if stall else signal.SIGKILL
+        self.stalls = stall
+        self.gate = TxGate()
+        if stall:
+            self.gate.install()
         self.seen: Counter[str] = Counter()
         self.lock = threading.Lock()
 
@@ -136,8 +194,10 @@ class KillSwitch:
         with self.lock:
             self.seen[point] += 1
             hit = point == self.point and self.seen[point] == self.nth
-        if hit:
-            os.kill(os.getpid(), self.signal)
+        if hit and self.stalls:
+            self.gate.stall()
+        elif hit:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 class KillingMail:
