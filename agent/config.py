@@ -210,6 +210,9 @@ class Service(_Strict):
     lease_seconds: float = Field(120, gt=0)
     shutdown_timeout: float = Field(30, gt=0)
     concurrency: int = Field(8, ge=1, le=256)  # mailboxes worked at once by one worker
+    # Whole-mailbox plans (first plan, after a reload or a calendar change) one worker makes at
+    # once: each holds its mailbox's whole history in memory, so this sets the ceiling on RSS.
+    whole_plans: int = Field(1, ge=1, le=64)
 
 
 class Report(_Strict):

@@ -74,6 +74,12 @@ class Metrics:
             "Threads planned afresh: their mail changed, or a deadline or due note came.",
             registry=r,
         )
+        self.deferred = Counter(
+            "followup_whole_plans_deferred",
+            "Planning passes put off because every slot for whole-mailbox plans was taken "
+            "(service.whole_plans); the mailbox is planned at its next pass.",
+            registry=r,
+        )
         self.mailboxes = Gauge(
             "followup_mailboxes", "Mailboxes by stream state.", ["state"], registry=r
         )

@@ -526,6 +526,16 @@ class MailboxPlan:
     save: Callable[[], None]
 
 
+class Deferred:
+    """A whole plan put off: the worker had no slot for it (see :func:`plan_mailbox`)."""
+
+    def __repr__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED = Deferred()
+
+
 def plan_mailbox(
     store: Store,
     team: pipeline.Team,
@@ -534,7 +544,8 @@ def plan_mailbox(
     mailbox: str,
     digest: str,
     whole: bool = False,
-) -> MailboxPlan | None:
+    hold: Callable[[], bool] | None = None,
+) -> MailboxPlan | Deferred | None:
     """Plan what can have changed in ``mailbox`` since its last plan, reading only that.
 
     The store keeps, per thread, the thread's group and the next instant its plan can change by
@@ -545,6 +556,10 @@ def plan_mailbox(
     plan stays in the worker, so any worker continues where another left off. Returns None when
     nothing is due. ``whole`` plans all of the mailbox's mail whatever the stored state says
     (after a reload).
+
+    A whole plan reads the mailbox's whole history into memory: ``hold`` is asked first, and
+    when it says no (a worker's slots for whole plans are all taken) nothing is read and
+    :data:`DEFERRED` is returned, for the caller to plan the mailbox at its next pass.
     """
     due = store.due_threads(mailbox, now)
     meta = next((r for r in due if r["thread_id"] == ""), None)
@@ -557,6 +572,8 @@ def plan_mailbox(
     meta_due = True
     only: set[str] | None = None
     if full:
+        if hold is not None and not hold():
+            return DEFERRED
         messages = store.messages(mailbox)
     else:
         assert meta is not None

@@ -64,7 +64,7 @@ from agent.outbox import Outbox
 from agent.providers.protocol import first_sync_of
 from agent.providers.registry import Connection, open_mailbox
 from agent.providers.tokens import CredentialStore, Vault
-from agent.replan import plan_mailbox
+from agent.replan import Deferred, plan_mailbox
 from agent.store import (
     ACCESS_DENIED,
     BACKOFF,
@@ -279,6 +279,8 @@ class Worker:
         self.last_planned: dict[str, datetime] = {}
         self.bodies_checked: set[str] = set()  # mailboxes whose missing bodies were looked at
         self.plan_whole: set[str] = set()  # mailboxes to plan whole at their next pass (reload)
+        # Whole plans hold a mailbox's history in memory: at most `whole_plans` at once.
+        self.whole_slots = threading.BoundedSemaphore(settings.service.whole_plans)
         self.go_live: dict[str, datetime] = {}  # per mailbox: acts on nothing caused before
         self.collector = Collector()
         self.promise_counts: dict[str, dict[str, int]] = {}
@@ -588,6 +590,8 @@ class Worker:
             self.last_planned.clear()  # new rules: plan every mailbox again at its next pass
             self.bodies_checked.clear()  # new clients: mail from strangers may be theirs now
             self.plan_whole = set(new.enabled)
+            if new.settings.service.whole_plans != old.settings.service.whole_plans:
+                self.whole_slots = threading.BoundedSemaphore(new.settings.service.whole_plans)
         self.refused_stamp = None
         self.store.register_mailboxes(new.enabled, self.clock())
         self.metrics.reloads.labels("ok").inc()
@@ -745,8 +749,12 @@ class Worker:
         planned = 0
         last = self.last_planned.get(name)
         if new or last is None or now - last >= REPLAN_EVERY:
-            planned = self._plan(loaded, name, now)
-            self.last_planned[name] = now
+            done = self._plan(loaded, name, now)
+            if done is None:  # a whole plan put off: tried again at the next pass
+                self.metrics.deferred.inc()
+            else:
+                planned = done
+                self.last_planned[name] = now
         executed = self._execute(loaded, name, conn, now)
         return PassResult(name, "ok", new, planned, executed)
 
@@ -778,14 +786,35 @@ class Worker:
             found = {pid: body[:MAX_TEXT_CHARS] for pid, body in got.found.items()}
             self.store.set_bodies(mailbox.name, {**dict.fromkeys(got.failed, ""), **found})
 
-    def _plan(self, loaded: Loaded, name: str, now: datetime) -> int:
+    def _plan(self, loaded: Loaded, name: str, now: datetime) -> int | None:
+        """Plan ``name``; the number of notes added to the outbox, None when a whole plan was
+        put off because every slot for whole plans is taken."""
         with self.lock:
             whole = name in self.plan_whole
+            slots = self.whole_slots
+        held = False
+
+        def hold() -> bool:
+            nonlocal held
+            held = slots.acquire(blocking=False)
+            return held
+
+        try:
+            return self._plan_held(loaded, name, now, whole, hold)
+        finally:
+            if held:  # released only once the whole plan's objects are gone
+                slots.release()
+
+    def _plan_held(
+        self, loaded: Loaded, name: str, now: datetime, whole: bool, hold: Callable[[], bool]
+    ) -> int | None:
         step = plan_mailbox(
-            self.store, loaded.team, now, mailbox=name, digest=loaded.digest, whole=whole
+            self.store, loaded.team, now, mailbox=name, digest=loaded.digest, whole=whole, hold=hold
         )
         if step is None:
             return 0  # nothing changed and nothing fell due
+        if isinstance(step, Deferred):
+            return None
         result = step.result
         gated = golive.gate(
             result.fresh.actions,

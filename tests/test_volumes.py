@@ -114,6 +114,57 @@ def test_another_worker_continues_a_mailbox_without_planning_it_whole(seeded: Pa
     second.store.close()
 
 
+def _deferred(worker: Worker) -> float:
+    return worker.metrics.registry.get_sample_value("followup_whole_plans_deferred_total") or 0.0
+
+
+def test_a_whole_plan_waits_for_a_free_slot_and_reads_nothing_meanwhile(seeded: Path) -> None:
+    """``service.whole_plans`` bounds memory: a mailbox that needs planning from its whole
+    history while every slot is taken syncs as usual, reads none of its history, and is planned
+    whole at a later pass once a slot is free; no due note is lost meanwhile."""
+    clock = [NOW]
+    worker = _worker(seeded, clock)
+    assert worker.loaded.settings.service.whole_plans == 1
+    assert worker.whole_slots.acquire(blocking=False)  # another mailbox's whole plan is running
+    result, _, rows = _counted_pass(worker, NOW)
+    assert result == "ok"
+    assert rows < MESSAGES / 5  # its calendar and its cursor, none of its stored mail
+    assert _deferred(worker) == 1
+    assert _planned(worker) == 0
+    assert "m0000" not in worker.promise_counts
+
+    # Still taken a minute later: put off again, with nothing new to plan from.
+    clock.append(NOW + timedelta(minutes=1))
+    assert _counted_pass(worker, clock[-1])[0] == "ok"
+    assert _deferred(worker) == 2
+
+    # The slot frees: the next pass plans the mailbox whole, although no mail came.
+    worker.whole_slots.release()
+    clock.append(NOW + timedelta(minutes=2))
+    result, _, rows = _counted_pass(worker, clock[-1])
+    assert result == "ok"
+    assert rows >= MESSAGES
+    assert _deferred(worker) == 2
+    threads = len({m.thread_id for m in worker.store.messages("m0000")})
+    assert _planned(worker) == threads
+    assert worker.promise_counts["m0000"]  # its promises are counted now
+    # And the slot was handed back: another whole plan may start.
+    assert worker.whole_slots.acquire(blocking=False)
+    worker.whole_slots.release()
+    worker.store.close()
+
+
+def test_whole_plans_is_validated_with_the_key_named(tmp_path: Path) -> None:
+    from agent.config import load
+    from agent.errors import ConfigError
+
+    config = bench.write_team(tmp_path, SHAPE, f"sqlite:///{tmp_path / 'f.db'}", 1, 120)
+    config.write_text(config.read_text().replace("[service]\n", "[service]\nwhole_plans = 0\n"))
+    with pytest.raises(ConfigError) as raised:
+        load(config)
+    assert "service.whole_plans" in str(raised.value)
+
+
 def test_a_maildir_that_lists_everything_rewrites_nothing_unchanged(tmp_path: Path) -> None:
     from agent.model import Address, Message, SyncResult
 
