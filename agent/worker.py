@@ -281,6 +281,8 @@ class Worker:
         self.plan_whole: set[str] = set()  # mailboxes to plan whole at their next pass (reload)
         # Whole plans hold a mailbox's history in memory: at most `whole_plans` at once.
         self.whole_slots = threading.BoundedSemaphore(settings.service.whole_plans)
+        # One round (`--once`) waits for a slot instead: it has no later pass to plan in.
+        self.wait_for_slots = False
         self.go_live: dict[str, datetime] = {}  # per mailbox: acts on nothing caused before
         self.collector = Collector()
         self.promise_counts: dict[str, dict[str, int]] = {}
@@ -386,6 +388,7 @@ class Worker:
     def run(self, *, once: bool = False) -> int:
         settings = self.loaded.settings
         self.stopping.clear()  # a worker may run again after run(once=True)
+        self.wait_for_slots = once
         _fewer_malloc_arenas()
         if threading.current_thread() is threading.main_thread():
             self.install_signals()
@@ -796,7 +799,7 @@ class Worker:
 
         def hold() -> bool:
             nonlocal held
-            held = slots.acquire(blocking=False)
+            held = slots.acquire(blocking=self.wait_for_slots)
             return held
 
         try:

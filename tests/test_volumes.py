@@ -7,6 +7,7 @@ hook and the rows it reads in the DBAPI cursor's fetch calls.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -152,6 +153,34 @@ def test_a_whole_plan_waits_for_a_free_slot_and_reads_nothing_meanwhile(seeded: 
     assert worker.whole_slots.acquire(blocking=False)
     worker.whole_slots.release()
     worker.store.close()
+
+
+def test_one_round_waits_for_a_slot_rather_than_leave_a_mailbox_unplanned(tmp_path: Path) -> None:
+    """`followup run --once` has no later pass: with two mailboxes and one slot, both are
+    planned whole in the one round, one after the other."""
+    shape = bench.Shape(2, 600, 60, 400.0, NOW.timestamp())
+    url = f"sqlite:///{tmp_path / 'followup.db'}"
+    config = bench.write_team(tmp_path, shape, url, concurrency=2, lease=120)
+    bench.seed(url, shape)
+    boxes: dict[str, bench.Synthetic] = {}
+
+    def connect(mailbox: Any, _creds: Any, _vault: Any) -> Connection:
+        i = int(mailbox.name[1:])
+        box = boxes.setdefault(mailbox.name, bench.Synthetic(shape, i, clock=NOW.timestamp))
+        return Connection(box, box)  # type: ignore[arg-type]
+
+    worker = Worker(config, clock=lambda: NOW, connect=connect)
+    assert worker.loaded.settings.service.whole_plans == 1
+    # The slot is taken when the round starts, and freed a moment later.
+    assert worker.whole_slots.acquire(blocking=False)
+    threading.Timer(0.3, worker.whole_slots.release).start()
+    assert worker.run(once=True) == 0
+    assert _deferred(worker) == 0
+    assert set(worker.promise_counts) == {"m0000", "m0001"}
+    store = Store.open(url)
+    threads = {(m.mailbox, m.thread_id) for m in store.messages()}
+    store.close()
+    assert _planned(worker) == len(threads)
 
 
 def test_whole_plans_is_validated_with_the_key_named(tmp_path: Path) -> None:
