@@ -306,22 +306,32 @@ def bodies_needed(
 
 
 def sync_mailbox(
-    store: Store, mailbox: str, mail: MailProvider, calendar: CalendarProvider | None = None
+    store: Store,
+    mailbox: str,
+    mail: MailProvider,
+    calendar: CalendarProvider | None = None,
+    *,
+    cursors: Mapping[str, str | None] | None = None,
+    at: datetime | None = None,
 ) -> int:
-    """Sync mail (and the calendar) into the store; return how many messages were new."""
-    cursors = store.cursors(mailbox)  # both streams' in one read
+    """Sync mail (and the calendar) into the store; return how many messages were new (a
+    :class:`~agent.store.Synced`, whose ``touched`` counts the threads whose mail changed).
+    ``cursors`` are the streams' stored cursors when the caller read them already; ``at``
+    is the time recorded as the streams' last sync (the store's clock by default)."""
+    if cursors is None:
+        cursors = store.cursors(mailbox)  # both streams' in one read
     cursor = cursors.get("mail")
     try:
         result = mail.sync(cursor)
     except CursorExpired:
         result = mail.sync(None)  # a full listing: the store's upsert loses and doubles nothing
-    new = store.apply_sync(mailbox, result)
+    new = store.apply_sync(mailbox, result, at=at)
     if calendar is not None:
         try:
             events = calendar.events(cursors.get("calendar"))
         except CursorExpired:
             events = calendar.events(None)
-        store.apply_event_sync(mailbox, events)
+        store.apply_event_sync(mailbox, events, at=at)
     return new
 
 

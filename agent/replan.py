@@ -561,9 +561,10 @@ def plan_mailbox(
     when it says no (a worker's slots for whole plans are all taken) nothing is read and
     :data:`DEFERRED` is returned, for the caller to plan the mailbox at its next pass.
     """
-    due = store.due_threads(mailbox, now)
-    meta = next((r for r in due if r["thread_id"] == ""), None)
-    due = [r for r in due if r["thread_id"] != ""]
+    read = store.due_threads(mailbox, now, groups=True)  # with every thread of their groups
+    meta = next((r for r in read if r["thread_id"] == ""), None)
+    read = [r for r in read if r["thread_id"] != ""]
+    due = [r for r in read if r["wake"] is None or r["wake"] <= now]
     events = store.events(mailbox)
     note = f"{digest}:{_events_digest(events)}"
     full = whole or meta is None or meta["note"] != note
@@ -580,16 +581,20 @@ def plan_mailbox(
         meta_due = meta["wake"] is None or meta["wake"] <= now
         if not due and not meta_due:
             return None
-        rows = {str(r["thread_id"]): r for r in due}
+        # Every thread of the clients of what is due is planned with it: those of the groups
+        # the due threads had came with them; a changed thread may have found its client only
+        # now, and the meetings' clients are planned when the mailbox's own wake came.
+        rows = {str(r["thread_id"]): r for r in read}
+        read_groups = {str(r["grp"]) for r in due if r["grp"]}
         messages = store.thread_messages(mailbox, rows)
-        # Every thread of the clients of what is due is planned with it; a changed thread may
-        # have found its client only now.
-        groups = {str(r["grp"]) for r in due if r["grp"]} | (met_groups if meta_due else set())
+        groups = read_groups | (met_groups if meta_due else set())
         groups |= {_group_of(t) for t in pipeline.threads(team, messages)}
-        more = [r for r in store.group_threads(mailbox, groups) if r["thread_id"] not in rows]
-        rows.update({str(r["thread_id"]): r for r in more})
-        if more:
-            messages += store.thread_messages(mailbox, [str(r["thread_id"]) for r in more])
+        if groups - read_groups:
+            more = store.group_threads(mailbox, groups - read_groups)
+            more = [r for r in more if r["thread_id"] not in rows]
+            rows.update({str(r["thread_id"]): r for r in more})
+            if more:
+                messages += store.thread_messages(mailbox, [str(r["thread_id"]) for r in more])
         only = groups
     history = store.planning_outbox(mailbox, now - timedelta(days=MEETING_DAYS))
     sent = {

@@ -278,6 +278,8 @@ class Worker:
         self.in_flight: dict[str, Future[PassResult]] = {}
         self.last_planned: dict[str, datetime] = {}
         self.bodies_checked: set[str] = set()  # mailboxes whose missing bodies were looked at
+        # When this worker last synced each mailbox (and steered it by the labels then).
+        self.synced: dict[str, datetime] = {}
         self.plan_whole: set[str] = set()  # mailboxes to plan whole at their next pass (reload)
         # Whole plans hold a mailbox's history in memory: at most `whole_plans` at once.
         self.whole_slots = threading.BoundedSemaphore(settings.service.whole_plans)
@@ -592,6 +594,7 @@ class Worker:
                 self.last_planned.pop(name, None)
             self.last_planned.clear()  # new rules: plan every mailbox again at its next pass
             self.bodies_checked.clear()  # new clients: mail from strangers may be theirs now
+            self.synced.clear()  # new clients: an unsubscribe may be a client's now
             self.plan_whole = set(new.enabled)
             if new.settings.service.whole_plans != old.settings.service.whole_plans:
                 self.whole_slots = threading.BoundedSemaphore(new.settings.service.whole_plans)
@@ -623,9 +626,10 @@ class Worker:
         poll = timedelta(seconds=service.poll_seconds)
         started = time.monotonic()
         now = self.clock()
-        failures = self.store.stream_failures(name)
+        streams = {str(r["kind"]): r for r in self.store.streams(name)}  # one read for both
+        failures = int(streams["mail"]["failures"] or 0) if "mail" in streams else 0
         try:
-            result = self._pass(loaded, name, now)
+            result = self._pass(loaded, name, now, streams)
         except AuthRevoked as exc:
             self.metrics.provider_errors.labels("auth_revoked").inc()
             self.metrics.syncs.labels("needs_reconnect").inc()
@@ -735,12 +739,28 @@ class Worker:
                 self.connections[mailbox.name] = found
         return found
 
-    def _pass(self, loaded: Loaded, name: str, now: datetime) -> PassResult:
+    def _pass(
+        self, loaded: Loaded, name: str, now: datetime, streams: dict[str, Any]
+    ) -> PassResult:
         mailbox = loaded.settings.mailbox(name)
         conn = self._connection(loaded, mailbox)
-        new = pipeline.sync_mailbox(self.store, name, conn.mail, conn.calendar)
+        cursors = {kind: r["cursor"] for kind, r in streams.items()}
+        synced_at = streams["mail"]["synced_at"] if "mail" in streams else None
+        new = pipeline.sync_mailbox(
+            self.store, name, conn.mail, conn.calendar, cursors=cursors, at=now
+        )
         self.metrics.messages.inc(new)
-        steering.steer(self.store, name, loaded.team.clients, now, provider=mailbox.provider)
+        # Labels and unsubscribe requests are read when mail came, changed or went, and when
+        # another worker (or this one before a start or reload) synced the mailbox last: it
+        # may have stopped between its sync and its steering. Otherwise a pass over an
+        # unchanged mailbox has nothing new to be steered by.
+        with self.lock:
+            mine = name in self.synced and self.synced[name] == synced_at
+            steer = bool(getattr(new, "touched", 1)) or not mine
+        if steer:
+            steering.steer(self.store, name, loaded.team.clients, now, provider=mailbox.provider)
+        with self.lock:
+            self.synced[name] = now
         # Missing bodies are looked for when mail came (a stranger's thread may have become a
         # client's), and once per mailbox after a start, a reload or a lease move.
         with self.lock:

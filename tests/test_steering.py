@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from agent import app, controls, matching
+from agent import app, controls, matching, pipeline, steering
 from agent.cli import main
 from agent.demo import run_demo
 from agent.matching import kind_of
@@ -220,6 +220,63 @@ def test_a_label_on_a_thread_stops_snoozes_or_hands_off_its_notes(steered: Steer
     assert all(r["due"] >= labelled_at + timedelta(weeks=2) for r in moved)
     # Other threads went on as planned.
     assert [r for r in rows if r["status"] == SENT and r["thread_id"] not in {stop[1], snooze[1]}]
+
+
+def test_a_worker_reads_labels_only_when_mail_changed_or_another_worker_synced_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steering reads the labels when a pass synced a change, and when the mailbox was synced
+    last by someone else: another worker that stopped between its sync and its steering leaves
+    a label in the store that no later sync brings again. A pass over an unchanged mailbox it
+    synced itself reads none."""
+    monkeypatch.setenv("FOLLOWUP_SECRET_KEY", new_key())
+    world = Steered("gmail", tmp_path)
+    calls: list[str] = []
+    real = steering.steer
+
+    def counting(store: Store, mailbox: str, *args: Any, **kwargs: Any) -> int:
+        calls.append(mailbox)
+        return real(store, mailbox, *args, **kwargs)
+
+    monkeypatch.setattr(steering, "steer", counting)
+    try:
+        clock = [DEMO_NOW]
+        worker = Worker(world.config, owner="a", clock=lambda: clock[-1], connect=world.connect)
+        worker.run(once=True)
+        boxes = sorted(worker.loaded.enabled)
+        assert sorted(calls) == boxes  # the first pass reads every mailbox's labels
+        planned = world.store.outbox(statuses=(PLANNED,))
+        row = next(r for r in planned if r["kind"] == "follow_up")
+        mailbox, thread_id = row["mailbox"], row["thread_id"]
+
+        clock.append(DEMO_NOW + timedelta(minutes=3))
+        worker.run(once=True)  # syncs the notes the first pass sent
+        calls.clear()
+        clock.append(DEMO_NOW + timedelta(minutes=5))
+        worker.run(once=True)
+        assert calls == []  # nothing changed, and it synced every mailbox last itself
+
+        # Another worker syncs the label, then stops before steering.
+        world.label(mailbox, thread_id, "Followup/Stop")
+        other = world.connect(
+            worker.loaded.settings.mailbox(mailbox), world.store, Vault.from_environment()
+        )
+        synced = pipeline.sync_mailbox(
+            world.store, mailbox, other.mail, at=DEMO_NOW + timedelta(minutes=7)
+        )
+        assert synced == 0 and synced.touched == 1
+        assert not [d for d in world.store.control_decisions() if d["thread_id"] == thread_id]
+
+        clock.append(DEMO_NOW + timedelta(minutes=10))
+        worker.run(once=True)
+        assert calls == [mailbox]  # its own sync found nothing new; the other's sync was last
+        decided = {
+            d["decision"] for d in world.store.control_decisions() if d["thread_id"] == thread_id
+        }
+        assert controls.STOPPED in decided
+        assert {r["status"] for r in world.store.outbox() if r["key"] == row["key"]} == {CANCELLED}
+    finally:
+        world.close()
 
 
 # -- end to end through the local provider: Keywords header and the unsubscribe link -----------

@@ -199,6 +199,18 @@ def _check_reachable(url: str) -> None:
         )
 
 
+class Synced(int):
+    """What :meth:`Store.apply_sync` returns: the number of messages new to the store, with
+    ``touched``, the number of threads whose mail came, changed (labels too) or went."""
+
+    touched: int
+
+    def __new__(cls, new: int, touched: int) -> Synced:
+        synced = super().__new__(cls, new)
+        synced.touched = touched
+        return synced
+
+
 class Store:
     """The agent's state. Every time it records on its own (an update's stamp, the moment a
     fresh sign-in wakes a mailbox) comes from ``clock``: the worker's, a test's, or the wall
@@ -278,11 +290,11 @@ class Store:
             return False
 
     # -- messages -----------------------------------------------------------------------
-    def apply_sync(self, mailbox: str, result: SyncResult, *, at: datetime | None = None) -> int:
+    def apply_sync(self, mailbox: str, result: SyncResult, *, at: datetime | None = None) -> Synced:
         """Upsert the messages, drop deletions and advance the cursor in one transaction.
 
         A full listing also removes stored messages the listing no longer has. Returns the
-        number of messages new to the store.
+        number of messages new to the store (and, as ``touched``, of threads that changed).
         """
         at = at or self.clock()
         with self.tx() as conn:
@@ -337,7 +349,7 @@ class Store:
             for skipped_id, reason in result.skipped:
                 self._record_skipped(conn, mailbox, "mail", skipped_id, reason, at)
             self._save_cursor(conn, mailbox, "mail", result.cursor, at)
-        return new
+        return Synced(new, len(touched))
 
     @staticmethod
     def _insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -878,14 +890,25 @@ class Store:
             row = conn.execute(q).first()
         return dict(row._mapping) if row else None
 
-    def due_threads(self, mailbox: str, now: datetime) -> list[dict[str, Any]]:
+    def due_threads(
+        self, mailbox: str, now: datetime, *, groups: bool = False
+    ) -> list[dict[str, Any]]:
         """The planner rows of ``mailbox``'s threads whose mail changed or whose wake came, and
-        the mailbox's own row (thread_id ""), due or not."""
+        the mailbox's own row (thread_id ""), due or not. With ``groups``, in the same read,
+        the rows of every other thread in the group of a due one (they are planned with it)."""
         c = t.thread_state.c
-        q = select(t.thread_state).where(
-            c.mailbox == mailbox,
-            or_(c.thread_id == "", c.wake.is_(None), c.wake <= now),
-        )
+        due = or_(c.wake.is_(None), c.wake <= now)
+        wanted = or_(c.thread_id == "", due)
+        if groups:
+            d = t.thread_state.alias("due")
+            of_due = select(d.c.grp).where(
+                d.c.mailbox == mailbox,
+                d.c.thread_id != "",
+                d.c.grp.is_not(None),
+                or_(d.c.wake.is_(None), d.c.wake <= now),
+            )
+            wanted = or_(wanted, c.grp.in_(of_due))
+        q = select(t.thread_state).where(c.mailbox == mailbox, wanted)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -1308,7 +1331,10 @@ def _lock_mailboxes(conn: Connection, where: Any) -> None:
     are updated. The mail row stands for the whole mailbox: ``lease`` locks it first too, so
     two transactions never take a mailbox's mail and calendar rows in opposite orders (an
     UPDATE alone locks them in whatever order it scans them, and a heartbeat renewing five
-    leases deadlocked with a pass finishing one of them)."""
+    leases deadlocked with a pass finishing one of them). SQLite has no row locks (a writer
+    locks the whole database), so there it is one statement saved per pass."""
+    if conn.dialect.name == "sqlite":
+        return
     conn.execute(
         select(t.streams.c.mailbox)
         .where(where, t.streams.c.kind == "mail")
