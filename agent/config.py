@@ -210,8 +210,10 @@ class Service(_Strict):
     lease_seconds: float = Field(120, gt=0)
     shutdown_timeout: float = Field(30, gt=0)
     concurrency: int = Field(8, ge=1, le=256)  # mailboxes worked at once by one worker
-    # Whole-mailbox plans (first plan, after a reload or a calendar change) one worker makes at
-    # once: each holds its mailbox's whole history in memory, so this sets the ceiling on RSS.
+    # Whole-mailbox plans (first plan, after a reload or a calendar change) of large mailboxes
+    # (2,000 messages or more) one worker makes at once: each holds its mailbox's whole history
+    # in memory, so this sets the ceiling on RSS. A pass that finds every slot taken syncs and
+    # executes as usual and plans at a later pass.
     whole_plans: int = Field(1, ge=1, le=64)
 
 

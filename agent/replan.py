@@ -544,7 +544,7 @@ def plan_mailbox(
     mailbox: str,
     digest: str,
     whole: bool = False,
-    hold: Callable[[], bool] | None = None,
+    hold: Callable[[int], bool] | None = None,
 ) -> MailboxPlan | Deferred | None:
     """Plan what can have changed in ``mailbox`` since its last plan, reading only that.
 
@@ -557,9 +557,10 @@ def plan_mailbox(
     nothing is due. ``whole`` plans all of the mailbox's mail whatever the stored state says
     (after a reload).
 
-    A whole plan reads the mailbox's whole history into memory: ``hold`` is asked first, and
-    when it says no (a worker's slots for whole plans are all taken) nothing is read and
-    :data:`DEFERRED` is returned, for the caller to plan the mailbox at its next pass.
+    A whole plan reads the mailbox's whole history into memory: ``hold`` is asked first with
+    the number of messages stored, and when it says no (a worker's slots for whole plans are
+    all taken) nothing is read and :data:`DEFERRED` is returned, for the caller to plan the
+    mailbox at its next pass.
     """
     read = store.due_threads(mailbox, now, groups=True)  # with every thread of their groups
     meta = next((r for r in read if r["thread_id"] == ""), None)
@@ -573,7 +574,7 @@ def plan_mailbox(
     meta_due = True
     only: set[str] | None = None
     if full:
-        if hold is not None and not hold():
+        if hold is not None and not hold(store.message_count(mailbox)):
             return DEFERRED
         messages = store.messages(mailbox)
     else:

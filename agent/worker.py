@@ -85,6 +85,9 @@ ACCESS_RETRY = timedelta(hours=1)
 STUCK_AFTER = timedelta(minutes=30)
 REPLAN_EVERY = timedelta(minutes=5)  # reminders fall due with time even when no mail arrives
 BODY_WINDOW = timedelta(days=45)  # bodies older than this are never read by a planner
+# A mailbox holding fewer messages than this is planned whole without waiting for one of the
+# `service.whole_plans` slots: its history takes a few MB (about 4.4 KB a message when planned).
+SMALL_WHOLE_PLAN = 2_000
 BODY_CHUNK = 500  # bodies stored after every so many, so a failed pass keeps what it fetched
 RELOAD_CHECK_SECONDS = 2.0
 # Providers whose clients are opened per pass rather than kept: opening a Gmail client reuses
@@ -817,8 +820,10 @@ class Worker:
             slots = self.whole_slots
         held = False
 
-        def hold() -> bool:
+        def hold(messages: int) -> bool:
             nonlocal held
+            if messages < SMALL_WHOLE_PLAN:
+                return True  # a few MB: planned at once, without a slot
             held = slots.acquire(blocking=self.wait_for_slots)
             return held
 
@@ -829,7 +834,7 @@ class Worker:
                 slots.release()
 
     def _plan_held(
-        self, loaded: Loaded, name: str, now: datetime, whole: bool, hold: Callable[[], bool]
+        self, loaded: Loaded, name: str, now: datetime, whole: bool, hold: Callable[[int], bool]
     ) -> int | None:
         step = plan_mailbox(
             self.store, loaded.team, now, mailbox=name, digest=loaded.digest, whole=whole, hold=hold

@@ -157,10 +157,28 @@ def test_a_whole_plan_waits_for_a_free_slot_and_reads_nothing_meanwhile(seeded: 
     worker.store.close()
 
 
+def test_a_small_mailbox_is_planned_whole_without_a_slot(tmp_path: Path) -> None:
+    """A mailbox under SMALL_WHOLE_PLAN messages costs a few MB to plan whole: it does not
+    wait for a slot, so a small team's first notes are never put off."""
+    from agent.worker import SMALL_WHOLE_PLAN
+
+    shape = bench.Shape(1, SMALL_WHOLE_PLAN // 4, 50, 400.0, NOW.timestamp())
+    url = f"sqlite:///{tmp_path / 'followup.db'}"
+    config = bench.write_team(tmp_path, shape, url, concurrency=1, lease=120)
+    bench.seed(url, shape)
+    worker = _worker(config, [NOW])
+    assert worker.whole_slots.acquire(blocking=False)  # a large mailbox is being planned
+    assert _counted_pass(worker, NOW)[0] == "ok"
+    assert _deferred(worker) == 0
+    assert _planned(worker) > 0
+    worker.whole_slots.release()
+    worker.store.close()
+
+
 def test_one_round_waits_for_a_slot_rather_than_leave_a_mailbox_unplanned(tmp_path: Path) -> None:
     """`followup run --once` has no later pass: with two mailboxes and one slot, both are
     planned whole in the one round, one after the other."""
-    shape = bench.Shape(2, 600, 60, 400.0, NOW.timestamp())
+    shape = bench.Shape(2, 2_500, 60, 400.0, NOW.timestamp())  # both above SMALL_WHOLE_PLAN
     url = f"sqlite:///{tmp_path / 'followup.db'}"
     config = bench.write_team(tmp_path, shape, url, concurrency=2, lease=120)
     bench.seed(url, shape)

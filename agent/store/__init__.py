@@ -439,6 +439,12 @@ class Store:
         with self.engine.connect() as conn:
             return [_message_from_row(r._mapping) for r in conn.execute(q)]
 
+    def message_count(self, mailbox: str) -> int:
+        """How many messages the store holds for ``mailbox``."""
+        q = select(func.count()).where(t.messages.c.mailbox == mailbox)
+        with self.engine.connect() as conn:
+            return int(conn.scalar(q) or 0)
+
     def set_body(self, mailbox: str, provider_id: str, body: str) -> None:
         self.set_bodies(mailbox, {provider_id: body})
 
