@@ -331,7 +331,9 @@ def sync_mailbox(
             events = calendar.events(cursors.get("calendar"))
         except CursorExpired:
             events = calendar.events(None)
-        store.apply_event_sync(mailbox, events, at=at)
+        unchanged = not (events.events or events.deleted or events.skipped or events.full)
+        if not (unchanged and events.cursor == cursors.get("calendar")):
+            store.apply_event_sync(mailbox, events, at=at)  # else: nothing to write
     return new
 
 

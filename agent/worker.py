@@ -918,11 +918,16 @@ class Worker:
             post=self.post,
         )
 
-    def bounce(self, loaded: Loaded, name: str, now: datetime) -> list[str]:
+    def bounce(
+        self, loaded: Loaded, name: str, now: datetime, rows: list[dict[str, Any]] | None = None
+    ) -> list[str]:
         """Plan a note to the lead for each of ``name``'s rows parked past the attention limit
-        (:mod:`agent.attention`); return the keys newly planned."""
+        (:mod:`agent.attention`); return the keys newly planned. ``rows`` are the parked rows
+        when the caller read them already."""
         parked = []
-        for row in self.store.outbox(statuses=(NEEDS_ATTENTION,), mailbox=name):
+        if rows is None:
+            rows = self.store.outbox(statuses=(NEEDS_ATTENTION,), mailbox=name)
+        for row in rows:
             try:
                 action = action_from_json(row["action"])
             except Exception as exc:  # a row no longer readable is named, not fatal
@@ -965,9 +970,12 @@ class Worker:
         return added
 
     def _execute(self, loaded: Loaded, name: str, conn: Connection, now: datetime) -> int:
-        self.bounce(loaded, name, now)
-        self.weekly(loaded, name, now)
-        due, withdrawn = self.store.pass_outbox(name, now)
+        parked: list[dict[str, Any]] = []
+        due, withdrawn = self.store.pass_outbox(name, now, parked=parked)  # one read
+        added = self.bounce(loaded, name, now, parked)
+        added += self.weekly(loaded, name, now)
+        if added:  # notes to leads planned just now go out in this pass
+            due, withdrawn = self.store.pass_outbox(name, now)
         before = {r["key"]: r["status"] for r in due}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
         outbox = self._outbox(loaded, {name: conn.mail}, calendars)

@@ -1058,22 +1058,28 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def pass_outbox(
-        self, mailbox: str, now: datetime
+        self, mailbox: str, now: datetime, *, parked: list[dict[str, Any]] | None = None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``due_outbox(now, mailbox=...)`` and ``withdrawn_drafts(mailbox)`` in one query."""
+        """``due_outbox(now, mailbox=...)`` and ``withdrawn_drafts(mailbox)`` in one query;
+        given a list as ``parked``, the same query fills it with the mailbox's rows that need
+        attention."""
         c = t.outbox.c
-        q = select(t.outbox).where(
-            c.mailbox == mailbox,
-            or_(
-                c.status.in_((DRAFTING, DRAFTED, SENDING)),
-                and_(c.status == PLANNED, c.due <= now),
-                and_(c.status == CANCELLED, c.draft_id.is_not(None)),
-            ),
-        )
+        wanted = [
+            c.status.in_((DRAFTING, DRAFTED, SENDING)),
+            and_(c.status == PLANNED, c.due <= now),
+            and_(c.status == CANCELLED, c.draft_id.is_not(None)),
+        ]
+        if parked is not None:
+            wanted.append(c.status == NEEDS_ATTENTION)
+        q = select(t.outbox).where(c.mailbox == mailbox, or_(*wanted))
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(q)]
+        if parked is not None:
+            parked += sorted(
+                (r for r in rows if r["status"] == NEEDS_ATTENTION), key=lambda r: r["id"]
+            )
         due = sorted(
-            (r for r in rows if r["status"] != CANCELLED),
+            (r for r in rows if r["status"] not in (CANCELLED, NEEDS_ATTENTION)),
             key=lambda r: (r["status"] == PLANNED, r["due"], r["id"]),
         )
         withdrawn = [r for r in rows if r["status"] == CANCELLED]
