@@ -792,10 +792,11 @@ class Worker:
         Mail nobody reads the body of (lists, bounces, strangers) keeps no body and is looked at
         again when mail comes, so a stranger's thread that turns into a client's is read then.
         """
-        missing = self.store.bodiless(mailbox.name, now - BODY_WINDOW, mailbox.addresses)
+        missing, context = self.store.bodiless_threads(
+            mailbox.name, now - BODY_WINDOW, mailbox.addresses
+        )
         if not missing:
             return
-        context = self.store.thread_messages(mailbox.name, {m.thread_id for m in missing})
         wanted = pipeline.bodies_needed(loaded.team, context, (m.provider_id for m in missing))
         for i in range(0, len(wanted), BODY_CHUNK):
             ids = [m.provider_id for m in wanted[i : i + BODY_CHUNK]]

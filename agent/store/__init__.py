@@ -400,23 +400,34 @@ class Store:
             self._insert_messages(conn, rows)
         return count + len(rows)
 
-    def bodiless(self, mailbox: str, since: datetime, own: Iterable[str]) -> list[Message]:
+    def bodiless_threads(
+        self, mailbox: str, since: datetime, own: Iterable[str]
+    ) -> tuple[list[Message], list[Message]]:
         """The messages of ``mailbox`` dated ``since`` or later that have no body yet and were
-        not sent from one of the ``own`` addresses, oldest first."""
-        mine = {a.lower() for a in own}
+        not sent from one of the ``own`` addresses, and every message of the threads those are
+        in, both oldest first, in one read."""
+        mine = sorted({a.lower() for a in own})
+        m = t.messages.c
+        inner = t.messages.alias("lacking")
+        threads = select(inner.c.thread_id).where(
+            inner.c.mailbox == mailbox,
+            inner.c.date >= since,
+            inner.c.body.is_(None),
+            func.lower(inner.c.sender).not_in(mine),
+        )
         q = (
             select(t.messages)
-            .where(
-                t.messages.c.mailbox == mailbox,
-                t.messages.c.date >= since,
-                t.messages.c.body.is_(None),
-                func.lower(t.messages.c.sender).not_in(sorted(mine)),
-            )
-            .order_by(t.messages.c.date, t.messages.c.provider_id)
+            .where(m.mailbox == mailbox, m.thread_id.in_(threads))
+            .order_by(m.date, m.provider_id)
         )
         with self.engine.connect() as conn:
-            found = [_message_from_row(r._mapping) for r in conn.execute(q)]
-        return [m for m in found if m.sender.email.lower() not in mine]
+            context = [_message_from_row(r._mapping) for r in conn.execute(q)]
+        missing = [
+            x
+            for x in context
+            if x.body is None and x.date >= since and x.sender.email.lower() not in mine
+        ]
+        return missing, context
 
     def insert_events(self, events: Iterable[Event]) -> None:
         """Insert events in one batch (a bulk import; the calendar's sync replaces them)."""
