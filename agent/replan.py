@@ -591,11 +591,9 @@ def plan_mailbox(
         groups = read_groups | (met_groups if meta_due else set())
         groups |= {_group_of(t) for t in pipeline.threads(team, messages)}
         if groups - read_groups:
-            more = store.group_threads(mailbox, groups - read_groups)
-            more = [r for r in more if r["thread_id"] not in rows]
+            more, theirs = store.group_thread_messages(mailbox, groups - read_groups, rows)
             rows.update({str(r["thread_id"]): r for r in more})
-            if more:
-                messages += store.thread_messages(mailbox, [str(r["thread_id"]) for r in more])
+            messages += theirs
         only = groups
     history = store.planning_outbox(mailbox, now - timedelta(days=MEETING_DAYS))
     sent = {

@@ -978,13 +978,14 @@ class Worker:
         if added:  # notes to leads planned just now go out in this pass
             due, withdrawn = self.store.pass_outbox(name, now)
         before = {r["key"]: r["status"] for r in due}
+        rows = {r["key"]: r for r in (*due, *withdrawn)}
         calendars = {name: conn.calendar} if conn.calendar is not None else {}
         outbox = self._outbox(loaded, {name: conn.mail}, calendars)
         outcomes = outbox.run(now, mailbox=name, due=due, withdrawn=withdrawn)
         for o in outcomes:
             if before.get(o.key) == o.status:
                 continue  # a draft still waiting for the rep: said when it was made
-            row = self.store.outbox_row(o.key) or {}
+            row = rows.get(o.key) or self.store.outbox_row(o.key) or {}
             kind = str((row.get("action") or {}).get("kind", "?"))
             rule = str((row.get("action") or {}).get("rule", ""))
             self.metrics.executed.labels(kind, o.status).inc()

@@ -929,18 +929,40 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def group_threads(self, mailbox: str, groups: Iterable[str]) -> list[dict[str, Any]]:
-        """The planner rows of every thread of ``mailbox`` in one of ``groups``."""
+    def group_thread_messages(
+        self, mailbox: str, groups: Iterable[str], skip: Iterable[str] = ()
+    ) -> tuple[list[dict[str, Any]], list[Message]]:
+        """The planner rows of every thread of ``mailbox`` in one of ``groups`` but not in
+        ``skip``, and those threads' messages (oldest first), in one read per 1,000 groups."""
         wanted = sorted(set(groups))
-        c = t.thread_state.c
-        found: list[dict[str, Any]] = []
+        skipped = set(skip)
+        ts, m = t.thread_state, t.messages
+        state = [ts.c[k].label(f"ts_{k}") for k in ("thread_id", "grp", "wake", "promises", "note")]
+        rows: dict[str, dict[str, Any]] = {}
+        found: list[Message] = []
         with self.engine.connect() as conn:
             for i in range(0, len(wanted), IN_CHUNK):
-                q = select(t.thread_state).where(
-                    c.mailbox == mailbox, c.grp.in_(wanted[i : i + IN_CHUNK])
+                q = (
+                    select(*state, *m.c)
+                    .select_from(
+                        ts.outerjoin(
+                            m, and_(m.c.mailbox == ts.c.mailbox, m.c.thread_id == ts.c.thread_id)
+                        )
+                    )
+                    .where(ts.c.mailbox == mailbox, ts.c.grp.in_(wanted[i : i + IN_CHUNK]))
                 )
-                found += [dict(r._mapping) for r in conn.execute(q)]
-        return found
+                for r in conn.execute(q):
+                    row = r._mapping
+                    if row["ts_thread_id"] in skipped:
+                        continue
+                    rows.setdefault(
+                        row["ts_thread_id"],
+                        {"mailbox": mailbox, "thread_id": row["ts_thread_id"]}
+                        | {k: row[f"ts_{k}"] for k in ("grp", "wake", "promises", "note")},
+                    )
+                    if row["provider_id"] is not None:
+                        found.append(_message_from_row(row))
+        return list(rows.values()), sorted(found, key=lambda x: (x.date, x.provider_id))
 
     def save_plan_state(
         self,
