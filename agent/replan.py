@@ -11,9 +11,10 @@ each *group*'s last plan and plans a group again only when
   time alone: a warning, a deadline or an escalation falling due, a note's due time and the
   moment it becomes too late to send, a meeting ending (a thank-you) and its thank-you becoming
   too late, a hold expiring, an offered time passing, a message dated in the future;
-- or it was last planned more than :data:`MAX_AGE` ago (30-60 minutes, spread per group), a
-  bound on anything else that can change with time, such as a rep's calendar filling up before
-  a follow-up proposes times.
+- or it was last planned more than :data:`MAX_AGE` ago (30-60 minutes, spread per group) while
+  something lies ahead of it, a bound on anything else that can change with time, such as a
+  rep's calendar filling up before a follow-up proposes times; a settled group, with nothing
+  ahead, after :data:`SETTLED_AGE` (12-24 hours).
 
 Promises are kept per thread, since a thread's promises depend on that thread alone; follow-ups,
 thank-yous and meeting proposals per group: a client's threads (in every mailbox the batch
@@ -36,11 +37,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from agent import followups, meetings, pipeline, promises
-from agent.model import Action, ActionKind, Event, Message, Thread
+from agent import followups, matching, meetings, pipeline, promises
+from agent.model import Action, ActionKind, Event, Message, MessageKind, Thread
 from agent.store import SENT, Store, action_from_json
 
 MAX_AGE = timedelta(minutes=60)
+# How long a settled group (nothing ahead of it in time) goes unplanned while its mail is
+# unchanged: a safety net, not a schedule (see Replanner._wake).
+SETTLED_AGE = timedelta(hours=24)
 MEETING_DAYS = 30  # proposals and invitations read back, as pipeline.meeting_history
 _INSTANT = timedelta(microseconds=1)  # "too late" is a strict comparison: it starts after
 _T = TypeVar("_T")
@@ -298,7 +302,7 @@ class Replanner:
         if changed:
             for thread in pipeline.threads(self.team, changed):
                 key = (thread.mailbox, thread.thread_id)
-                group = _group_of(thread)
+                group = _group_of(thread, self.team.directory)
                 self._threads[key] = _Cached(fingerprints[key], group)
                 self._built[key] = thread
 
@@ -368,9 +372,18 @@ class Replanner:
         offered: Mapping[tuple[str, str], list[Action]],
         now: datetime,
     ) -> datetime:
-        """The first instant after ``now`` at which the group's plan can change by time alone."""
+        """The first instant after ``now`` at which the group's plan can change by time alone.
+
+        A group with something ahead of it (a deadline, a note due or not yet too late, an
+        offered time, a meeting) is planned again at least every ``max_age`` (30-60 minutes,
+        spread per group), a bound on what else changes with time, such as the rep's calendar
+        filling up before a follow-up proposes times. A settled group (nothing ahead) can change
+        only when its mail does, which marks it changed: it is looked at again after
+        :data:`SETTLED_AGE` (12-24 hours) only as a safety net. Without that distinction every
+        stored thread came due once an hour, and a planning pass cost what the mailbox holds.
+        """
         spread = zlib.crc32(name.encode()) % 1000 / 1000  # 0 <= spread < 1, steady per group
-        times = [now + self.max_age * (0.5 + spread / 2)]
+        times: list[datetime] = []
         for k in keys:
             times += [m.date for m in self._batch.get(k, ())]
             for a in offered.get(k, ()):
@@ -389,7 +402,10 @@ class Replanner:
             assert isinstance(start, datetime) and isinstance(end, datetime)
             times += [start, end]
             times += [end + d + followups.LATE_THANKS + _INSTANT for d in delays]
-        return min((t for t in times if t > now), default=now + self.max_age)
+        ahead = [t for t in times if t > now]
+        if not ahead:
+            return now + SETTLED_AGE * (0.5 + spread / 2)
+        return min([*ahead, now + self.max_age * (0.5 + spread / 2)])
 
 
 def _meetings_by_client(team: pipeline.Team, events: list[Event]) -> dict[str, list[tuple]]:
@@ -589,7 +605,7 @@ def plan_mailbox(
         read_groups = {str(r["grp"]) for r in due if r["grp"]}
         messages = store.thread_messages(mailbox, rows)
         groups = read_groups | (met_groups if meta_due else set())
-        groups |= {_group_of(t) for t in pipeline.threads(team, messages)}
+        groups |= {_group_of(t, team.directory) for t in pipeline.threads(team, messages)}
         if groups - read_groups:
             more, theirs = store.group_thread_messages(mailbox, groups - read_groups, rows)
             rows.update({str(r["thread_id"]): r for r in more})
@@ -653,8 +669,20 @@ def plan_mailbox(
     return MailboxPlan(result, full, len(states), totals, save)
 
 
-def _group_of(thread: Thread) -> str:
-    return thread.client.key if thread.client else f"#{thread.mailbox}/{thread.thread_id}"
+def _group_of(thread: Thread, directory: matching.Directory) -> str:
+    """The group ``thread`` is planned with: its client's; for a delivery report in a thread
+    of its own, the client of the address it reports failed (follow-ups to that address stop
+    in whichever thread they are, so the report must be read whenever that client's group is
+    planned, and plan it again when it comes); else the thread alone."""
+    if thread.client:
+        return thread.client.key
+    for c in thread.messages:
+        if c.kind is MessageKind.BOUNCE:
+            for email in matching.bounce_report(c.message).recipients:
+                client = directory.find(email)[0]
+                if client is not None:
+                    return client.key
+    return f"#{thread.mailbox}/{thread.thread_id}"
 
 
 def _events_digest(events: Iterable[Event]) -> str:

@@ -217,3 +217,38 @@ def _demo(factory: pytest.TempPathFactory) -> Path:
         _DEMO.append(result.out)
         _DEMO_NOW.append(result.now)
     return _DEMO[0]
+
+
+def test_a_bounce_in_a_thread_of_its_own_is_planned_with_the_client_it_reports_on(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A delivery report lands in a thread of its own, yet it stops the follow-ups to the failed
+    address in the client's threads: it belongs to that client's group, so its coming plans the
+    client again, and each plan of the client reads it (the demo: Lukas's mail to a contact who
+    has left)."""
+    out = _demo(tmp_path_factory)
+    settings_ = load_config(out / "config.toml")
+    team = pipeline.load_team(settings_)
+    store = Store.open(settings_.database.url)
+    try:
+        now = _DEMO_NOW[0]
+        found = pipeline.stored(store, now)
+        messages = list(found.messages)
+        report = next(m.thread_id for m in messages if "weber-bounce" in m.message_id)
+        before = [m for m in messages if m.thread_id != report]
+        assert not any("weber-bounce" in m.message_id for m in before)  # a thread of its own
+        # Planned by age once a day only, so what is planned again is what the mail changed.
+        replanner = Replanner(team, max_age=timedelta(days=1))
+        known = {"sent_notes": found.sent_notes, "earlier": found.earlier}
+        first = replanner.plan(before, found.events, now, **known)
+        cadence = {a.key for a in first.planned.actions if "weber" in a.key}
+        assert cadence  # follow-ups to the contact, planned before the report came
+
+        later = now + timedelta(minutes=10)
+        result = replanner.plan(messages, found.events, later, **known)
+        assert cadence <= result.fresh.obsolete  # withdrawn as the report comes
+        assert not cadence & {a.key for a in result.planned.actions}
+        full = _full(team, messages, found.events, later, found)
+        assert _view(result.planned) == _view(full)
+    finally:
+        store.close()
