@@ -36,6 +36,7 @@ What it prints (and what it does not count):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -612,6 +613,12 @@ def main(argv: list[str] | None = None) -> int:
         "--database", default="", help="an empty PostgreSQL database's URL (default: SQLite)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--reuse",
+        default="",
+        help="a work folder kept from an earlier SQLite run (--keep): run again on its seeded "
+        "and partly planned database, as a worker restarted on a new release would",
+    )
     parser.add_argument("--run-worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--epoch", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -626,18 +633,31 @@ def main(argv: list[str] | None = None) -> int:
         config, records, name = args.run_worker
         return run_worker(Path(config), Path(records), name, shape)
 
-    work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    if args.reuse:  # the same mailboxes, their history ending when the kept run's began
+        work = Path(args.reuse)
+        shape = dataclasses.replace(
+            shape, epoch=json.loads((work / "shape.json").read_text())["epoch"]
+        )
+        args.keep = True
+        shutil.rmtree(work / "records", ignore_errors=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     records = work / "records"
     records.mkdir()
     url = args.database or f"sqlite:///{work / 'followup.db'}"
     config = write_team(work, shape, url, args.concurrency, args.lease, args.whole_plans)
-    print(
-        f"seeding {args.mailboxes:,} mailboxes x {args.messages_per_mailbox:,} messages "
-        f"({shape.opened:,} open threads each) ...",
-        flush=True,
-    )
-    seconds, seeded = seed(url, shape)
-    print(f"seeded {seeded:,} messages in {seconds:.1f} s ({seeded / seconds:,.0f} rows/s)")
+    if args.reuse:
+        seconds, seeded = 0.0, 0
+        print(f"reusing {work}: its database as the last run left it", flush=True)
+    else:
+        (work / "shape.json").write_text(json.dumps(dataclasses.asdict(shape)))
+        print(
+            f"seeding {args.mailboxes:,} mailboxes x {args.messages_per_mailbox:,} messages "
+            f"({shape.opened:,} open threads each) ...",
+            flush=True,
+        )
+        seconds, seeded = seed(url, shape)
+        print(f"seeded {seeded:,} messages in {seconds:.1f} s ({seeded / seconds:,.0f} rows/s)")
     size = _db_size(url, work)
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
