@@ -37,7 +37,7 @@ from agent.model import (
 )
 from agent.providers.protocol import CalendarProvider, MailProvider
 from agent.rules import RuleSet, load_rules, name_problems
-from agent.store import SENT, Store, action_from_json
+from agent.store import SENT, Store, Synced, action_from_json
 
 
 @dataclass(frozen=True)
@@ -313,9 +313,9 @@ def sync_mailbox(
     *,
     cursors: Mapping[str, str | None] | None = None,
     at: datetime | None = None,
-) -> int:
-    """Sync mail (and the calendar) into the store; return how many messages were new (a
-    :class:`~agent.store.Synced`, whose ``touched`` counts the threads whose mail changed).
+) -> Synced:
+    """Sync mail (and the calendar) into the store; return how many messages were new (an
+    int whose ``touched`` counts the threads whose mail changed).
     ``cursors`` are the streams' stored cursors when the caller read them already; ``at``
     is the time recorded as the streams' last sync (the store's clock by default)."""
     if cursors is None:

@@ -759,7 +759,7 @@ class Worker:
         # unchanged mailbox has nothing new to be steered by.
         with self.lock:
             mine = name in self.synced and self.synced[name] == synced_at
-            steer = bool(getattr(new, "touched", 1)) or not mine
+            steer = bool(new.touched) or not mine
         if steer:
             steering.steer(self.store, name, loaded.team.clients, now, provider=mailbox.provider)
         with self.lock:
