@@ -432,7 +432,11 @@ class Worker:
             self.stopping.set()
             pool.shutdown(wait=False, cancel_futures=True)
             heart.join(timeout=5)  # a renewal in flight must not outlive the store
-            handed = self.store.release(self.owner)
+            try:
+                handed = self.store.release(self.owner)
+            except Exception as exc:  # busy or down: the leases run out on their own
+                log.warning("could not hand back leases (they expire by themselves): %s", exc)
+                handed = 0
             if handed:
                 log.info("handed back %d leases", handed)
             if server is not None:

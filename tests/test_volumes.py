@@ -231,3 +231,20 @@ def test_a_maildir_that_lists_everything_rewrites_nothing_unchanged(tmp_path: Pa
     store.apply_sync("m", SyncResult(moved + listed[1:], "full", full=True))
     assert [r["thread_id"] for r in store.due_threads("m", NOW)] == ["t0"]
     store.close()
+
+
+def test_a_store_busy_at_shutdown_does_not_fail_the_worker(
+    seeded: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Handing the leases back is a courtesy: when the store refuses it (locked, down), the
+    worker still stops cleanly and the leases run out by themselves."""
+    from sqlalchemy.exc import OperationalError
+
+    worker = _worker(seeded, [NOW])
+
+    def locked(_owner: str) -> int:
+        raise OperationalError("UPDATE streams", {}, Exception("database is locked"))
+
+    worker.store.release = locked  # type: ignore[method-assign]
+    assert worker.run(once=True) == 0
+    assert "could not hand back leases" in caplog.text
