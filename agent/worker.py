@@ -284,6 +284,9 @@ class Worker:
         # When this worker last synced each mailbox (and steered it by the labels then).
         self.synced: dict[str, datetime] = {}
         self.plan_whole: set[str] = set()  # mailboxes to plan whole at their next pass (reload)
+        # Mailboxes whose whole plan waits for a slot, longest-waiting first: when a slot frees,
+        # the first of them is made due at once rather than at its next poll.
+        self.deferred: dict[str, None] = {}
         # Whole plans hold a mailbox's history in memory: at most `whole_plans` at once.
         self.whole_slots = threading.BoundedSemaphore(settings.service.whole_plans)
         # One round (`--once`) waits for a slot instead: it has no later pass to plan in.
@@ -780,11 +783,15 @@ class Worker:
         last = self.last_planned.get(name)
         if new or last is None or now - last >= REPLAN_EVERY:
             done = self._plan(loaded, name, now)
-            if done is None:  # a whole plan put off: tried again at the next pass
+            if done is None:  # a whole plan put off: tried when a slot frees, or at the next pass
                 self.metrics.deferred.inc()
+                with self.lock:
+                    self.deferred.setdefault(name, None)
             else:
                 planned = done
                 self.last_planned[name] = now
+                with self.lock:
+                    self.deferred.pop(name, None)
         executed = self._execute(loaded, name, conn, now)
         return PassResult(name, "ok", new, planned, executed)
 
@@ -837,6 +844,24 @@ class Worker:
         finally:
             if held:  # released only once the whole plan's objects are gone
                 slots.release()
+                self._hand_on(name)
+
+    def _hand_on(self, name: str) -> None:
+        """A slot for whole plans came free: the mailbox that has waited longest for one (and is
+        not in a pass now) is due at once, so the slot does not stand idle until its next poll."""
+        with self.lock:
+            busy = {name, *self.in_flight}
+            waiting = next((n for n in self.deferred if n not in busy), None)
+            if waiting is not None:
+                del self.deferred[waiting]  # put off again, it queues anew
+        if waiting is None:
+            return
+        try:
+            self.store.expedite(waiting, self.clock())
+        except Exception as exc:  # the store busy: it is planned at its next poll instead
+            log.debug("could not make %s due at once: %s", waiting, exc)
+            return
+        self.wake.set()
 
     def _plan_held(
         self, loaded: Loaded, name: str, now: datetime, whole: bool, hold: Callable[[int], bool]

@@ -204,6 +204,47 @@ def test_one_round_waits_for_a_slot_rather_than_leave_a_mailbox_unplanned(tmp_pa
     assert _planned(worker) == len(threads)
 
 
+def test_a_freed_slot_makes_the_longest_waiting_mailbox_due_at_once(tmp_path: Path) -> None:
+    """A whole plan put off would otherwise wait for its next poll (about a minute) while the
+    slot stands idle: when a slot frees, the mailbox that waited longest is due at once."""
+    shape = bench.Shape(2, 2_500, 60, 400.0, NOW.timestamp())  # both above SMALL_WHOLE_PLAN
+    url = f"sqlite:///{tmp_path / 'followup.db'}"
+    config = bench.write_team(tmp_path, shape, url, concurrency=2, lease=120)
+    bench.seed(url, shape)
+    clock = [NOW]
+    boxes: dict[str, bench.Synthetic] = {}
+
+    def connect(mailbox: Any, _creds: Any, _vault: Any) -> Connection:
+        i = int(mailbox.name[1:])
+        box = boxes.setdefault(
+            mailbox.name, bench.Synthetic(shape, i, clock=lambda: clock[-1].timestamp())
+        )
+        return Connection(box, box)  # type: ignore[arg-type]
+
+    worker = Worker(config, clock=lambda: clock[-1], connect=connect)
+    ttl = timedelta(minutes=2)
+    assert worker.whole_slots.acquire(blocking=False)  # another whole plan is running
+    assert set(worker.store.lease(worker.owner, NOW, ttl, 2)) == {"m0000", "m0001"}
+    assert worker.work("m0000").result == "ok"
+    assert _deferred(worker) == 1
+    worker.whole_slots.release()  # that plan ends without this worker's help
+
+    # Ten seconds on, m0000 waits for its next poll; m0001 gets the free slot ...
+    clock.append(NOW + timedelta(seconds=10))
+    assert worker.store.lease(worker.owner, clock[-1], ttl, 2) == {}
+    worker.wake.clear()
+    assert worker.work("m0001").result == "ok"
+    assert set(worker.promise_counts) == {"m0001"}  # planned whole
+    # ... and when it hands the slot back, m0000 is due at once and planned whole.
+    assert worker.wake.is_set()
+    assert set(worker.store.lease(worker.owner, clock[-1], ttl, 2)) == {"m0000"}
+    assert worker.work("m0000").result == "ok"
+    assert _deferred(worker) == 1
+    assert set(worker.promise_counts) == {"m0000", "m0001"}
+    assert worker.deferred == {}
+    worker.store.close()
+
+
 def test_whole_plans_is_validated_with_the_key_named(tmp_path: Path) -> None:
     from agent.config import load
     from agent.errors import ConfigError

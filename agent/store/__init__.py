@@ -1192,6 +1192,22 @@ class Store:
                 )
         return leased
 
+    def expedite(self, mailbox: str, at: datetime) -> None:
+        """Make ``mailbox`` due at ``at`` when it was due later; a lease and a parked state are
+        left as they are."""
+        mail = t.streams.c
+        with self.tx() as conn:
+            conn.execute(
+                update(t.streams)
+                .where(
+                    mail.mailbox == mailbox,
+                    mail.kind == "mail",
+                    mail.state.not_in(PARKED_STATES),
+                    mail.next_run_at > at,
+                )
+                .values(next_run_at=at)
+            )
+
     def renew(self, owner: str, names: Iterable[str], expires: datetime) -> set[str]:
         """Extend this worker's leases; return the names it still holds (a lease that expired
         and was taken over is lost, and its work must stop)."""
