@@ -28,7 +28,8 @@ What it prints (and what it does not count):
   ``before_cursor_execute``: one per execute or executemany batch; not the worker's lease and
   heartbeat statements, which are counted apart per second) and the rows it read (counted in
   the DBAPI cursor's fetch calls);
-- each worker's RSS (VmRSS) through steady state;
+- each worker's RSS (VmRSS) through steady state, with the language detector loaded;
+- each worker process's CPU (every thread) and the whole machine's busy CPU in steady state;
 - with ``--workers`` > 1: one worker is killed with SIGKILL, and the time until every mailbox it
   held has had a pass on another worker, and the longest of those first passes, is printed.
 """
@@ -430,7 +431,7 @@ def counting_engine(url: str) -> Any:
 
 # -- a worker process ------------------------------------------------------------------------
 def run_worker(config: Path, records: Path, name: str, shape: Shape) -> int:
-    from agent import logs
+    from agent import language, logs
     from agent.providers.registry import Connection
     from agent.worker import PassResult, Worker
 
@@ -494,6 +495,9 @@ def run_worker(config: Path, records: Path, name: str, shape: Shape) -> int:
             }
             os.write(fd, (json.dumps(line) + "\n").encode())
 
+    # RSS is measured with the language detector loaded, as a worker whose clients write in
+    # languages not on record has it (the synthetic clients all have one, so it would not load).
+    language.warm_up(("en", "de", "fr", "es", "pt", "ja", "zh", "ar", "hi", "te"))
     worker.work = counted  # type: ignore[method-assign]
     worker._plan = timed_plan  # type: ignore[method-assign]
     logs.setup(worker.loaded.settings.service.log_format)
@@ -567,6 +571,23 @@ def _rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` (all its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -716,12 +737,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         time.sleep(POLL)
         steady_from = time.time()
+        cpu_from = {name: _cpu_seconds(proc.pid) for name, proc in procs.items()}
+        machine_from = _machine_busy()
         print(f"steady state for {args.minutes:g} min ...", flush=True)
         while time.time() - steady_from < args.minutes * 60:
             for name, proc in procs.items():
                 samples[name].append(_rss_mb(proc.pid))
             time.sleep(5)
         steady_to = time.time()
+        process_cpu = {
+            name: (_cpu_seconds(proc.pid) - cpu_from[name]) / (steady_to - steady_from)
+            for name, proc in procs.items()
+        }
+        machine_to = _machine_busy()
+        machine_cores = (machine_to[0] - machine_from[0]) / (steady_to - steady_from)
         if args.workers > 1:
             victim = "w0"
             before = read_passes(records)
@@ -837,6 +866,12 @@ def main(argv: list[str] | None = None) -> int:
         f"pass CPU in steady state: {cpu:.2f} cores; pass statements per second: {stmts:.1f} "
         f"({stmts / args.mailboxes * 1000:,.0f} per 1,000 mailboxes)"
     )
+    print(
+        "worker process CPU in steady state (every thread, garbage collection included): "
+        + ", ".join(f"{w} {c:.2f}" for w, c in sorted(process_cpu.items()))
+        + f" cores; the whole machine (database server and anything else running) "
+        f"{machine_cores:.2f} of {os.cpu_count()} cores busy"
+    )
     for w, rate in sorted(outside.items()):
         print(f"  {w}: statements outside passes (leases, heartbeat) {rate:.2f}/s")
     for w, values in sorted(samples.items()):
@@ -858,7 +893,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "counted: statements and rows read inside Worker.work (sync, steering, bodies, planning, "
         "outbox); pass CPU of the pass thread only. Not counted: lease/heartbeat statements "
-        "(printed apart), the database server's CPU, garbage collection between passes."
+        "(printed apart), the database server's CPU, garbage collection between passes (all of "
+        "these are in the worker process and machine CPU lines)."
     )
     problems = []
     for f in records.glob("*.log"):
