@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -190,11 +192,7 @@ def test_mailbox_batches_keep_their_own_groups_and_forget_resets_one() -> None:
 
 @pytest.mark.parametrize("hours", [0, 1, 5, 20, 30, 50, 75, 100, 130, 170])
 def test_on_the_demo_incremental_plans_equal_full_plans(tmp_path_factory, hours: int) -> None:
-    out = _demo(tmp_path_factory)
-    settings_ = load_config(out / "config.toml")
-    team = pipeline.load_team(settings_)
-    store = Store.open(settings_.database.url)
-    try:
+    with _demo_store(tmp_path_factory) as (team, store):
         start = _DEMO_NOW[0]
         replanner = Replanner(team)
         for h in range(0, hours + 1, max(hours // 4, 1)):
@@ -203,8 +201,6 @@ def test_on_the_demo_incremental_plans_equal_full_plans(tmp_path_factory, hours:
             found = pipeline.stored(store, now)
             full = _full(team, list(found.messages), found.events, now, found)
             assert _view(result.planned) == _view(full), now
-    finally:
-        store.close()
 
 
 _DEMO: list[Path] = []
@@ -219,6 +215,17 @@ def _demo(factory: pytest.TempPathFactory) -> Path:
     return _DEMO[0]
 
 
+@contextmanager
+def _demo_store(factory: pytest.TempPathFactory) -> Iterator[tuple[pipeline.Team, Store]]:
+    """The demo's team and its store, closed afterwards."""
+    settings_ = load_config(_demo(factory) / "config.toml")
+    store = Store.open(settings_.database.url)
+    try:
+        yield pipeline.load_team(settings_), store
+    finally:
+        store.close()
+
+
 def test_a_bounce_in_a_thread_of_its_own_is_planned_with_the_client_it_reports_on(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -226,11 +233,7 @@ def test_a_bounce_in_a_thread_of_its_own_is_planned_with_the_client_it_reports_o
     address in the client's threads: it belongs to that client's group, so its coming plans the
     client again, and each plan of the client reads it (the demo: Lukas's mail to a contact who
     has left)."""
-    out = _demo(tmp_path_factory)
-    settings_ = load_config(out / "config.toml")
-    team = pipeline.load_team(settings_)
-    store = Store.open(settings_.database.url)
-    try:
+    with _demo_store(tmp_path_factory) as (team, store):
         now = _DEMO_NOW[0]
         found = pipeline.stored(store, now)
         messages = list(found.messages)
@@ -250,5 +253,3 @@ def test_a_bounce_in_a_thread_of_its_own_is_planned_with_the_client_it_reports_o
         assert not cadence & {a.key for a in result.planned.actions}
         full = _full(team, messages, found.events, later, found)
         assert _view(result.planned) == _view(full)
-    finally:
-        store.close()
