@@ -78,6 +78,9 @@ SEND_SPANS = "send_spans"
 SPAN_DAYS = 14
 # A step found overdue by more than this when planned is not sent late: the cadence ends.
 TOO_LATE = timedelta(days=7)
+# The context key of the instant after which a step not yet sent is too late: its due before it
+# was found overdue (or moved for ``min_gap``), plus TOO_LATE. The plan changes then by time alone.
+LATE_AFTER = "late_after"
 # A thank-you found due longer ago than this (the agent was not running) is not sent at all.
 LATE_THANKS = timedelta(days=2)
 # Return dates further out than this are more likely a misread than a long leave.
@@ -498,10 +501,11 @@ def _steps(
             reason.append(_moved(cal, due, windowed))
         due = windowed
         key = f"{base_key}/{step}"
+        late_after = due + TOO_LATE
         if step in sent:
             base = sent[step]
         elif due <= world.now:
-            if world.now - due > TOO_LATE:
+            if world.now > late_after:
                 return notes, (
                     f"follow-up {step} was due {due:%Y-%m-%d %H:%M} UTC, over "
                     f"{TOO_LATE.days} days ago; a chase that late is not sent"
@@ -536,6 +540,7 @@ def _steps(
                 "steps": rule.steps,
                 "last_sent": m.date,
                 "zone": cal.zone,
+                LATE_AFTER: late_after,
             },
         )
         notes.append(_Note(action, cal, rule.send_window, rule.min_gap, rule.mode, reason))

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agent import pipeline
@@ -73,10 +73,13 @@ def _team(
 
 @settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 2**16))
+@example(seed=2619)  # an overdue follow-up: its too-late instant is its first due's, not now's
 def test_incremental_plans_equal_full_plans_as_time_passes_and_mail_comes(seed: int) -> None:
     rng = random.Random(seed)
     team, messages, events = _team(rng)
-    replanner = Replanner(team)
+    # A day between safety re-plans: what keeps the plans equal is each group's wake, the first
+    # instant its plan can change by time alone, not the 30-60 minute bound that hides a late one.
+    replanner = Replanner(team, max_age=timedelta(days=1))
     now = bench.NOW - timedelta(days=3)
     replanned = []
     for step in range(60):
