@@ -11,10 +11,13 @@ each *group*'s last plan and plans a group again only when
   time alone: a warning, a deadline or an escalation falling due, a note's due time and the
   moment it becomes too late to send, a meeting ending (a thank-you) and its thank-you becoming
   too late, a hold expiring, an offered time passing, a message dated in the future;
-- or it was last planned more than :data:`MAX_AGE` ago (30-60 minutes, spread per group) while
-  something lies ahead of it, a bound on anything else that can change with time, such as a
-  rep's calendar filling up before a follow-up proposes times; a settled group, with nothing
-  ahead, after :data:`SETTLED_AGE` (12-24 hours).
+- or it was last planned more than :data:`MAX_AGE` ago (3-6 hours, spread per group) while
+  something lies ahead of it, a safety net for a change with time the wakes would miss (a
+  change of the rep's calendar is not one: it plans the mailbox whole); a settled group, with
+  nothing ahead, after :data:`SETTLED_AGE` (12-24 hours). Planning with a day between safety
+  re-plans gives the full plan (``tests/test_replan.py``), so the net is rarely what plans a
+  group; it is kept long because at real volumes it was most of a worker's CPU (an hour's
+  bound re-planned every client with something ahead, 22,000 threads a minute at 500 reps).
 
 Promises are kept per thread, since a thread's promises depend on that thread alone; follow-ups,
 thank-yous and meeting proposals per group: a client's threads (in every mailbox the batch
@@ -41,7 +44,9 @@ from agent import followups, matching, meetings, pipeline, promises
 from agent.model import Action, ActionKind, Event, Message, MessageKind, Thread
 from agent.store import SENT, Store, action_from_json
 
-MAX_AGE = timedelta(minutes=60)
+# How long a group with something ahead goes unplanned while nothing marks it due: a safety
+# net, like SETTLED_AGE; its wakes are what plan it on time.
+MAX_AGE = timedelta(hours=6)
 # How long a settled group (nothing ahead of it in time) goes unplanned while its mail is
 # unchanged: a safety net, not a schedule (see Replanner._wake).
 SETTLED_AGE = timedelta(hours=24)
@@ -375,12 +380,12 @@ class Replanner:
         """The first instant after ``now`` at which the group's plan can change by time alone.
 
         A group with something ahead of it (a deadline, a note due or not yet too late, an
-        offered time, a meeting) is planned again at least every ``max_age`` (30-60 minutes,
-        spread per group), a bound on what else changes with time, such as the rep's calendar
-        filling up before a follow-up proposes times. A settled group (nothing ahead) can change
-        only when its mail does, which marks it changed: it is looked at again after
-        :data:`SETTLED_AGE` (12-24 hours) only as a safety net. Without that distinction every
-        stored thread came due once an hour, and a planning pass cost what the mailbox holds.
+        offered time, a meeting) is planned again at its first such instant, and at least every
+        ``max_age`` (3-6 hours, spread per group) as a safety net. A settled group (nothing
+        ahead) can change only when its mail does, which marks it changed: it is looked at again
+        after :data:`SETTLED_AGE` (12-24 hours) only as a safety net. Without that distinction
+        every stored thread came due once an hour, and a planning pass cost what the mailbox
+        holds.
         """
         spread = zlib.crc32(name.encode()) % 1000 / 1000  # 0 <= spread < 1, steady per group
         times: list[datetime] = []
