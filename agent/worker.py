@@ -830,12 +830,17 @@ class Worker:
         with self.lock:
             whole = name in self.plan_whole
             slots = self.whole_slots
+            waiting = name in self.deferred
         held = False
+        if waiting:  # put off before: with still no slot free, nothing of it is read again
+            held = slots.acquire(blocking=self.wait_for_slots)
+            if not held:
+                return None
 
         def hold(messages: int) -> bool:
             nonlocal held
-            if messages < SMALL_WHOLE_PLAN:
-                return True  # a few MB: planned at once, without a slot
+            if held or messages < SMALL_WHOLE_PLAN:
+                return True  # a slot already held, or a few MB: planned at once
             held = slots.acquire(blocking=self.wait_for_slots)
             return held
 

@@ -137,10 +137,13 @@ def test_a_whole_plan_waits_for_a_free_slot_and_reads_nothing_meanwhile(seeded: 
     assert _planned(worker) == 0
     assert "m0000" not in worker.promise_counts
 
-    # Still taken a minute later: put off again, with nothing new to plan from.
+    # Still taken a minute later: put off again without reading its threads or calendar, as a
+    # pass that finds nothing new (the streams, the cursor, the outbox, the lease).
     clock.append(NOW + timedelta(minutes=1))
-    assert _counted_pass(worker, clock[-1])[0] == "ok"
+    result, statements, rows = _counted_pass(worker, clock[-1])
+    assert result == "ok"
     assert _deferred(worker) == 2
+    assert (statements, rows) == (4, 2)
 
     # The slot frees: the next pass plans the mailbox whole, although no mail came.
     worker.whole_slots.release()
