@@ -400,9 +400,9 @@ class Replanner:
             times += [p.clock_start, p.deadline]
         for a in plan.actions:
             times.append(a.due)
-            if a.kind is ActionKind.FOLLOW_UP:  # too late to send: past it, not at it
-                times.append(a.context.get(followups.LATE_AFTER, a.due + followups.TOO_LATE))
-                times[-1] += _INSTANT
+            if a.kind is ActionKind.FOLLOW_UP:
+                late = a.context.get(followups.LATE_AFTER, a.due + followups.TOO_LATE)
+                times.append(late + _INSTANT)  # too late to send: past it, not at it
         delays = [r.delay for r in self.team.cadences.thank_yous] or [timedelta(0)]
         for _mailbox, _pid, start, end, *_ in met:
             assert isinstance(start, datetime) and isinstance(end, datetime)

@@ -78,7 +78,7 @@ def test_incremental_plans_equal_full_plans_as_time_passes_and_mail_comes(seed: 
     rng = random.Random(seed)
     team, messages, events = _team(rng)
     # A day between safety re-plans: what keeps the plans equal is each group's wake, the first
-    # instant its plan can change by time alone, not the 30-60 minute bound that hides a late one.
+    # instant its plan can change by time alone, not the safety bound that would hide a late one.
     replanner = Replanner(team, max_age=timedelta(days=1))
     now = bench.NOW - timedelta(days=3)
     replanned = []
