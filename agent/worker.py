@@ -472,11 +472,14 @@ class Worker:
                     with self.lock:
                         running = name in self.in_flight
                     if running:  # its stuck pass still runs here: leave it to another worker
+                        # That pass will find its lease gone and record nothing: it counts as
+                        # a failure here, so the mailbox's backoff keeps growing.
                         self.store.finish(
                             self.owner,
                             name,
                             state=BACKOFF,
                             next_run_at=now + ttl,
+                            failures=self.store.stream_failures(name) + 1,
                             error="an earlier pass is stuck on this worker",
                         )
                         continue
