@@ -55,6 +55,11 @@ class Metrics:
         )
         self.leases = Gauge("followup_leases_held", "Mailboxes leased right now.", registry=r)
         self.leased = Counter("followup_leases_acquired", "Mailbox leases taken.", registry=r)
+        self.lease_errors = Counter(
+            "followup_lease_errors",
+            "Attempts to lease mailboxes that failed because the store was busy or down.",
+            registry=r,
+        )
         self.lost = Counter(
             "followup_leases_lost", "Leases that expired under this worker.", registry=r
         )

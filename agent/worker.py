@@ -300,6 +300,7 @@ class Worker:
         self.lock = threading.Lock()
         self.started: dict[str, float] = {}  # when each pass in flight began (monotonic)
         self.given_up: set[str] = set()  # stuck passes whose lease was handed back
+        self.lease_failures = 0  # failed lease attempts in a row (the store busy or down)
         self.stuck_after = STUCK_AFTER
         self.store.register_mailboxes(self.loaded.enabled, self.clock())
         self.metrics.rules_loaded.set(1)
@@ -467,7 +468,21 @@ class Worker:
             if room > 0:
                 now = self.clock()
                 ttl = timedelta(seconds=self.loaded.settings.service.lease_seconds)
-                leased = self.store.lease(self.owner, now, ttl, room)
+                try:
+                    leased = self.store.lease(self.owner, now, ttl, room)
+                except Exception as exc:  # the store busy or down: the worker waits it out
+                    self._lease_failed(exc)
+                    if not wait:
+                        return
+                    with self.lock:
+                        idle = not self.in_flight
+                    if idle:  # one round only: what is due is left to the next run
+                        return
+                    leased = {}
+                else:
+                    if self.lease_failures:
+                        log.info("the store answers again: leasing mailboxes")
+                        self.lease_failures = 0
                 for name, due in leased.items():
                     with self.lock:
                         running = name in self.in_flight
@@ -498,6 +513,17 @@ class Worker:
                 return
             self.wake.wait(timeout=0.5)
             self.wake.clear()
+
+    def _lease_failed(self, exc: Exception) -> None:
+        """Say once per outage that nothing can be leased, and count every failed attempt.
+        ``/healthz`` reports the store meanwhile; the loop tries again at its next tick."""
+        self.lease_failures += 1
+        self.metrics.lease_errors.inc()
+        if self.lease_failures == 1:
+            log.warning(
+                "cannot lease mailboxes, tried again until the store answers: %s",
+                logs.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300],
+            )
 
     def _drain(self) -> int:
         """Wait for in-flight passes up to the shutdown timeout; return how many did not end."""
@@ -612,7 +638,11 @@ class Worker:
             if new.settings.service.whole_plans != old.settings.service.whole_plans:
                 self.whole_slots = threading.BoundedSemaphore(new.settings.service.whole_plans)
         self.refused_stamp = None
-        self.store.register_mailboxes(new.enabled, self.clock())
+        try:
+            self.store.register_mailboxes(new.enabled, self.clock())
+        except Exception as exc:  # the store busy or down: registered at the next reload
+            log.warning("cannot register the reloaded mailboxes yet: %s", str(exc)[:300])
+            self.reload_requested = True
         self.metrics.reloads.labels("ok").inc()
         log.info("reloaded: %d mailboxes, %d rules", len(new.enabled), len(new.team.rules.promises))
         return True
@@ -1040,7 +1070,12 @@ class Worker:
             return
         self.last_gauges = time.monotonic()
         counts: dict[str, int] = {}
-        for row in self.store.streams():
+        try:
+            rows = self.store.streams()
+        except Exception as exc:  # the store busy or down: the gauges wait for the next beat
+            log.debug("cannot read the streams for the gauges: %s", exc)
+            return
+        for row in rows:
             if row["kind"] == "mail":
                 counts[row["state"]] = counts.get(row["state"], 0) + 1
                 first = first_sync_of(row["cursor"])

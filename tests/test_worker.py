@@ -439,3 +439,42 @@ def test_json_logs_carry_context_and_never_a_token() -> None:
     assert first["mailbox"] == "asha" and first["client"] == "kenji" and first["rule"] == "vip"
     assert first["level"] == "info" and "[redacted]" in first["msg"]
     logging.getLogger().handlers.clear()
+
+
+def test_a_store_that_refuses_leases_keeps_the_worker_running_until_it_answers(
+    demo_config: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy or restarting database turns the lease away: the worker says so once, counts each
+    attempt, and leases at its next tick once the store answers; a one-round run just ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.exc import OperationalError
+
+    worker = Worker(demo_config, clock=lambda: NOW)
+    real = worker.store.lease
+    refusals = [3]
+
+    def lease(*args: object, **kwargs: object) -> object:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise OperationalError("UPDATE streams ...", {}, Exception("database is locked"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.store, "lease", lease)
+    caplog.set_level(logging.INFO, logger="followup.worker")
+    pool = ThreadPoolExecutor(2)
+    try:
+        for _ in range(3):
+            worker._round(pool, wait=False)  # turned away: nothing leased, nothing raised
+        assert not worker.in_flight
+        warned = [r for r in caplog.records if r.msg.startswith("cannot lease")]
+        assert len(warned) == 1 and "database is locked" in warned[0].getMessage()
+        assert worker.metrics.lease_errors._value.get() == 3
+        worker._round(pool, wait=True)  # the store answers again: every mailbox is worked
+        assert {r["state"] for r in worker.store.streams()} == {INCREMENTAL}
+        assert any(r.msg.startswith("the store answers again") for r in caplog.records)
+    finally:
+        pool.shutdown(wait=True)
+
+    refusals[0] = 10**6
+    assert worker.run(once=True) == 0  # one round, turned away: ends without a traceback
