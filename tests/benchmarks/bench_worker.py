@@ -32,6 +32,9 @@ What it prints (and what it does not count):
 - each worker process's CPU (every thread) and the whole machine's busy CPU in steady state;
 - with ``--workers`` > 1: one worker is killed with SIGKILL, and the time until every mailbox it
   held has had a pass on another worker, and the longest of those first passes, is printed.
+
+With ``BENCH_PROFILE=DIR`` in the environment each worker also profiles its planning passes
+(cProfile, which slows them) and writes ``DIR/wK.prof`` when it stops.
 """
 
 from __future__ import annotations
@@ -453,13 +456,25 @@ def run_worker(config: Path, records: Path, name: str, shape: Shape) -> int:
     work, plan = worker.work, worker._plan
     planning = threading.local()
 
+    profiled = os.environ.get("BENCH_PROFILE")  # a folder: planning passes' profiles go there
+    profiles: list[Any] = []
+
     def timed_plan(*args: Any) -> int | None:
         began = time.perf_counter()
         done = None
+        prof = None
+        if profiled:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         try:
             done = plan(*args)
             return done
         finally:
+            if prof is not None:
+                prof.disable()
+                profiles.append(prof)
             planning.seconds = time.perf_counter() - began
             planning.deferred = done is None
 
@@ -501,7 +516,15 @@ def run_worker(config: Path, records: Path, name: str, shape: Shape) -> int:
     worker.work = counted  # type: ignore[method-assign]
     worker._plan = timed_plan  # type: ignore[method-assign]
     logs.setup(worker.loaded.settings.service.log_format)
-    return worker.run()
+    code = worker.run()
+    if profiled and profiles:
+        import pstats
+
+        stats = pstats.Stats(profiles[0])
+        for prof in profiles[1:]:
+            stats.add(prof)
+        stats.dump_stats(str(Path(profiled) / f"{name}.prof"))
+    return code
 
 
 # -- set-up -----------------------------------------------------------------------------------
