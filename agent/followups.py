@@ -149,6 +149,9 @@ class _World:
     notes: Mapping[str, str]
     opted_out: frozenset[str]
     rep_details: Mapping[str, Mapping[str, str]]
+    # The team's clients, looked up without being copied (a team may have tens of thousands),
+    # and the clients of the threads planned, which a caller's list may lack.
+    directory: matching.Directory | None = None
     clients: dict[str, Client] = field(default_factory=dict)
     by_email: dict[str, Client] = field(default_factory=dict)
     by_domain: dict[str, Client] = field(default_factory=dict)
@@ -173,10 +176,18 @@ class _World:
 
     def client_of(self, email: str) -> Client | None:
         email = email.lower()
+        if self.directory is not None:
+            found = self.directory.find(email)[0]
+            if found is not None:
+                return found
         if email in self.by_email:
             return self.by_email[email]
         domain = email.rpartition("@")[2]
         return None if domain in FREE_MAIL else self.by_domain.get(domain)
+
+    def client(self, key: str) -> Client | None:
+        found = self.directory.get(key) if self.directory is not None else None
+        return found or self.clients.get(key)
 
     def is_note(self, c: Classified) -> bool:
         return bool(c.message.headers.get(_KEY)) or c.message.message_id in self.notes
@@ -201,13 +212,15 @@ class _World:
 def _index(
     threads: list[Thread],
     events: Iterable[Event],
-    clients: Iterable[Client],
+    clients: Iterable[Client] | matching.Directory,
     now: datetime,
     notes: Mapping[str, str],
     opted_out: Iterable[str],
     rep_details: Mapping[str, Mapping[str, str]],
 ) -> _World:
     world = _World(now, notes, frozenset(opted_out), rep_details)
+    if isinstance(clients, matching.Directory):
+        world.directory, clients = clients, ()
     known = [*clients, *(t.client for t in threads if t.client is not None)]
     for client in known:
         world.clients.setdefault(client.key, client)
@@ -279,7 +292,7 @@ def plan(
     *,
     opted_out: Iterable[str] = frozenset(),
     languages: Languages | None = None,
-    clients: Iterable[Client] = (),
+    clients: Iterable[Client] | matching.Directory = (),
     notes: Mapping[str, str] | None = None,
     rep_details: Mapping[str, Mapping[str, str]] | None = None,
 ) -> FollowupPlan:
@@ -287,7 +300,8 @@ def plan(
 
     ``opted_out`` holds client keys that get no notes; ``languages(thread)`` picks the note's
     language (default: the client record's, else "en"); ``clients`` lets meeting attendees be
-    recognised for clients with no thread yet; ``notes`` maps the Message-ID of each note the
+    recognised for clients with no thread yet (a team's :class:`~agent.matching.Directory`, read
+    without being copied); ``notes`` maps the Message-ID of each note the
     outbox sent to its action key; ``rep_details`` adds, per mailbox, what the templates show of
     the rep beyond name and email (``company``, ``title``, ``signature``).
 
@@ -644,7 +658,8 @@ def _thank_yous(
                     )
                 )
         for key, attendees in by_client.items():
-            client = world.clients[key]
+            client = world.client(key)
+            assert client is not None  # found by client_of above
             ident = f"{event.mailbox}/{event.provider_id}/{client.key}"
             keys = {f"thank_you/{ident}", f"feedback/{ident}"}
             owner = _owner(event, sharing, reps)
@@ -898,7 +913,7 @@ def _language(action: Action, world: _World, languages: Languages | None) -> str
             chosen = languages(thread)
             if chosen:
                 return chosen
-    client = world.clients.get(client_key)
+    client = world.client(client_key)
     return (client.language if client else "") or "en"
 
 

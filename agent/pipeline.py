@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -55,8 +56,9 @@ class Team:
     def directory(self) -> matching.Directory:
         return _derived(self)[0]
 
-    def reps(self) -> dict[str, promises.Rep]:
-        return dict(_derived(self)[1])
+    def reps(self) -> Mapping[str, promises.Rep]:
+        """Every rep by mailbox name: built once per team, read-only."""
+        return _derived(self)[1]
 
     def _directory(self) -> matching.Directory:
         own = frozenset(a for m in self.settings.mailboxes for a in m.addresses)
@@ -90,15 +92,23 @@ class Team:
 # Each pass asks a team for its directory and reps several times; building them anew each time
 # costs the lookup tables and cold rep calendars. A Team holds unhashable settings, so it is
 # remembered by identity; an entry keeps its team alive, so no other team can take its id.
-_DERIVED: dict[int, tuple[Team, tuple[matching.Directory, dict[str, promises.Rep]]]] = {}
+# With tens of thousands of reps and clients, anything built per pass from the whole team would
+# cost more than the pass's own mail.
+_Derived = tuple[
+    matching.Directory,
+    Mapping[str, promises.Rep],
+    Mapping[str, Mapping[str, str]],
+]
+_DERIVED: dict[int, tuple[Team, _Derived]] = {}
 _DERIVED_TEAMS = 8
 
 
-def _derived(team: Team) -> tuple[matching.Directory, dict[str, promises.Rep]]:
+def _derived(team: Team) -> _Derived:
     hit = _DERIVED.get(id(team))
     if hit is not None and hit[0] is team:
         return hit[1]
-    derived = (team._directory(), team._reps())
+    details = {m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes}
+    derived = (team._directory(), MappingProxyType(team._reps()), MappingProxyType(details))
     while len(_DERIVED) >= _DERIVED_TEAMS:
         del _DERIVED[next(iter(_DERIVED))]
     _DERIVED[id(team)] = (team, derived)
@@ -167,9 +177,9 @@ def plan(team: Team, messages: Iterable[Message], now: datetime) -> promises.Pro
     return promises.plan(threads(team, messages), team.rules, team.reps(), client_calendar, now)
 
 
-def rep_details(team: Team) -> dict[str, dict[str, str]]:
+def rep_details(team: Team) -> Mapping[str, Mapping[str, str]]:
     """Per mailbox, what client notes show of the rep besides name and address."""
-    return {m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes}
+    return _derived(team)[2]
 
 
 def language_of(team: Team) -> Callable[[Thread], str]:
@@ -243,7 +253,7 @@ def notes_for(
         team.reps(),
         client_calendar,
         now,
-        clients=team.clients,
+        clients=team.directory,
         languages=language_of(team),
         notes=sent_notes or {},
         rep_details=rep_details(team),

@@ -126,12 +126,16 @@ def run(
     events: Iterable[Event] = (),
     *,
     rules: str = RULES,
-    clients: Sequence[Client] = CLIENTS,
+    clients: Sequence[Client] | Directory = CLIENTS,
     reps: dict[str, Rep] | None = None,
     **kwargs: Any,
 ) -> FollowupPlan:
-    directory = Directory(
-        list(clients), team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses
+    directory = (
+        clients
+        if isinstance(clients, Directory)
+        else Directory(
+            list(clients), team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses
+        )
     )
     threads = build_threads(messages, {"sam": REP.addresses}, directory)
     ruleset, problems = parse_rules([("r.toml", rules)])
@@ -917,3 +921,34 @@ def test_thank_yous_and_follow_ups_carry_the_name_in_parts() -> None:
             "honorific": "Sr.",
             "gender": "male",
         }, action.kind
+
+
+class _Untouchable(list):  # type: ignore[type-arg]
+    """A team's client list that a planning pass must look things up in, never walk."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the planner walked the whole client list")
+
+
+def test_a_pass_looks_clients_up_in_the_teams_directory_without_walking_it() -> None:
+    """With tens of thousands of clients, indexing them all on every pass cost more than the
+    pass's mail: a directory handed over is read by lookup, and still finds a client who met
+    the rep without writing first (thanked after the call) and one with a thread."""
+    many = [
+        *CLIENTS,
+        *(
+            dataclasses.replace(
+                ANNA, key=f"c{i}", emails=frozenset({f"c{i}@x.example"}), domains=frozenset()
+            )
+            for i in range(2000)
+        ),
+    ]
+    directory = Directory(
+        many, team_domains=frozenset({"acme.example"}), team_addresses=REP.addresses
+    )
+    object.__setattr__(directory, "clients", _Untouchable())
+    looked_up = run([], at(23, 18), [demo()], clients=directory)
+    listed = run([], at(23, 18), [demo()], clients=CLIENTS)
+    assert thanks_of(looked_up) and thanks_of(looked_up) == thanks_of(listed)
+    steps = follow_ups(run([ASKED, ANCHOR], at(20, 12), clients=directory))  # type: ignore[arg-type]
+    assert steps and steps == follow_ups(run([ASKED, ANCHOR], at(20, 12)))

@@ -11,6 +11,7 @@ import random
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,8 +171,10 @@ def test_directory_finds_the_first_client_with_a_key() -> None:
 def test_a_team_keeps_its_reps_and_a_new_team_gets_its_own() -> None:
     team = bench.build_team(3)
     reps = team.reps()
-    reps.pop("rep00")
-    assert "rep00" in team.reps()  # callers get a copy
+    with pytest.raises(TypeError):  # read-only: no caller can change another's reps
+        reps["rep00"] = reps["rep01"]  # type: ignore[index]
+    assert "rep00" in team.reps()
+    assert team.reps() is reps  # not copied for each caller: a team may have thousands
     assert team.reps()["rep01"].calendar is team.reps()["rep01"].calendar
     moved = team.settings.model_copy(
         update={
