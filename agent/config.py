@@ -25,6 +25,7 @@ from pydantic import (
 
 from agent.businesstime import BusinessCalendar, WeeklyHours
 from agent.errors import ConfigError, Problem
+from agent.memo import PerObject
 from agent.webhooks import check_url
 
 
@@ -316,9 +317,9 @@ class Settings(_Strict):
         return value
 
     def mailbox(self, name: str) -> Mailbox:
-        for m in self.mailboxes:
-            if m.name == name:
-                return m
+        found = _mailboxes_by_name(self).get(name)
+        if found is not None:
+            return found
         known = ", ".join(m.name for m in self.mailboxes) or "none configured"
         raise ConfigError([Problem("config", "mailboxes", f"no mailbox {name!r} (known: {known})")])
 
@@ -433,3 +434,14 @@ def _secret_from_environment(name: str) -> tuple[str, str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([Problem(f"{name}_FILE", "", f"cannot read {named}: {exc}")]) from exc
     return os.environ.get(name, "").strip(), name
+
+
+def _by_name(settings: Settings) -> dict[str, Mailbox]:
+    found: dict[str, Mailbox] = {}
+    for m in settings.mailboxes:
+        found.setdefault(m.name, m)
+    return found
+
+
+# Asked for on every pass: a team of thousands of mailboxes is not walked each time.
+_mailboxes_by_name: PerObject[Settings, dict[str, Mailbox]] = PerObject(_by_name)

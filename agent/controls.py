@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from agent.golive import Gated
 from agent.matching import matches_client, unsubscribe_request, unsubscribe_token
+from agent.memo import PerObject
 from agent.model import Action, ActionKind, Client, Message
 from agent.promises import Decision
 
@@ -238,17 +239,26 @@ def from_labels(
 # -- an unsubscribe request: the mailto of a note's List-Unsubscribe header -------------------
 
 
+def _client_tokens(clients: tuple[Client, ...]) -> dict[str, Client]:
+    return {unsubscribe_token(c.key): c for c in clients}
+
+
+# A digest per client: worked out once per client list, not at every request (tens of thousands
+# of clients cost a sizeable fraction of a second).
+_tokens: PerObject[tuple[Client, ...], dict[str, Client]] = PerObject(_client_tokens)
+
+
 def from_unsubscribes(messages: Iterable[Message], clients: Iterable[Client]) -> list[Row]:
     """OPTED_OUT decisions for the unsubscribe requests among ``messages``: the token names one
     of ``clients`` and the request comes from that client's own address or company domain, or
     the token names the sender's own address (a note to no known client). Recorded once per
     request mail; a token sent by anyone else is no request."""
-    tokens = {unsubscribe_token(c.key): c for c in clients}
+    requests = [(m, token) for m in messages if (token := unsubscribe_request(m.subject))]
+    if not requests:
+        return []  # the usual case: no client's tokens are worked out at all
+    tokens = _tokens(clients if isinstance(clients, tuple) else tuple(clients))
     rows: list[Row] = []
-    for m in messages:
-        token = unsubscribe_request(m.subject)
-        if not token:
-            continue
+    for m, token in requests:
         client = tokens.get(token)
         if client is not None and matches_client(m.sender.email, client):
             target = client.key

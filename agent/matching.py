@@ -13,7 +13,7 @@ import hashlib
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -472,7 +472,7 @@ def classify(message: Message, own: frozenset[str], directory: Directory) -> Cla
 
 
 def build_threads(
-    messages: Iterable[Message], own: dict[str, frozenset[str]], directory: Directory
+    messages: Iterable[Message], own: Mapping[str, frozenset[str]], directory: Directory
 ) -> list[Thread]:
     """Group messages into threads per mailbox, oldest first, and give each thread its client.
 

@@ -54,6 +54,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import partial
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -75,6 +76,7 @@ from agent.followups import SEND_SPANS
 from agent.invites import attach_invite, build_invite, hold_for, invite_for, invite_uid
 from agent.matching import unsubscribe_subject
 from agent.meetings import freed_events
+from agent.memo import PerObject
 from agent.model import Action, ActionKind, Address, SentRef
 from agent.providers.protocol import CalendarProvider, MailProvider, key_tag
 from agent.store import (
@@ -154,6 +156,19 @@ class Outcome:
     detail: str = ""
 
 
+def _senders_and_modes(settings: Settings) -> tuple[Mapping[str, Address], Mapping[str, str]]:
+    return (
+        MappingProxyType({m.name: Address(m.address, m.rep_name) for m in settings.mailboxes}),
+        MappingProxyType({m.name: m.mode for m in settings.mailboxes if m.mode}),
+    )
+
+
+# An outbox is made for every pass: a team of thousands of mailboxes is not walked each time.
+_per_mailbox: PerObject[Settings, tuple[Mapping[str, Address], Mapping[str, str]]] = PerObject(
+    _senders_and_modes
+)
+
+
 class Outbox:
     def __init__(
         self,
@@ -174,7 +189,7 @@ class Outbox:
         webhook_allow: Collection[str] = (),
     ) -> None:
         self.store = store
-        self.mailbox_modes = dict(mailbox_modes or {})
+        self.mailbox_modes: Mapping[str, str] = mailbox_modes or {}
         self.team_digest = team_digest
         self.providers = providers
         self.composer = composer
@@ -199,13 +214,14 @@ class Outbox:
     ) -> Outbox:
         """The outbox as ``settings`` configure it (modes, caps, digests, webhook policy), for
         the worker and for a command alike; ``extra`` adds calendars, a post function..."""
+        senders, modes = _per_mailbox(settings)
         return cls(
             store,
             providers,
             composer,
-            {m.name: Address(m.address, m.rep_name) for m in settings.mailboxes},
+            senders,
             mode=settings.outbox.mode,
-            mailbox_modes={m.name: m.mode for m in settings.mailboxes if m.mode},
+            mailbox_modes=modes,
             daily_cap=settings.outbox.daily_cap,
             team_daily_cap=settings.outbox.team_daily_cap,
             team_digest=settings.outbox.team_digest,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 
 from agent import followups, golive, matching, meetings, promises
 from agent.businesstime import BusinessCalendar
@@ -24,6 +25,7 @@ from agent.errors import ClientsError, CursorExpired, Problem, RulesError
 from agent.invites import invite_for, invite_uid
 from agent.language import choose_language
 from agent.meetings import MeetingRule, parse_meeting_rules
+from agent.memo import PerObject
 from agent.model import (
     Action,
     ActionKind,
@@ -54,11 +56,11 @@ class Team:
 
     @property
     def directory(self) -> matching.Directory:
-        return _derived(self)[0]
+        return _derived(self).directory
 
     def reps(self) -> Mapping[str, promises.Rep]:
         """Every rep by mailbox name: built once per team, read-only."""
-        return _derived(self)[1]
+        return _derived(self).reps
 
     def _directory(self) -> matching.Directory:
         own = frozenset(a for m in self.settings.mailboxes for a in m.addresses)
@@ -90,29 +92,27 @@ class Team:
 
 
 # Each pass asks a team for its directory and reps several times; building them anew each time
-# costs the lookup tables and cold rep calendars. A Team holds unhashable settings, so it is
-# remembered by identity; an entry keeps its team alive, so no other team can take its id.
-# With tens of thousands of reps and clients, anything built per pass from the whole team would
-# cost more than the pass's own mail.
-_Derived = tuple[
-    matching.Directory,
-    Mapping[str, promises.Rep],
-    Mapping[str, Mapping[str, str]],
-]
-_DERIVED: dict[int, tuple[Team, _Derived]] = {}
-_DERIVED_TEAMS = 8
+# costs the lookup tables and cold rep calendars, and with thousands of reps and clients more than
+# the pass's own mail.
+class _Derived(NamedTuple):
+    directory: matching.Directory
+    reps: Mapping[str, promises.Rep]
+    details: Mapping[str, Mapping[str, str]]
+    own: Mapping[str, frozenset[str]]  # mailbox -> its addresses
 
 
-def _derived(team: Team) -> _Derived:
-    hit = _DERIVED.get(id(team))
-    if hit is not None and hit[0] is team:
-        return hit[1]
-    details = {m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes}
-    derived = (team._directory(), MappingProxyType(team._reps()), MappingProxyType(details))
-    while len(_DERIVED) >= _DERIVED_TEAMS:
-        del _DERIVED[next(iter(_DERIVED))]
-    _DERIVED[id(team)] = (team, derived)
-    return derived
+def _derive(team: Team) -> _Derived:
+    return _Derived(
+        team._directory(),
+        MappingProxyType(team._reps()),
+        MappingProxyType(
+            {m.name: {"company": team.settings.team.name} for m in team.settings.mailboxes}
+        ),
+        MappingProxyType({m.name: m.addresses for m in team.settings.mailboxes}),
+    )
+
+
+_derived: PerObject[Team, _Derived] = PerObject(_derive)
 
 
 def load_team(settings: Settings, rules_path: Path | None = None) -> Team:
@@ -158,8 +158,7 @@ def threads(team: Team, messages: Iterable[Message]) -> list[Thread]:
     last = _LAST_THREADS
     if isinstance(messages, tuple) and last[0] is team and last[1] is messages:
         return list(last[2])
-    own = {m.name: m.addresses for m in team.settings.mailboxes}
-    built = matching.build_threads(messages, own, team.directory)
+    built = matching.build_threads(messages, _derived(team).own, team.directory)
     if isinstance(messages, tuple):
         _remember_threads(team, messages, built)
     return built
@@ -179,7 +178,7 @@ def plan(team: Team, messages: Iterable[Message], now: datetime) -> promises.Pro
 
 def rep_details(team: Team) -> Mapping[str, Mapping[str, str]]:
     """Per mailbox, what client notes show of the rep besides name and address."""
-    return _derived(team)[2]
+    return _derived(team).details
 
 
 def language_of(team: Team) -> Callable[[Thread], str]:
@@ -354,12 +353,15 @@ def _busy(
     window after ``latest``; the agent's own tentative holds are not busy time."""
     within = max((r.within for r in team.meetings), default=meetings.MeetingRule("", "").within)
     horizon = Interval(now, max(now, latest) + within + timedelta(days=1))
-    events = [e for e in events if not meetings.is_hold(e)]
+    by_mailbox: dict[str, list[Event]] = {}
+    for e in events:
+        if not meetings.is_hold(e):
+            by_mailbox.setdefault(e.mailbox, []).append(e)
+    own = _derived(team).own  # a rep with no events is free: the planners read it as none
     return {
-        m.name: busy_from_events(
-            [e for e in events if e.mailbox == m.name], horizon, attendee_emails=m.addresses
-        )
-        for m in team.settings.mailboxes
+        name: busy_from_events(found, horizon, attendee_emails=own[name])
+        for name, found in by_mailbox.items()
+        if name in own
     }
 
 

@@ -113,6 +113,18 @@ def test_only_the_exact_token_is_an_unsubscribe_request() -> None:
     # The right token from someone who is not the client is no request.
     stranger = Message(**{**request.__dict__, "sender": Address("mallory@else.example")})
     assert controls.from_unsubscribes([stranger], [kenji, other]) == []
+    # Mail with no request never works out the clients' tokens: a team's client list may run to
+    # tens of thousands, and steering runs whenever mail comes.
+    assert controls.from_unsubscribes([message(set(), subject="Rollout")], _Untouchable()) == []
+    # Asked again about the same client list, the tokens are not worked out again.
+    team = (kenji, other)
+    assert controls.from_unsubscribes([request], team) == rows
+    assert controls._tokens(team) is controls._tokens(team)
+
+
+class _Untouchable(tuple):  # type: ignore[type-arg]
+    def __iter__(self) -> Any:
+        raise AssertionError("the whole client list was walked")
 
 
 # -- end to end through the Gmail and Graph emulators ------------------------------------------
