@@ -25,6 +25,8 @@ SNOOZED = "snoozed until "
 STOPPED = "stopped"
 RESUMED = "resumed"
 OPTED_OUT = "opted out"
+# Acts that hold in every mailbox, whichever one they were recorded in.
+TEAM_WIDE = (OPTED_OUT,)
 HELD = "not sent: by hand"
 
 # What a snooze or a stop holds back: the notes that chase the client in the thread.

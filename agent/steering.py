@@ -36,7 +36,7 @@ def steer(
         (mailbox, thread_id): keys
         for thread_id, keys in store.promise_keys(mailbox, handled).items()
     }
-    marks = [m for m in store.label_marks() if m["mailbox"] == mailbox]
+    marks = store.label_marks(mailbox)
     rows = controls.from_labels(
         messages, marks, promises, now, where=WHERE.get(provider, provider or "the mail client")
     )
@@ -44,7 +44,8 @@ def steer(
     if not rows:
         return 0
     store.record_decisions(rows, at=now)
-    return withdraw(store, controls.Controls.from_decisions(store.control_decisions()), now)
+    by_hand = store.control_decisions(mailbox, team_wide=controls.TEAM_WIDE)
+    return withdraw(store, controls.Controls.from_decisions(by_hand), now)
 
 
 def withdraw(store: Store, by_hand: controls.Controls, now: datetime) -> int:

@@ -917,7 +917,9 @@ class Worker:
             self._go_live(loaded, name, now),
             result.planned.promises.promises,
         )
-        by_hand = controls.Controls.from_decisions(self.store.control_decisions())
+        by_hand = controls.Controls.from_decisions(
+            self.store.control_decisions(name, team_wide=controls.TEAM_WIDE)
+        )
         kept = controls.gate(gated.actions, by_hand, now)
         gated = golive.Gated(kept.actions, (*gated.decisions, *kept.decisions))
         fresh = result.fresh

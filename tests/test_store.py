@@ -207,3 +207,33 @@ def test_nul_bytes_and_lone_surrogates_from_a_provider_are_cleaned_not_fatal(sto
         "u1",
     )
     assert stored.attendees[0].name == "Kenji"
+
+
+def test_a_pass_reads_its_own_acts_by_hand_and_every_opt_out_but_no_planner_decision(
+    store: Store,
+) -> None:
+    from agent import controls
+
+    at = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    store.record_control("asha", "t1", controls.subject("t1", at), controls.STOPPED, "by Asha")
+    store.record_control("lukas", "t9", controls.subject("t9", at), controls.STOPPED, "by Lukas")
+    store.record_control("", "", controls.subject("kenji", at), controls.OPTED_OUT, "by Kenji")
+    store.record_control(
+        "lukas", "", controls.subject("ana", at), controls.OPTED_OUT, "unsubscribe request"
+    )
+    store.record_decisions(
+        [
+            ("asha", "t1", "<m1@x>", "no reminder", "answered"),
+            ("asha", "t1", controls._mark("t1", at), "seen Followup/Stop", "label"),
+        ]
+    )
+    mine = store.control_decisions("asha", team_wide=controls.TEAM_WIDE)
+    assert [(r["mailbox"], r["decision"]) for r in mine] == [
+        ("asha", controls.STOPPED),
+        ("", controls.OPTED_OUT),
+        ("lukas", controls.OPTED_OUT),
+    ]
+    assert controls.Controls.from_decisions(mine).opted_out == {"kenji", "ana"}
+    assert len(store.control_decisions()) == 4  # every act, for the pages
+    assert [r["decision"] for r in store.label_marks("asha")] == ["seen Followup/Stop"]
+    assert store.label_marks("lukas") == []

@@ -52,7 +52,7 @@ from agent.store import tables as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_store.py checks it against Alembic's
 # own idea of the head, so a new migration cannot be added without moving this too.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 # Outbox states. A row moves forward only; the send protocol is in agent/outbox.py.
 PLANNED = "planned"
@@ -626,21 +626,26 @@ class Store:
         """Record an act by hand (see agent/controls.py) as an audited decision."""
         self.record_decisions([(mailbox, thread_id, subject_id, decision, reason)])
 
-    def control_decisions(self) -> list[dict[str, Any]]:
-        """The acts by hand, oldest first."""
-        q = (
-            select(t.decisions)
-            .where(t.decisions.c.subject_id.like("control:%"))
-            .order_by(t.decisions.c.id)
-        )
+    def control_decisions(
+        self, mailbox: str | None = None, *, team_wide: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The acts by hand, oldest first: all of them, or those that bear on ``mailbox``: its
+        own, and those of any mailbox whose decision is one of ``team_wide`` (an opt-out)."""
+        controls = text(t.CONTROL_ROWS)  # a literal, so the partial indexes are used
+        d = t.decisions.c
+        everything = select(t.decisions).where(controls).order_by(d.id)
+        own = select(t.decisions).where(controls, d.mailbox == mailbox)
+        wide = select(t.decisions).where(controls, d.decision.in_(list(team_wide) or [""]))
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            rows = conn.execute(everything if mailbox is None else own.union(wide).order_by("id"))
+            return [dict(r._mapping) for r in rows]
 
-    def label_marks(self) -> list[dict[str, Any]]:
-        """The rows that remember which ``Followup/...`` labels were seen on which thread."""
+    def label_marks(self, mailbox: str) -> list[dict[str, Any]]:
+        """The rows that remember which ``Followup/...`` labels were seen on which thread of
+        ``mailbox``."""
         q = (
             select(t.decisions)
-            .where(t.decisions.c.subject_id.like("label:%"))
+            .where(text(t.LABEL_ROWS), t.decisions.c.mailbox == mailbox)
             .order_by(t.decisions.c.id)
         )
         with self.engine.connect() as conn:

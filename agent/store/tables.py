@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -144,6 +145,9 @@ credentials = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+CONTROL_ROWS = "subject_id LIKE 'control:%'"
+LABEL_ROWS = "subject_id LIKE 'label:%'"
+
 decisions = Table(
     "decisions",
     metadata,
@@ -155,6 +159,27 @@ decisions = Table(
     Column("reason", Text, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     UniqueConstraint("mailbox", "subject_id", "decision", name="uq_decision"),
+    # The few rows of acts by hand and of labels seen, found among millions of the planners'
+    # decisions without reading those: partial indexes, used by queries that repeat these exact
+    # conditions (as literals, not parameters).
+    Index(
+        "ix_decisions_control_mailbox",
+        "mailbox",
+        sqlite_where=text(CONTROL_ROWS),
+        postgresql_where=text(CONTROL_ROWS),
+    ),
+    Index(
+        "ix_decisions_control_decision",
+        "decision",
+        sqlite_where=text(CONTROL_ROWS),
+        postgresql_where=text(CONTROL_ROWS),
+    ),
+    Index(
+        "ix_decisions_label_mailbox",
+        "mailbox",
+        sqlite_where=text(LABEL_ROWS),
+        postgresql_where=text(LABEL_ROWS),
+    ),
 )
 
 # A client's answer to a feedback survey, read as a score (agent/surveys.py). One row per reply
