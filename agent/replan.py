@@ -588,6 +588,17 @@ def plan_mailbox(
     meta = next((r for r in read if r["thread_id"] == ""), None)
     read = [r for r in read if r["thread_id"] != ""]
     due = [r for r in read if r["wake"] is None or r["wake"] <= now]
+    if (
+        not whole
+        and meta is not None
+        and str(meta["note"] or "").startswith(f"{digest}:")
+        and not due
+        and meta["wake"] is not None
+        and meta["wake"] > now
+    ):
+        # Nothing due, the same rules, and the calendar unchanged since the last plan (a change
+        # makes the mailbox's own row due, see Store.apply_event_sync): nothing else is read.
+        return None
     events = store.events(mailbox)
     note = f"{digest}:{_events_digest(events)}"
     full = whole or meta is None or meta["note"] != note

@@ -7,6 +7,7 @@ hook and the rows it reads in the DBAPI cursor's fetch calls.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from agent.model import EventSyncResult
 from agent.providers.registry import Connection
+from agent.replan import MailboxPlan, plan_mailbox
 from agent.store import Store
 from agent.worker import Worker
 from tests.benchmarks import bench_worker as bench
@@ -116,6 +119,37 @@ def test_another_worker_continues_a_mailbox_without_planning_it_whole(seeded: Pa
     # The promises it reports are the mailbox's, as the first worker counted them.
     assert second.promise_counts["m0000"]
     second.store.close()
+
+
+def test_a_plan_with_nothing_due_reads_no_calendar_and_a_changed_one_plans_whole(
+    seeded: Path,
+) -> None:
+    """The calendar (a year of events) is read when something is due or when it changed: a
+    change made through the sync makes the mailbox's own row due, and the pass that follows
+    finds the calendar changed and plans the mailbox whole."""
+    clock = [NOW]
+    worker = _worker(seeded, clock)
+    assert _counted_pass(worker, NOW)[0] == "ok"  # the first plan, saved
+    loaded, store = worker.loaded, worker.store
+    later = NOW + timedelta(seconds=1)
+
+    def plan() -> tuple[object, int]:
+        bench.COUNTS.statements = 0
+        bench.COUNTS.active = True
+        try:
+            step = plan_mailbox(store, loaded.team, later, mailbox="m0000", digest=loaded.digest)
+        finally:
+            bench.COUNTS.active = False
+        return step, bench.COUNTS.statements
+
+    assert plan() == (None, 1)  # the planner rows due, and nothing more
+
+    moved = dataclasses.replace(store.events("m0000")[0], summary="Review (moved)")
+    store.apply_event_sync("m0000", EventSyncResult((moved,), "1"), at=later)
+    step, _ = plan()
+    assert isinstance(step, MailboxPlan) and step.full
+    step.save()
+    assert plan() == (None, 1)
 
 
 def _deferred(worker: Worker) -> float:

@@ -435,6 +435,7 @@ class Store:
         with self.tx() as conn:
             for i in range(0, len(rows), WRITE_CHUNK):
                 conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
+            _calendar_changed(conn, {r["mailbox"] for r in rows})
 
     def save_cursor(self, mailbox: str, kind: str, cursor: str) -> None:
         """Set a stream's cursor (a bulk import that brought the store up to ``cursor``)."""
@@ -525,6 +526,8 @@ class Store:
             rows = list({e.provider_id: _event_row(e) for e in result.events}.values())
             for i in range(0, len(rows), WRITE_CHUNK):
                 conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
+            if result.full or doomed:
+                _calendar_changed(conn, {mailbox})
             for item, reason in result.skipped:
                 self._record_skipped(conn, mailbox, "calendar", item, reason, at)
             self._save_cursor(conn, mailbox, "calendar", result.cursor, at)
@@ -1390,6 +1393,19 @@ def _touch_threads(conn: Connection, mailbox: str, thread_ids: Iterable[str]) ->
     )
     for i in range(0, len(rows), WRITE_CHUNK):
         conn.execute(stmt, rows[i : i + WRITE_CHUNK])
+
+
+def _calendar_changed(conn: Connection, mailboxes: set[str]) -> None:
+    """Make the planner row of each of ``mailboxes`` (thread_id "") due: its next pass reads
+    the calendar and, finding it changed, plans the mailbox whole. A pass with nothing due
+    reads no calendar at all, so this is what tells it one changed."""
+    if mailboxes:
+        c = t.thread_state.c
+        conn.execute(
+            update(t.thread_state)
+            .where(c.mailbox.in_(sorted(mailboxes)), c.thread_id == "")
+            .values(wake=None)
+        )
 
 
 def _lock_mailboxes(conn: Connection, where: Any) -> None:
