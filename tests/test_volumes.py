@@ -151,6 +151,16 @@ def test_a_plan_with_nothing_due_reads_no_calendar_and_a_changed_one_plans_whole
     step.save()
     assert plan() == (None, 1)
 
+    # A provider that lists the whole calendar each time (a Maildir's .ics files): the same
+    # listing changes nothing and writes no event, one event fewer is a change.
+    events = tuple(store.events("m0000"))
+    store.apply_event_sync("m0000", EventSyncResult(events, "full", full=True), at=later)
+    assert plan() == (None, 1)
+    store.apply_event_sync("m0000", EventSyncResult(events[1:], "full", full=True), at=later)
+    assert len(store.events("m0000")) == len(events) - 1
+    step, _ = plan()
+    assert isinstance(step, MailboxPlan) and step.full
+
 
 def _deferred(worker: Worker) -> float:
     return worker.metrics.registry.get_sample_value("followup_whole_plans_deferred_total") or 0.0

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -515,18 +516,22 @@ class Store:
         with self.tx() as conn:
             ids = [e.provider_id for e in result.events]
             doomed = set(result.deleted) | set(ids)
-            if result.full:
-                conn.execute(delete(t.events).where(t.events.c.mailbox == mailbox))
-            elif doomed:
-                conn.execute(
-                    delete(t.events).where(
-                        t.events.c.mailbox == mailbox, t.events.c.provider_id.in_(doomed)
-                    )
-                )
             rows = list({e.provider_id: _event_row(e) for e in result.events}.values())
-            for i in range(0, len(rows), WRITE_CHUNK):
-                conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
-            if result.full or doomed:
+            if result.full:  # a provider that lists everything each time: often nothing changed
+                changed = not _same_events(conn, mailbox, rows)
+                if changed:
+                    conn.execute(delete(t.events).where(t.events.c.mailbox == mailbox))
+            else:
+                changed = bool(doomed)
+                if doomed:
+                    conn.execute(
+                        delete(t.events).where(
+                            t.events.c.mailbox == mailbox, t.events.c.provider_id.in_(doomed)
+                        )
+                    )
+            if changed:
+                for i in range(0, len(rows), WRITE_CHUNK):
+                    conn.execute(insert(t.events), rows[i : i + WRITE_CHUNK])
                 _calendar_changed(conn, {mailbox})
             for item, reason in result.skipped:
                 self._record_skipped(conn, mailbox, "calendar", item, reason, at)
@@ -1393,6 +1398,16 @@ def _touch_threads(conn: Connection, mailbox: str, thread_ids: Iterable[str]) ->
     )
     for i in range(0, len(rows), WRITE_CHUNK):
         conn.execute(stmt, rows[i : i + WRITE_CHUNK])
+
+
+def _same_events(conn: Connection, mailbox: str, rows: list[dict[str, Any]]) -> bool:
+    """Whether ``mailbox``'s stored events are exactly ``rows`` (as :func:`_event_row` makes
+    them), compared as the events they read back as."""
+    stored = conn.execute(select(t.events).where(t.events.c.mailbox == mailbox))
+    key = attrgetter("provider_id")
+    return sorted((_event_from_row(r._mapping) for r in stored), key=key) == sorted(
+        (_event_from_row(r) for r in rows), key=key
+    )
 
 
 def _calendar_changed(conn: Connection, mailboxes: set[str]) -> None:
