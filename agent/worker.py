@@ -301,6 +301,7 @@ class Worker:
         self.started: dict[str, float] = {}  # when each pass in flight began (monotonic)
         self.given_up: set[str] = set()  # stuck passes whose lease was handed back
         self.lease_failures = 0  # failed lease attempts in a row (the store busy or down)
+        self.unregistered = False  # a reload's mailboxes wait for the store to register them
         self.stuck_after = STUCK_AFTER
         self.store.register_mailboxes(self.loaded.enabled, self.clock())
         self.metrics.rules_loaded.set(1)
@@ -522,7 +523,7 @@ class Worker:
         if self.lease_failures == 1:
             log.warning(
                 "cannot lease mailboxes, tried again until the store answers: %s",
-                logs.redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:300],
+                _first_line(exc),
             )
 
     def _drain(self) -> int:
@@ -590,11 +591,23 @@ class Worker:
         if not self.reload_requested and now - self.last_reload_check < RELOAD_CHECK_SECONDS:
             return
         self.last_reload_check = now
+        if self.unregistered:
+            self._register()
         current = stamp(self.config_path, self.loaded.settings)
         if not self.reload_requested and current in (self.loaded.stamp, self.refused_stamp):
             return
         self.reload_requested = False
         self.reload()
+
+    def _register(self) -> None:
+        """Give the loaded mailboxes their streams; with the store busy or down, tried again
+        at the next check for changes on disk."""
+        try:
+            self.store.register_mailboxes(self.loaded.enabled, self.clock())
+        except Exception as exc:
+            log.warning("cannot register the reloaded mailboxes yet: %s", _first_line(exc))
+            return
+        self.unregistered = False
 
     def reload(self) -> bool:
         """Swap in a freshly loaded set; refuse an invalid one and keep the last good set."""
@@ -638,11 +651,8 @@ class Worker:
             if new.settings.service.whole_plans != old.settings.service.whole_plans:
                 self.whole_slots = threading.BoundedSemaphore(new.settings.service.whole_plans)
         self.refused_stamp = None
-        try:
-            self.store.register_mailboxes(new.enabled, self.clock())
-        except Exception as exc:  # the store busy or down: registered at the next reload
-            log.warning("cannot register the reloaded mailboxes yet: %s", str(exc)[:300])
-            self.reload_requested = True
+        self.unregistered = True
+        self._register()
         self.metrics.reloads.labels("ok").inc()
         log.info("reloaded: %d mailboxes, %d rules", len(new.enabled), len(new.team.rules.promises))
         return True
@@ -1086,6 +1096,12 @@ class Worker:
                 )
         for state, n in counts.items():
             self.metrics.mailboxes.labels(state).set(n)
+
+
+def _first_line(exc: Exception) -> str:
+    """A store error in one redacted line (a driver's message runs on with the SQL)."""
+    text = str(exc).strip()
+    return logs.redact(text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _one_by_one(mail: Any, ids: list[str]) -> Bodies:

@@ -469,7 +469,8 @@ def test_a_store_that_refuses_leases_keeps_the_worker_running_until_it_answers(
         assert not worker.in_flight
         warned = [r for r in caplog.records if r.msg.startswith("cannot lease")]
         assert len(warned) == 1 and "database is locked" in warned[0].getMessage()
-        assert worker.metrics.lease_errors._value.get() == 3
+        errors = worker.metrics.registry.get_sample_value("followup_lease_errors_total")
+        assert errors == 3
         worker._round(pool, wait=True)  # the store answers again: every mailbox is worked
         assert {r["state"] for r in worker.store.streams()} == {INCREMENTAL}
         assert any(r.msg.startswith("the store answers again") for r in caplog.records)
@@ -478,3 +479,27 @@ def test_a_store_that_refuses_leases_keeps_the_worker_running_until_it_answers(
 
     refusals[0] = 10**6
     assert worker.run(once=True) == 0  # one round, turned away: ends without a traceback
+
+
+def test_a_reload_while_the_store_is_down_registers_its_mailboxes_once_it_answers(
+    demo_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    worker = Worker(demo_config, clock=lambda: NOW)
+    real = worker.store.register_mailboxes
+    calls: list[list[str]] = []
+
+    def register(names: list[str], at: datetime) -> None:
+        calls.append(sorted(names))
+        if len(calls) == 1:
+            raise OperationalError("INSERT INTO streams ...", {}, Exception("server closed"))
+        real(names, at)
+
+    monkeypatch.setattr(worker.store, "register_mailboxes", register)
+    assert worker.reload()  # the new set runs; its mailboxes wait for the store
+    assert worker.unregistered
+    worker.last_reload_check = 0.0
+    worker._maybe_reload()  # the next check registers them, without loading the files again
+    assert not worker.unregistered and len(calls) == 2
+    worker.store.close()
